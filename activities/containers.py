@@ -1,0 +1,278 @@
+"""Node-local activities: game images and hardened game-server containers (Docker SDK, blocking).
+
+They run as sync activities on the agent's thread pool, so the blocking Docker SDK never stalls
+the event loop, and they heartbeat so that cancellation and a dead agent are noticed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.types import Ulimit
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from core import security
+from core.analysis import module_kind
+from core.contracts import (
+    EnsureImageInput,
+    EnsureImageResult,
+    StartContainerInput,
+    StartContainerResult,
+    StopContainerInput,
+    StopContainerResult,
+    WaitReadyInput,
+    WaitReadyResult,
+)
+from core.settings import Settings
+from gameserver import image as images
+
+T = TypeVar("T")
+CONTAINER_PORT = 8080
+LABEL_PREFIX = "gsf."
+
+
+def container_name(server_id: str) -> str:
+    return f"gsf-{server_id}"
+
+
+def container_port(container: Container) -> int | None:
+    bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{CONTAINER_PORT}/tcp")
+    if not bindings:
+        return None
+    return int(bindings[0]["HostPort"])
+
+
+class ContainerActivities:
+    """Activities on queue `gsf-node-<node_id>`; `fetch_source` gets an upload's bytes by sha256."""
+
+    def __init__(self, client: docker.DockerClient, settings: Settings, node_id: str,
+                 fetch_source: Callable[[str], bytes]) -> None:
+        self.client = client
+        self.settings = settings
+        self.node_id = node_id
+        self.fetch_source = fetch_source
+        # Containers this agent stopped on purpose: their `die` events are not crashes.
+        self.expected_stops: set[str] = set()
+        self._lock = threading.Lock()
+
+    # --- helpers ------------------------------------------------------------
+
+    def _heartbeating(self, fn: Callable[[], T], every: float = 2.0) -> T:
+        """Run a long blocking call in a thread while this activity heartbeats."""
+        result: list[T] = []
+        error: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                result.append(fn())
+            except BaseException as exc:  # re-raised in the activity thread
+                error.append(exc)
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        while thread.is_alive():
+            activity.heartbeat()
+            thread.join(every)
+        if error:
+            raise error[0]
+        return result[0]
+
+    def ensure_network(self) -> str:
+        name = self.settings.game_network
+        try:
+            self.client.networks.get(name)
+        except docker.errors.NotFound:
+            try:
+                self.client.networks.create(name, driver="bridge", labels={"gsf.kind": "game-network"}, options={
+                    # No traffic between game servers, no masquerade to the outside world.
+                    "com.docker.network.bridge.enable_icc": "false",
+                    "com.docker.network.bridge.enable_ip_masquerade": "false",
+                })
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+        return name
+
+    # --- activities ----------------------------------------------------------
+
+    @activity.defn(name="ensure_image")
+    def ensure_image(self, input: EnsureImageInput) -> EnsureImageResult:
+        """Build the game image from runtime + source unless an image of that content already exists."""
+        started = time.perf_counter()
+        tag = images.game_image_tag(input.source_sha256)
+        try:
+            self.client.images.get(tag)
+            return EnsureImageResult(image=tag, built=False, duration_ms=(time.perf_counter() - started) * 1000)
+        except docker.errors.ImageNotFound:
+            pass
+        source = self.fetch_source(input.source_sha256)
+
+        def build() -> tuple[str, bool]:
+            images.ensure_base_image(self.client, self.settings)
+            images.ensure_runtime_image(self.client, self.settings)
+            return images.ensure_game_image(self.client, self.settings, source, input.source_sha256,
+                                            module_kind(source))
+
+        try:
+            tag, built = self._heartbeating(build)
+        except docker.errors.BuildError as exc:
+            raise ApplicationError(f"image build failed: {exc.msg}", type="BuildFailed",
+                                   non_retryable=True) from None
+        return EnsureImageResult(image=tag, built=built, duration_ms=(time.perf_counter() - started) * 1000)
+
+    @activity.defn(name="start_container")
+    def start_container(self, input: StartContainerInput) -> StartContainerResult:
+        """Start the hardened container; a retry after a crash adopts the container it already started."""
+        name = container_name(input.server_id)
+        try:
+            existing = self.client.containers.get(name)
+        except docker.errors.NotFound:
+            existing = None
+        if existing is not None:
+            port = container_port(existing)
+            if existing.status == "running" and existing.image.tags[:1] == [input.image] and port:
+                return self._result(existing.id, port)
+            with self._lock:
+                self.expected_stops.add(existing.id)
+            existing.remove(force=True)
+
+        network = self.ensure_network()
+        limits = input.limits
+        secret = self.settings.secret_key
+        labels = {
+            "gsf.kind": "gameserver",
+            "gsf.server_id": input.server_id,
+            "gsf.node_id": self.node_id,
+            "gsf.owner_id": input.owner_id,
+            "gsf.name": input.name,
+            "gsf.game": input.game,
+            "gsf.max_players": str(input.max_players),
+            "gsf.labels": json.dumps(input.labels, sort_keys=True),
+        }
+        container = self.client.containers.run(
+            input.image,
+            name=name,
+            detach=True,
+            environment={
+                "PORT": str(CONTAINER_PORT),
+                "GSF_SERVER_ID": input.server_id,
+                "GSF_MAX_PLAYERS": str(input.max_players),
+                "GSF_SEAT_SECRET": security.seat_secret(secret, input.server_id),
+                "GSF_AGENT_KEY": security.agent_key(secret, input.server_id),
+            },
+            labels=labels,
+            network=network,
+            ports={f"{CONTAINER_PORT}/tcp": (self.settings.publish_host, None)},
+            user="1000:1000",
+            read_only=True,
+            tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={limits.tmpfs_mb}m"},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            privileged=False,
+            pids_limit=limits.pids,
+            mem_limit=f"{limits.memory_mb}m",
+            memswap_limit=f"{limits.memory_mb}m",
+            nano_cpus=int(limits.cpus * 1e9),
+            ulimits=[Ulimit(name="nofile", soft=self.settings.server_nofile, hard=self.settings.server_nofile)],
+            init=True,
+            log_config={"type": "json-file", "config": {
+                "max-size": self.settings.server_log_max_size,
+                "max-file": str(self.settings.server_log_max_files)}},
+        )
+        port = None
+        for _ in range(100):
+            container.reload()
+            port = container_port(container)
+            if port or container.status not in ("created", "running"):
+                break
+            time.sleep(0.01)
+        if not port:
+            raise ApplicationError(f"container {container.short_id} has no published port",
+                                   type="ContainerExited", non_retryable=True)
+        return self._result(container.id, port)
+
+    def _result(self, container_id: str, port: int) -> StartContainerResult:
+        host = self.settings.public_host
+        return StartContainerResult(container_id=container_id, host=host, port=port,
+                                    ws_url=f"ws://{host}:{port}/ws")
+
+    @activity.defn(name="wait_ready")
+    def wait_ready(self, input: WaitReadyInput) -> WaitReadyResult:
+        """Probe the runtime's /health until it answers 200; a container that exits fails at once."""
+        started = time.perf_counter()
+        url = f"http://{self.settings.publish_host}:{input.port}/health"
+        deadline = started + input.timeout_seconds
+        last_beat = 0.0
+        delay = 0.01
+        while time.perf_counter() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=1.0) as resp:
+                    if resp.status == 200:
+                        return WaitReadyResult(ready_ms=(time.perf_counter() - started) * 1000)
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            now = time.perf_counter()
+            if now - last_beat > 1.0:
+                activity.heartbeat()
+                last_beat = now
+                state = self._state(input.container_id)
+                if state is not None and state.get("Status") in ("exited", "dead"):
+                    raise ApplicationError(
+                        f"game server exited with code {state.get('ExitCode')} before it was ready: "
+                        f"{self._tail(input.container_id)}",
+                        type="ContainerExited", non_retryable=True)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.1)
+        raise ApplicationError(f"game server not ready after {input.timeout_seconds:.0f} s: "
+                               f"{self._tail(input.container_id)}", type="ReadyTimeout", non_retryable=True)
+
+    def _state(self, container_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.client.api.inspect_container(container_id)["State"])
+        except docker.errors.NotFound:
+            return {"Status": "dead", "ExitCode": None}
+
+    def _tail(self, container_id: str, lines: int = 5) -> str:
+        try:
+            out = self.client.api.logs(container_id, tail=lines).decode(errors="replace")
+        except docker.errors.APIError:
+            return ""
+        return " | ".join(line for line in out.splitlines() if line.strip())[-800:]
+
+    @activity.defn(name="stop_container")
+    def stop_container(self, input: StopContainerInput) -> StopContainerResult:
+        """Stop (and with `remove`, remove) the server's container; idempotent."""
+        stopped = removed = False
+        try:
+            container = self.client.containers.get(container_name(input.server_id))
+        except docker.errors.NotFound:
+            container = None
+        if container is not None:
+            with self._lock:
+                self.expected_stops.add(container.id)
+            if container.status == "running":
+                activity.heartbeat()
+                container.stop(timeout=3)
+                stopped = True
+            if input.remove:
+                container.remove(force=True)
+                removed = True
+        if input.remove_image:
+            try:
+                self.client.images.remove(input.remove_image, noprune=False)
+            except docker.errors.ImageNotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # still used by another server: keep it
+                    raise
+        return StopContainerResult(stopped=stopped, removed=removed)

@@ -1,0 +1,40 @@
+"""Node-local activities that (de)register a game server with the matchmaker, as its node's agent."""
+
+from __future__ import annotations
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from core.contracts import DeregisterServerInput, EmptyResult, RegisterServerInput
+
+
+class MatchmakingActivities:
+    def __init__(self, http: httpx.AsyncClient, node_token: str) -> None:
+        # `http` has the matchmaker's base URL; injected so tests can hand in a transport.
+        self.http = http
+        self.headers = {"Authorization": f"Bearer {node_token}"}
+
+    @activity.defn(name="register_with_matchmaker")
+    async def register_with_matchmaker(self, input: RegisterServerInput) -> EmptyResult:
+        """Register the server and list it at once: `wait_ready` has just seen it healthy."""
+        body = input.model_dump(mode="json")
+        resp = await self.http.post("/servers", json=body, headers=self.headers)
+        if resp.status_code in (401, 403, 422):
+            raise ApplicationError(f"matchmaker refused registration: {resp.text[:300]}",
+                                   type="RegistrationRefused", non_retryable=True)
+        resp.raise_for_status()
+        # The first heartbeat; the agent's relay keeps players and metadata current from here on.
+        beat = {"players": 0, "max_players": input.max_players, "metadata": {}, "locked": False, "ready": True,
+                "generation": resp.json().get("generation")}
+        resp = await self.http.put(f"/servers/{input.server_id}/heartbeat", json=beat, headers=self.headers)
+        resp.raise_for_status()
+        return EmptyResult()
+
+    @activity.defn(name="deregister_from_matchmaker")
+    async def deregister_from_matchmaker(self, input: DeregisterServerInput) -> EmptyResult:
+        """Remove the server from the room list; idempotent."""
+        resp = await self.http.delete(f"/servers/{input.server_id}", headers=self.headers)
+        if resp.status_code not in (204, 404):
+            resp.raise_for_status()
+        return EmptyResult()

@@ -1,0 +1,52 @@
+"""Control activity that places a server on a node."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from core.contracts import SelectNodeInput, SelectNodeResult
+from core.db.models import GameServer, Node
+from core.db.session import SessionFactory
+
+SCHEDULABLE = ("ready", "online")
+ACTIVE = ("building", "starting", "running")
+
+
+class PlacementActivities:
+    def __init__(self, sessions: SessionFactory, liveness_factor: float = 3.0) -> None:
+        self.sessions = sessions
+        self.liveness_factor = liveness_factor
+
+    @activity.defn(name="select_node")
+    async def select_node(self, input: SelectNodeInput) -> SelectNodeResult:
+        """Least-loaded live, schedulable node whose labels match; `NoCapacity` when none fits."""
+        now = datetime.now(UTC)
+        async with self.sessions() as session:
+            nodes = (await session.scalars(select(Node).where(Node.status.in_(SCHEDULABLE)))).all()
+            counts = dict((await session.execute(
+                select(GameServer.node_id, func.count()).where(GameServer.status.in_(ACTIVE))
+                .group_by(GameServer.node_id))).tuples().all())
+        candidates = []
+        for node in nodes:
+            if node.id in input.exclude or not node.online or node.last_online is None:
+                continue
+            last = node.last_online if node.last_online.tzinfo else node.last_online.replace(tzinfo=UTC)
+            if now - last > timedelta(seconds=node.heartbeat_seconds * self.liveness_factor):
+                continue
+            if any(node.labels.get(k) != v for k, v in input.labels.items()):
+                continue
+            max_servers = int(node.resources.get("max_servers", 0) or 0)
+            running = counts.get(node.id, 0)
+            if max_servers and running >= max_servers:
+                continue
+            free_mem = float(node.resources.get("memory_mb", 0) or 0) - running * input.limits.memory_mb
+            candidates.append((running, -free_mem, node.id))
+        if not candidates:
+            raise ApplicationError(
+                f"no online node matches labels {input.labels} with room for the server",
+                type="NoCapacity", non_retryable=True)
+        return SelectNodeResult(node_id=min(candidates)[2])

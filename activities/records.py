@@ -1,0 +1,49 @@
+"""Control activities that write platform records: status transitions and their events."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from temporalio import activity
+
+from core.contracts import RecordStatusInput, RecordStatusResult
+from core.db.models import GameServer, ServerEvent
+from core.db.session import SessionFactory
+
+
+class RecordActivities:
+    def __init__(self, sessions: SessionFactory) -> None:
+        self.sessions = sessions
+
+    @activity.defn(name="record_status")
+    async def record_status(self, input: RecordStatusInput) -> RecordStatusResult:
+        """Apply a status transition; records are written off the critical path, so `seq` orders them."""
+        async with self.sessions() as session:
+            server = await session.get(GameServer, input.server_id)
+            if server is None:
+                return RecordStatusResult(applied=False)
+            exists = await session.scalar(
+                select(ServerEvent.id).where(ServerEvent.server_id == input.server_id,
+                                             ServerEvent.seq == input.seq))
+            if exists is None:
+                session.add(ServerEvent(server_id=input.server_id, seq=input.seq, status=input.status.value,
+                                        message=input.message, at=input.at))
+            applied = input.seq > server.status_seq
+            if applied:
+                server.status = input.status.value
+                server.status_seq = input.seq
+                server.error = input.message if input.status.value in ("failed", "rejected") else None
+            # Facts (node, image, address) are kept whatever the order they arrive in.
+            for field in ("node_id", "image", "container_id", "ws_url", "host", "port", "max_players"):
+                value = getattr(input, field)
+                if value is not None:
+                    setattr(server, field, value or None)
+            if input.report is not None:
+                server.analysis = input.report.model_dump(mode="json")
+            server.updated_at = input.at if applied else server.updated_at
+            try:
+                await session.commit()
+            except IntegrityError:
+                # A retried activity raced its first attempt: the event is already there.
+                await session.rollback()
+            return RecordStatusResult(applied=applied)

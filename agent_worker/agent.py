@@ -1,0 +1,306 @@
+"""The node agent: a Temporal worker on `gsf-node-<node_id>` plus the node's housekeeping loops.
+
+- registers the node and heartbeats its metrics to the API;
+- relays each game server's status (players, metadata) to the matchmaker;
+- watches Docker events and reports containers that die unexpectedly to their workflow;
+- ships container logs to the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import docker
+import docker.errors
+import httpx
+from docker.models.containers import Container
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from activities.containers import ContainerActivities, container_port
+from activities.matchmaking import MatchmakingActivities
+from agent_worker.fingerprint import MetricsSampler, hardware, network
+from core import security
+from core.artifacts import LocalArtifactStore
+from core.contracts import CrashReport
+from core.queues import gameserver_workflow_id, node_queue
+from core.settings import Settings
+from core.temporal import connect
+
+log = logging.getLogger("gsf.agent")
+MAX_CONCURRENT_ACTIVITIES = 16
+
+
+class Agent:
+    def __init__(self, settings: Settings, node_id: str, client: Client | None = None) -> None:
+        self.settings = settings
+        self.node_id = node_id
+        self.client = client
+        self.token = security.node_token(settings.secret_key, node_id)
+        self.headers = {"Authorization": f"Bearer {self.token}"}
+        self.docker = docker.from_env()
+        self.artifacts = LocalArtifactStore(settings.artifact_dir)
+        self.containers = ContainerActivities(self.docker, settings, node_id, self._fetch_source)
+        self.log_queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=100_000)
+        self.log_threads: dict[str, threading.Thread] = {}
+        self.stopping = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # --- sources ------------------------------------------------------------------
+
+    def _fetch_source(self, sha: str) -> bytes:
+        try:
+            return self.artifacts.get("sources", sha)
+        except KeyError:
+            pass
+        # Another host: ask the API for the bytes, then keep them locally.
+        resp = httpx.get(f"{self.settings.public_api_url}/api/v1/agent/sources/{sha}", headers=self.headers,
+                         timeout=30)
+        resp.raise_for_status()
+        if hashlib.sha256(resp.content).hexdigest() != sha:
+            raise ValueError(f"source {sha} arrived corrupted")
+        self.artifacts.put("sources", resp.content)
+        return resp.content
+
+    # --- main ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        if self.client is None:
+            self.client = await connect(self.settings)
+        async with httpx.AsyncClient(base_url=self.settings.matchmaker_url, timeout=10) as mm_http, \
+                httpx.AsyncClient(base_url=self.settings.public_api_url, timeout=10) as api_http:
+            matchmaking = MatchmakingActivities(mm_http, self.token)
+            with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES + 4,
+                                    thread_name_prefix="gsf-activity") as executor:
+                worker = Worker(
+                    self.client,
+                    task_queue=node_queue(self.node_id),
+                    activities=[
+                        self.containers.ensure_image,
+                        self.containers.start_container,
+                        self.containers.wait_ready,
+                        self.containers.stop_container,
+                        matchmaking.register_with_matchmaker,
+                        matchmaking.deregister_from_matchmaker,
+                    ],
+                    activity_executor=executor,
+                    max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+                    identity=f"agent@{self.node_id}",
+                    graceful_shutdown_timeout=timedelta(seconds=5),
+                )
+                events = threading.Thread(target=self._watch_events, name="gsf-events", daemon=True)
+                events.start()
+                tasks = [
+                    asyncio.create_task(self._heartbeat_loop(api_http), name="heartbeat"),
+                    asyncio.create_task(self._relay_loop(mm_http), name="relay"),
+                    asyncio.create_task(self._ship_logs_loop(api_http), name="logs"),
+                ]
+                log.info("agent %s polling %s", self.node_id, node_queue(self.node_id))
+                try:
+                    await self._report_dead_containers()
+                    await worker.run()
+                finally:
+                    self.stopping.set()
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    with contextlib.suppress(Exception):
+                        await self._flush_logs(api_http)
+
+    def _our_containers(self, all: bool = False) -> list[Container]:
+        return list(self.docker.containers.list(all=all, filters={
+            "label": ["gsf.kind=gameserver", f"gsf.node_id={self.node_id}"]}))
+
+    # --- node heartbeat -----------------------------------------------------------------
+
+    async def _heartbeat_loop(self, api: httpx.AsyncClient) -> None:
+        sampler = MetricsSampler(str(self.settings.data_dir))
+        try:
+            docker_version = str(self.docker.version().get("Version", ""))
+        except docker.errors.APIError:
+            docker_version = ""
+        body: dict[str, Any] = {
+            "name": self.settings.node_name if self.settings.node_id == self.node_id else self.node_id,
+            "hardware": hardware(docker_version), "network": network(),
+            "labels": self.settings.node_labels, "heartbeat_seconds": self.settings.agent_heartbeat_seconds,
+        }
+        body["resources"] = {
+            "cpus": body["hardware"]["cpu_threads"],
+            "memory_mb": body["hardware"]["memory_bytes"] // (1024 * 1024),
+            "max_servers": 0,
+        }
+        while True:
+            try:
+                instances = len(await asyncio.to_thread(self._our_containers))
+                body["metrics"] = sampler.sample(instances)
+                resp = await api.put("/api/v1/agent/heartbeat", json=body, headers=self.headers)
+                resp.raise_for_status()
+            except (httpx.HTTPError, docker.errors.APIError) as exc:
+                log.warning("node heartbeat failed: %s", exc)
+            await asyncio.sleep(self.settings.agent_heartbeat_seconds)
+
+    # --- matchmaker relay ----------------------------------------------------------------
+
+    async def _relay_loop(self, mm: httpx.AsyncClient) -> None:
+        async with httpx.AsyncClient(timeout=2) as probe:
+            while True:
+                try:
+                    containers = await asyncio.to_thread(self._our_containers)
+                    await asyncio.gather(*(self._relay_one(c, probe, mm) for c in containers))
+                    for c in containers:
+                        self._follow_logs(c)
+                except (docker.errors.APIError, httpx.HTTPError) as exc:
+                    log.warning("relay failed: %s", exc)
+                await asyncio.sleep(self.settings.agent_heartbeat_seconds)
+
+    async def _relay_one(self, c: Container, probe: httpx.AsyncClient, mm: httpx.AsyncClient) -> None:
+        server_id = c.labels.get("gsf.server_id", "")
+        port = container_port(c)
+        if not server_id or not port or c.id in self.containers.expected_stops:
+            return
+        key = security.agent_key(self.settings.secret_key, server_id)
+        try:
+            resp = await probe.get(f"http://{self.settings.publish_host}:{port}/status",
+                                   headers={"Authorization": f"Bearer {key}"})
+            status = resp.json() if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            status = None
+        if status is None:
+            return
+        beat = {"players": int(status.get("players", 0)), "max_players": int(status.get("max_players", 0)),
+                "metadata": status.get("metadata") or {}, "locked": bool(status.get("locked", False)),
+                "ready": True}
+        resp = await mm.put(f"/servers/{server_id}/heartbeat", json=beat, headers=self.headers)
+        if resp.status_code not in (200, 404):
+            log.warning("matchmaker heartbeat for %s: %s %s", server_id, resp.status_code, resp.text[:200])
+
+    # --- crash reports ----------------------------------------------------------------------
+
+    def _watch_events(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                stream = self.docker.events(decode=True, filters={
+                    "type": "container", "event": "die", "label": [f"gsf.node_id={self.node_id}"]})
+                for event in stream:
+                    if self.stopping.is_set():
+                        break
+                    self._on_die(event)
+            except (docker.errors.APIError, OSError, ValueError) as exc:
+                log.warning("docker event stream broke (%s); reconnecting", exc)
+                self.stopping.wait(1.0)
+
+    def _on_die(self, event: dict[str, Any]) -> None:
+        cid = event.get("id", "")
+        attrs = event.get("Actor", {}).get("Attributes", {})
+        server_id = attrs.get("gsf.server_id")
+        if not server_id or cid in self.containers.expected_stops:
+            self.containers.expected_stops.discard(cid)
+            return
+        exit_code = int(attrs["exitCode"]) if str(attrs.get("exitCode", "")).isdigit() else None
+        report = CrashReport(container_id=cid, exit_code=exit_code, reason=self.containers._tail(cid, 3))
+        if self.loop is not None:
+            asyncio.run_coroutine_threadsafe(self._signal_crash(server_id, report), self.loop)
+
+    async def _signal_crash(self, server_id: str, report: CrashReport) -> None:
+        assert self.client is not None
+        handle = self.client.get_workflow_handle(gameserver_workflow_id(server_id))
+        try:
+            await handle.signal("report_crash", report)
+            log.warning("server %s: container %s died (exit %s)", server_id, report.container_id[:12],
+                        report.exit_code)
+        except RPCError as exc:
+            log.info("crash of %s not reported: %s", server_id, exc)
+
+    async def _report_dead_containers(self) -> None:
+        """After an agent restart: containers that died while nobody watched are reported now."""
+        for c in await asyncio.to_thread(self._our_containers, True):
+            if c.status in ("exited", "dead") and c.labels.get("gsf.server_id"):
+                state = c.attrs.get("State", {})
+                await self._signal_crash(c.labels["gsf.server_id"], CrashReport(
+                    container_id=c.id, exit_code=state.get("ExitCode"), reason="found dead at agent start"))
+
+    # --- logs ---------------------------------------------------------------------------------
+
+    def _follow_logs(self, c: Container) -> None:
+        thread = self.log_threads.get(c.id)
+        if thread is not None and thread.is_alive():
+            return
+        server_id = c.labels.get("gsf.server_id", "")
+        thread = threading.Thread(target=self._tail_logs, args=(c.id, server_id), daemon=True,
+                                  name=f"gsf-logs-{c.short_id}")
+        self.log_threads[c.id] = thread
+        thread.start()
+
+    def _tail_logs(self, cid: str, server_id: str) -> None:
+        since = self._log_cursor(server_id, cid)
+        try:
+            stream = self.docker.api.logs(cid, stream=True, follow=True, timestamps=True, since=since)
+            buffer = b""
+            for chunk in stream:
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for raw in lines:
+                    self._queue_line(server_id, cid, raw)
+                if self.stopping.is_set():
+                    break
+            if buffer:
+                self._queue_line(server_id, cid, buffer)
+        except (docker.errors.APIError, OSError) as exc:
+            log.debug("log stream of %s ended: %s", cid[:12], exc)
+
+    def _log_cursor(self, server_id: str, cid: str) -> float | None:
+        try:
+            resp = httpx.get(f"{self.settings.public_api_url}/api/v1/agent/logs/{server_id}/cursor",
+                             params={"container_id": cid}, headers=self.headers, timeout=5)
+            ts = resp.json().get("ts") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        return datetime.fromisoformat(ts).timestamp() + 1e-6 if ts else None
+
+    def _queue_line(self, server_id: str, cid: str, raw: bytes) -> None:
+        text = raw.decode(errors="replace").rstrip("\r")
+        ts, _, line = text.partition(" ")
+        try:
+            when = datetime.fromisoformat(ts.replace("Z", "+00:00")[:26] + "+00:00")
+        except ValueError:
+            when, line = datetime.now(UTC), text
+        with contextlib.suppress(queue.Full):
+            self.log_queue.put_nowait({"server_id": server_id, "container_id": cid, "ts": when.isoformat(),
+                                       "line": line[:8192]})
+
+    async def _ship_logs_loop(self, api: httpx.AsyncClient) -> None:
+        while True:
+            await asyncio.sleep(0.3)
+            try:
+                await self._flush_logs(api)
+            except httpx.HTTPError as exc:
+                log.warning("log shipping failed: %s", exc)
+                await asyncio.sleep(2)
+
+    async def _flush_logs(self, api: httpx.AsyncClient) -> None:
+        batch: list[dict[str, Any]] = []
+        while len(batch) < 2000:
+            try:
+                batch.append(self.log_queue.get_nowait())
+            except queue.Empty:
+                break
+        if not batch:
+            return
+        try:
+            resp = await api.post("/api/v1/agent/logs", json={"lines": batch}, headers=self.headers)
+            resp.raise_for_status()
+        except httpx.HTTPError:
+            for item in batch:  # keep them for the next try
+                with contextlib.suppress(queue.Full):
+                    self.log_queue.put_nowait(item)
+            raise

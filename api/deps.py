@@ -1,0 +1,92 @@
+"""Annotated dependencies: settings, DB session, Temporal client, the calling user or node agent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+
+from core import security
+from core.artifacts import LocalArtifactStore
+from core.db.models import ApiKey, User
+from core.errors import Forbidden, Unauthorized, Unavailable
+from core.settings import Settings
+from core.temporal import connect
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+async def get_temporal(request: Request) -> Client:
+    state = request.app.state
+    if state.temporal is None:
+        # Temporal may start after the API; connect on first use instead of refusing to boot.
+        try:
+            state.temporal = await connect(state.settings)
+        except (RuntimeError, OSError) as exc:
+            raise Unavailable(f"Temporal at {state.settings.temporal_address} does not answer: {exc}") from None
+    client: Client = state.temporal
+    return client
+
+
+def get_artifacts(request: Request) -> LocalArtifactStore:
+    store: LocalArtifactStore = request.app.state.artifacts
+    return store
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send `Authorization: Bearer <api key>`")
+    return token.strip()
+
+
+async def get_current_user(request: Request, session: Annotated[AsyncSession, Depends(get_session)]) -> User:
+    key = _bearer(request)
+    row = await session.scalar(select(ApiKey).where(ApiKey.prefix == security.key_prefix(key),
+                                                    ApiKey.key_hash == security.hash_api_key(key)))
+    now = datetime.now(UTC)
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("unknown or revoked API key")
+    if row.expires_at is not None and (row.expires_at.replace(tzinfo=UTC) if row.expires_at.tzinfo is None
+                                       else row.expires_at) < now:
+        raise Unauthorized("API key expired")
+    user = await session.get(User, row.user_id)
+    if user is None:
+        raise Unauthorized("unknown or revoked API key")
+    return user
+
+
+def require_admin(user: Annotated[User, Depends(get_current_user)]) -> User:
+    if not user.is_admin:
+        raise Forbidden("this needs an admin key")
+    return user
+
+
+def get_agent_node(request: Request) -> str:
+    node_id = security.verify_node_token(request.app.state.settings.secret_key, _bearer(request))
+    if node_id is None:
+        raise Unauthorized("unknown node token")
+    return node_id
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+ArtifactsDep = Annotated[LocalArtifactStore, Depends(get_artifacts)]
+CurrentUser = Annotated[User, Depends(get_current_user)]
+AdminUser = Annotated[User, Depends(require_admin)]
+AgentNode = Annotated[str, Depends(get_agent_node)]

@@ -1,0 +1,297 @@
+"""Game servers: deploy an upload, list, inspect, follow logs, stop and delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import ArtifactsDep, CurrentUser, SessionDep, SettingsDep, TemporalDep
+from api.schemas import (
+    LogLinePublic,
+    LogsPublic,
+    ServerCreated,
+    ServerDetail,
+    ServerEventPublic,
+    ServerPublic,
+    ServersPublic,
+)
+from core.contracts import GameServerInput, Limits, ServerStatus, StopServerInput, StopServerResult
+from core.db.models import GameServer, LogLine, ServerEvent, User, new_id
+from core.errors import BadRequest, Forbidden, InvalidUpload, NotFound, Unavailable, UploadTooLarge
+from core.queues import gameserver_workflow_id, workflow_ui_url
+from core.settings import Settings
+from core.temporal import SA_NODE_ID, SA_OWNER, SA_SERVER_ID, SA_STATUS
+
+router = APIRouter(prefix="/api/v1/servers", tags=["servers"])
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+DONE = {s.value for s in (ServerStatus.STOPPED, ServerStatus.DELETED, ServerStatus.FAILED, ServerStatus.REJECTED)}
+STOP_TIMEOUT = 120.0
+
+
+def _parse_labels(raw: str) -> dict[str, str]:
+    raw = raw.strip()
+    if not raw:
+        return {}
+    if raw.startswith("{"):
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise BadRequest(f"labels: invalid JSON ({exc.msg})") from None
+        if not isinstance(data, dict):
+            raise BadRequest("labels: expected a JSON object")
+        labels = {str(k): str(v) for k, v in data.items()}
+    else:
+        labels = {}
+        for part in raw.split(","):
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise BadRequest(f"labels: expected key=value, got {part.strip()!r}")
+            labels[key.strip()] = value.strip()
+    for key, value in labels.items():
+        if not LABEL_RE.match(key) or len(value) > 128:
+            raise BadRequest(f"labels: invalid label {key!r}")
+    if len(labels) > 32:
+        raise BadRequest("labels: at most 32 labels")
+    return labels
+
+
+def _game_name(filename: str | None) -> str:
+    stem = (filename or "game.js").rsplit("/", 1)[-1]
+    stem = re.sub(r"\.(c|m)?js$", "", stem)
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", stem)[:64] or "game"
+
+
+def _public(server: GameServer, settings: Settings, cls: type[ServerPublic] = ServerPublic) -> ServerPublic:
+    out = cls.model_validate(server)
+    out.workflow_url = workflow_ui_url(settings.temporal_ui_url, settings.temporal_namespace, server.workflow_id)
+    return out
+
+
+async def _owned(session: SessionDep, user: User, server_id: str) -> GameServer:
+    server = await session.get(GameServer, server_id) if len(server_id) <= 32 else None
+    # Another user's server is indistinguishable from a missing one.
+    if server is None or (server.owner_id != user.id and not user.is_admin):
+        raise NotFound(f"no server {server_id!r}")
+    return server
+
+
+@router.post("", status_code=202, response_model=ServerCreated)
+async def create_server(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    temporal: TemporalDep,
+    artifacts: ArtifactsDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="the game module (.js, .mjs or .cjs)")],
+    name: Annotated[str, Form()],
+    max_players: Annotated[int | None, Form(ge=1, le=1000)] = None,
+    labels: Annotated[str, Form()] = "",
+    allow_rules: Annotated[str, Form(description="comma-separated rule ids (admin only)")] = "",
+) -> ServerCreated:
+    """Upload a game module and deploy it as a new server."""
+    if not NAME_RE.match(name):
+        raise BadRequest("name: 1-64 characters of letters, digits, space, '_', '.', '-'")
+    if file.filename and not re.search(r"\.(c|m)?js$", file.filename):
+        raise InvalidUpload("the upload must be a JavaScript module (.js, .mjs or .cjs)")
+    source = await file.read(settings.max_upload_bytes + 1)
+    if len(source) > settings.max_upload_bytes:
+        raise UploadTooLarge(f"the game module is larger than {settings.max_upload_bytes} bytes")
+    if not source.strip():
+        raise InvalidUpload("the upload is empty")
+    allow = [r.strip() for r in allow_rules.split(",") if r.strip()]
+    if allow and not user.is_admin:
+        raise Forbidden("only an admin may allow analysis rules")
+    parsed_labels = _parse_labels(labels)
+    sha = await asyncio.to_thread(artifacts.put, "sources", source)
+    limits = Limits(memory_mb=settings.server_memory_mb, cpus=settings.server_cpus, pids=settings.server_pids,
+                    tmpfs_mb=settings.server_tmpfs_mb)
+    server_id = new_id()
+    server = GameServer(id=server_id, owner_id=user.id, name=name, game=_game_name(file.filename),
+                        source_sha256=sha, source_size=len(source), max_players=max_players or 0,
+                        labels=parsed_labels, limits=limits.model_dump(), allow_rules=allow,
+                        status=ServerStatus.PENDING.value, workflow_id=gameserver_workflow_id(server_id))
+    session.add(server)
+    session.add(ServerEvent(server_id=server_id, seq=0, status="pending", message="uploaded"))
+    await session.commit()
+    try:
+        handle = await temporal.start_workflow(
+            "GameServerWorkflow",
+            GameServerInput(server_id=server_id, owner_id=user.id, name=name, game=server.game,
+                            source_sha256=sha, max_players=max_players or 0, labels=parsed_labels,
+                            limits=limits, allow_rules=allow, restart_limit=settings.restart_limit,
+                            ready_timeout_seconds=settings.ready_timeout_seconds,
+                            control_queue=settings.control_queue),
+            id=server.workflow_id,
+            task_queue=settings.control_queue,
+            search_attributes=TypedSearchAttributes([
+                SA_SERVER_ID.value_set(server_id), SA_OWNER.value_set(user.id),
+                SA_STATUS.value_set("pending"), SA_NODE_ID.value_set("")]),
+        )
+    except RPCError as exc:
+        server.status, server.error = ServerStatus.FAILED.value, f"could not start its workflow: {exc.message}"
+        await session.commit()
+        raise Unavailable(f"Temporal refused the deployment: {exc.message}") from None
+    server.run_id = handle.first_execution_run_id or handle.result_run_id
+    await session.commit()
+    return ServerCreated(
+        id=server_id, name=name, status=server.status,
+        status_url=str(request.url_for("get_server", server_id=server_id)),
+        workflow_id=server.workflow_id,
+        workflow_url=workflow_ui_url(settings.temporal_ui_url, settings.temporal_namespace, server.workflow_id,
+                                     server.run_id),
+    )
+
+
+@router.get("", response_model=ServersPublic)
+async def list_servers(
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    include_deleted: bool = False,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ServersPublic:
+    """List the caller's servers, newest first (admins see all)."""
+    query = select(GameServer)
+    if not user.is_admin:
+        query = query.where(GameServer.owner_id == user.id)
+    if status:
+        query = query.where(GameServer.status == status)
+    elif not include_deleted:
+        query = query.where(GameServer.status != ServerStatus.DELETED.value)
+    count = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = (await session.scalars(query.order_by(GameServer.created_at.desc(), GameServer.id)
+                                  .limit(limit).offset(offset))).all()
+    return ServersPublic(items=[_public(s, settings) for s in rows], count=count,
+                         next_offset=offset + limit if offset + limit < count else None)
+
+
+@router.get("/{server_id}", response_model=ServerDetail)
+async def get_server(server_id: str, user: CurrentUser, session: SessionDep, settings: SettingsDep) -> ServerPublic:
+    """One server with its status history."""
+    server = await _owned(session, user, server_id)
+    events = (await session.scalars(select(ServerEvent).where(ServerEvent.server_id == server_id)
+                                    .order_by(ServerEvent.seq))).all()
+    detail = _public(server, settings, ServerDetail)
+    assert isinstance(detail, ServerDetail)
+    detail.events = [ServerEventPublic.model_validate(e) for e in events]
+    detail.analysis = server.analysis
+    return detail
+
+
+@router.get("/{server_id}/analysis")
+async def get_analysis(server_id: str, user: CurrentUser, session: SessionDep) -> dict[str, object]:
+    """The code-analysis report of the server's upload."""
+    server = await _owned(session, user, server_id)
+    if server.analysis is None:
+        raise NotFound("the analysis has not finished yet")
+    return dict(server.analysis)
+
+
+@router.get("/{server_id}/logs", response_model=None)
+async def get_logs(
+    request: Request,
+    server_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    tail: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    follow: bool = False,
+) -> LogsPublic | StreamingResponse:
+    """The container's logs: the last `tail` lines, or with `follow` a live NDJSON stream."""
+    await _owned(session, user, server_id)
+    rows = list(reversed((await session.scalars(
+        select(LogLine).where(LogLine.server_id == server_id).order_by(LogLine.id.desc()).limit(tail))).all()))
+    lines = [LogLinePublic(id=r.id, ts=r.ts, stream=r.stream, line=r.line) for r in rows]
+    if not follow:
+        return LogsPublic(server_id=server_id, lines=lines)
+    sessions = request.app.state.sessions
+    last_id = lines[-1].id if lines else 0
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal last_id
+        for line in lines:
+            yield (line.model_dump_json() + "\n").encode()
+        quiet_after_done = 0
+        while not await request.is_disconnected():
+            async with sessions() as s:
+                new = (await s.scalars(select(LogLine).where(LogLine.server_id == server_id, LogLine.id > last_id)
+                                       .order_by(LogLine.id).limit(1000))).all()
+                status = await s.scalar(select(GameServer.status).where(GameServer.id == server_id))
+            for r in new:
+                last_id = r.id
+                yield (LogLinePublic(id=r.id, ts=r.ts, stream=r.stream, line=r.line).model_dump_json()
+                       + "\n").encode()
+            if status in DONE and not new:
+                quiet_after_done += 1
+                if quiet_after_done >= 4:
+                    return
+            await asyncio.sleep(0.5)
+
+    return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+
+async def _stop(session: SessionDep, temporal: TemporalDep, server: GameServer, delete: bool) -> None:
+    handle = temporal.get_workflow_handle(server.workflow_id)
+    try:
+        await asyncio.wait_for(handle.execute_update("stop", StopServerInput(delete=delete),
+                                                     result_type=StopServerResult), STOP_TIMEOUT)
+    except WorkflowUpdateFailedError:
+        pass  # the validator refused: already deleted, which is what was asked
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise Unavailable(f"Temporal: {exc.message}") from None
+        # The workflow has ended (rejected/failed/deleted): only the record is left to update.
+        if delete:
+            server.status = ServerStatus.DELETED.value
+            server.updated_at = datetime.now(UTC)
+            await session.commit()
+        return
+    except TimeoutError:
+        raise Unavailable("the server did not stop in time; the request goes on in the background") from None
+    await session.refresh(server)
+
+
+@router.post("/{server_id}/stop", response_model=ServerPublic)
+async def stop_server(server_id: str, user: CurrentUser, session: SessionDep, temporal: TemporalDep,
+                      settings: SettingsDep) -> ServerPublic:
+    """Stop the server (deregister, stop its container); idempotent."""
+    server = await _owned(session, user, server_id)
+    if server.status not in DONE:
+        await _stop(session, temporal, server, delete=False)
+        await _wait_record(session, server, DONE)
+    return _public(server, settings)
+
+
+@router.delete("/{server_id}", response_model=ServerPublic)
+async def delete_server(server_id: str, user: CurrentUser, session: SessionDep, temporal: TemporalDep,
+                        settings: SettingsDep) -> ServerPublic:
+    """Delete the server, its container and its image if nothing else uses it; idempotent."""
+    server = await _owned(session, user, server_id)
+    if server.status != ServerStatus.DELETED.value:
+        await _stop(session, temporal, server, delete=True)
+        await _wait_record(session, server, {ServerStatus.DELETED.value})
+    return _public(server, settings)
+
+
+async def _wait_record(session: SessionDep, server: GameServer, statuses: set[str], timeout: float = 10.0) -> None:
+    """Records are written just after the workflow moves on; wait briefly so the answer is current."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while server.status not in statuses and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+        await session.refresh(server)

@@ -1,0 +1,162 @@
+"""The `gsf` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from core.settings import get_settings
+
+app = typer.Typer(help="Game Server Factory: host multiplayer JavaScript game servers.", no_args_is_help=True,
+                  add_completion=False)
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _run_until_signal(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a long-lived service; SIGTERM/SIGINT cancel it so workers shut down gracefully."""
+
+    async def main() -> None:
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+
+
+@app.command()
+def up() -> None:
+    """Start the whole platform on this machine (embedded defaults); Ctrl-C stops it."""
+    from cli.up import run_up
+
+    run_up(get_settings())
+
+
+@app.command()
+def api() -> None:
+    """Run the control-plane API."""
+    import uvicorn
+
+    from api.main import create_app
+
+    _logging()
+    s = get_settings()
+    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level="warning")
+
+
+@app.command()
+def matchmaker() -> None:
+    """Run the matchmaker."""
+    import uvicorn
+
+    from matchmaker.app import create_app
+
+    _logging()
+    s = get_settings()
+    uvicorn.run(create_app(s), host=s.matchmaker_host, port=s.matchmaker_port, log_level="warning")
+
+
+@app.command("control-worker")
+def control_worker() -> None:
+    """Run the control worker (workflows and control activities)."""
+    from activities.control_worker import run_control_worker
+
+    _logging()
+    _run_until_signal(run_control_worker(get_settings()))
+
+
+@app.command()
+def agent(node_id: Annotated[str, typer.Option(help="this node's id")] = "") -> None:
+    """Run the node agent for this machine."""
+    from agent_worker.agent import Agent
+
+    _logging()
+    s = get_settings()
+    _run_until_signal(Agent(s, node_id or s.node_id).run())
+
+
+@app.command()
+def deploy(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    name: Annotated[str, typer.Option(help="server name")] = "",
+    max_players: Annotated[int | None, typer.Option(help="seats; default: the module's maxPlayers")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="key=value; repeatable")] = None,
+    wait: Annotated[bool, typer.Option(help="follow the deployment until it runs")] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Upload a game module and deploy it."""
+    from cli.client import deploy as run
+
+    raise typer.Exit(run(get_settings(), file, name or file.stem, max_players, label or [], wait, json_output))
+
+
+@app.command()
+def servers(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List your servers."""
+    from cli.client import servers as run
+
+    raise typer.Exit(run(get_settings(), json_output))
+
+
+@app.command()
+def server(server_id: str) -> None:
+    """Show one server and its status history."""
+    from cli.client import show
+
+    raise typer.Exit(show(get_settings(), server_id))
+
+
+@app.command()
+def logs(server_id: str, tail: int = 100, follow: Annotated[bool, typer.Option("--follow", "-f")] = False) -> None:
+    """Print (or follow) a server's logs."""
+    from cli.client import logs as run
+
+    raise typer.Exit(run(get_settings(), server_id, tail, follow))
+
+
+@app.command()
+def stop(server_id: str) -> None:
+    """Stop a server."""
+    from cli.client import stop as run
+
+    raise typer.Exit(run(get_settings(), server_id, delete=False))
+
+
+@app.command()
+def delete(server_id: str) -> None:
+    """Delete a server, its container and image."""
+    from cli.client import stop as run
+
+    raise typer.Exit(run(get_settings(), server_id, delete=True))
+
+
+@app.command()
+def check(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    json_output: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
+    allow: Annotated[list[str] | None, typer.Option(help="rule id to allow; repeatable")] = None,
+) -> None:
+    """Analyze a game module locally: exit 0 clean, 1 blocked, 2 warnings only."""
+    from cli.check import run_check
+
+    raise typer.Exit(run_check(file, json_output, allow or []))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Errors every gsf process can raise, mapped by the API to application/problem+json.
+
+    GsfError                      base; `slug`, `status`, `title`
+    ├── BadRequest                input the client can fix (400)
+    │   ├── UploadTooLarge        the upload exceeds its size limit (413)
+    │   └── InvalidUpload         not a usable game module file (400)
+    ├── Unauthorized              no or an unknown credential (401)
+    ├── Forbidden                 a known credential without the right (403)
+    ├── NotFound                  no such resource, or not the caller's (404)
+    ├── Conflict                  the resource is in a state that forbids the request (409)
+    ├── NoCapacity                no node can take the server (409)
+    └── Unavailable               a dependency (Temporal, DB, Docker) does not answer (503)
+"""
+
+from __future__ import annotations
+
+PROBLEM_BASE = "https://gsf.dev/problems/"
+
+
+class GsfError(Exception):
+    """Base of every error the platform reports to a client."""
+
+    slug = "internal-error"
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str = "", **extra: object) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+
+class BadRequest(GsfError):
+    slug, status, title = "bad-request", 400, "Bad request"
+
+
+class UploadTooLarge(BadRequest):
+    slug, status, title = "upload-too-large", 413, "Upload too large"
+
+
+class InvalidUpload(BadRequest):
+    slug, status, title = "invalid-upload", 400, "Invalid upload"
+
+
+class Unauthorized(GsfError):
+    slug, status, title = "unauthorized", 401, "Unauthorized"
+
+
+class Forbidden(GsfError):
+    slug, status, title = "forbidden", 403, "Forbidden"
+
+
+class NotFound(GsfError):
+    slug, status, title = "not-found", 404, "Not found"
+
+
+class Conflict(GsfError):
+    slug, status, title = "conflict", 409, "Conflict"
+
+
+class NoCapacity(GsfError):
+    slug, status, title = "no-capacity", 409, "No node has capacity"
+
+
+class Unavailable(GsfError):
+    slug, status, title = "unavailable", 503, "Service unavailable"

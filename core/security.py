@@ -1,0 +1,110 @@
+"""Keys and tokens: API keys (stored hashed), node tokens, per-server seat secrets and seat tokens.
+
+Seat token wire format (the Node.js runtime verifies the same):
+    base64url(json payload) + "." + base64url(HMAC-SHA256(seat_secret, payload_b64))
+payload = {"sid": server_id, "pid": player_id, "exp": unix_seconds, "n": nonce}
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+API_KEY_PREFIX = "gsf_"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: str, message: str) -> str:
+    return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+# --- API keys -----------------------------------------------------------------
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """A fresh key: (the key shown once, its lookup prefix, its stored hash)."""
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    return key, key_prefix(key), hash_api_key(key)
+
+
+def key_prefix(key: str) -> str:
+    return key[: len(API_KEY_PREFIX) + 8]
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+# --- node tokens ------------------------------------------------------------------
+
+
+def node_token(secret_key: str, node_id: str) -> str:
+    return f"{node_id}.{_mac(secret_key, 'node:' + node_id)}"
+
+
+def verify_node_token(secret_key: str, token: str) -> str | None:
+    """The node id a token speaks for, or None."""
+    node_id, _, mac = token.rpartition(".")
+    if not node_id or not hmac.compare_digest(mac, _mac(secret_key, "node:" + node_id)):
+        return None
+    return node_id
+
+
+# --- seats --------------------------------------------------------------------------
+
+
+def seat_secret(secret_key: str, server_id: str) -> str:
+    """The per-server key handed to one container; it can sign nothing for other servers."""
+    return _mac(secret_key, "seat:" + server_id)
+
+
+def agent_key(secret_key: str, server_id: str) -> str:
+    """What the node agent presents to a container's /status endpoint."""
+    return _mac(secret_key, "agent:" + server_id)
+
+
+@dataclass(frozen=True)
+class SeatToken:
+    token: str
+    server_id: str
+    player_id: str
+    expires_at: float
+    nonce: str
+
+
+def sign_seat_token(secret: str, server_id: str, player_id: str, ttl_seconds: float,
+                    now: float | None = None) -> SeatToken:
+    exp = (time.time() if now is None else now) + ttl_seconds
+    nonce = secrets.token_urlsafe(12)
+    payload = _b64(json.dumps({"sid": server_id, "pid": player_id, "exp": exp, "n": nonce},
+                              separators=(",", ":")).encode())
+    sig = _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
+    return SeatToken(f"{payload}.{sig}", server_id, player_id, exp, nonce)
+
+
+def verify_seat_token(secret: str, token: str, server_id: str, now: float | None = None) -> dict[str, object] | None:
+    try:
+        payload, sig = token.split(".", 1)
+        expected = _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(sig, expected):
+            return None
+        data = json.loads(_unb64(payload))
+    except (ValueError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or data.get("sid") != server_id:
+        return None
+    if float(data.get("exp", 0)) < (time.time() if now is None else now):
+        return None
+    return data

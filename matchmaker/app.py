@@ -1,0 +1,186 @@
+"""The matchmaker service: app factory, lifespan (event pump + expiry sweeper), problem handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.settings import Settings, get_settings
+from matchmaker.deps import Matchmaker
+from matchmaker.errors import PROBLEM_BASE, MatchmakerError, StaleHeartbeat, StoreUnavailable
+from matchmaker.routes import router
+from matchmaker.store import MemoryStore, RedisStore, Store, Subscription
+
+log = logging.getLogger("gsf.matchmaker")
+
+PROBLEM_JSON = "application/problem+json"
+DEFAULT_PREFIX = "gsf:mm:"
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None,
+               clock: Callable[[], float] | None = None, *,
+               keepalive_seconds: float = 15.0, sweep_seconds: float | None = None,
+               redis_prefix: str = DEFAULT_PREFIX) -> FastAPI:
+    """The matchmaker app. Without a store: Redis if `settings.redis_url`, else in-process.
+
+    `clock` gives unix seconds (tests pass a controllable one). A store handed in is not closed
+    by the app; one the app creates is.
+    """
+    settings = settings or get_settings()
+    owns_store = store is None
+    if store is None:
+        store = (RedisStore.from_url(settings.redis_url, redis_prefix) if settings.redis_url
+                 else MemoryStore())
+    if sweep_seconds is None:
+        sweep_seconds = max(0.05, min(1.0, settings.room_ttl_seconds / 4))
+    app = FastAPI(title="gsf matchmaker", version="1", lifespan=_lifespan,
+                  summary="Room registry, live room list and seat reservations")
+    app.state.matchmaker = Matchmaker(
+        settings=settings, store=store, clock=clock or time.time, owns_store=owns_store,
+        keepalive_seconds=keepalive_seconds, sweep_seconds=sweep_seconds)
+    app.add_exception_handler(MatchmakerError, _matchmaker_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RedisError, _redis_error)
+    app.add_middleware(CatchAllMiddleware)
+    app.include_router(router)
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    mm: Matchmaker = app.state.matchmaker
+    await mm.store.start()
+    # Subscribed before the app takes requests, so no event of ours can be missed.
+    subscription = await mm.store.subscribe()
+    mm.tasks = [asyncio.create_task(_pump(mm, subscription), name="matchmaker-events"),
+                asyncio.create_task(_sweeper(mm), name="matchmaker-sweeper")]
+    try:
+        yield
+    finally:
+        mm.hub.close()
+        for task in mm.tasks:
+            task.cancel()
+        await asyncio.gather(*mm.tasks, return_exceptions=True)
+        mm.tasks = []
+        if mm.owns_store:
+            await mm.store.close()
+
+
+async def _pump(mm: Matchmaker, subscription: Subscription) -> None:
+    """Store events → SSE listeners. On a broken Redis connection, resubscribe after a pause."""
+    sub: Subscription | None = subscription
+    try:
+        while True:  # runs for the app's life; cancelled by the lifespan
+            try:
+                if sub is None:
+                    sub = await mm.store.subscribe()
+                mm.hub.publish(await sub.get())
+            except (RedisError, OSError) as exc:
+                log.warning("room event feed broke (%s); resubscribing", exc)
+                if sub is not None:
+                    with contextlib.suppress(RedisError, OSError):
+                        await sub.aclose()
+                    sub = None
+                await asyncio.sleep(1.0)
+    finally:
+        if sub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await sub.aclose()
+
+
+async def _sweeper(mm: Matchmaker) -> None:
+    """Remove expired rooms even when nobody reads them, so `removed` events go out on time."""
+    while True:  # runs for the app's life; cancelled by the lifespan
+        await asyncio.sleep(mm.sweep_seconds)
+        try:
+            await mm.store.sweep(mm.clock())
+        except (RedisError, OSError) as exc:
+            log.warning("expiry sweep failed: %s", exc)
+
+
+# --- problems ----------------------------------------------------------------------------------
+
+
+def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail,
+            **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+async def _matchmaker_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MatchmakerError)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, StaleHeartbeat):
+        extra["current_generation"] = exc.current_generation
+    return problem(exc.status, exc.slug, exc.title, exc.detail, **extra)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", ""))} for e in exc.errors()]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(x) for x in first["loc"])
+    return problem(422, "validation-error", "Validation error",
+                   f"{where}: {first['msg']}" if where else str(first["msg"]), errors=errors)
+
+
+_HTTP_SLUGS = {404: ("not-found", "Not found"), 405: ("method-not-allowed", "Method not allowed")}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+    response = problem(exc.status_code, slug, title, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("redis error on %s %s: %s", request.method, request.url.path, exc)
+    err = StoreUnavailable("the room registry cannot be reached; try again shortly")
+    return problem(err.status, err.slug, err.title, err.detail)
+
+
+class CatchAllMiddleware:
+    """Any unhandled exception becomes a 500 problem without a stack trace (logged here)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                return
+            response = problem(500, "internal-error", "Internal error",
+                               "the matchmaker failed to handle this request")
+            await response(scope, receive, send)

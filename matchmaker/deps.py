@@ -1,0 +1,58 @@
+"""What the routes share (kept on `app.state.matchmaker`) and the Annotated dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from core.security import verify_node_token
+from core.settings import Settings
+from matchmaker.errors import Unauthorized
+from matchmaker.metrics import Metrics
+from matchmaker.store import Store
+from matchmaker.stream import StreamHub
+
+
+@dataclass
+class Matchmaker:
+    settings: Settings
+    store: Store
+    clock: Callable[[], float]
+    owns_store: bool
+    keepalive_seconds: float
+    sweep_seconds: float
+    hub: StreamHub = field(default_factory=StreamHub)
+    metrics: Metrics = field(default_factory=Metrics)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def ttl(self) -> float:
+        return self.settings.room_ttl_seconds
+
+
+def get_matchmaker(request: Request) -> Matchmaker:
+    mm: Matchmaker = request.app.state.matchmaker
+    return mm
+
+
+_bearer = HTTPBearer(auto_error=False, description="node token")
+
+
+def get_node_id(request: Request,
+                creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    """The node a request speaks for, from its node token."""
+    if creds is None:
+        raise Unauthorized("node endpoints need Authorization: Bearer <node token>")
+    node_id = verify_node_token(get_matchmaker(request).settings.secret_key, creds.credentials)
+    if node_id is None:
+        raise Unauthorized("the node token is not valid")
+    return node_id
+
+
+MatchmakerDep = Annotated[Matchmaker, Depends(get_matchmaker)]
+NodeId = Annotated[str, Depends(get_node_id)]

@@ -1,0 +1,332 @@
+"""Lua scripts of the Redis store; each runs atomically, which is what makes seats un-overbookable.
+
+Every script takes the key prefix as ARGV[1]. Times travel as decimal strings (Python repr),
+so a value written by one script reads back as the same double in the next. Replies use
+strings only: Redis would truncate Lua numbers to integers.
+"""
+
+from __future__ import annotations
+
+_PRELUDE = r"""
+local P = ARGV[1]
+local function rkey(id) return P .. "room:" .. id end
+local function reskey(id) return P .. "res:" .. id end
+
+-- Live reservations of a room; `rn` is the stored count (0 means none, skip the lookup).
+local function live_reserved(id, rn, now)
+  if not rn or tonumber(rn) == 0 then return 0 end
+  return redis.call("ZCOUNT", reskey(id), "(" .. now, "+inf")
+end
+
+local function publish_room(kind, id, reserved, h)
+  redis.call("PUBLISH", P .. "events", cjson.encode({kind, id, tostring(reserved), h}))
+end
+
+local function publish_removed(id, reason, game, labels)
+  redis.call("PUBLISH", P .. "events", cjson.encode({"removed", id, reason, game, labels}))
+end
+
+-- Remove a room and everything that points at it; listed rooms announce their removal.
+local function drop(id, reason)
+  local f = redis.call("HMGET", rkey(id), "ready", "game", "labels")
+  redis.call("DEL", rkey(id), reskey(id))
+  redis.call("ZREM", P .. "exp", id)
+  if f[2] then redis.call("SREM", P .. "game:" .. f[2], id) end
+  if f[1] == "1" then publish_removed(id, reason, f[2], f[3]) end
+end
+"""
+
+# ARGV: P, id, now, exp, name, game, owner, node, ws, max, labels_json, n_labels, (k, v)...
+REGISTER = _PRELUDE + r"""
+local id, now, exp = ARGV[2], ARGV[3], ARGV[4]
+local rk = rkey(id)
+local old = redis.call("HMGET", rk, "exp", "game")
+local expired = 0
+if old[2] then
+  local reason = "reregistered"
+  if tonumber(old[1]) <= tonumber(now) then reason = "expired"; expired = 1 end
+  drop(id, reason)
+end
+local gen = redis.call("INCR", P .. "gen")
+local fields = {"id", id, "name", ARGV[5], "game", ARGV[6], "owner", ARGV[7], "node", ARGV[8],
+  "ws", ARGV[9], "max", ARGV[10], "labels", ARGV[11], "created", now, "gen", gen, "ready", "0",
+  "players", "0", "locked", "0", "meta", "{}", "state", "null", "hb", "", "exp", exp, "rn", "0"}
+local n = tonumber(ARGV[12])
+for j = 13, 12 + 2 * n, 2 do
+  fields[#fields + 1] = "l:" .. ARGV[j]
+  fields[#fields + 1] = ARGV[j + 1]
+end
+redis.call("HSET", rk, unpack(fields))
+redis.call("ZADD", P .. "exp", exp, id)
+redis.call("SADD", P .. "game:" .. ARGV[6], id)
+return {tostring(gen), tostring(expired)}
+"""
+
+# ARGV: P, id, node, gen|"", now, exp, players, max, locked, ready, meta_json, state_json,
+#       n_meta, (k, v)..., n_pids (-1: not given), pids...
+# Reply: {"ok", gen, ready, reserved, free, lag|""} | {"nf", expired} | {"fb"} | {"stale", gen}
+HEARTBEAT = _PRELUDE + r"""
+local id, node, now_s = ARGV[2], ARGV[3], ARGV[5]
+local now = tonumber(now_s)
+local rk = rkey(id)
+local f = redis.call("HMGET", rk, "node", "gen", "exp", "ready", "players", "max", "locked",
+  "meta", "hb", "rn")
+if not f[1] then return {"nf", "0"} end
+if tonumber(f[3]) <= now then drop(id, "expired"); return {"nf", "1"} end
+if f[1] ~= node then return {"fb"} end
+local gen = tonumber(f[2])
+if ARGV[4] ~= "" then
+  local g = tonumber(ARGV[4])
+  if g < gen then return {"stale", f[2]} end
+  if g > gen then return {"nf", "0"} end
+end
+
+local players = tonumber(ARGV[7])
+local maxp = tonumber(ARGV[8])
+if maxp == 0 then maxp = tonumber(f[6]) end
+local nmeta = tonumber(ARGV[13])
+local meta_at = 14
+local npids = tonumber(ARGV[14 + 2 * nmeta])
+local pids_at = 15 + 2 * nmeta
+
+-- Seats: drop expired reservations, then release the ones whose players arrived.
+local old_rn = tonumber(f[10] or "0")
+local reserved = 0
+if old_rn > 0 then
+  local resk = reskey(id)
+  redis.call("ZREMRANGEBYSCORE", resk, "-inf", now_s)
+  if npids >= 0 then
+    for j = pids_at, pids_at + npids - 1 do redis.call("ZREM", resk, ARGV[j]) end
+  else
+    local rise = players - tonumber(f[5])
+    if rise > 0 then redis.call("ZPOPMIN", resk, rise) end
+  end
+  reserved = redis.call("ZCARD", resk)
+end
+
+local meta = ARGV[11]
+if meta ~= f[8] then
+  local dels = {}
+  for k, _ in pairs(cjson.decode(f[8])) do dels[#dels + 1] = "m:" .. k end
+  if #dels > 0 then redis.call("HDEL", rk, unpack(dels)) end
+  for j = meta_at, meta_at + 2 * nmeta - 1, 2 do
+    redis.call("HSET", rk, "m:" .. ARGV[j], ARGV[j + 1])
+  end
+end
+
+local ready = ARGV[10]
+local max_s = tostring(maxp)
+redis.call("HSET", rk, "players", ARGV[7], "max", max_s, "locked", ARGV[9], "ready", ready,
+  "meta", meta, "state", ARGV[12], "hb", now_s, "exp", ARGV[6], "rn", reserved)
+redis.call("ZADD", P .. "exp", ARGV[6], id)
+
+local lag = ""
+if f[9] and f[9] ~= "" then lag = tostring(now - tonumber(f[9])) end
+local was, is = f[4] == "1", ready == "1"
+if is and not was then
+  publish_room("added", id, reserved, redis.call("HGETALL", rk))
+elseif was and not is then
+  local g = redis.call("HMGET", rk, "game", "labels")
+  publish_removed(id, "not-ready", g[1], g[2])
+elseif is and (ARGV[7] ~= f[5] or max_s ~= f[6] or ARGV[9] ~= f[7] or meta ~= f[8]
+               or reserved ~= old_rn) then
+  publish_room("updated", id, reserved, redis.call("HGETALL", rk))
+end
+
+local pl = math.min(players, maxp)
+local shown = math.min(reserved, maxp - pl)
+return {"ok", f[2], ready, tostring(shown), tostring(maxp - pl - shown), lag}
+"""
+
+# ARGV: P, id, node. Reply: "ok" | "gone" | "fb"
+DEREGISTER = _PRELUDE + r"""
+local owner = redis.call("HGET", rkey(ARGV[2]), "node")
+if not owner then return "gone" end
+if owner ~= ARGV[3] then return "fb" end
+drop(ARGV[2], "deregistered")
+return "ok"
+"""
+
+# ARGV: P, id, now. Reply: {"ok", reserved, flat hash} | {"nf", expired}
+GET = _PRELUDE + r"""
+local id, now = ARGV[2], ARGV[3]
+local h = redis.call("HGETALL", rkey(id))
+if #h == 0 then return {"nf", "0"} end
+local m = {}
+for i = 1, #h, 2 do m[h[i]] = h[i + 1] end
+if tonumber(m.exp) <= tonumber(now) then drop(id, "expired"); return {"nf", "1"} end
+if m.ready ~= "1" then return {"nf", "0"} end
+return {"ok", tostring(live_reserved(id, m.rn, now)), h}
+"""
+
+# ARGV: P, id, player, now, until.
+# Reply: {"ok", reserved, flat hash} | {"nf", expired} | {"locked"} | {"full"}
+RESERVE = _PRELUDE + r"""
+local id, pid, now_s, till = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local rk = rkey(id)
+local f = redis.call("HMGET", rk, "ready", "exp", "players", "max", "locked", "rn")
+if not f[2] then return {"nf", "0"} end
+if tonumber(f[2]) <= tonumber(now_s) then drop(id, "expired"); return {"nf", "1"} end
+if f[1] ~= "1" then return {"nf", "0"} end
+if f[5] == "1" then return {"locked"} end
+local resk = reskey(id)
+local r = 0
+if tonumber(f[6] or "0") > 0 then
+  redis.call("ZREMRANGEBYSCORE", resk, "-inf", now_s)
+  r = redis.call("ZCARD", resk)
+end
+if tonumber(f[4]) - tonumber(f[3]) - r <= 0 then
+  redis.call("HSET", rk, "rn", r)
+  return {"full"}
+end
+redis.call("ZADD", resk, till, pid)
+redis.call("HSET", rk, "rn", r + 1)
+local h = redis.call("HGETALL", rk)
+publish_room("updated", id, r + 1, h)
+return {"ok", tostring(r + 1), h}
+"""
+
+# ARGV: P, game, player, now, until, n_filters, (field, value)...
+# Reply: {"ok", reserved, flat hash} | {"none"}
+# Best room: fewest free seats, then most occupied, then oldest, then lowest id.
+QUICK_JOIN = _PRELUDE + r"""
+local now_s = ARGV[4]
+local now = tonumber(now_s)
+local nf = tonumber(ARGV[6])
+local names = {"ready", "exp", "players", "max", "locked", "rn", "created"}
+for j = 0, nf - 1 do names[#names + 1] = ARGV[7 + 2 * j] end
+local best, bfree, bocc, bcreated = nil, 0, 0, 0
+for _, id in ipairs(redis.call("SMEMBERS", P .. "game:" .. ARGV[2])) do
+  local f = redis.call("HMGET", rkey(id), unpack(names))
+  if f[1] == "1" and f[5] ~= "1" and tonumber(f[2]) > now then
+    local ok = true
+    for j = 0, nf - 1 do
+      if f[8 + j] ~= ARGV[8 + 2 * j] then ok = false; break end
+    end
+    if ok then
+      local players = tonumber(f[3])
+      local r = live_reserved(id, f[6], now_s)
+      local free = tonumber(f[4]) - players - r
+      if free > 0 then
+        local occ, created = players + r, tonumber(f[7])
+        if best == nil or free < bfree or (free == bfree and (occ > bocc or (occ == bocc and
+            (created < bcreated or (created == bcreated and id < best))))) then
+          best, bfree, bocc, bcreated = id, free, occ, created
+        end
+      end
+    end
+  end
+end
+if best == nil then return {"none"} end
+local resk = reskey(best)
+redis.call("ZREMRANGEBYSCORE", resk, "-inf", now_s)
+redis.call("ZADD", resk, ARGV[5], ARGV[3])
+local r = redis.call("ZCARD", resk)
+redis.call("HSET", rkey(best), "rn", r)
+local h = redis.call("HGETALL", rkey(best))
+publish_room("updated", best, r, h)
+return {"ok", tostring(r), h}
+"""
+
+# ARGV: P, game|"", now, free ""|"1"|"0", sort "players"|"created", desc "1"|"0", limit,
+#       has_cursor, cursor_key, cursor_id, n_filters, (field, value)...
+# Reply: {has_more, {reserved, flat hash}...}
+LIST = _PRELUDE + r"""
+local game, now_s, free, sort = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local now = tonumber(now_s)
+local sign = 1
+if ARGV[6] == "1" then sign = -1 end
+local limit = tonumber(ARGV[7])
+local has_cursor = ARGV[8] == "1"
+local ckey, cid = tonumber(ARGV[9]), ARGV[10]
+local nf = tonumber(ARGV[11])
+local names = {"ready", "exp", "players", "max", "locked", "rn", "created"}
+for j = 0, nf - 1 do names[#names + 1] = ARGV[12 + 2 * j] end
+local ids
+if game ~= "" then
+  ids = redis.call("SMEMBERS", P .. "game:" .. game)
+else
+  ids = redis.call("ZRANGE", P .. "exp", 0, -1)
+end
+local matches = {}
+for _, id in ipairs(ids) do
+  local f = redis.call("HMGET", rkey(id), unpack(names))
+  if f[1] == "1" and tonumber(f[2]) > now then
+    local ok = true
+    for j = 0, nf - 1 do
+      if f[8 + j] ~= ARGV[13 + 2 * j] then ok = false; break end
+    end
+    local players, maxp = tonumber(f[3]), tonumber(f[4])
+    if ok and free ~= "" then
+      local joinable = false
+      if f[5] ~= "1" then joinable = maxp - players - live_reserved(id, f[6], now_s) > 0 end
+      ok = (free == "1") == joinable
+    end
+    if ok then
+      local k
+      if sort == "players" then k = sign * math.min(players, maxp) else k = sign * tonumber(f[7]) end
+      if not has_cursor or k > ckey or (k == ckey and id > cid) then
+        matches[#matches + 1] = {k, id}
+      end
+    end
+  end
+end
+table.sort(matches, function(a, b)
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  return a[2] < b[2]
+end)
+local out = {"0"}
+if #matches > limit then out[1] = "1" end
+for i = 1, math.min(limit, #matches) do
+  local id = matches[i][2]
+  local h = redis.call("HGETALL", rkey(id))
+  local m = {}
+  for j = 1, #h, 2 do m[h[j]] = h[j + 1] end
+  out[#out + 1] = {tostring(live_reserved(id, m.rn, now_s)), h}
+end
+return out
+"""
+
+# ARGV: P, now, batch. Reply: number of expired rooms removed.
+SWEEP = _PRELUDE + r"""
+local now_s = ARGV[2]
+local now = tonumber(now_s)
+local n = 0
+for _, id in ipairs(redis.call("ZRANGEBYSCORE", P .. "exp", "-inf", now_s, "LIMIT", 0,
+                               tonumber(ARGV[3]))) do
+  local e = redis.call("HGET", rkey(id), "exp")
+  if not e then
+    redis.call("ZREM", P .. "exp", id)
+  elseif tonumber(e) <= now then
+    drop(id, "expired")
+    n = n + 1
+  else
+    redis.call("ZADD", P .. "exp", e, id)
+  end
+end
+return n
+"""
+
+# ARGV: P, now. Reply: {registered, listed, players, reserved, free}
+STATS = _PRELUDE + r"""
+local now_s = ARGV[2]
+local now = tonumber(now_s)
+local registered, listed, players, reserved, free = 0, 0, 0, 0, 0
+for _, id in ipairs(redis.call("ZRANGE", P .. "exp", 0, -1)) do
+  local f = redis.call("HMGET", rkey(id), "ready", "exp", "players", "max", "rn")
+  if f[2] and tonumber(f[2]) > now then
+    registered = registered + 1
+    if f[1] == "1" then
+      local maxp = tonumber(f[4])
+      local p = math.min(tonumber(f[3]), maxp)
+      local r = math.min(live_reserved(id, f[5], now_s), maxp - p)
+      listed = listed + 1
+      players = players + p
+      reserved = reserved + r
+      free = free + maxp - p - r
+    end
+  end
+end
+return {tostring(registered), tostring(listed), tostring(players), tostring(reserved),
+        tostring(free)}
+"""

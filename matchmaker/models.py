@@ -1,0 +1,338 @@
+"""Request and response models of the matchmaker, and the room query (filters, sort, cursor)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+
+from matchmaker.errors import InvalidRequest
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
+# The runtime caps metadata at 16 KiB and state at 64 KiB; the slack covers encoding differences.
+MAX_METADATA_BYTES = 32 * 1024
+MAX_STATE_BYTES = 128 * 1024
+MAX_LIMIT = 200
+
+ServerId = Annotated[str, Field(pattern=ID_PATTERN)]
+LabelKey = Annotated[str, Field(pattern=KEY_PATTERN)]
+LabelValue = Annotated[str, Field(max_length=256)]
+
+
+def compact_json(value: Any) -> str:
+    """The one JSON spelling used for storage and change detection (sorted keys, no spaces)."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def filter_value(value: Any) -> str:
+    """How a metadata value compares with a query string: strings as they are, the rest as JSON."""
+    return value if isinstance(value, str) else compact_json(value)
+
+
+# --- inputs --------------------------------------------------------------------------------
+
+
+class ServerRegistration(BaseModel):
+    """POST /servers: a game server as its node's agent registers it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server_id: ServerId
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    game: Annotated[str, Field(min_length=1, max_length=128)]
+    owner_id: Annotated[str, Field(max_length=128)]
+    node_id: ServerId
+    ws_url: Annotated[str, Field(pattern=r"^wss?://", max_length=2048)]
+    max_players: Annotated[int, Field(ge=1, le=100_000)]
+    labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=32)] = Field(
+        default_factory=dict
+    )
+
+
+class Heartbeat(BaseModel):
+    """PUT /servers/{id}/heartbeat: what the agent read from the container's status endpoint.
+
+    `max_players` 0 keeps the registered value. `player_ids`, when given, releases exactly the
+    reservations of players who arrived; without it a rise in `players` releases the oldest ones.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    players: Annotated[int, Field(ge=0, le=100_000)]
+    max_players: Annotated[int, Field(ge=0, le=100_000)] = 0
+    metadata: dict[Annotated[str, Field(max_length=64)], Any] = Field(default_factory=dict)
+    locked: bool = False
+    ready: bool = True
+    state: Any = None
+    generation: Annotated[int, Field(ge=1)] | None = None
+    player_ids: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=100_000)] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(compact_json(value).encode()) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
+        return value
+
+    @field_validator("state")
+    @classmethod
+    def _state_size(cls, value: Any) -> Any:
+        if value is not None and len(compact_json(value).encode()) > MAX_STATE_BYTES:
+            raise ValueError(f"state is larger than {MAX_STATE_BYTES} bytes as JSON")
+        return value
+
+
+class BatchHeartbeat(Heartbeat):
+    """One heartbeat of a batch: a heartbeat plus the server it speaks for."""
+
+    server_id: ServerId
+
+
+class HeartbeatBatch(BaseModel):
+    """POST /heartbeats: every server of one node in one request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    heartbeats: Annotated[list[BatchHeartbeat], Field(max_length=1000)]
+
+
+class JoinById(BaseModel):
+    """POST /join with a room id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server_id: ServerId
+    player_name: Annotated[str, Field(max_length=64)] | None = None
+
+
+class QuickJoin(BaseModel):
+    """POST /join with a game and filters: the fullest matching room that still has a seat."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    game: Annotated[str, Field(min_length=1, max_length=128)]
+    filters: Annotated[dict[str, str], Field(max_length=32)] = Field(default_factory=dict)
+    player_name: Annotated[str, Field(max_length=64)] | None = None
+
+
+def _join_kind(value: Any) -> str:
+    has_id = "server_id" in value if isinstance(value, dict) else hasattr(value, "server_id")
+    return "by_id" if has_id else "quick"
+
+
+# POST /join: a body with `server_id` is a join by id, any other a quick join; the tag keeps
+# validation errors about the one the client meant.
+JoinRequest = Annotated[
+    Annotated[JoinById, Tag("by_id")] | Annotated[QuickJoin, Tag("quick")],
+    Discriminator(_join_kind),
+]
+
+
+# --- outputs -------------------------------------------------------------------------------
+
+
+class RoomPublic(BaseModel):
+    """A room as the room list shows it. Seats are reconciled: players + reserved <= max_players."""
+
+    server_id: str
+    name: str
+    game: str
+    owner_id: str
+    node_id: str
+    ws_url: str
+    labels: dict[str, str]
+    metadata: dict[str, Any]
+    players: int
+    max_players: int
+    reserved: int
+    free_seats: int
+    locked: bool
+    ready: bool
+    generation: int
+    created_at: float
+    heartbeat_at: float | None
+
+
+class RoomDetail(RoomPublic):
+    """GET /servers/{id} and POST /servers: the room plus the game state of its last heartbeat."""
+
+    state: Any = None
+
+
+class RoomsPublic(BaseModel):
+    """GET /servers: one page of the room list."""
+
+    items: list[RoomPublic]
+    next_cursor: str | None
+
+
+class HeartbeatAck(BaseModel):
+    """The answer to an accepted heartbeat."""
+
+    server_id: str
+    generation: int
+    listed: bool
+    reserved: int
+    free_seats: int
+
+
+class BatchHeartbeatResult(BaseModel):
+    """The outcome of one heartbeat of a batch; `problem` is the slug of a refused one."""
+
+    server_id: str
+    status: int
+    problem: str | None = None
+    generation: int | None = None
+    listed: bool = False
+
+
+class HeartbeatBatchResult(BaseModel):
+    results: list[BatchHeartbeatResult]
+
+
+class SeatPublic(BaseModel):
+    """POST /join: a reserved seat and the token the game runtime checks."""
+
+    server_id: str
+    ws_url: str
+    token: str
+    player_id: str
+    expires_at: float
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok"]
+    store: str
+
+
+# --- room events (SSE) -----------------------------------------------------------------------
+
+EventType = Literal["added", "updated", "removed"]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEvent:
+    """A change of the room list: `added`/`updated` carry the room, `removed` a reason."""
+
+    type: EventType
+    server_id: str
+    game: str
+    labels: dict[str, str]
+    room: RoomPublic | None = None
+    reason: str = ""
+
+    def data_json(self) -> str:
+        if self.room is not None:
+            return self.room.model_dump_json()
+        return json.dumps({"server_id": self.server_id, "reason": self.reason})
+
+
+# --- queries ---------------------------------------------------------------------------------
+
+SortKey = Literal["players", "-players", "created", "-created"]
+SORTS: tuple[str, ...] = ("players", "-players", "created", "-created")
+FILTER_PREFIXES = ("label.", "metadata.")
+
+
+@dataclass(frozen=True, slots=True)
+class RoomFilter:
+    """What a room must match: game, label and metadata equality, joinable or not."""
+
+    game: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    free: bool | None = None
+
+    @classmethod
+    def parse(cls, game: str | None, pairs: Iterable[tuple[str, str]],
+              free: bool | None = None) -> RoomFilter:
+        """Build a filter from `label.<key>=v` / `metadata.<key>=v` pairs; anything else is refused."""
+        labels: dict[str, str] = {}
+        metadata: dict[str, str] = {}
+        for name, value in pairs:
+            prefix, _, key = name.partition(".")
+            if prefix not in ("label", "metadata") or not key:
+                raise InvalidRequest(f"unknown filter {name!r}; use label.<key> or metadata.<key>")
+            (labels if prefix == "label" else metadata)[key] = value
+        return cls(game=game or None, labels=labels, metadata=metadata, free=free)
+
+    def matches_static(self, game: str, labels: dict[str, str]) -> bool:
+        """The part of the filter that never changes during a room's life (for the event stream)."""
+        if self.game is not None and game != self.game:
+            return False
+        return all(labels.get(k) == v for k, v in self.labels.items())
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Keyset position: the sort key of the last item shown (negated for descending sorts) + id."""
+
+    sort: str
+    key: float
+    server_id: str
+
+    def encode(self) -> str:
+        raw = json.dumps([self.sort, self.key, self.server_id], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str, sort: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            value = json.loads(raw)
+            got_sort, key, server_id = value
+            if not isinstance(got_sort, str) or not isinstance(server_id, str):
+                raise TypeError("bad cursor")
+            cursor = cls(got_sort, float(key), server_id)
+        except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+            raise InvalidRequest("cursor is not one this service handed out") from None
+        if cursor.sort != sort:
+            raise InvalidRequest(f"cursor belongs to sort={cursor.sort}, not sort={sort}")
+        return cursor
+
+
+@dataclass(frozen=True, slots=True)
+class RoomQuery:
+    filter: RoomFilter
+    sort: str = "created"
+    limit: int = 50
+    cursor: Cursor | None = None
+
+
+def sort_key(sort: str, players: int, created_at: float) -> float:
+    """The number a room sorts by; descending sorts negate it so every order is ascending."""
+    value = float(players) if sort.endswith("players") else created_at
+    return -value if sort.startswith("-") else value
+
+
+@dataclass(frozen=True, slots=True)
+class RoomPage:
+    items: list[RoomPublic]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatOutcome:
+    """What the store did with a heartbeat; `lag` is the time since the room's previous one."""
+
+    server_id: str
+    generation: int
+    listed: bool
+    reserved: int
+    free_seats: int
+    lag: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    rooms_registered: int
+    rooms_listed: int
+    players: int
+    reserved: int
+    free_seats: int

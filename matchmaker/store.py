@@ -1,0 +1,701 @@
+"""The room registry behind one interface: `MemoryStore` (embedded default) and `RedisStore`.
+
+Every operation that checks seats and takes one is atomic: the memory store never awaits
+inside one, the Redis store runs each as one Lua script. Rooms expire `ttl` seconds after their
+last heartbeat; reads skip expired rooms, writes and `sweep` remove them and publish `removed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import redis.asyncio as aioredis
+
+from matchmaker import lua
+from matchmaker.errors import (
+    Forbidden,
+    MatchmakerError,
+    NoRoomAvailable,
+    RoomFull,
+    RoomLocked,
+    RoomNotFound,
+    StaleHeartbeat,
+)
+from matchmaker.models import (
+    BatchHeartbeat,
+    Cursor,
+    EventType,
+    Heartbeat,
+    HeartbeatOutcome,
+    RoomDetail,
+    RoomEvent,
+    RoomFilter,
+    RoomPage,
+    RoomPublic,
+    RoomQuery,
+    ServerRegistration,
+    StoreStats,
+    compact_json,
+    filter_value,
+    sort_key,
+)
+
+SWEEP_BATCH = 500
+
+
+def seats(players: int, max_players: int, reserved: int) -> tuple[int, int, int]:
+    """(players, reserved, free) as listed: clamped so that none is negative or over max."""
+    shown_players = min(players, max_players)
+    shown_reserved = min(reserved, max_players - shown_players)
+    return shown_players, shown_reserved, max_players - shown_players - shown_reserved
+
+
+class Subscription(ABC):
+    """A feed of room events from the store, live from the moment `Store.subscribe` returns."""
+
+    @abstractmethod
+    async def get(self) -> RoomEvent: ...
+
+    @abstractmethod
+    async def aclose(self) -> None: ...
+
+
+class Store(ABC):
+    """The registry. Times are unix seconds from the app's clock; `ttl` is the room TTL."""
+
+    kind: ClassVar[str]
+
+    def __init__(self) -> None:
+        # Rooms this process found expired and removed (a per-replica Prometheus counter).
+        self.expired_total = 0
+
+    async def start(self) -> None:
+        """Connect and prepare; called by the app's lifespan."""
+
+    async def close(self) -> None:
+        """Release connections; called by the app's lifespan when the app created the store."""
+
+    async def ping(self) -> None:
+        """Raise if the registry cannot be reached."""
+
+    @abstractmethod
+    async def register(self, reg: ServerRegistration, now: float, ttl: float) -> RoomDetail:
+        """Add or replace a server; a new generation, not ready, so not listed yet."""
+
+    @abstractmethod
+    async def heartbeat(self, server_id: str, node_id: str, beat: Heartbeat, now: float,
+                        ttl: float) -> HeartbeatOutcome:
+        """Apply a heartbeat. Raises RoomNotFound, Forbidden or StaleHeartbeat."""
+
+    async def heartbeat_many(self, node_id: str, beats: Sequence[BatchHeartbeat], now: float,
+                             ttl: float) -> list[HeartbeatOutcome | MatchmakerError]:
+        """Apply several heartbeats; each succeeds or fails on its own."""
+        results: list[HeartbeatOutcome | MatchmakerError] = []
+        for beat in beats:
+            try:
+                results.append(await self.heartbeat(beat.server_id, node_id, beat, now, ttl))
+            except MatchmakerError as exc:
+                results.append(exc)
+        return results
+
+    @abstractmethod
+    async def deregister(self, server_id: str, node_id: str) -> bool:
+        """Remove a server; False if it was not there. Raises Forbidden for another node's server."""
+
+    @abstractmethod
+    async def get(self, server_id: str, now: float) -> RoomDetail:
+        """A listed room. Raises RoomNotFound."""
+
+    @abstractmethod
+    async def list(self, query: RoomQuery, now: float) -> RoomPage:
+        """One page of listed rooms matching the query."""
+
+    @abstractmethod
+    async def reserve(self, server_id: str, player_id: str, now: float, until: float) -> RoomPublic:
+        """Take a seat in one room until `until`. Raises RoomNotFound, RoomLocked or RoomFull."""
+
+    @abstractmethod
+    async def quick_join(self, flt: RoomFilter, player_id: str, now: float,
+                         until: float) -> RoomPublic:
+        """Take a seat in the fullest matching room with one free. Raises NoRoomAvailable."""
+
+    @abstractmethod
+    async def sweep(self, now: float) -> int:
+        """Remove every expired room; the number removed."""
+
+    @abstractmethod
+    async def stats(self, now: float) -> StoreStats:
+        """Totals for /metrics."""
+
+    @abstractmethod
+    async def subscribe(self) -> Subscription:
+        """Start receiving room events (from every replica, for a shared store)."""
+
+
+# --- in-process store ------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class _Room:
+    server_id: str
+    name: str
+    game: str
+    owner_id: str
+    node_id: str
+    ws_url: str
+    labels: dict[str, str]
+    generation: int
+    created_at: float
+    expires_at: float
+    max_players: int
+    players: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    meta_json: str = "{}"
+    meta_index: dict[str, str] = field(default_factory=dict)
+    state: Any = None
+    locked: bool = False
+    ready: bool = False
+    heartbeat_at: float | None = None
+    # player id -> expiry; every reservation lives equally long, so insertion order is expiry order.
+    reservations: dict[str, float] = field(default_factory=dict)
+
+    def live_reserved(self, now: float) -> int:
+        res = self.reservations
+        if res and min(res.values()) <= now:
+            self.reservations = res = {p: t for p, t in res.items() if t > now}
+        return len(res)
+
+    def matches(self, flt: RoomFilter) -> bool:
+        if flt.game is not None and self.game != flt.game:
+            return False
+        for k, v in flt.labels.items():
+            if self.labels.get(k) != v:
+                return False
+        for k, v in flt.metadata.items():
+            if self.meta_index.get(k) != v:
+                return False
+        return True
+
+    def view(self, now: float) -> RoomPublic:
+        return RoomPublic(**self._fields(now))
+
+    def detail(self, now: float) -> RoomDetail:
+        return RoomDetail(**self._fields(now), state=self.state)
+
+    def _fields(self, now: float) -> dict[str, Any]:
+        players, reserved, free = seats(self.players, self.max_players, self.live_reserved(now))
+        return {
+            "server_id": self.server_id, "name": self.name, "game": self.game,
+            "owner_id": self.owner_id, "node_id": self.node_id, "ws_url": self.ws_url,
+            "labels": self.labels, "metadata": self.metadata, "players": players,
+            "max_players": self.max_players, "reserved": reserved, "free_seats": free,
+            "locked": self.locked, "ready": self.ready, "generation": self.generation,
+            "created_at": self.created_at, "heartbeat_at": self.heartbeat_at,
+        }
+
+
+class _QueueSubscription(Subscription):
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.queue: asyncio.Queue[RoomEvent] = asyncio.Queue()
+
+    async def get(self) -> RoomEvent:
+        return await self.queue.get()
+
+    async def aclose(self) -> None:
+        self._store._subscribers.discard(self)
+
+
+class MemoryStore(Store):
+    """One process's registry: dicts, a per-game index and a heap of expiry times."""
+
+    kind = "memory"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rooms: dict[str, _Room] = {}
+        self._by_game: dict[str, dict[str, _Room]] = {}
+        # (expires_at, seq, server_id, generation); stale entries are skipped when popped.
+        self._heap: list[tuple[float, int, str, int]] = []
+        self._seq = itertools.count()
+        self._generation = itertools.count(1)
+        self._subscribers: set[_QueueSubscription] = set()
+
+    # Internals never await, which is what makes each public operation atomic.
+
+    def _emit(self, type_: EventType, room: _Room, now: float, reason: str = "") -> None:
+        if not self._subscribers:
+            return
+        event = RoomEvent(type_, room.server_id, room.game, room.labels,
+                          None if type_ == "removed" else room.view(now), reason)
+        for sub in self._subscribers:
+            sub.queue.put_nowait(event)
+
+    def _schedule(self, room: _Room) -> None:
+        heapq.heappush(self._heap, (room.expires_at, next(self._seq), room.server_id,
+                                    room.generation))
+        if len(self._heap) > 4 * len(self._rooms) + 1024:
+            self._heap = [(r.expires_at, next(self._seq), r.server_id, r.generation)
+                          for r in self._rooms.values()]
+            heapq.heapify(self._heap)
+
+    def _drop(self, room: _Room, now: float, reason: str) -> None:
+        del self._rooms[room.server_id]
+        game_rooms = self._by_game.get(room.game)
+        if game_rooms is not None:
+            game_rooms.pop(room.server_id, None)
+            if not game_rooms:
+                del self._by_game[room.game]
+        if reason == "expired":
+            self.expired_total += 1
+        if room.ready:
+            self._emit("removed", room, now, reason)
+
+    def _expire_due(self, now: float) -> int:
+        removed = 0
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, server_id, generation = heapq.heappop(heap)
+            room = self._rooms.get(server_id)
+            if room is not None and room.generation == generation and room.expires_at <= now:
+                self._drop(room, now, "expired")
+                removed += 1
+        return removed
+
+    def _listed(self, server_id: str, now: float) -> _Room:
+        self._expire_due(now)
+        room = self._rooms.get(server_id)
+        if room is None:
+            raise RoomNotFound(f"no room {server_id!r}")
+        if not room.ready:
+            raise RoomNotFound(f"room {server_id!r} is not ready yet")
+        return room
+
+    def _take_seat(self, room: _Room, player_id: str, now: float, until: float) -> RoomPublic:
+        room.reservations[player_id] = until
+        self._emit("updated", room, now)
+        return room.view(now)
+
+    # Public operations.
+
+    async def register(self, reg: ServerRegistration, now: float, ttl: float) -> RoomDetail:
+        self._expire_due(now)
+        old = self._rooms.get(reg.server_id)
+        if old is not None:
+            self._drop(old, now, "reregistered")
+        room = _Room(
+            server_id=reg.server_id, name=reg.name, game=reg.game, owner_id=reg.owner_id,
+            node_id=reg.node_id, ws_url=reg.ws_url, labels=dict(reg.labels),
+            generation=next(self._generation), created_at=now, expires_at=now + ttl,
+            max_players=reg.max_players,
+        )
+        self._rooms[room.server_id] = room
+        self._by_game.setdefault(room.game, {})[room.server_id] = room
+        self._schedule(room)
+        return room.detail(now)
+
+    async def heartbeat(self, server_id: str, node_id: str, beat: Heartbeat, now: float,
+                        ttl: float) -> HeartbeatOutcome:
+        self._expire_due(now)
+        room = self._rooms.get(server_id)
+        if room is None:
+            raise RoomNotFound(f"no room {server_id!r}; register it again")
+        if room.node_id != node_id:
+            raise Forbidden(f"server {server_id!r} belongs to another node")
+        if beat.generation is not None:
+            if beat.generation < room.generation:
+                raise StaleHeartbeat(
+                    f"generation {beat.generation} is older than {room.generation}",
+                    room.generation)
+            if beat.generation > room.generation:
+                raise RoomNotFound(f"generation {beat.generation} of {server_id!r} is not registered")
+        before = (room.players, room.max_players, room.locked, room.meta_json,
+                  room.live_reserved(now))
+        was_ready = room.ready
+        lag = None if room.heartbeat_at is None else now - room.heartbeat_at
+
+        if room.reservations:
+            if beat.player_ids is not None:
+                for pid in beat.player_ids:
+                    room.reservations.pop(pid, None)
+            else:
+                for pid in list(room.reservations)[: max(0, beat.players - room.players)]:
+                    del room.reservations[pid]
+        room.players = beat.players
+        if beat.max_players:
+            room.max_players = beat.max_players
+        room.locked = beat.locked
+        room.ready = beat.ready
+        meta_json = compact_json(beat.metadata)
+        if meta_json != room.meta_json:
+            room.metadata = beat.metadata
+            room.meta_json = meta_json
+            room.meta_index = {k: filter_value(v) for k, v in beat.metadata.items()}
+        room.state = beat.state
+        room.heartbeat_at = now
+        room.expires_at = now + ttl
+        self._schedule(room)
+
+        reserved = room.live_reserved(now)
+        if room.ready and not was_ready:
+            self._emit("added", room, now)
+        elif was_ready and not room.ready:
+            self._emit("removed", room, now, "not-ready")
+        elif room.ready and before != (room.players, room.max_players, room.locked,
+                                       room.meta_json, reserved):
+            self._emit("updated", room, now)
+        _, shown_reserved, free = seats(room.players, room.max_players, reserved)
+        return HeartbeatOutcome(server_id, room.generation, room.ready, shown_reserved, free, lag)
+
+    async def deregister(self, server_id: str, node_id: str) -> bool:
+        room = self._rooms.get(server_id)
+        if room is None:
+            return False
+        if room.node_id != node_id:
+            raise Forbidden(f"server {server_id!r} belongs to another node")
+        self._drop(room, 0.0, "deregistered")
+        return True
+
+    async def get(self, server_id: str, now: float) -> RoomDetail:
+        return self._listed(server_id, now).detail(now)
+
+    async def list(self, query: RoomQuery, now: float) -> RoomPage:
+        self._expire_due(now)
+        flt = query.filter
+        if flt.game is not None:
+            candidates: Any = self._by_game.get(flt.game, {}).values()
+        else:
+            candidates = self._rooms.values()
+        sort = query.sort
+        by_players = sort.endswith("players")
+        sign = -1.0 if sort.startswith("-") else 1.0
+        after = (query.cursor.key, query.cursor.server_id) if query.cursor else None
+        matches: list[tuple[float, str, _Room]] = []
+        for room in candidates:
+            if not room.ready or room.expires_at <= now or not room.matches(flt):
+                continue
+            if flt.free is not None:
+                joinable = (not room.locked and
+                            room.max_players - room.players - room.live_reserved(now) > 0)
+                if joinable != flt.free:
+                    continue
+            key = sign * (min(room.players, room.max_players) if by_players else room.created_at)
+            if after is None or (key, room.server_id) > after:
+                matches.append((key, room.server_id, room))
+        page = heapq.nsmallest(query.limit + 1, matches, key=lambda m: (m[0], m[1]))
+        items = [m[2].view(now) for m in page[: query.limit]]
+        next_cursor = None
+        if len(page) > query.limit:
+            last = page[query.limit - 1]
+            next_cursor = Cursor(sort, last[0], last[1]).encode()
+        return RoomPage(items, next_cursor)
+
+    async def reserve(self, server_id: str, player_id: str, now: float, until: float) -> RoomPublic:
+        room = self._listed(server_id, now)
+        if room.locked:
+            raise RoomLocked(f"room {server_id!r} is locked")
+        if room.max_players - room.players - room.live_reserved(now) <= 0:
+            raise RoomFull(f"room {server_id!r} has no free seat ({room.max_players} players)")
+        return self._take_seat(room, player_id, now, until)
+
+    async def quick_join(self, flt: RoomFilter, player_id: str, now: float,
+                         until: float) -> RoomPublic:
+        self._expire_due(now)
+        best: _Room | None = None
+        best_key: tuple[int, int, float, str] | None = None
+        for room in self._by_game.get(flt.game or "", {}).values():
+            if not room.ready or room.locked or room.expires_at <= now or not room.matches(flt):
+                continue
+            reserved = room.live_reserved(now)
+            free = room.max_players - room.players - reserved
+            if free <= 0:
+                continue
+            key = (free, -(room.players + reserved), room.created_at, room.server_id)
+            if best_key is None or key < best_key:
+                best, best_key = room, key
+        if best is None:
+            raise NoRoomAvailable(f"no room of {flt.game!r} with a free seat matches")
+        return self._take_seat(best, player_id, now, until)
+
+    async def sweep(self, now: float) -> int:
+        return self._expire_due(now)
+
+    async def stats(self, now: float) -> StoreStats:
+        self._expire_due(now)
+        listed = players = reserved = free = 0
+        for room in self._rooms.values():
+            if room.ready:
+                p, r, f = seats(room.players, room.max_players, room.live_reserved(now))
+                listed += 1
+                players += p
+                reserved += r
+                free += f
+        return StoreStats(len(self._rooms), listed, players, reserved, free)
+
+    async def subscribe(self) -> Subscription:
+        sub = _QueueSubscription(self)
+        self._subscribers.add(sub)
+        return sub
+
+
+# --- Redis store -----------------------------------------------------------------------------
+
+
+def _num(value: float) -> str:
+    """A float as Redis and Lua will both read it back exactly."""
+    return repr(float(value))
+
+
+def _pairs(flat: Sequence[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _room_from_hash(h: dict[str, str], reserved: int, detail: bool = False) -> RoomPublic:
+    players, shown_reserved, free = seats(int(h["players"]), int(h["max"]), reserved)
+    fields: dict[str, Any] = {
+        "server_id": h["id"], "name": h["name"], "game": h["game"], "owner_id": h["owner"],
+        "node_id": h["node"], "ws_url": h["ws"], "labels": json.loads(h["labels"]),
+        "metadata": json.loads(h["meta"]), "players": players, "max_players": int(h["max"]),
+        "reserved": shown_reserved, "free_seats": free, "locked": h["locked"] == "1",
+        "ready": h["ready"] == "1", "generation": int(h["gen"]),
+        "created_at": float(h["created"]),
+        "heartbeat_at": float(h["hb"]) if h["hb"] else None,
+    }
+    if detail:
+        return RoomDetail(**fields, state=json.loads(h["state"]))
+    return RoomPublic(**fields)
+
+
+def _event_from_message(data: str) -> RoomEvent:
+    msg = json.loads(data)
+    if msg[0] == "removed":
+        _, server_id, reason, game, labels = msg
+        return RoomEvent("removed", server_id, game or "", json.loads(labels or "{}"),
+                         reason=reason)
+    kind, server_id, reserved, flat = msg
+    room = _room_from_hash(_pairs(flat), int(reserved))
+    return RoomEvent(kind, server_id, room.game, room.labels, room)
+
+
+class _PubSubSubscription(Subscription):
+    def __init__(self, pubsub: Any) -> None:
+        self._pubsub = pubsub
+
+    async def get(self) -> RoomEvent:
+        # Bounded only by the subscription's life: each pass waits for one message.
+        while True:
+            msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            if msg is not None and msg.get("type") == "message":
+                return _event_from_message(msg["data"])
+
+    async def aclose(self) -> None:
+        await self._pubsub.aclose()
+
+
+class RedisStore(Store):
+    """A registry shared by several matchmaker replicas.
+
+    Keys (prefix P): `P room:<id>` hash per room (labels as `l:<k>`, metadata as `m:<k>` fields
+    for filtering), `P res:<id>` sorted set of seat reservations by expiry, `P exp` sorted set
+    of rooms by expiry, `P game:<game>` set of room ids, `P gen` generation counter, and the
+    pub/sub channel `P events`. Scripts build key names from the prefix, so this is for a
+    single Redis (or a single hash slot), not Redis Cluster.
+    """
+
+    kind = "redis"
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "gsf:mm:",
+                 owns_client: bool = False) -> None:
+        super().__init__()
+        self.redis = client
+        self.prefix = prefix
+        self._owns_client = owns_client
+        self._register = client.register_script(lua.REGISTER)
+        self._heartbeat = client.register_script(lua.HEARTBEAT)
+        self._deregister = client.register_script(lua.DEREGISTER)
+        self._get = client.register_script(lua.GET)
+        self._list = client.register_script(lua.LIST)
+        self._reserve = client.register_script(lua.RESERVE)
+        self._quick_join = client.register_script(lua.QUICK_JOIN)
+        self._sweep = client.register_script(lua.SWEEP)
+        self._stats = client.register_script(lua.STATS)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "gsf:mm:") -> RedisStore:
+        client = aioredis.Redis.from_url(url, decode_responses=True)
+        return cls(client, prefix, owns_client=True)
+
+    async def start(self) -> None:
+        await self.redis.ping()
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self.redis.aclose()
+
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    async def register(self, reg: ServerRegistration, now: float, ttl: float) -> RoomDetail:
+        labels = [x for k, v in reg.labels.items() for x in (k, v)]
+        gen, expired = await self._register(args=[
+            self.prefix, reg.server_id, _num(now), _num(now + ttl), reg.name, reg.game,
+            reg.owner_id, reg.node_id, reg.ws_url, reg.max_players,
+            compact_json(reg.labels), len(reg.labels), *labels,
+        ])
+        self.expired_total += int(expired)
+        return RoomDetail(
+            server_id=reg.server_id, name=reg.name, game=reg.game, owner_id=reg.owner_id,
+            node_id=reg.node_id, ws_url=reg.ws_url, labels=reg.labels, metadata={}, players=0,
+            max_players=reg.max_players, reserved=0, free_seats=reg.max_players, locked=False,
+            ready=False, generation=int(gen), created_at=float(_num(now)), heartbeat_at=None,
+        )
+
+    def _heartbeat_args(self, server_id: str, node_id: str, beat: Heartbeat, now: float,
+                        ttl: float) -> list[Any]:
+        meta = [x for k, v in beat.metadata.items() for x in (k, filter_value(v))]
+        pids = beat.player_ids
+        return [
+            self.prefix, server_id, node_id,
+            "" if beat.generation is None else beat.generation, _num(now), _num(now + ttl),
+            beat.players, beat.max_players, int(beat.locked), int(beat.ready),
+            compact_json(beat.metadata), compact_json(beat.state), len(beat.metadata), *meta,
+            -1 if pids is None else len(pids), *(pids or ()),
+        ]
+
+    def _heartbeat_outcome(self, server_id: str, reply: list[Any]) -> HeartbeatOutcome:
+        status = reply[0]
+        if status == "ok":
+            _, gen, ready, reserved, free, lag = reply
+            return HeartbeatOutcome(server_id, int(gen), ready == "1", int(reserved), int(free),
+                                    float(lag) if lag != "" else None)
+        if status == "fb":
+            raise Forbidden(f"server {server_id!r} belongs to another node")
+        if status == "stale":
+            raise StaleHeartbeat(f"heartbeat is older than generation {reply[1]}", int(reply[1]))
+        self.expired_total += int(reply[1])
+        raise RoomNotFound(f"no room {server_id!r}; register it again")
+
+    async def heartbeat(self, server_id: str, node_id: str, beat: Heartbeat, now: float,
+                        ttl: float) -> HeartbeatOutcome:
+        reply = await self._heartbeat(args=self._heartbeat_args(server_id, node_id, beat, now, ttl))
+        return self._heartbeat_outcome(server_id, reply)
+
+    async def heartbeat_many(self, node_id: str, beats: Sequence[BatchHeartbeat], now: float,
+                             ttl: float) -> list[HeartbeatOutcome | MatchmakerError]:
+        # One round trip; each script call stays atomic on its own.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for beat in beats:
+                await self._heartbeat(
+                    args=self._heartbeat_args(beat.server_id, node_id, beat, now, ttl),
+                    client=pipe)
+            replies = await pipe.execute()
+        results: list[HeartbeatOutcome | MatchmakerError] = []
+        for beat, reply in zip(beats, replies, strict=True):
+            try:
+                results.append(self._heartbeat_outcome(beat.server_id, reply))
+            except MatchmakerError as exc:
+                results.append(exc)
+        return results
+
+    async def deregister(self, server_id: str, node_id: str) -> bool:
+        reply = await self._deregister(args=[self.prefix, server_id, node_id])
+        if reply == "fb":
+            raise Forbidden(f"server {server_id!r} belongs to another node")
+        return bool(reply == "ok")
+
+    async def get(self, server_id: str, now: float) -> RoomDetail:
+        reply = await self._get(args=[self.prefix, server_id, _num(now)])
+        if reply[0] != "ok":
+            self.expired_total += int(reply[1])
+            raise RoomNotFound(f"no room {server_id!r}")
+        room = _room_from_hash(_pairs(reply[2]), int(reply[1]), detail=True)
+        assert isinstance(room, RoomDetail)
+        return room
+
+    async def list(self, query: RoomQuery, now: float) -> RoomPage:
+        flt = query.filter
+        filters = _filter_fields(flt)
+        cursor = query.cursor
+        reply = await self._list(args=[
+            self.prefix, flt.game or "", _num(now),
+            "" if flt.free is None else int(flt.free),
+            "players" if query.sort.endswith("players") else "created",
+            int(query.sort.startswith("-")), query.limit,
+            int(cursor is not None), _num(cursor.key) if cursor else "0",
+            cursor.server_id if cursor else "", len(filters) // 2, *filters,
+        ])
+        has_more = reply[0] == "1"
+        items = [_room_from_hash(_pairs(flat), int(reserved)) for reserved, flat in reply[1:]]
+        next_cursor = None
+        if has_more and items:
+            last = items[-1]
+            next_cursor = Cursor(query.sort, sort_key(query.sort, last.players, last.created_at),
+                                 last.server_id).encode()
+        return RoomPage(items, next_cursor)
+
+    async def reserve(self, server_id: str, player_id: str, now: float, until: float) -> RoomPublic:
+        reply = await self._reserve(args=[self.prefix, server_id, player_id, _num(now),
+                                          _num(until)])
+        status = reply[0]
+        if status == "ok":
+            return _room_from_hash(_pairs(reply[2]), int(reply[1]))
+        if status == "locked":
+            raise RoomLocked(f"room {server_id!r} is locked")
+        if status == "full":
+            raise RoomFull(f"room {server_id!r} has no free seat")
+        self.expired_total += int(reply[1])
+        raise RoomNotFound(f"no room {server_id!r}")
+
+    async def quick_join(self, flt: RoomFilter, player_id: str, now: float,
+                         until: float) -> RoomPublic:
+        filters = _filter_fields(flt)
+        reply = await self._quick_join(args=[self.prefix, flt.game or "", player_id, _num(now),
+                                             _num(until), len(filters) // 2, *filters])
+        if reply[0] != "ok":
+            raise NoRoomAvailable(f"no room of {flt.game!r} with a free seat matches")
+        return _room_from_hash(_pairs(reply[2]), int(reply[1]))
+
+    async def sweep(self, now: float) -> int:
+        total = 0
+        # Bounded: each pass removes up to SWEEP_BATCH; stop after a short pass or 100 passes.
+        for _ in range(100):
+            removed = int(await self._sweep(args=[self.prefix, _num(now), SWEEP_BATCH]))
+            total += removed
+            if removed < SWEEP_BATCH:
+                break
+        self.expired_total += total
+        return total
+
+    async def stats(self, now: float) -> StoreStats:
+        reply = await self._stats(args=[self.prefix, _num(now)])
+        registered, listed, players, reserved, free = (int(x) for x in reply)
+        return StoreStats(registered, listed, players, reserved, free)
+
+    async def subscribe(self) -> Subscription:
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(self.prefix + "events")
+        return _PubSubSubscription(pubsub)
+
+    async def delete_all(self) -> int:
+        """Remove every key under the prefix (tests and benchmarks)."""
+        deleted = 0
+        async for key in self.redis.scan_iter(match=self.prefix + "*", count=1000):
+            deleted += int(await self.redis.delete(key))
+        return deleted
+
+
+def _filter_fields(flt: RoomFilter) -> list[str]:
+    """Hash field / value pairs a room must have: labels as l:<k>, metadata as m:<k>."""
+    out: list[str] = []
+    for k, v in flt.labels.items():
+        out += ["l:" + k, v]
+    for k, v in flt.metadata.items():
+        out += ["m:" + k, v]
+    return out

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Make sure a Docker engine answers; install and start one (Debian's docker.io) where none does.
+set -euo pipefail
+
+if docker info >/dev/null 2>&1; then
+  exit 0
+fi
+
+if ! command -v dockerd >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "gsf: no Docker engine answers and this script cannot install one (needs root and apt-get)." >&2
+    echo "gsf: install Docker (https://docs.docker.com/engine/install/) and start it, then run again." >&2
+    exit 1
+  fi
+  echo "gsf: installing Docker engine (apt-get install docker.io)..."
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+fi
+
+if ! command -v docker >/dev/null 2>&1; then
+  echo "gsf: dockerd is installed but the docker client is missing (apt-get install docker.io)." >&2
+  exit 1
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "gsf: a Docker engine is installed but not running, and starting it needs root: sudo dockerd &" >&2
+  exit 1
+fi
+
+log=/var/log/gsf-dockerd.log
+echo "gsf: starting dockerd (log: $log)..."
+setsid nohup dockerd >"$log" 2>&1 < /dev/null &
+for _ in $(seq 1 120); do
+  if docker info >/dev/null 2>&1; then
+    exit 0
+  fi
+  sleep 0.5
+done
+echo "gsf: dockerd did not answer within 60 s; see $log" >&2
+tail -n 20 "$log" >&2 || true
+exit 1

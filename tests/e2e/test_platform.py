@@ -1,0 +1,186 @@
+"""The whole platform as a user starts it (`gsf up`): deploy, play, logs, stop, delete, restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+import pytest
+import websockets.sync.client as ws_client
+
+from cli.up import launch_background, stop_background
+from tests.conftest import GAMES, REPO, free_port, unique
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.temporal]
+
+
+@dataclass
+class Up:
+    proc: subprocess.Popen[str]
+    env: dict[str, str]
+    data: Path
+    api_url: str
+    mm_url: str
+    key: str
+    log: Path
+
+    def pids(self) -> dict[str, int]:
+        return {k: int(v) for k, v in json.loads((self.data / "pids.json").read_text()).items()}
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {self.key}"}, timeout=150)
+
+
+def start_up(env: dict[str, str], data: Path, log: Path) -> subprocess.Popen[str]:
+    try:
+        return launch_background(env, log, REPO)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Up]:
+    data = tmp_path_factory.mktemp("gsf-up") / "data"
+    node = unique("e2e-node")
+    api_port, mm_port, t_port, ui_port = free_port(), free_port(), free_port(), free_port()
+    env = {**os.environ, "GSF_DATA_DIR": str(data), "GSF_API_PORT": str(api_port),
+           "GSF_MATCHMAKER_PORT": str(mm_port), "GSF_TEMPORAL_ADDRESS": f"127.0.0.1:{t_port}",
+           "GSF_TEMPORAL_UI_PORT": str(ui_port), "GSF_TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}",
+           "GSF_NODE_ID": node, "GSF_GAME_NETWORK": unique("gsf-e2e-net"), "GSF_AGENT_HEARTBEAT_SECONDS": "1"}
+    data.mkdir(parents=True)
+    log = data.parent / "up.log"
+    proc = start_up(env, data, log)
+    key = (data / "admin.key").read_text().strip()
+    assert key.startswith("gsf_") and key in log.read_text(), "the first start prints the admin key"
+    handle = Up(proc, env, data, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{mm_port}", key, log)
+    try:
+        yield handle
+    finally:
+        stop_background(handle.proc)
+        for c in docker_client.containers.list(all=True, filters={"label": f"gsf.node_id={node}"}):
+            c.remove(force=True)
+        for n in docker_client.networks.list(names=[env["GSF_GAME_NETWORK"]]):
+            n.remove()
+
+
+def wait_status(api: httpx.Client, server_id: str, statuses: set[str], timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        server = api.get(f"/api/v1/servers/{server_id}").json()
+        if server["status"] in statuses or time.monotonic() > deadline:
+            return server
+        time.sleep(0.2)
+
+
+def seat(mm_url: str, server_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        resp = httpx.post(f"{mm_url}/join", json={"server_id": server_id})
+        if resp.status_code == 200 or time.monotonic() > deadline:
+            assert resp.status_code == 200, resp.text
+            return dict(resp.json())
+        time.sleep(0.2)
+
+
+def recv(ws: Any, type_: str) -> Any:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        frame = json.loads(ws.recv(timeout=10))
+        if frame["type"] == type_:
+            return frame["data"]
+    raise AssertionError(f"no {type_} frame")
+
+
+def deploy(api: httpx.Client, path: Path, name: str, source: bytes | None = None) -> str:
+    resp = api.post("/api/v1/servers", data={"name": name},
+                    files={"file": (path.name, source if source is not None else path.read_bytes())})
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["id"])
+
+
+def play_tictactoe(up: Up, server_id: str) -> None:
+    a, b = seat(up.mm_url, server_id), seat(up.mm_url, server_id)
+    with ws_client.connect(a["ws_url"]) as x, ws_client.connect(b["ws_url"]) as o:
+        marks = {recv(x, "seat")["mark"]: x, recv(o, "seat")["mark"]: o}
+        # X takes the top row while O plays the middle row.
+        for mark, cell in [("X", 0), ("O", 3), ("X", 1), ("O", 4), ("X", 2)]:
+            marks[mark].send(json.dumps({"type": "move", "data": {"cell": cell}}))
+            state = recv(marks[mark], "state")
+            while state["board"][cell] != mark:
+                state = recv(marks[mark], "state")
+        assert state["status"] == "won" and state["winner"] == "X" and state["line"] == [0, 1, 2]
+        final = recv(marks["O"], "state")
+        while final["status"] != "won":
+            final = recv(marks["O"], "state")
+
+
+def test_deploy_play_logs_stop_delete(up: Up, docker_client: docker.DockerClient) -> None:
+    with up.api() as api:
+        server_id = deploy(api, GAMES / "tictactoe.js", "ttt-e2e")
+        server = wait_status(api, server_id, {"running", "failed", "rejected"})
+        assert server["status"] == "running", server
+        deadline = time.monotonic() + 20
+        while not any(r["server_id"] == server_id for r in httpx.get(f"{up.mm_url}/servers").json()["items"]):
+            assert time.monotonic() < deadline, "the running server never appeared in the room list"
+            time.sleep(0.2)
+        play_tictactoe(up, server_id)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            lines = [entry["line"] for entry in api.get(f"/api/v1/servers/{server_id}/logs").json()["lines"]]
+            if sum("join" in line for line in lines) >= 2:
+                break
+            time.sleep(0.3)
+        assert sum("join" in line for line in lines) >= 2, lines
+        assert api.post(f"/api/v1/servers/{server_id}/stop").json()["status"] == "stopped"
+        assert api.delete(f"/api/v1/servers/{server_id}").json()["status"] == "deleted"
+        listed = [s["id"] for s in api.get("/api/v1/servers").json()["items"]]
+        assert server_id not in listed
+    assert docker_client.containers.list(all=True, filters={"label": f"gsf.server_id={server_id}"}) == []
+    assert docker_client.networks.list(names=[up.env["GSF_GAME_NETWORK"]]) == []
+
+
+def test_killed_workers_resume_the_deployment(up: Up) -> None:
+    # A fresh source (never built) keeps the deployment in `building` long enough to kill it there.
+    source = (GAMES / "arena.js").read_bytes() + f"\n// build {uuid.uuid4()}\n".encode()
+    with up.api() as api:
+        server_id = deploy(api, GAMES / "arena.js", "arena-restart", source)
+        deadline = time.monotonic() + 30
+        while api.get(f"/api/v1/servers/{server_id}").json()["status"] not in ("building", "starting", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        before = up.pids()
+        for name in ("control-worker", "agent"):
+            os.kill(before[name], signal.SIGKILL)
+        server = wait_status(api, server_id, {"running", "failed"}, timeout=180)
+        assert server["status"] == "running", server
+        after = up.pids()
+        assert after["control-worker"] != before["control-worker"] and after["agent"] != before["agent"]
+        seat(up.mm_url, server_id)
+        api.delete(f"/api/v1/servers/{server_id}")
+
+
+def test_second_start_keeps_what_was_deployed(up: Up) -> None:
+    with up.api() as api:
+        server_id = deploy(api, GAMES / "chat.js", "survivor")
+        assert wait_status(api, server_id, {"running", "failed"})["status"] == "running"
+    stop_background(up.proc)
+    children = up.pids() if (up.data / "pids.json").exists() else {}
+    assert not children, "pids.json is removed on a clean stop"
+    up.proc = start_up(up.env, up.data, up.log)
+    assert up.log.read_text().count(up.key) == 1, "the admin key is printed only on the first start"
+    with up.api() as api:
+        server = api.get(f"/api/v1/servers/{server_id}").json()
+        assert server["status"] == "running"
+        with ws_client.connect(seat(up.mm_url, server_id)["ws_url"]) as ws:
+            recv(ws, "welcome")
+        assert api.delete(f"/api/v1/servers/{server_id}").json()["status"] == "deleted"

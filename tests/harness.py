@@ -1,0 +1,111 @@
+"""The platform's processes run inside the test's event loop: API, matchmaker, control worker, agent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from activities.control_worker import run_control_worker
+from agent_worker.agent import Agent
+from core.bootstrap import create_user_key
+from core.db.session import SessionFactory, create_schema, make_engine, make_session_factory
+from core.settings import Settings
+
+
+async def serve(app: FastAPI, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.02)
+    if task.done():
+        task.result()
+    return server, task
+
+
+@dataclass
+class Harness:
+    settings: Settings
+    client: Client
+    sessions: SessionFactory
+    tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    servers: dict[str, uvicorn.Server] = field(default_factory=dict)
+
+    async def start_api(self) -> None:
+        from api.main import create_app
+
+        self.servers["api"], self.tasks["api"] = await serve(create_app(self.settings), self.settings.api_port)
+
+    async def start_matchmaker(self) -> None:
+        from matchmaker.app import create_app
+
+        self.servers["matchmaker"], self.tasks["matchmaker"] = await serve(
+            create_app(self.settings), self.settings.matchmaker_port)
+
+    def start_control_worker(self) -> None:
+        self.tasks["control"] = asyncio.create_task(run_control_worker(self.settings, self.client))
+
+    def start_agent(self, node_id: str | None = None) -> Agent:
+        agent = Agent(self.settings, node_id or self.settings.node_id, client=self.client)
+        self.tasks[f"agent:{agent.node_id}"] = asyncio.create_task(agent.run())
+        return agent
+
+    async def stop(self, name: str) -> None:
+        if name in self.servers:
+            self.servers.pop(name).should_exit = True
+            await self.tasks.pop(name)
+            return
+        task = self.tasks.pop(name)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def user_key(self, email: str, admin: bool = False) -> str:
+        _, key = await create_user_key(self.sessions, email, admin=admin)
+        return key
+
+    def api(self, key: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.settings.public_api_url, timeout=60,
+                                 headers={"Authorization": f"Bearer {key}"})
+
+    async def wait_node_online(self, node_id: str, timeout: float = 15) -> None:
+        from core.db.models import Node
+
+        for _ in range(int(timeout / 0.1)):
+            async with self.sessions() as s:
+                node = await s.get(Node, node_id)
+                if node is not None and node.online:
+                    return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"node {node_id} never came online")
+
+
+@contextlib.asynccontextmanager
+async def platform(settings: Settings, client: Client, agent: bool = True) -> AsyncIterator[Harness]:
+    engine = make_engine(settings.database_url)
+    await create_schema(engine)
+    h = Harness(settings, client, make_session_factory(engine))
+    try:
+        await h.start_matchmaker()
+        await h.start_api()
+        h.start_control_worker()
+        if agent:
+            h.start_agent()
+            await h.wait_node_online(settings.node_id)
+        yield h
+    finally:
+        for name in list(h.tasks)[::-1]:
+            with contextlib.suppress(Exception):
+                await h.stop(name)
+        await engine.dispose()

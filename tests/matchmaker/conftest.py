@@ -1,0 +1,281 @@
+"""Matchmaker fixtures: both stores (in-process and the real Redis on 127.0.0.1:6379 with a key
+prefix per test), a controllable clock, apps with their lifespan running, and a real uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+import uvicorn
+from fastapi import FastAPI
+
+from core.security import node_token
+from core.settings import Settings
+from matchmaker.app import create_app
+from matchmaker.deps import Matchmaker
+from matchmaker.server import MatchmakerServer
+from matchmaker.store import MemoryStore, RedisStore, Store
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+SECRET = "matchmaker-test-secret"
+START = 1_700_000_000.0
+
+
+class FakeClock:
+    """Unix seconds that move only when a test says so."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"env": "test", "data_dir": tmp_path / "data", "secret_key": SECRET,
+                              "room_ttl_seconds": 6.0, "seat_reservation_seconds": 15.0}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def redis_or_fail() -> aioredis.Redis:
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        await client.ping()
+    except (OSError, aioredis.ConnectionError) as exc:
+        await client.aclose()
+        pytest.fail(f"Redis on 127.0.0.1:6379 does not answer ({exc}); start it "
+                    "(`redis-server --daemonize yes`) and run the tests again", pytrace=False)
+    return client
+
+
+class Stores:
+    """Stores for one test. Memory: one shared registry. Redis: a new client per call, all on
+    the test's key prefix, like matchmaker replicas sharing one Redis."""
+
+    def __init__(self, kind: str, prefix: str) -> None:
+        self.kind = kind
+        self.prefix = prefix
+        self._memory: MemoryStore | None = None
+        self._redis: list[RedisStore] = []
+
+    async def new(self) -> Store:
+        if self.kind == "memory":
+            if self._memory is None:
+                self._memory = MemoryStore()
+            return self._memory
+        client = await redis_or_fail()
+        store = RedisStore(client, self.prefix, owns_client=True)
+        self._redis.append(store)
+        return store
+
+    async def aclose(self) -> None:
+        if self._redis:
+            await self._redis[0].delete_all()
+        for store in self._redis:
+            await store.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def stores(store_kind: str) -> AsyncIterator[Stores]:
+    s = Stores(store_kind, f"gsf:mm:test:{uuid.uuid4().hex[:12]}:")
+    try:
+        yield s
+    finally:
+        await s.aclose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def headers(node: str = "node-a") -> dict[str, str]:
+    return {"Authorization": f"Bearer {node_token(SECRET, node)}"}
+
+
+@dataclass
+class MM:
+    """One matchmaker instance with its lifespan running and an ASGI client."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    clock: FakeClock
+    store: Store
+
+    @property
+    def state(self) -> Matchmaker:
+        mm: Matchmaker = self.app.state.matchmaker
+        return mm
+
+    async def register(self, server_id: str | None = None, *, game: str = "chess",
+                       node: str = "node-a", max_players: int = 4,
+                       labels: dict[str, str] | None = None,
+                       ws_url: str = "ws://127.0.0.1:9000/ws") -> dict[str, Any]:
+        body = {"server_id": server_id or unique("srv"), "name": "Room", "game": game,
+                "owner_id": "user-1", "node_id": node, "ws_url": ws_url,
+                "max_players": max_players, "labels": labels or {}}
+        resp = await self.client.post("/servers", json=body, headers=headers(node))
+        assert resp.status_code == 201, resp.text
+        data: dict[str, Any] = resp.json()
+        return data
+
+    async def beat(self, server_id: str, players: int = 0, *, node: str = "node-a",
+                   **fields: Any) -> httpx.Response:
+        body = {"players": players, "max_players": fields.pop("max_players", 0), **fields}
+        return await self.client.put(f"/servers/{server_id}/heartbeat", json=body,
+                                     headers=headers(node))
+
+    async def ready_room(self, server_id: str | None = None, players: int = 0,
+                         metadata: dict[str, Any] | None = None, locked: bool = False,
+                         **register: Any) -> str:
+        room = await self.register(server_id, **register)
+        node = register.get("node", "node-a")
+        resp = await self.beat(room["server_id"], players, node=node, metadata=metadata or {},
+                               locked=locked, ready=True)
+        assert resp.status_code == 200, resp.text
+        return str(room["server_id"])
+
+    async def listing(self, **params: Any) -> list[dict[str, Any]]:
+        resp = await self.client.get("/servers", params=params)
+        assert resp.status_code == 200, resp.text
+        items: list[dict[str, Any]] = resp.json()["items"]
+        return items
+
+
+MakeMM = Callable[..., Awaitable[MM]]
+
+
+@pytest.fixture
+async def make_mm(stores: Stores, clock: FakeClock, tmp_path: Path) -> AsyncIterator[MakeMM]:
+    """Start matchmaker instances (each its own app; on Redis each its own client)."""
+    async with AsyncExitStack() as stack:
+
+        async def make(keepalive: float = 15.0, **settings: Any) -> MM:
+            store = await stores.new()
+            app = create_app(make_settings(tmp_path, **settings), store, clock, sweep_seconds=0.05,
+                             keepalive_seconds=keepalive)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            client = await stack.enter_async_context(httpx.AsyncClient(
+                transport=httpx.ASGITransport(app), base_url="http://matchmaker"))
+            return MM(app, client, clock, store)
+
+        yield make
+
+
+@pytest.fixture
+async def mm(make_mm: MakeMM) -> MM:
+    return await make_mm()
+
+
+# --- a real server, for streams ----------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    url: str
+    server: MatchmakerServer
+    task: asyncio.Task[None]
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        self.server.should_exit = True
+        await asyncio.wait_for(asyncio.shield(self.task), timeout)
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[Served]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="on", log_level="warning")
+    server = MatchmakerServer(config, app)
+    server.capture_signals = contextlib.nullcontext  # type: ignore[assignment,method-assign]
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(250):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    served = Served(f"http://127.0.0.1:{port}", server, task)
+    try:
+        yield served
+    finally:
+        if not task.done():
+            server.should_exit = True
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), 5)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        sock.close()
+
+
+@dataclass
+class Frame:
+    event: str | None
+    data: Any
+    comment: str | None = None
+
+
+@dataclass
+class SSEReader:
+    """Reads text/event-stream frames from an httpx streaming response."""
+
+    response: httpx.Response
+    _lines: AsyncIterator[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._lines = self.response.aiter_lines()
+
+    async def frame(self, timeout: float = 5.0) -> Frame:
+        return await asyncio.wait_for(self._read(), timeout)
+
+    async def event(self, timeout: float = 5.0) -> Frame:
+        """The next frame with an event, skipping comments."""
+        async def read() -> Frame:
+            while True:  # ends at the timeout at worst
+                frame = await self._read()
+                if frame.event is not None:
+                    return frame
+        return await asyncio.wait_for(read(), timeout)
+
+    async def _read(self) -> Frame:
+        event: str | None = None
+        data: list[str] = []
+        comment: str | None = None
+        async for line in self._lines:
+            if line == "":
+                if event is None and not data and comment is None:
+                    continue
+                return Frame(event, json.loads("\n".join(data)) if data else None, comment)
+            if line.startswith(":"):
+                comment = line[1:].strip()
+            elif line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+        raise EOFError("the event stream ended")

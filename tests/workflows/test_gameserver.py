@@ -1,0 +1,145 @@
+"""GameServerWorkflow against a real Temporal dev server, real Docker, real activities."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+import pytest
+import websockets
+from temporalio.client import WorkflowFailureError
+
+from core.queues import gameserver_workflow_id
+from core.settings import Settings
+from tests.conftest import GAMES
+from tests.harness import Harness, platform
+
+pytestmark = [pytest.mark.docker, pytest.mark.temporal]
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def deploy(api: httpx.AsyncClient, path: Path, name: str, **form: str) -> str:
+    resp = await api.post("/api/v1/servers", data={"name": name, **form},
+                          files={"file": (path.name, path.read_bytes(), "application/javascript")})
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert body["workflow_url"].startswith("http://127.0.0.1:8233/namespaces/default/workflows/gameserver-")
+    return str(body["id"])
+
+
+async def wait_status(api: httpx.AsyncClient, server_id: str, statuses: set[str], timeout: float = 90) -> Any:
+    server: Any = None
+    for _ in range(int(timeout / 0.2)):
+        server = (await api.get(f"/api/v1/servers/{server_id}")).json()
+        if server["status"] in statuses:
+            return server
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"server never reached {statuses}: {server}")
+
+
+async def join(settings: Settings, server_id: str, timeout: float = 20) -> dict[str, Any]:
+    """A seat through the matchmaker, once the agent's first heartbeat has listed the room."""
+    async with httpx.AsyncClient(base_url=settings.matchmaker_url) as mm:
+        for _ in range(int(timeout / 0.2)):
+            resp = await mm.post("/join", json={"server_id": server_id})
+            if resp.status_code == 200:
+                return dict(resp.json())
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"no seat in {server_id}: {resp.status_code} {resp.text}")
+
+
+async def recv_type(ws: Any, type_: str, timeout: float = 10) -> Any:
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == type_:
+                return frame["data"]
+
+
+@pytest.fixture
+async def h(settings: Settings, temporal_env: Any, runtime_images: str, cleanup_docker: None) -> Any:
+    async with platform(settings, temporal_env.client) as harness:
+        yield harness
+
+
+async def test_deploy_play_stop_delete(h: Harness, docker_client: docker.DockerClient) -> None:
+    key = await h.user_key("dev@example.com")
+    async with h.api(key) as api:
+        server_id = await deploy(api, GAMES / "chat.js", "chat-room", labels="mode=casual")
+        server = await wait_status(api, server_id, {"running", "failed", "rejected"})
+        assert server["status"] == "running", server
+        assert server["node_id"] == h.settings.node_id
+        assert server["ws_url"].startswith("ws://127.0.0.1:")
+        assert server["image"].startswith("gsf-game:")
+        statuses = [e["status"] for e in server["events"]]
+        assert statuses[0] == "pending" and statuses[-1] == "running"
+        assert {"analyzing", "building", "starting"} <= set(statuses)
+
+        seats = [await join(h.settings, server_id) for _ in range(2)]
+        async with websockets.connect(seats[0]["ws_url"]) as alice, websockets.connect(seats[1]["ws_url"]) as bob:
+            await recv_type(alice, "welcome")
+            await recv_type(bob, "welcome")
+            await alice.send(json.dumps({"type": "chat", "data": {"text": "hello bob"}}))
+            for ws in (alice, bob):
+                data = await recv_type(ws, "chat")
+                assert "hello bob" in json.dumps(data)
+
+        for _ in range(50):
+            logs = (await api.get(f"/api/v1/servers/{server_id}/logs", params={"tail": 200})).json()
+            if any("join" in line["line"] for line in logs["lines"]):
+                break
+            await asyncio.sleep(0.2)
+        assert any("join" in line["line"] for line in logs["lines"]), logs
+
+        stopped = (await api.post(f"/api/v1/servers/{server_id}/stop")).json()
+        assert stopped["status"] == "stopped"
+        again = await api.post(f"/api/v1/servers/{server_id}/stop")
+        assert again.status_code == 200 and again.json()["status"] == "stopped"
+
+        deleted = await api.delete(f"/api/v1/servers/{server_id}")
+        assert deleted.status_code == 200 and deleted.json()["status"] == "deleted"
+        assert (await api.delete(f"/api/v1/servers/{server_id}")).json()["status"] == "deleted"
+    assert docker_client.containers.list(all=True, filters={"label": f"gsf.server_id={server_id}"}) == []
+    handle = h.client.get_workflow_handle(gameserver_workflow_id(server_id))
+    assert (await handle.result()).status == "deleted"
+
+
+async def test_syntax_error_is_rejected_with_position(h: Harness) -> None:
+    key = await h.user_key("dev@example.com")
+    bad = b"module.exports = {\n  onJoin(room, player) {\n    room.broadcast('x', ;\n  }\n};\n"
+    async with h.api(key) as api:
+        resp = await api.post("/api/v1/servers", data={"name": "broken"},
+                              files={"file": ("broken.js", bad, "application/javascript")})
+        server_id = resp.json()["id"]
+        server = await wait_status(api, server_id, {"rejected", "running", "failed"})
+        assert server["status"] == "rejected"
+        finding = server["analysis"]["findings"][0]
+        assert finding["rule"] == "syntax-error" and finding["line"] == 3
+        analysis = (await api.get(f"/api/v1/servers/{server_id}/analysis")).json()
+        assert analysis["ok"] is False
+    with pytest.raises(WorkflowFailureError) as err:
+        await h.client.get_workflow_handle(gameserver_workflow_id(server_id)).result()
+    assert getattr(err.value.cause, "type", None) == "CodeRejected"
+
+
+async def test_crashed_container_is_restarted(h: Harness, docker_client: docker.DockerClient) -> None:
+    key = await h.user_key("dev@example.com")
+    async with h.api(key) as api:
+        server_id = await deploy(api, GAMES / "tictactoe.js", "ttt")
+        first = await wait_status(api, server_id, {"running", "failed"})
+        assert first["status"] == "running"
+        (container,) = docker_client.containers.list(filters={"label": f"gsf.server_id={server_id}"})
+        container.kill()
+        for _ in range(150):
+            server = (await api.get(f"/api/v1/servers/{server_id}")).json()
+            if server["status"] == "running" and any("restart 1/" in e["message"] for e in server["events"]):
+                break
+            await asyncio.sleep(0.2)
+        assert any("restart 1/" in e["message"] for e in server["events"]), server["events"]
+        (replacement,) = docker_client.containers.list(filters={"label": f"gsf.server_id={server_id}"})
+        assert replacement.id != container.id
+        await api.delete(f"/api/v1/servers/{server_id}")

@@ -1,0 +1,5 @@
+"""Deterministic workflow classes; the control worker registers `WORKFLOWS`."""
+
+from workflows.gameserver import GameServerWorkflow
+
+WORKFLOWS = [GameServerWorkflow]

@@ -1,0 +1,323 @@
+"""GameServerWorkflow: one per game server, from upload to deletion (DESIGN §3)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
+
+with workflow.unsafe.imports_passed_through():
+    from core.contracts import (
+        AnalysisReport,
+        AnalyzeCodeInput,
+        AnalyzeCodeResult,
+        CrashReport,
+        DeregisterServerInput,
+        EmptyResult,
+        EnsureImageInput,
+        EnsureImageResult,
+        GameServerInput,
+        GameServerState,
+        RecordStatusInput,
+        RecordStatusResult,
+        RegisterServerInput,
+        SelectNodeInput,
+        SelectNodeResult,
+        ServerStatus,
+        StartContainerInput,
+        StartContainerResult,
+        StopContainerInput,
+        StopContainerResult,
+        StopServerInput,
+        StopServerResult,
+        WaitReadyInput,
+        WaitReadyResult,
+    )
+    from core.queues import node_queue
+    from core.temporal import SA_NODE_ID, SA_STATUS
+
+CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10),
+                            maximum_attempts=10)
+NODE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
+                         maximum_attempts=5, non_retryable_error_types=["BuildFailed", "ContainerExited",
+                                                                         "ReadyTimeout"])
+# A node whose agent does not pick work up within this time is treated as dead and the work re-placed.
+NODE_SCHEDULE_TO_START = timedelta(seconds=30)
+MAX_PLACEMENTS = 3
+DONE = (ServerStatus.STOPPED, ServerStatus.DELETED, ServerStatus.FAILED, ServerStatus.REJECTED)
+
+
+class NodeLost(Exception):
+    """The chosen node's agent did not pick the work up in time."""
+
+
+@workflow.defn(name="GameServerWorkflow")
+class GameServerWorkflow:
+    """Deploys, runs and tears down one game server; id `gameserver-<server_id>`.
+
+    Updates: `stop(StopServerInput) -> StopServerResult` — stop, or with `delete` stop and delete;
+             answers once the server is stopped/deleted.
+    Signals: `report_crash(CrashReport)` — sent by the node agent when the container dies.
+    Queries: `state() -> GameServerState`.
+    """
+
+    @workflow.init
+    def __init__(self, input: GameServerInput) -> None:
+        self.input = input
+        self.s = input.state.model_copy(deep=True) if input.state else GameServerState()
+        self.records: list[asyncio.Task[Any]] = []
+
+    # --- handlers -------------------------------------------------------------
+
+    @workflow.query
+    def state(self) -> GameServerState:
+        return self.s
+
+    @workflow.signal
+    def report_crash(self, report: CrashReport) -> None:
+        self.s.crash_reports.append(report)
+
+    @workflow.update
+    async def stop(self, input: StopServerInput) -> StopServerResult:
+        if input.delete:
+            self.s.delete_requested = True
+        else:
+            self.s.stop_requested = True
+        target = (ServerStatus.DELETED,) if input.delete else DONE
+        await workflow.wait_condition(lambda: self.s.status in target)
+        return StopServerResult(status=self.s.status)
+
+    @stop.validator
+    def _validate_stop(self, input: StopServerInput) -> None:
+        if self.s.status == ServerStatus.DELETED:
+            raise ValueError("the server is already deleted")
+
+    # --- main -------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: GameServerInput) -> GameServerState:
+        if self.s.status in (ServerStatus.PENDING, ServerStatus.ANALYZING, ServerStatus.BUILDING,
+                             ServerStatus.STARTING):
+            await self._deploy()
+        while True:
+            await workflow.wait_condition(
+                lambda: self.s.delete_requested or bool(self.s.crash_reports)
+                or (self.s.stop_requested and self.s.status == ServerStatus.RUNNING)
+                or workflow.info().is_continue_as_new_suggested())
+            if self.s.delete_requested:
+                await self._teardown(delete=True)
+                break
+            if self.s.stop_requested and self.s.status == ServerStatus.RUNNING:
+                await self._teardown(delete=False)
+                self.s.stop_requested = False
+            while self.s.crash_reports:
+                await self._on_crash(self.s.crash_reports.pop(0))
+            if self.s.status in (ServerStatus.FAILED, ServerStatus.REJECTED):
+                break
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                await self._flush_records()
+                workflow.continue_as_new(self.input.model_copy(update={"state": self.s}))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._flush_records()
+        if self.s.status == ServerStatus.REJECTED:
+            raise ApplicationError(self.s.error or "code rejected", type="CodeRejected", non_retryable=True)
+        if self.s.status == ServerStatus.FAILED:
+            raise ApplicationError(self.s.error or "deployment failed", type="DeployFailed", non_retryable=True)
+        return self.s
+
+    async def _deploy(self) -> None:
+        i = self.input
+        self._transition(ServerStatus.ANALYZING, "analyzing code")
+        # Analysis and placement do not depend on each other: run them side by side.
+        analysis = workflow.start_activity(
+            "analyze_code", AnalyzeCodeInput(server_id=i.server_id, source_sha256=i.source_sha256,
+                                             allow_rules=i.allow_rules),
+            result_type=AnalyzeCodeResult, task_queue=self.input.control_queue,
+            start_to_close_timeout=timedelta(seconds=60), retry_policy=CONTROL_RETRY)
+        placement = asyncio.ensure_future(self._select_node([]))
+        try:
+            report = (await analysis).report
+        except ActivityError as err:
+            placement.cancel()
+            self._fail(ServerStatus.FAILED, f"analysis failed: {_cause(err)}")
+            return
+        if not report.ok:
+            placement.cancel()
+            self._fail(ServerStatus.REJECTED, _rejection(report), report=report)
+            return
+        if not i.max_players:
+            # No seat count in the upload: the module's own `maxPlayers`, else a small room.
+            exported = report.exports.get("maxPlayers")
+            i.max_players = exported if isinstance(exported, int) and exported > 0 else 8
+        self._record_report(report)
+        excluded: list[str] = []
+        for _ in range(MAX_PLACEMENTS):
+            try:
+                node_id = await (placement if not excluded else self._select_node(excluded))
+            except ActivityError as err:
+                self._fail(ServerStatus.FAILED, f"placement failed: {_cause(err)}")
+                return
+            try:
+                await self._start_on(node_id)
+                return
+            except NodeLost:
+                excluded.append(node_id)
+                workflow.logger.warning("node %s did not pick up work; re-placing", node_id)
+            except ActivityError as err:
+                await self._cleanup_node(node_id)
+                self._fail(ServerStatus.FAILED, _cause(err))
+                return
+        self._fail(ServerStatus.FAILED, f"no node picked the server up (tried {', '.join(excluded)})")
+
+    async def _select_node(self, exclude: list[str]) -> str:
+        i = self.input
+        result = await workflow.execute_activity(
+            "select_node", SelectNodeInput(server_id=i.server_id, labels=i.labels, limits=i.limits,
+                                           exclude=exclude),
+            result_type=SelectNodeResult, task_queue=self.input.control_queue,
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=CONTROL_RETRY)
+        return result.node_id
+
+    async def _start_on(self, node_id: str) -> None:
+        """The `gameserver-start` steps on one node: image, container, readiness, registration."""
+        i = self.input
+        self.s.node_id = node_id
+        workflow.upsert_search_attributes([SA_NODE_ID.value_set(node_id)])
+        self._transition(ServerStatus.BUILDING, f"placed on node {node_id}", node_id=node_id)
+        image = await self._node(node_id, "ensure_image",
+                                 EnsureImageInput(server_id=i.server_id, source_sha256=i.source_sha256),
+                                 EnsureImageResult, timedelta(minutes=10))
+        self.s.image = image.image
+        self._transition(ServerStatus.STARTING, "image built" if image.built else "image cached",
+                         image=image.image)
+        await self._start_container(node_id)
+        self._transition(ServerStatus.RUNNING, "ready", container_id=self.s.container_id,
+                         ws_url=self.s.ws_url, host=self.s.host, port=self.s.port)
+
+    async def _start_container(self, node_id: str) -> None:
+        i = self.input
+        assert self.s.image is not None
+        started = await self._node(node_id, "start_container", StartContainerInput(
+            server_id=i.server_id, owner_id=i.owner_id, name=i.name, game=i.game, image=self.s.image,
+            max_players=i.max_players, limits=i.limits, labels=i.labels), StartContainerResult,
+            timedelta(minutes=2))
+        self.s.container_id, self.s.host, self.s.port = started.container_id, started.host, started.port
+        self.s.ws_url = started.ws_url
+        await self._node(node_id, "wait_ready", WaitReadyInput(
+            server_id=i.server_id, container_id=started.container_id, host=started.host, port=started.port,
+            timeout_seconds=i.ready_timeout_seconds), WaitReadyResult,
+            timedelta(seconds=i.ready_timeout_seconds + 30))
+        await self._node(node_id, "register_with_matchmaker", RegisterServerInput(
+            server_id=i.server_id, owner_id=i.owner_id, name=i.name, game=i.game, node_id=node_id,
+            ws_url=started.ws_url, max_players=i.max_players, labels=i.labels), EmptyResult,
+            timedelta(seconds=30))
+
+    async def _on_crash(self, report: CrashReport) -> None:
+        if self.s.status != ServerStatus.RUNNING or report.container_id != self.s.container_id:
+            return  # a stale report, or a container we stopped ourselves
+        assert self.s.node_id is not None
+        reason = f"container exited with code {report.exit_code}" + (f": {report.reason}" if report.reason else "")
+        if self.s.restarts >= self.input.restart_limit:
+            await self._cleanup_node(self.s.node_id)
+            self._fail(ServerStatus.FAILED, f"{reason}; restart limit ({self.input.restart_limit}) reached")
+            return
+        self.s.restarts += 1
+        self._transition(ServerStatus.STARTING, f"{reason}; restart {self.s.restarts}/{self.input.restart_limit}")
+        try:
+            await self._start_container(self.s.node_id)
+        except (ActivityError, NodeLost) as err:
+            await self._cleanup_node(self.s.node_id)
+            self._fail(ServerStatus.FAILED, f"restart failed: {_cause(err)}")
+            return
+        self._transition(ServerStatus.RUNNING, "ready after restart", container_id=self.s.container_id,
+                         ws_url=self.s.ws_url, host=self.s.host, port=self.s.port)
+
+    async def _teardown(self, delete: bool) -> None:
+        if self.s.status not in (ServerStatus.STOPPED,):
+            self._transition(ServerStatus.STOPPING, "delete requested" if delete else "stop requested")
+        if self.s.node_id:
+            await self._cleanup_node(self.s.node_id, remove=delete)
+        self._transition(ServerStatus.DELETED if delete else ServerStatus.STOPPED,
+                         "deleted" if delete else "stopped")
+
+    async def _cleanup_node(self, node_id: str, remove: bool = True) -> None:
+        """Deregister and stop (remove) on the node; a dead node cleans up when its agent returns."""
+        i = self.input
+        try:
+            await self._node(node_id, "deregister_from_matchmaker", DeregisterServerInput(server_id=i.server_id),
+                             EmptyResult, timedelta(seconds=30))
+            await self._node(node_id, "stop_container", StopContainerInput(
+                server_id=i.server_id, remove=remove, remove_image=self.s.image if remove else None,
+                remove_network=remove), StopContainerResult, timedelta(minutes=1))
+        except (ActivityError, NodeLost) as err:
+            workflow.logger.warning("cleanup on node %s incomplete: %s", node_id, _cause(err))
+
+    async def _node(self, node_id: str, activity: str, arg: Any, result_type: type[Any],
+                    start_to_close: timedelta) -> Any:
+        try:
+            return await workflow.execute_activity(
+                activity, arg, result_type=result_type, task_queue=node_queue(node_id),
+                schedule_to_start_timeout=NODE_SCHEDULE_TO_START, start_to_close_timeout=start_to_close,
+                heartbeat_timeout=timedelta(seconds=10), retry_policy=NODE_RETRY)
+        except ActivityError as err:
+            if isinstance(err.cause, TimeoutError) and err.cause.type == TimeoutType.SCHEDULE_TO_START:
+                raise NodeLost(node_id) from err
+            raise
+
+    # --- records ------------------------------------------------------------------
+
+    def _transition(self, status: ServerStatus, message: str = "", **facts: Any) -> None:
+        self.s.status = status
+        self.s.seq += 1
+        workflow.upsert_search_attributes([SA_STATUS.value_set(status.value)])
+        self._record(RecordStatusInput(server_id=self.input.server_id, seq=self.s.seq, status=status,
+                                       at=workflow.now(), message=message, **facts))
+
+    def _record_report(self, report: AnalysisReport) -> None:
+        self.s.seq += 1
+        self._record(RecordStatusInput(server_id=self.input.server_id, seq=self.s.seq, status=self.s.status,
+                                       at=workflow.now(), message=_summary(report), report=report,
+                                       max_players=self.input.max_players))
+
+    def _fail(self, status: ServerStatus, message: str, report: AnalysisReport | None = None) -> None:
+        self.s.error = message
+        self.s.status = status
+        self.s.seq += 1
+        workflow.upsert_search_attributes([SA_STATUS.value_set(status.value)])
+        self._record(RecordStatusInput(server_id=self.input.server_id, seq=self.s.seq, status=status,
+                                       at=workflow.now(), message=message, report=report))
+
+    def _record(self, input: RecordStatusInput) -> None:
+        # Records are written off the critical path; `seq` lets the DB apply them in order.
+        self.records = [r for r in self.records if not r.done()]
+        self.records.append(workflow.start_activity(
+            "record_status", input, result_type=RecordStatusResult, task_queue=self.input.control_queue,
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))))
+
+    async def _flush_records(self) -> None:
+        if self.records:
+            await asyncio.gather(*self.records, return_exceptions=True)
+            self.records = []
+
+
+def _cause(err: BaseException) -> str:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err)
+
+
+def _summary(report: AnalysisReport) -> str:
+    counts = {sev: sum(1 for f in report.findings if f.severity == sev) for sev in ("block", "warn", "info")}
+    return f"analysis: {counts['block']} blocking, {counts['warn']} warnings, {counts['info']} notes"
+
+
+def _rejection(report: AnalysisReport) -> str:
+    lines = [f"{f.rule} at {f.line}:{f.column}: {f.message}" for f in report.blocking[:10]]
+    more = len(report.blocking) - 10
+    return "code rejected: " + "; ".join(lines) + (f"; and {more} more" if more > 0 else "")
