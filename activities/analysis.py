@@ -28,5 +28,6 @@ class AnalysisActivities:
         except KeyError:
             raise ApplicationError(f"source {input.source_sha256} is not in the artifact store",
                                    type="SourceMissing", non_retryable=True) from None
-        report = await asyncio.to_thread(analyze, source, limits=self.limits, allow_rules=input.allow_rules)
+        report = await asyncio.to_thread(analyze, source, limits=self.limits, allow_rules=input.allow_rules,
+                                         filename=input.filename)
         return AnalyzeCodeResult(report=report)

@@ -22,7 +22,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core import security
-from core.analysis import module_kind
 from core.contracts import (
     EnsureImageInput,
     EnsureImageResult,
@@ -75,7 +74,7 @@ class ContainerActivities:
         def target() -> None:
             try:
                 result.append(fn())
-            except BaseException as exc:  # re-raised in the activity thread
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the activity thread
                 error.append(exc)
 
         thread = threading.Thread(target=target, daemon=True)
@@ -121,7 +120,7 @@ class ContainerActivities:
             images.ensure_base_image(self.client, self.settings)
             images.ensure_runtime_image(self.client, self.settings)
             return images.ensure_game_image(self.client, self.settings, source, input.source_sha256,
-                                            module_kind(source))
+                                            input.module_kind)
 
         try:
             tag, built = self._heartbeating(build)
@@ -275,4 +274,19 @@ class ContainerActivities:
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:  # still used by another server: keep it
                     raise
+        if input.remove_network:
+            self._remove_network_if_unused()
         return StopContainerResult(stopped=stopped, removed=removed)
+
+    def _remove_network_if_unused(self) -> None:
+        """The game network goes with its last server; the next start creates it again."""
+        try:
+            network = self.client.networks.get(self.settings.game_network)
+            network.reload()
+            if not network.attrs.get("Containers"):
+                network.remove()
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code not in (403, 409):  # in use by a server that just started: keep it
+                raise

@@ -27,9 +27,9 @@ class PlacementActivities:
         now = datetime.now(UTC)
         async with self.sessions() as session:
             nodes = (await session.scalars(select(Node).where(Node.status.in_(SCHEDULABLE)))).all()
-            counts = dict((await session.execute(
+            counts: dict[str | None, int] = {row[0]: row[1] for row in (await session.execute(
                 select(GameServer.node_id, func.count()).where(GameServer.status.in_(ACTIVE))
-                .group_by(GameServer.node_id))).tuples().all())
+                .group_by(GameServer.node_id))).all()}
         candidates = []
         for node in nodes:
             if node.id in input.exclude or not node.online or node.last_online is None:
@@ -37,7 +37,7 @@ class PlacementActivities:
             last = node.last_online if node.last_online.tzinfo else node.last_online.replace(tzinfo=UTC)
             if now - last > timedelta(seconds=node.heartbeat_seconds * self.liveness_factor):
                 continue
-            if any(node.labels.get(k) != v for k, v in input.labels.items()):
+            if any(node.labels.get(k) != v for k, v in input.node_selector.items()):
                 continue
             max_servers = int(node.resources.get("max_servers", 0) or 0)
             running = counts.get(node.id, 0)
@@ -47,6 +47,6 @@ class PlacementActivities:
             candidates.append((running, -free_mem, node.id))
         if not candidates:
             raise ApplicationError(
-                f"no online node matches labels {input.labels} with room for the server",
+                f"no online node matches {input.node_selector or 'any labels'} with room for the server",
                 type="NoCapacity", non_retryable=True)
         return SelectNodeResult(node_id=min(candidates)[2])

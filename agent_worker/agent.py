@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import queue
 import threading
@@ -139,15 +140,19 @@ class Agent:
             "memory_mb": body["hardware"]["memory_bytes"] // (1024 * 1024),
             "max_servers": 0,
         }
+        registered = False
         while True:
             try:
                 instances = len(await asyncio.to_thread(self._our_containers))
                 body["metrics"] = sampler.sample(instances)
                 resp = await api.put("/api/v1/agent/heartbeat", json=body, headers=self.headers)
                 resp.raise_for_status()
+                registered = True
             except (httpx.HTTPError, docker.errors.APIError) as exc:
-                log.warning("node heartbeat failed: %s", exc)
-            await asyncio.sleep(self.settings.agent_heartbeat_seconds)
+                # Until the first heartbeat lands, retry quickly: the API may still be starting.
+                if registered:
+                    log.warning("node heartbeat failed: %s", exc)
+            await asyncio.sleep(self.settings.agent_heartbeat_seconds if registered else 0.2)
 
     # --- matchmaker relay ----------------------------------------------------------------
 
@@ -181,7 +186,21 @@ class Agent:
                 "metadata": status.get("metadata") or {}, "locked": bool(status.get("locked", False)),
                 "ready": True}
         resp = await mm.put(f"/servers/{server_id}/heartbeat", json=beat, headers=self.headers)
-        if resp.status_code not in (200, 404):
+        if resp.status_code == 404 and c.id not in self.containers.expected_stops:
+            # The matchmaker restarted (in-process store) or expired the room: register it again.
+            registration = {
+                "server_id": server_id, "name": c.labels.get("gsf.name", server_id),
+                "game": c.labels.get("gsf.game", ""), "owner_id": c.labels.get("gsf.owner_id", ""),
+                "node_id": self.node_id, "ws_url": f"ws://{self.settings.public_host}:{port}/ws",
+                "max_players": int(c.labels.get("gsf.max_players", "0") or beat["max_players"]),
+                "labels": json.loads(c.labels.get("gsf.labels", "{}")),
+            }
+            resp = await mm.post("/servers", json=registration, headers=self.headers)
+            if resp.status_code in (200, 201):
+                beat["generation"] = resp.json().get("generation")
+                resp = await mm.put(f"/servers/{server_id}/heartbeat", json=beat, headers=self.headers)
+                log.info("re-registered %s with the matchmaker", server_id)
+        if resp.status_code not in (200, 201, 404):
             log.warning("matchmaker heartbeat for %s: %s %s", server_id, resp.status_code, resp.text[:200])
 
     # --- crash reports ----------------------------------------------------------------------

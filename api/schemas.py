@@ -30,6 +30,7 @@ class ServerPublic(BaseModel):
     ws_url: str | None
     max_players: int
     labels: dict[str, Any]
+    node_selector: dict[str, Any]
     limits: dict[str, Any]
     source_sha256: str
     error: str | None

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -119,6 +120,7 @@ class Platform:
             self._child("control-worker", "control-worker"),
             self._child("agent", "agent", "--node-id", s.node_id),
         ]
+        started = datetime.now(UTC)
         for child in self.children:
             if child.proc is None:
                 child.start(self.env)
@@ -129,6 +131,9 @@ class Platform:
             mm = next(c for c in self.children if c.name == "matchmaker")
             if not wait_http(f"{s.matchmaker_url}/health", 60, mm.proc):
                 raise SystemExit(f"gsf: the matchmaker did not start; see {mm.log_path}")
+            agent = next(c for c in self.children if c.name == "agent")
+            if not self._wait_node_online(started, 60, agent):
+                raise SystemExit(f"gsf: the node agent did not report in; see {agent.log_path}")
         self._write_pids()
         key_line = (f"[bold]admin API key[/]   {admin_key}\n(shown once; also saved to {self.key_file})"
                     if admin_key else f"[bold]admin API key[/]   in {self.key_file}")
@@ -159,6 +164,30 @@ class Platform:
             try:
                 await create_schema(engine)
                 return await ensure_admin(make_session_factory(engine), self.settings.admin_email, self.key_file)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
+
+    def _wait_node_online(self, since: datetime, timeout: float, agent: Child) -> bool:
+        import asyncio
+
+        from core.db.models import Node
+        from core.db.session import make_engine, make_session_factory
+
+        async def run() -> bool:
+            engine = make_engine(self.settings.database_url)
+            sessions = make_session_factory(engine)
+            deadline = time.monotonic() + timeout
+            try:
+                while time.monotonic() < deadline and (agent.proc is None or agent.proc.poll() is None):
+                    async with sessions() as session:
+                        node = await session.get(Node, self.settings.node_id)
+                        last = node.last_online if node is not None else None
+                    if last is not None and (last if last.tzinfo else last.replace(tzinfo=UTC)) >= since:
+                        return True
+                    await asyncio.sleep(0.2)
+                return False
             finally:
                 await engine.dispose()
 
@@ -213,6 +242,7 @@ def run_up(settings: Settings) -> None:
 
 def launch_background(env: dict[str, str], log: Path, cwd: Path, timeout: float = 120) -> subprocess.Popen[str]:
     """Start `gsf up` as a child process and return once it is ready (tests and benchmarks use it)."""
+    offset = log.stat().st_size if log.exists() else 0  # a log shared by earlier starts
     with open(log, "a") as out:
         proc = subprocess.Popen([sys.executable, "-m", "cli.main", "up"], cwd=cwd, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, text=True)
@@ -220,7 +250,7 @@ def launch_background(env: dict[str, str], log: Path, cwd: Path, timeout: float 
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"gsf up exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        if "GSF_READY" in log.read_text():
+        if "GSF_READY" in log.read_text()[offset:]:
             return proc
         time.sleep(0.2)
     proc.kill()

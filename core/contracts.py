@@ -77,12 +77,15 @@ class GameServerInput(BaseModel):
     name: str
     game: str
     source_sha256: str
+    filename: str = "game.js"
     max_players: int = 0  # 0: take the module's `maxPlayers` after analysis
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)  # shown in the room list
+    node_selector: dict[str, str] = Field(default_factory=dict)  # node labels the server needs
     limits: Limits = Field(default_factory=Limits)
     allow_rules: list[str] = Field(default_factory=list)
     restart_limit: int = 3
     ready_timeout_seconds: float = 30.0
+    placement_timeout_seconds: float = 60.0
     control_queue: str = "gsf-control"
     # Carried across continue-as-new so a running server is not deployed again.
     state: GameServerState | None = None
@@ -92,6 +95,7 @@ class GameServerState(BaseModel):
     status: ServerStatus = ServerStatus.PENDING
     node_id: str | None = None
     image: str | None = None
+    module_kind: str = "commonjs"
     container_id: str | None = None
     host: str | None = None
     port: int | None = None
@@ -125,6 +129,7 @@ class StopServerResult(BaseModel):
 class AnalyzeCodeInput(BaseModel):
     server_id: str
     source_sha256: str
+    filename: str = "game.js"
     allow_rules: list[str] = Field(default_factory=list)
 
 
@@ -134,7 +139,7 @@ class AnalyzeCodeResult(BaseModel):
 
 class SelectNodeInput(BaseModel):
     server_id: str
-    labels: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict)
     limits: Limits = Field(default_factory=Limits)
     exclude: list[str] = Field(default_factory=list)
 
@@ -169,6 +174,7 @@ class RecordStatusResult(BaseModel):
 class EnsureImageInput(BaseModel):
     server_id: str
     source_sha256: str
+    module_kind: str = "commonjs"
 
 
 class EnsureImageResult(BaseModel):

@@ -57,7 +57,8 @@ def node_token(secret_key: str, node_id: str) -> str:
 def verify_node_token(secret_key: str, token: str) -> str | None:
     """The node id a token speaks for, or None."""
     node_id, _, mac = token.rpartition(".")
-    if not node_id or not hmac.compare_digest(mac, _mac(secret_key, "node:" + node_id)):
+    if not node_id or not hmac.compare_digest(mac.encode(errors="replace"),
+                                              _mac(secret_key, "node:" + node_id).encode(errors="replace")):
         return None
     return node_id
 
@@ -98,10 +99,10 @@ def verify_seat_token(secret: str, token: str, server_id: str, now: float | None
     try:
         payload, sig = token.split(".", 1)
         expected = _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
-        if not hmac.compare_digest(sig, expected):
+        if not hmac.compare_digest(sig.encode(errors="replace"), expected.encode()):
             return None
         data = json.loads(_unb64(payload))
-    except (ValueError, json.JSONDecodeError):
+    except (ValueError, UnicodeError, json.JSONDecodeError):
         return None
     if not isinstance(data, dict) or data.get("sid") != server_id:
         return None

@@ -528,9 +528,12 @@ class RedisStore(Store):
         self._stats = client.register_script(lua.STATS)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "gsf:mm:") -> RedisStore:
-        client = aioredis.Redis.from_url(url, decode_responses=True)
-        return cls(client, prefix, owns_client=True)
+    def from_url(cls, url: str, prefix: str = "gsf:mm:", max_connections: int = 64) -> RedisStore:
+        # A blocking pool: a burst of requests waits for a connection instead of failing with
+        # "Too many connections"; the pub/sub feed holds one connection of it.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=5.0, decode_responses=True)
+        return cls(aioredis.Redis.from_pool(pool), prefix, owns_client=True)
 
     async def start(self) -> None:
         await self.redis.ping()

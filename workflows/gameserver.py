@@ -103,7 +103,7 @@ class GameServerWorkflow:
         if self.s.status in (ServerStatus.PENDING, ServerStatus.ANALYZING, ServerStatus.BUILDING,
                              ServerStatus.STARTING):
             await self._deploy()
-        while True:
+        while self.s.status not in (ServerStatus.FAILED, ServerStatus.REJECTED):
             await workflow.wait_condition(
                 lambda: self.s.delete_requested or bool(self.s.crash_reports)
                 or (self.s.stop_requested and self.s.status == ServerStatus.RUNNING)
@@ -116,8 +116,6 @@ class GameServerWorkflow:
                 self.s.stop_requested = False
             while self.s.crash_reports:
                 await self._on_crash(self.s.crash_reports.pop(0))
-            if self.s.status in (ServerStatus.FAILED, ServerStatus.REJECTED):
-                break
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 await self._flush_records()
@@ -136,7 +134,7 @@ class GameServerWorkflow:
         # Analysis and placement do not depend on each other: run them side by side.
         analysis = workflow.start_activity(
             "analyze_code", AnalyzeCodeInput(server_id=i.server_id, source_sha256=i.source_sha256,
-                                             allow_rules=i.allow_rules),
+                                             filename=i.filename, allow_rules=i.allow_rules),
             result_type=AnalyzeCodeResult, task_queue=self.input.control_queue,
             start_to_close_timeout=timedelta(seconds=60), retry_policy=CONTROL_RETRY)
         placement = asyncio.ensure_future(self._select_node([]))
@@ -154,6 +152,7 @@ class GameServerWorkflow:
             # No seat count in the upload: the module's own `maxPlayers`, else a small room.
             exported = report.exports.get("maxPlayers")
             i.max_players = exported if isinstance(exported, int) and exported > 0 else 8
+        self.s.module_kind = report.module_type
         self._record_report(report)
         excluded: list[str] = []
         for _ in range(MAX_PLACEMENTS):
@@ -161,6 +160,9 @@ class GameServerWorkflow:
                 node_id = await (placement if not excluded else self._select_node(excluded))
             except ActivityError as err:
                 self._fail(ServerStatus.FAILED, f"placement failed: {_cause(err)}")
+                return
+            except ApplicationError:  # stop or delete arrived while waiting for a node
+                self._transition(ServerStatus.STOPPED, "stopped before it was placed")
                 return
             try:
                 await self._start_on(node_id)
@@ -175,13 +177,27 @@ class GameServerWorkflow:
         self._fail(ServerStatus.FAILED, f"no node picked the server up (tried {', '.join(excluded)})")
 
     async def _select_node(self, exclude: list[str]) -> str:
+        """A node for the server; with no capacity, wait on a durable timer (nodes come and go)."""
         i = self.input
-        result = await workflow.execute_activity(
-            "select_node", SelectNodeInput(server_id=i.server_id, labels=i.labels, limits=i.limits,
-                                           exclude=exclude),
-            result_type=SelectNodeResult, task_queue=self.input.control_queue,
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=CONTROL_RETRY)
-        return result.node_id
+        waited = timedelta(0)
+        delay = timedelta(milliseconds=500)
+        while True:
+            try:
+                result = await workflow.execute_activity(
+                    "select_node", SelectNodeInput(server_id=i.server_id, node_selector=i.node_selector,
+                                                   limits=i.limits, exclude=exclude),
+                    result_type=SelectNodeResult, task_queue=i.control_queue,
+                    start_to_close_timeout=timedelta(seconds=30), retry_policy=CONTROL_RETRY)
+                return result.node_id
+            except ActivityError as err:
+                no_capacity = isinstance(err.cause, ApplicationError) and err.cause.type == "NoCapacity"
+                if not no_capacity or waited >= timedelta(seconds=i.placement_timeout_seconds):
+                    raise
+            if await workflow.wait_condition(lambda: self.s.delete_requested or self.s.stop_requested,
+                                             timeout=delay):
+                raise ApplicationError("stopped while waiting for capacity", type="Stopped")
+            waited += delay
+            delay = min(delay * 2, timedelta(seconds=5))
 
     async def _start_on(self, node_id: str) -> None:
         """The `gameserver-start` steps on one node: image, container, readiness, registration."""
@@ -190,7 +206,8 @@ class GameServerWorkflow:
         workflow.upsert_search_attributes([SA_NODE_ID.value_set(node_id)])
         self._transition(ServerStatus.BUILDING, f"placed on node {node_id}", node_id=node_id)
         image = await self._node(node_id, "ensure_image",
-                                 EnsureImageInput(server_id=i.server_id, source_sha256=i.source_sha256),
+                                 EnsureImageInput(server_id=i.server_id, source_sha256=i.source_sha256,
+                                                  module_kind=self.s.module_kind),
                                  EnsureImageResult, timedelta(minutes=10))
         self.s.image = image.image
         self._transition(ServerStatus.STARTING, "image built" if image.built else "image cached",

@@ -49,8 +49,9 @@ async def ship_logs(body: AgentLogs, node_id: AgentNode, session: SessionDep) ->
     """Append log lines of servers that run on the caller's node."""
     ids = {line.server_id for line in body.lines}
     if ids:
-        owners = dict((await session.execute(select(GameServer.id, GameServer.node_id)
-                                              .where(GameServer.id.in_(ids)))).tuples().all())
+        rows = (await session.execute(select(GameServer.id, GameServer.node_id)
+                                      .where(GameServer.id.in_(ids)))).all()
+        owners = {row[0]: row[1] for row in rows}
         foreign = [sid for sid in ids if owners.get(sid) not in (node_id, None)]
         if foreign:
             raise Forbidden(f"servers {foreign[:3]} do not run on node {node_id}")

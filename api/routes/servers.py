@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.common import TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ArtifactsDep, CurrentUser, SessionDep, SettingsDep, TemporalDep
@@ -31,7 +31,7 @@ from core.db.models import GameServer, LogLine, ServerEvent, User, new_id
 from core.errors import BadRequest, Forbidden, InvalidUpload, NotFound, Unavailable, UploadTooLarge
 from core.queues import gameserver_workflow_id, workflow_ui_url
 from core.settings import Settings
-from core.temporal import SA_NODE_ID, SA_OWNER, SA_SERVER_ID, SA_STATUS
+from core.temporal import SA_OWNER, SA_SERVER_ID, SA_STATUS
 
 router = APIRouter(prefix="/api/v1/servers", tags=["servers"])
 
@@ -41,7 +41,7 @@ DONE = {s.value for s in (ServerStatus.STOPPED, ServerStatus.DELETED, ServerStat
 STOP_TIMEOUT = 120.0
 
 
-def _parse_labels(raw: str) -> dict[str, str]:
+def _parse_labels(raw: str, field: str) -> dict[str, str]:
     raw = raw.strip()
     if not raw:
         return {}
@@ -49,22 +49,22 @@ def _parse_labels(raw: str) -> dict[str, str]:
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise BadRequest(f"labels: invalid JSON ({exc.msg})") from None
+            raise BadRequest(f"{field}: invalid JSON ({exc.msg})") from None
         if not isinstance(data, dict):
-            raise BadRequest("labels: expected a JSON object")
+            raise BadRequest(f"{field}: expected a JSON object")
         labels = {str(k): str(v) for k, v in data.items()}
     else:
         labels = {}
         for part in raw.split(","):
             key, sep, value = part.partition("=")
             if not sep:
-                raise BadRequest(f"labels: expected key=value, got {part.strip()!r}")
+                raise BadRequest(f"{field}: expected key=value, got {part.strip()!r}")
             labels[key.strip()] = value.strip()
     for key, value in labels.items():
         if not LABEL_RE.match(key) or len(value) > 128:
-            raise BadRequest(f"labels: invalid label {key!r}")
+            raise BadRequest(f"{field}: invalid label {key!r}")
     if len(labels) > 32:
-        raise BadRequest("labels: at most 32 labels")
+        raise BadRequest(f"{field}: at most 32 labels")
     return labels
 
 
@@ -72,6 +72,12 @@ def _game_name(filename: str | None) -> str:
     stem = (filename or "game.js").rsplit("/", 1)[-1]
     stem = re.sub(r"\.(c|m)?js$", "", stem)
     return re.sub(r"[^A-Za-z0-9_.-]", "-", stem)[:64] or "game"
+
+
+def _filename(filename: str | None) -> str:
+    """The upload's extension decides CommonJS (.js/.cjs) or ES module (.mjs)."""
+    name = (filename or "game.js").rsplit("/", 1)[-1]
+    return "game.mjs" if name.endswith(".mjs") else "game.cjs" if name.endswith(".cjs") else "game.js"
 
 
 def _public(server: GameServer, settings: Settings, cls: type[ServerPublic] = ServerPublic) -> ServerPublic:
@@ -99,7 +105,8 @@ async def create_server(
     file: Annotated[UploadFile, File(description="the game module (.js, .mjs or .cjs)")],
     name: Annotated[str, Form()],
     max_players: Annotated[int | None, Form(ge=1, le=1000)] = None,
-    labels: Annotated[str, Form()] = "",
+    labels: Annotated[str, Form(description="room labels: k=v,k2=v2 or a JSON object")] = "",
+    node_selector: Annotated[str, Form(description="node labels the server needs: k=v,...")] = "",
     allow_rules: Annotated[str, Form(description="comma-separated rule ids (admin only)")] = "",
 ) -> ServerCreated:
     """Upload a game module and deploy it as a new server."""
@@ -115,14 +122,16 @@ async def create_server(
     allow = [r.strip() for r in allow_rules.split(",") if r.strip()]
     if allow and not user.is_admin:
         raise Forbidden("only an admin may allow analysis rules")
-    parsed_labels = _parse_labels(labels)
+    parsed_labels = _parse_labels(labels, "labels")
+    selector = _parse_labels(node_selector, "node_selector")
     sha = await asyncio.to_thread(artifacts.put, "sources", source)
     limits = Limits(memory_mb=settings.server_memory_mb, cpus=settings.server_cpus, pids=settings.server_pids,
                     tmpfs_mb=settings.server_tmpfs_mb)
     server_id = new_id()
     server = GameServer(id=server_id, owner_id=user.id, name=name, game=_game_name(file.filename),
                         source_sha256=sha, source_size=len(source), max_players=max_players or 0,
-                        labels=parsed_labels, limits=limits.model_dump(), allow_rules=allow,
+                        labels=parsed_labels, node_selector=selector, limits=limits.model_dump(),
+                        allow_rules=allow,
                         status=ServerStatus.PENDING.value, workflow_id=gameserver_workflow_id(server_id))
     session.add(server)
     session.add(ServerEvent(server_id=server_id, seq=0, status="pending", message="uploaded"))
@@ -131,15 +140,17 @@ async def create_server(
         handle = await temporal.start_workflow(
             "GameServerWorkflow",
             GameServerInput(server_id=server_id, owner_id=user.id, name=name, game=server.game,
-                            source_sha256=sha, max_players=max_players or 0, labels=parsed_labels,
+                            source_sha256=sha, filename=_filename(file.filename),
+                            max_players=max_players or 0, labels=parsed_labels,
+                            node_selector=selector,
                             limits=limits, allow_rules=allow, restart_limit=settings.restart_limit,
                             ready_timeout_seconds=settings.ready_timeout_seconds,
                             control_queue=settings.control_queue),
             id=server.workflow_id,
             task_queue=settings.control_queue,
             search_attributes=TypedSearchAttributes([
-                SA_SERVER_ID.value_set(server_id), SA_OWNER.value_set(user.id),
-                SA_STATUS.value_set("pending"), SA_NODE_ID.value_set("")]),
+                SearchAttributePair(SA_SERVER_ID, server_id), SearchAttributePair(SA_OWNER, user.id),
+                SearchAttributePair(SA_STATUS, "pending")]),
         )
     except RPCError as exc:
         server.status, server.error = ServerStatus.FAILED.value, f"could not start its workflow: {exc.message}"

@@ -77,6 +77,14 @@ class Parsed:
         return list(self.program.body[0].expression.body.body)
 
 
+def _reached(parser: Parser | None) -> int:
+    """Where the parser was: the start of its lookahead token, else the scanner's offset."""
+    if parser is None:
+        return 0
+    start = getattr(parser.lookahead, "start", None)
+    return int(start if isinstance(start, int) else parser.scanner.index or 0)
+
+
 class _CollectingParser(Parser):  # type: ignore[misc]
     """esprima's parser, keeping every finished node and watching the clock."""
 
@@ -159,19 +167,26 @@ def parse(text: str, *, module: bool, deadline: float) -> Parsed:
     try:
         return _parse_once(text, module=module, deadline=deadline, shift=0)
     except SyntaxProblem as problem:
-        if module or "Illegal return" not in problem.message:
+        if module:
             raise
-        # A top-level return: parse the way Node loads CommonJS, inside a function. The hashbang
-        # is only legal at offset 0, so turn it into a line comment of the same length.
+        # Node runs CommonJS as a function body, where a top-level `return` and `new.target` are
+        # legal: parse it that way too. The hashbang is only legal at offset 0, so it becomes a
+        # line comment of the same length.
         body = "//" + text[2:] if text.startswith("#!") else text
+        shift = len(_CJS_PREFIX)
         try:
             return _parse_once(_CJS_PREFIX + body + _CJS_SUFFIX, module=False, deadline=deadline,
-                               shift=len(_CJS_PREFIX))
+                               shift=shift)
         except SyntaxProblem as wrapped:
-            raise SyntaxProblem(wrapped.message, wrapped.index - len(_CJS_PREFIX)) from None
+            # The error that got further is the real one: the wrapper only removes errors.
+            if wrapped.index - shift > problem.index:
+                raise SyntaxProblem(wrapped.message, wrapped.index - shift) from None
+            raise problem from None
 
 
 def _parse_once(text: str, *, module: bool, deadline: float, shift: int) -> Parsed:
+    if perf_counter() > deadline:
+        raise BudgetExceeded
     options = {"positionEncoding": "scalar"}
     parser: _CollectingParser | None = None
     try:
@@ -190,6 +205,11 @@ def _parse_once(text: str, *, module: bool, deadline: float, shift: int) -> Pars
         index = err.index if isinstance(err.index, int) else 0
         raise SyntaxProblem(message, index) from None
     except RecursionError:
-        reached = parser.scanner.index if parser is not None else 0
-        raise NestingProblem(int(reached)) from None
+        raise NestingProblem(_reached(parser)) from None
+    except (SyntaxProblem, BudgetExceeded, MemoryError):
+        raise
+    except Exception:  # noqa: BLE001
+        # esprima asserts (or indexes past the end) on a few malformed inputs instead of raising
+        # its own error, e.g. an empty `${}` in a template. The input is what is wrong.
+        raise SyntaxProblem("Invalid or unexpected token", _reached(parser)) from None
     return Parsed(program=program, nodes=parser.gsf_nodes, module=module, shift=shift)

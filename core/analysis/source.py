@@ -31,7 +31,7 @@ _TEMPLATE = re.compile(r"[^`\\$]*(?:(?:\\[\s\S]|\$(?!\{))[^`\\$]*)*")
 _REGEX_BODY = re.compile(r"(?:[^\\/\[\n\r\u2028\u2029]|\\[^\n\r\u2028\u2029]"
                          r"|\[(?:[^\]\\\n\r\u2028\u2029]|\\[^\n\r\u2028\u2029])*\])+/[\w$]*")
 _WORD_BEFORE = re.compile(r"[\w$]+$")
-_AFTER_IMPORT = re.compile(r"\s*(.)", re.S)
+_AFTER_IMPORT = re.compile(r"\s*(.)", re.DOTALL)
 # After these words a slash starts a regular expression, not a division.
 _REGEX_AFTER_WORDS = frozenset({
     "return", "typeof", "instanceof", "in", "of", "new", "delete", "void", "throw", "case", "do",
@@ -44,7 +44,7 @@ _CLOSERS = frozenset(")]}")
 class SourceText:
     """Decoded source with a line table: maps code point offsets to (line, column) and back."""
 
-    __slots__ = ("text", "line_starts")
+    __slots__ = ("line_starts", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -93,51 +93,43 @@ def prescan(text: str, max_depth: int) -> ScanResult:
     is reported before the recursive parser ever sees it.
     """
     stack: list[str] = []
-    depth = deepest = 0
+    deepest = 0
     module_syntax = False
     pos = 0
     n = len(text)
-    search = _SCAN.search
-    while True:
-        m = search(text, pos)
-        if m is None:
-            break
-        start = m.start()
-        pos = m.end()
-        ch = text[start]
-        if ch in _OPENERS:
-            stack.append(ch)
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if depth > max_depth:
-                    return ScanResult(deepest, start, module_syntax)
-        elif ch in _CLOSERS:
-            if stack:
-                if stack.pop() == "${":
-                    pos = _template_rest(text, pos, stack)
-                    if len(stack) > deepest:
-                        deepest = len(stack)
-                        if deepest > max_depth:
-                            return ScanResult(deepest, pos, module_syntax)
-                depth = len(stack)
-        elif ch == "`":
-            pos = _template_rest(text, pos, stack)
-            depth = len(stack)
-            if depth > deepest:
-                deepest = depth
-                if depth > max_depth:
-                    return ScanResult(deepest, pos, module_syntax)
-        elif ch == "/" and pos - start == 1:
-            if _slash_starts_regex(text, start):
-                body = _REGEX_BODY.match(text, pos)
-                if body is not None:
-                    pos = body.end()
-        elif ch == "i" or ch == "e":
-            if _is_module_keyword(text, start, pos, depth):
+    while pos < n:
+        # finditer runs in C until something (a template, a regex literal, a `}` that resumes a
+        # template) needs a jump; then the scan restarts after it.
+        resume = n
+        for m in _SCAN.finditer(text, pos):
+            start = m.start()
+            ch = text[start]
+            if ch in _OPENERS:
+                stack.append(ch)
+                if len(stack) > deepest:
+                    deepest = len(stack)
+                    if deepest > max_depth:
+                        return ScanResult(deepest, start, module_syntax)
+            elif ch in _CLOSERS:
+                if stack and stack.pop() == "${":
+                    resume = _template_rest(text, m.end(), stack)
+                    break
+            elif ch == "`":
+                resume = _template_rest(text, m.end(), stack)
+                break
+            elif ch == "/" and m.end() - start == 1:
+                if _slash_starts_regex(text, start):
+                    body = _REGEX_BODY.match(text, m.end())
+                    if body is not None:
+                        resume = body.end()
+                        break
+            elif ch in "ie" and _is_module_keyword(text, start, m.end(), len(stack)):
                 module_syntax = True
-        if pos >= n:
-            break
+        if len(stack) > deepest:
+            deepest = len(stack)
+            if deepest > max_depth:
+                return ScanResult(deepest, min(resume, n), module_syntax)
+        pos = resume
     return ScanResult(deepest, None, module_syntax)
 
 
@@ -197,4 +189,4 @@ def decode_lenient(source: bytes | str) -> str:
         text = source
     else:
         text = bytes(source).decode("utf-8", errors="replace")
-    return text[1:] if text.startswith("\ufeff") else text
+    return text.removeprefix("\ufeff")

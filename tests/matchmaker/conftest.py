@@ -82,8 +82,8 @@ class Stores:
             if self._memory is None:
                 self._memory = MemoryStore()
             return self._memory
-        client = await redis_or_fail()
-        store = RedisStore(client, self.prefix, owns_client=True)
+        await (await redis_or_fail()).aclose()
+        store = RedisStore.from_url(REDIS_URL, self.prefix)
         self._redis.append(store)
         return store
 
@@ -111,6 +111,15 @@ async def stores(store_kind: str) -> AsyncIterator[Stores]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+async def eventually(check: Callable[[], bool], what: str, timeout: float = 3.0) -> None:
+    """Wait until `check()` holds (polling; background tasks need a moment)."""
+    for _ in range(int(timeout / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def headers(node: str = "node-a") -> dict[str, str]:
@@ -166,22 +175,32 @@ class MM:
         return items
 
 
+MakeApp = Callable[..., Awaitable[FastAPI]]
 MakeMM = Callable[..., Awaitable[MM]]
 
 
 @pytest.fixture
-async def make_mm(stores: Stores, clock: FakeClock, tmp_path: Path) -> AsyncIterator[MakeMM]:
-    """Start matchmaker instances (each its own app; on Redis each its own client)."""
+def make_app(stores: Stores, clock: FakeClock, tmp_path: Path) -> MakeApp:
+    """Matchmaker apps, not started (uvicorn or `make_mm` runs the lifespan)."""
+
+    async def make(keepalive: float = 15.0, **settings: Any) -> FastAPI:
+        return create_app(make_settings(tmp_path, **settings), await stores.new(), clock,
+                          sweep_seconds=0.05, keepalive_seconds=keepalive)
+
+    return make
+
+
+@pytest.fixture
+async def make_mm(make_app: MakeApp, clock: FakeClock) -> AsyncIterator[MakeMM]:
+    """Started matchmaker instances with ASGI clients (on Redis each has its own connection)."""
     async with AsyncExitStack() as stack:
 
-        async def make(keepalive: float = 15.0, **settings: Any) -> MM:
-            store = await stores.new()
-            app = create_app(make_settings(tmp_path, **settings), store, clock, sweep_seconds=0.05,
-                             keepalive_seconds=keepalive)
+        async def make(**kwargs: Any) -> MM:
+            app = await make_app(**kwargs)
             await stack.enter_async_context(app.router.lifespan_context(app))
             client = await stack.enter_async_context(httpx.AsyncClient(
                 transport=httpx.ASGITransport(app), base_url="http://matchmaker"))
-            return MM(app, client, clock, store)
+            return MM(app, client, clock, app.state.matchmaker.store)
 
         yield make
 

@@ -13,6 +13,7 @@ import pytest
 import websockets
 from temporalio.client import WorkflowFailureError
 
+from core.contracts import GameServerState, ServerStatus
 from core.queues import gameserver_workflow_id
 from core.settings import Settings
 from tests.conftest import GAMES
@@ -104,8 +105,8 @@ async def test_deploy_play_stop_delete(h: Harness, docker_client: docker.DockerC
         assert deleted.status_code == 200 and deleted.json()["status"] == "deleted"
         assert (await api.delete(f"/api/v1/servers/{server_id}")).json()["status"] == "deleted"
     assert docker_client.containers.list(all=True, filters={"label": f"gsf.server_id={server_id}"}) == []
-    handle = h.client.get_workflow_handle(gameserver_workflow_id(server_id))
-    assert (await handle.result()).status == "deleted"
+    handle = h.client.get_workflow_handle(gameserver_workflow_id(server_id), result_type=GameServerState)
+    assert (await handle.result()).status == ServerStatus.DELETED
 
 
 async def test_syntax_error_is_rejected_with_position(h: Harness) -> None:

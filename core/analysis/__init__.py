@@ -1,0 +1,21 @@
+"""Static analysis of uploaded game modules: syntax, dangerous constructs, the game contract.
+
+Used by the deployment workflow (the `analyze_code` activity), by POST /api/v1/analysis and by
+`gsf check`. Rules and their severities are in `RULES`; docs/analysis.md explains them.
+"""
+
+from __future__ import annotations
+
+from core.analysis.analyzer import AnalysisLimits, analyze, display_line, module_kind
+from core.analysis.rules import FIXED_RULES, RULES, Rule, invalid_allow_rules
+
+__all__ = [
+    "FIXED_RULES",
+    "RULES",
+    "AnalysisLimits",
+    "Rule",
+    "analyze",
+    "display_line",
+    "invalid_allow_rules",
+    "module_kind",
+]
