@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -184,3 +185,32 @@ def test_second_start_keeps_what_was_deployed(up: Up) -> None:
         with ws_client.connect(seat(up.mm_url, server_id)["ws_url"]) as ws:
             recv(ws, "welcome")
         assert api.delete(f"/api/v1/servers/{server_id}").json()["status"] == "deleted"
+
+
+def gsf(up: Up, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {**up.env, "GSF_API_URL": up.api_url, "GSF_API_KEY": up.key, "COLUMNS": "160"}
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_cli_deploy_list_logs_delete(up: Up, tmp_path: Path) -> None:
+    done = gsf(up, "deploy", str(GAMES / "chat.js"), "--name", "cli-demo")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "running" in done.stdout and "workflow http://" in done.stdout
+    server_id = done.stdout.split()[1]
+    listed = json.loads(gsf(up, "servers", "--json").stdout)
+    assert any(s["id"] == server_id and s["status"] == "running" for s in listed["items"])
+    shown = gsf(up, "server", server_id)
+    assert shown.returncode == 0 and "analyzing" in shown.stdout and "running" in shown.stdout
+    assert gsf(up, "logs", server_id).returncode == 0
+    deleted = gsf(up, "delete", server_id)
+    assert deleted.returncode == 0 and "deleted" in deleted.stdout
+
+    bad = tmp_path / "bad.js"
+    bad.write_text("module.exports = {\n  onJoin(room) { eval(room.state.code); },\n};\n")
+    rejected = gsf(up, "deploy", str(bad), "--name", "bad")
+    assert rejected.returncode == 1
+    assert "rejected" in rejected.stderr and "eval" in rejected.stderr
+    caret_line = next(line for line in rejected.stderr.splitlines() if line.strip() == "^")
+    source_line = rejected.stderr.splitlines()[rejected.stderr.splitlines().index(caret_line) - 1]
+    assert source_line[len(caret_line) - 1:].startswith("eval")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,15 @@ from tests.harness import Harness, platform
 
 pytestmark = [pytest.mark.docker, pytest.mark.temporal]
 HISTORIES = Path(__file__).parent / "histories"
+
+
+async def record_history(h: Harness, server_id: str, name: str) -> None:
+    """With GSF_RECORD_HISTORIES=1, keep this run's history for the replay test (after a deliberate change)."""
+    if os.environ.get("GSF_RECORD_HISTORIES") != "1":
+        return
+    history = await h.client.get_workflow_handle(gameserver_workflow_id(server_id)).fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
 async def deploy(api: httpx.AsyncClient, path: Path, name: str, **form: str) -> str:
@@ -107,6 +117,7 @@ async def test_deploy_play_stop_delete(h: Harness, docker_client: docker.DockerC
     assert docker_client.containers.list(all=True, filters={"label": f"gsf.server_id={server_id}"}) == []
     handle = h.client.get_workflow_handle(gameserver_workflow_id(server_id), result_type=GameServerState)
     assert (await handle.result()).status == ServerStatus.DELETED
+    await record_history(h, server_id, "deploy_play_stop_delete")
 
 
 async def test_syntax_error_is_rejected_with_position(h: Harness) -> None:
@@ -125,6 +136,7 @@ async def test_syntax_error_is_rejected_with_position(h: Harness) -> None:
     with pytest.raises(WorkflowFailureError) as err:
         await h.client.get_workflow_handle(gameserver_workflow_id(server_id)).result()
     assert getattr(err.value.cause, "type", None) == "CodeRejected"
+    await record_history(h, server_id, "rejected")
 
 
 async def test_crashed_container_is_restarted(h: Harness, docker_client: docker.DockerClient) -> None:
@@ -144,3 +156,5 @@ async def test_crashed_container_is_restarted(h: Harness, docker_client: docker.
         (replacement,) = docker_client.containers.list(filters={"label": f"gsf.server_id={server_id}"})
         assert replacement.id != container.id
         await api.delete(f"/api/v1/servers/{server_id}")
+    await h.client.get_workflow_handle(gameserver_workflow_id(server_id)).result()
+    await record_history(h, server_id, "crash_restart_delete")

@@ -1,0 +1,139 @@
+"""The API's edges: authentication, ownership, and problem+json for every bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from core import security
+from core.settings import Settings
+from tests.conftest import GAMES
+from tests.harness import Harness, platform
+
+pytestmark = [pytest.mark.temporal]
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+async def h(settings: Settings, temporal_env: Any) -> Any:
+    # No agent: nothing gets placed, which is all these tests need.
+    async with platform(settings, temporal_env.client, agent=False) as harness:
+        yield harness
+
+
+def upload(name: str = "demo", source: bytes | None = None, filename: str = "chat.js",
+           **form: str) -> dict[str, Any]:
+    data = (GAMES / "chat.js").read_bytes() if source is None else source
+    return {"data": {"name": name, **form}, "files": {"file": (filename, data, "application/javascript")}}
+
+
+def assert_problem(resp: httpx.Response, status: int, slug: str) -> None:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith(PROBLEM)
+    body = resp.json()
+    assert body["type"].endswith("/" + slug) and body["status"] == status and body["detail"]
+    assert "Traceback" not in resp.text
+
+
+async def test_health_needs_no_key_and_everything_else_does(h: Harness) -> None:
+    async with httpx.AsyncClient(base_url=h.settings.public_api_url) as anon:
+        assert (await anon.get("/health")).json() == {"status": "ok"}
+        for method, path in [("GET", "/api/v1/servers"), ("POST", "/api/v1/servers"),
+                             ("GET", "/api/v1/servers/x"), ("DELETE", "/api/v1/servers/x"),
+                             ("GET", "/api/v1/nodes"), ("POST", "/api/v1/analysis")]:
+            resp = await anon.request(method, path)
+            assert_problem(resp, 401, "unauthorized")
+            assert resp.headers["www-authenticate"] == "Bearer"
+        resp = await anon.get("/api/v1/servers", headers={"Authorization": "Bearer gsf_not-a-key"})
+        assert_problem(resp, 401, "unauthorized")
+
+
+async def test_another_users_server_is_a_404(h: Harness) -> None:
+    alice, bob, admin = (await h.user_key("alice@example.com"), await h.user_key("bob@example.com"),
+                         await h.user_key("root@example.com", admin=True))
+    async with h.api(alice) as a, h.api(bob) as b, h.api(admin) as root:
+        created = await a.post("/api/v1/servers", **upload())
+        assert created.status_code == 202
+        body = created.json()
+        assert body["status_url"].endswith(f"/api/v1/servers/{body['id']}")
+        sid = body["id"]
+        assert (await a.get(f"/api/v1/servers/{sid}")).status_code == 200
+        for method, path in [("GET", ""), ("GET", "/logs"), ("GET", "/analysis"), ("POST", "/stop"), ("DELETE", "")]:
+            assert_problem(await b.request(method, f"/api/v1/servers/{sid}{path}"), 404, "not-found")
+        assert sid not in [s["id"] for s in (await b.get("/api/v1/servers")).json()["items"]]
+        assert sid in [s["id"] for s in (await root.get("/api/v1/servers")).json()["items"]]
+        assert (await root.get(f"/api/v1/servers/{sid}")).status_code == 200
+        assert_problem(await b.get("/api/v1/nodes"), 403, "forbidden")
+        assert (await root.get("/api/v1/nodes")).status_code == 200
+
+
+@pytest.mark.parametrize(("kwargs", "status", "slug"), [
+    ({"name": "bad/name"}, 400, "bad-request"),
+    ({"name": ""}, 422, "validation-error"),
+    ({"filename": "game.py"}, 400, "invalid-upload"),
+    ({"source": b"   \n"}, 400, "invalid-upload"),
+    ({"source": b"x" * (1024 * 1024 + 1)}, 413, "upload-too-large"),
+    ({"labels": "{not json"}, 400, "bad-request"),
+    ({"labels": "novalue"}, 400, "bad-request"),
+    ({"labels": "bad key=1"}, 400, "bad-request"),
+    ({"max_players": "0"}, 422, "validation-error"),
+    ({"max_players": "many"}, 422, "validation-error"),
+    ({"allow_rules": "eval"}, 403, "forbidden"),
+])
+async def test_bad_uploads_are_explained(h: Harness, kwargs: dict[str, Any], status: int, slug: str) -> None:
+    key = await h.user_key("dev@example.com")
+    args = {k: v for k, v in kwargs.items() if k in ("source", "filename", "name")}
+    form = {k: v for k, v in kwargs.items() if k not in args}
+    async with h.api(key) as api:
+        resp = await api.post("/api/v1/servers", **upload(**args, **form))
+        assert_problem(resp, status, slug)
+        assert (await api.get("/api/v1/servers")).json()["count"] == 0, "a refused upload leaves no record"
+
+
+async def test_missing_file_and_unknown_routes(h: Harness) -> None:
+    key = await h.user_key("dev@example.com")
+    async with h.api(key) as api:
+        assert_problem(await api.post("/api/v1/servers", data={"name": "x"}), 422, "validation-error")
+        assert_problem(await api.get("/api/v1/nope"), 404, "not-found")
+        assert_problem(await api.get("/api/v1/servers/" + "x" * 200), 404, "not-found")
+        assert_problem(await api.get("/api/v1/servers", params={"limit": 0}), 422, "validation-error")
+
+
+async def test_analysis_without_deploying(h: Harness) -> None:
+    key = await h.user_key("dev@example.com")
+    async with h.api(key) as api:
+        ok = await api.post("/api/v1/analysis", files={"file": ("chat.js", (GAMES / "chat.js").read_bytes())})
+        assert ok.status_code == 200 and ok.json()["ok"] is True
+        bad = await api.post("/api/v1/analysis", files={"file": ("x.js", b"require('child_process').exec('id')")})
+        assert bad.status_code == 200 and bad.json()["ok"] is False
+        assert any(f["rule"] == "host-module" for f in bad.json()["findings"])
+
+
+async def test_agent_endpoints_take_only_node_tokens(h: Harness) -> None:
+    user_key = await h.user_key("dev@example.com")
+    token_a = security.node_token(h.settings.secret_key, "node-a")
+    async with httpx.AsyncClient(base_url=h.settings.public_api_url) as c:
+        resp = await c.put("/api/v1/agent/heartbeat", json={"metrics": {}},
+                           headers={"Authorization": f"Bearer {user_key}"})
+        assert_problem(resp, 401, "unauthorized")
+        resp = await c.put("/api/v1/agent/heartbeat", json={"metrics": {}, "surprise": 1},
+                           headers={"Authorization": f"Bearer {token_a}"})
+        assert_problem(resp, 422, "validation-error")
+        resp = await c.put("/api/v1/agent/heartbeat", json={"metrics": {"cpu_percent": 3}},
+                           headers={"Authorization": f"Bearer {token_a}"})
+        assert resp.status_code == 204
+    async with h.api(user_key) as api:
+        sid = (await api.post("/api/v1/servers", **upload())).json()["id"]
+    from core.db.models import GameServer
+
+    async with h.sessions() as s:
+        server = await s.get(GameServer, sid)
+        assert server is not None
+        server.node_id = "node-b"
+        await s.commit()
+    async with httpx.AsyncClient(base_url=h.settings.public_api_url) as c:
+        resp = await c.post("/api/v1/agent/logs", headers={"Authorization": f"Bearer {token_a}"},
+                            json={"lines": [{"server_id": sid, "ts": "2026-01-01T00:00:00Z", "line": "forged"}]})
+        assert_problem(resp, 403, "forbidden")
