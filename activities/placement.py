@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from core.contracts import SelectNodeInput, SelectNodeResult
 from core.db.models import GameServer, Node
-from core.db.session import SessionFactory
+from core.db.session import SessionFactory, shielded
 
 SCHEDULABLE = ("ready", "online")
 ACTIVE = ("building", "starting", "running")
@@ -25,11 +25,7 @@ class PlacementActivities:
     async def select_node(self, input: SelectNodeInput) -> SelectNodeResult:
         """Least-loaded live, schedulable node whose labels match; `NoCapacity` when none fits."""
         now = datetime.now(UTC)
-        async with self.sessions() as session:
-            nodes = (await session.scalars(select(Node).where(Node.status.in_(SCHEDULABLE)))).all()
-            counts: dict[str | None, int] = {row[0]: row[1] for row in (await session.execute(
-                select(GameServer.node_id, func.count()).where(GameServer.status.in_(ACTIVE))
-                .group_by(GameServer.node_id))).all()}
+        nodes, counts = await shielded(self._load())
         candidates = []
         for node in nodes:
             if node.id in input.exclude or not node.online or node.last_online is None:
@@ -50,3 +46,11 @@ class PlacementActivities:
                 f"no online node matches {input.node_selector or 'any labels'} with room for the server",
                 type="NoCapacity", non_retryable=True)
         return SelectNodeResult(node_id=min(candidates)[2])
+
+    async def _load(self) -> tuple[list[Node], dict[str | None, int]]:
+        async with self.sessions() as session:
+            nodes = list((await session.scalars(select(Node).where(Node.status.in_(SCHEDULABLE)))).all())
+            counts = {row[0]: row[1] for row in (await session.execute(
+                select(GameServer.node_id, func.count()).where(GameServer.status.in_(ACTIVE))
+                .group_by(GameServer.node_id))).all()}
+        return nodes, counts

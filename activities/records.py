@@ -8,7 +8,7 @@ from temporalio import activity
 
 from core.contracts import RecordStatusInput, RecordStatusResult
 from core.db.models import GameServer, ServerEvent
-from core.db.session import SessionFactory
+from core.db.session import SessionFactory, shielded
 
 
 class RecordActivities:
@@ -18,6 +18,9 @@ class RecordActivities:
     @activity.defn(name="record_status")
     async def record_status(self, input: RecordStatusInput) -> RecordStatusResult:
         """Apply a status transition; records are written off the critical path, so `seq` orders them."""
+        return await shielded(self._record(input))
+
+    async def _record(self, input: RecordStatusInput) -> RecordStatusResult:
         async with self.sessions() as session:
             server = await session.get(GameServer, input.server_id)
             if server is None:

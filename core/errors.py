@@ -3,7 +3,8 @@
     GsfError                      base; `slug`, `status`, `title`
     ├── BadRequest                input the client can fix (400)
     │   ├── UploadTooLarge        the upload exceeds its size limit (413)
-    │   └── InvalidUpload         not a usable game module file (400)
+    │   ├── InvalidUpload         not a usable game module file (400)
+    │   └── InvalidAllowList      an allow list names unknown or fixed analysis rules (422)
     ├── Unauthorized              no or an unknown credential (401)
     ├── Forbidden                 a known credential without the right (403)
     ├── NotFound                  no such resource, or not the caller's (404)
@@ -44,6 +45,10 @@ class UploadTooLarge(BadRequest):
 
 class InvalidUpload(BadRequest):
     slug, status, title = "invalid-upload", 400, "Invalid upload"
+
+
+class InvalidAllowList(BadRequest):
+    slug, status, title = "invalid-allow-list", 422, "Invalid allow list"
 
 
 class Unauthorized(GsfError):

@@ -109,10 +109,6 @@ async def _sweeper(mm: Matchmaker) -> None:
         try:
             await mm.store.sweep(mm.clock())
         except (RedisError, OSError) as exc:
-            import sys, traceback
-            t = asyncio.current_task()
-            print("SWEEP EXC", type(exc), exc, "cancelling=", t.cancelling() if t else None, file=sys.stderr)
-            traceback.print_exc(file=sys.stderr)
             log.warning("expiry sweep failed: %s", exc)
 
 

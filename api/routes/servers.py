@@ -26,9 +26,18 @@ from api.schemas import (
     ServerPublic,
     ServersPublic,
 )
+from core.analysis import invalid_allow_rules
 from core.contracts import GameServerInput, Limits, ServerStatus, StopServerInput, StopServerResult
 from core.db.models import GameServer, LogLine, ServerEvent, User, new_id
-from core.errors import BadRequest, Forbidden, InvalidUpload, NotFound, Unavailable, UploadTooLarge
+from core.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidAllowList,
+    InvalidUpload,
+    NotFound,
+    Unavailable,
+    UploadTooLarge,
+)
 from core.queues import gameserver_workflow_id, workflow_ui_url
 from core.settings import Settings
 from core.temporal import SA_OWNER, SA_SERVER_ID, SA_STATUS
@@ -122,6 +131,8 @@ async def create_server(
     allow = [r.strip() for r in allow_rules.split(",") if r.strip()]
     if allow and not user.is_admin:
         raise Forbidden("only an admin may allow analysis rules")
+    if bad := invalid_allow_rules(allow):
+        raise InvalidAllowList(f"allow_rules: unknown rules or rules that cannot be allowed: {', '.join(bad)}")
     parsed_labels = _parse_labels(labels, "labels")
     selector = _parse_labels(node_selector, "node_selector")
     sha = await asyncio.to_thread(artifacts.put, "sources", source)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -13,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 from core.db.models import Base
 
 SessionFactory = async_sessionmaker[AsyncSession]
+T = TypeVar("T")
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -35,6 +40,12 @@ def make_engine(url: str) -> AsyncEngine:
 
 def make_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def shielded(coro: Coroutine[Any, Any, T]) -> T:
+    """Finish a short DB transaction even if the caller is cancelled (an activity at worker shutdown):
+    a connection abandoned mid-query is never returned to the pool or closed."""
+    return await asyncio.shield(asyncio.ensure_future(coro))
 
 
 async def create_schema(engine: AsyncEngine) -> None:

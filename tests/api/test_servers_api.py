@@ -92,6 +92,21 @@ async def test_bad_uploads_are_explained(h: Harness, kwargs: dict[str, Any], sta
         assert (await api.get("/api/v1/servers")).json()["count"] == 0, "a refused upload leaves no record"
 
 
+async def test_admin_allow_list_is_checked_and_recorded(h: Harness) -> None:
+    admin = await h.user_key("root@example.com", admin=True)
+    async with h.api(admin) as api:
+        for bad in ("no-such-rule", "syntax-error"):
+            assert_problem(await api.post("/api/v1/servers", **upload(allow_rules=bad)), 422, "invalid-allow-list")
+        resp = await api.post("/api/v1/servers", **upload(allow_rules="eval, string-timer"))
+        assert resp.status_code == 202
+        sid = resp.json()["id"]
+    from core.db.models import GameServer
+
+    async with h.sessions() as s:
+        server = await s.get(GameServer, sid)
+        assert server is not None and server.allow_rules == ["eval", "string-timer"]
+
+
 async def test_missing_file_and_unknown_routes(h: Harness) -> None:
     key = await h.user_key("dev@example.com")
     async with h.api(key) as api:

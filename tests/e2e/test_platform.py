@@ -18,8 +18,10 @@ import docker
 import httpx
 import pytest
 import websockets.sync.client as ws_client
+from websockets.exceptions import InvalidStatus
 
 from cli.up import launch_background, stop_background
+from core import security
 from tests.conftest import GAMES, REPO, free_port, unique
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.temporal]
@@ -123,6 +125,33 @@ def play_tictactoe(up: Up, server_id: str) -> None:
         final = recv(marks["O"], "state")
         while final["status"] != "won":
             final = recv(marks["O"], "state")
+        # The agent relays the player count; the room list shows it.
+        deadline = time.monotonic() + 15
+        while httpx.get(f"{up.mm_url}/servers/{server_id}").json().get("players") != 2:
+            assert time.monotonic() < deadline, "the room list never showed 2 players"
+            time.sleep(0.2)
+
+
+def test_forged_or_expired_seat_tokens_are_refused(up: Up) -> None:
+    with up.api() as api:
+        server_id = deploy(api, GAMES / "chat.js", "tokens")
+        assert wait_status(api, server_id, {"running", "failed"})["status"] == "running"
+        good = seat(up.mm_url, server_id)
+        base = good["ws_url"].split("?")[0]
+        forged = security.sign_seat_token("not-the-secret", server_id, "mallory", 15).token
+        secret = security.seat_secret((up.data / "secret.key").read_text().strip(), server_id)
+        expired = security.sign_seat_token(secret, server_id, "late", 15, now=time.time() - 60).token
+        for token in (forged, expired, ""):
+            with pytest.raises(InvalidStatus) as refused:
+                ws_client.connect(f"{base}?token={token}", open_timeout=5).close()
+            assert refused.value.response.status_code == 401
+        with ws_client.connect(good["ws_url"]) as ws:
+            recv(ws, "welcome")
+        with pytest.raises(InvalidStatus):  # single use
+            ws_client.connect(good["ws_url"], open_timeout=5).close()
+        assert api.post(f"/api/v1/servers/{server_id}/stop").json()["status"] == "stopped"
+        assert httpx.get(f"{up.mm_url}/servers/{server_id}").status_code == 404, "a stopped room leaves the list"
+        api.delete(f"/api/v1/servers/{server_id}")
 
 
 def test_deploy_play_logs_stop_delete(up: Up, docker_client: docker.DockerClient) -> None:
@@ -189,7 +218,7 @@ def test_second_start_keeps_what_was_deployed(up: Up) -> None:
 
 def gsf(up: Up, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {**up.env, "GSF_API_URL": up.api_url, "GSF_API_KEY": up.key, "COLUMNS": "160"}
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], check=False, cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -105,6 +105,15 @@ async def test_deploy_play_stop_delete(h: Harness, docker_client: docker.DockerC
                 break
             await asyncio.sleep(0.2)
         assert any("join" in line["line"] for line in logs["lines"]), logs
+        async with api.stream("GET", f"/api/v1/servers/{server_id}/logs",
+                              params={"follow": True, "tail": 1000}) as stream:
+            assert stream.headers["content-type"].startswith("application/x-ndjson")
+            followed = []
+            async for raw in stream.aiter_lines():
+                followed.append(json.loads(raw)["line"])
+                if "join" in followed[-1]:
+                    break
+        assert any("join" in line for line in followed)
 
         stopped = (await api.post(f"/api/v1/servers/{server_id}/stop")).json()
         assert stopped["status"] == "stopped"
