@@ -137,9 +137,11 @@ class Platform:
         self._write_pids()
         key_line = (f"[bold]admin API key[/]   {admin_key}\n(shown once; also saved to {self.key_file})"
                     if admin_key else f"[bold]admin API key[/]   in {self.key_file}")
+        from api.main import WEB_DIR
+
+        web = f"console          {s.public_api_url}/\n" if (WEB_DIR / "index.html").exists() else ""
         console.print(Panel.fit(
-            f"[bold green]Game Server Factory is up[/]\n\n"
-            f"console          {s.public_api_url}/\n"
+            f"[bold green]Game Server Factory is up[/]\n\n{web}"
             f"API              {s.public_api_url}/docs\n"
             f"matchmaker       {s.matchmaker_url}/servers\n"
             f"Temporal Web UI  {s.temporal_ui_url}\n"

@@ -60,21 +60,29 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     return app
 
 
+STOP_TIMEOUT = 5.0
+POLL_SECONDS = 1.0
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     mm: Matchmaker = app.state.matchmaker
     await mm.store.start()
     # Subscribed before the app takes requests, so no event of ours can be missed.
     subscription = await mm.store.subscribe()
+    mm.stopping.clear()
     mm.tasks = [asyncio.create_task(_pump(mm, subscription), name="matchmaker-events"),
                 asyncio.create_task(_sweeper(mm), name="matchmaker-sweeper")]
     try:
         yield
     finally:
         mm.hub.close()
+        mm.stopping.set()
         for task in mm.tasks:
             task.cancel()
-        await asyncio.gather(*mm.tasks, return_exceptions=True)
+        _, pending = await asyncio.wait(mm.tasks, timeout=STOP_TIMEOUT)
+        if pending:
+            log.warning("background tasks did not stop: %s", [t.get_name() for t in pending])
         mm.tasks = []
         if mm.owns_store:
             await mm.store.close()
@@ -84,18 +92,22 @@ async def _pump(mm: Matchmaker, subscription: Subscription) -> None:
     """Store events → SSE listeners. On a broken Redis connection, resubscribe after a pause."""
     sub: Subscription | None = subscription
     try:
-        while True:  # runs for the app's life; cancelled by the lifespan
+        while not mm.stopping.is_set():
             try:
                 if sub is None:
                     sub = await mm.store.subscribe()
-                mm.hub.publish(await sub.get())
+                event = await sub.get(POLL_SECONDS)
+                if event is not None:
+                    mm.hub.publish(event)
             except (RedisError, OSError) as exc:
+                if mm.stopping.is_set():
+                    break
                 log.warning("room event feed broke (%s); resubscribing", exc)
                 if sub is not None:
                     with contextlib.suppress(RedisError, OSError):
                         await sub.aclose()
                     sub = None
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(POLL_SECONDS)
     finally:
         if sub is not None:
             with contextlib.suppress(RedisError, OSError):
@@ -104,8 +116,10 @@ async def _pump(mm: Matchmaker, subscription: Subscription) -> None:
 
 async def _sweeper(mm: Matchmaker) -> None:
     """Remove expired rooms even when nobody reads them, so `removed` events go out on time."""
-    while True:  # runs for the app's life; cancelled by the lifespan
+    while not mm.stopping.is_set():
         await asyncio.sleep(mm.sweep_seconds)
+        if mm.stopping.is_set():
+            break
         try:
             await mm.store.sweep(mm.clock())
         except (RedisError, OSError) as exc:

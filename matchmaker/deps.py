@@ -29,6 +29,9 @@ class Matchmaker:
     hub: StreamHub = field(default_factory=StreamHub)
     metrics: Metrics = field(default_factory=Metrics)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Background loops check this as well as being cancelled: redis-py can swallow a
+    # cancellation that lands mid-command, and a loop must still end.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def ttl(self) -> float:

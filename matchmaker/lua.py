@@ -138,11 +138,12 @@ local shown = math.min(reserved, maxp - pl)
 return {"ok", f[2], ready, tostring(shown), tostring(maxp - pl - shown), lag}
 """
 
-# ARGV: P, id, node. Reply: "ok" | "gone" | "fb"
+# ARGV: P, id, node, now. Reply: "ok" | "gone" | "expired" | "fb"
 DEREGISTER = _PRELUDE + r"""
-local owner = redis.call("HGET", rkey(ARGV[2]), "node")
-if not owner then return "gone" end
-if owner ~= ARGV[3] then return "fb" end
+local f = redis.call("HMGET", rkey(ARGV[2]), "node", "exp")
+if not f[1] then return "gone" end
+if tonumber(f[2]) <= tonumber(ARGV[4]) then drop(ARGV[2], "expired"); return "expired" end
+if f[1] ~= ARGV[3] then return "fb" end
 drop(ARGV[2], "deregistered")
 return "ok"
 """

@@ -97,7 +97,7 @@ async def heartbeats(body: HeartbeatBatch, node: NodeId,
 @router.delete("/servers/{server_id}", status_code=204, tags=["nodes"])
 async def deregister(server_id: str, node: NodeId, mm: MatchmakerDep) -> Response:
     """Remove a server from the room list (idempotent)."""
-    if await mm.store.deregister(server_id, node):
+    if await mm.store.deregister(server_id, node, mm.clock()):
         mm.metrics.deregistrations += 1
     return Response(status_code=204)
 

@@ -61,7 +61,8 @@ class Subscription(ABC):
     """A feed of room events from the store, live from the moment `Store.subscribe` returns."""
 
     @abstractmethod
-    async def get(self) -> RoomEvent: ...
+    async def get(self, timeout: float) -> RoomEvent | None:
+        """The next event, or None if none came within `timeout` seconds."""
 
     @abstractmethod
     async def aclose(self) -> None: ...
@@ -106,8 +107,9 @@ class Store(ABC):
         return results
 
     @abstractmethod
-    async def deregister(self, server_id: str, node_id: str) -> bool:
-        """Remove a server; False if it was not there. Raises Forbidden for another node's server."""
+    async def deregister(self, server_id: str, node_id: str, now: float) -> bool:
+        """Remove a server; False if it was not there (or had expired). Raises Forbidden for
+        another node's server."""
 
     @abstractmethod
     async def get(self, server_id: str, now: float) -> RoomDetail:
@@ -206,8 +208,12 @@ class _QueueSubscription(Subscription):
         self._store = store
         self.queue: asyncio.Queue[RoomEvent] = asyncio.Queue()
 
-    async def get(self) -> RoomEvent:
-        return await self.queue.get()
+    async def get(self, timeout: float) -> RoomEvent | None:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.queue.get()
+        except TimeoutError:
+            return None
 
     async def aclose(self) -> None:
         self._store._subscribers.discard(self)
@@ -354,13 +360,14 @@ class MemoryStore(Store):
         _, shown_reserved, free = seats(room.players, room.max_players, reserved)
         return HeartbeatOutcome(server_id, room.generation, room.ready, shown_reserved, free, lag)
 
-    async def deregister(self, server_id: str, node_id: str) -> bool:
+    async def deregister(self, server_id: str, node_id: str, now: float) -> bool:
+        self._expire_due(now)
         room = self._rooms.get(server_id)
         if room is None:
             return False
         if room.node_id != node_id:
             raise Forbidden(f"server {server_id!r} belongs to another node")
-        self._drop(room, 0.0, "deregistered")
+        self._drop(room, now, "deregistered")
         return True
 
     async def get(self, server_id: str, now: float) -> RoomDetail:
@@ -488,12 +495,11 @@ class _PubSubSubscription(Subscription):
     def __init__(self, pubsub: Any) -> None:
         self._pubsub = pubsub
 
-    async def get(self) -> RoomEvent:
-        # Bounded only by the subscription's life: each pass waits for one message.
-        while True:
-            msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-            if msg is not None and msg.get("type") == "message":
-                return _event_from_message(msg["data"])
+    async def get(self, timeout: float) -> RoomEvent | None:
+        msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+        if msg is not None and msg.get("type") == "message":
+            return _event_from_message(msg["data"])
+        return None
 
     async def aclose(self) -> None:
         await self._pubsub.aclose()
@@ -607,10 +613,12 @@ class RedisStore(Store):
                 results.append(exc)
         return results
 
-    async def deregister(self, server_id: str, node_id: str) -> bool:
-        reply = await self._deregister(args=[self.prefix, server_id, node_id])
+    async def deregister(self, server_id: str, node_id: str, now: float) -> bool:
+        reply = await self._deregister(args=[self.prefix, server_id, node_id, _num(now)])
         if reply == "fb":
             raise Forbidden(f"server {server_id!r} belongs to another node")
+        if reply == "expired":
+            self.expired_total += 1
         return bool(reply == "ok")
 
     async def get(self, server_id: str, now: float) -> RoomDetail:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,3 +111,8 @@ async def platform(settings: Settings, client: Client, agent: bool = True) -> As
             with contextlib.suppress(Exception):
                 await h.stop(name)
         await engine.dispose()
+        # Tasks cancelled at teardown (activities mid-query in a stopped worker) can drop an aiosqlite
+        # connection without closing it; collect those here so they do not warn inside a later test.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()

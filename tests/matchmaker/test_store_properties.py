@@ -53,7 +53,7 @@ async def apply(store: Store, op: tuple[Any, ...], now: float, n: int) -> str:
                 room = await store.quick_join(flt, f"p{n}", now, now + HOLD)
                 return f"joined {room.server_id} free={room.free_seats}"
             case ("deregister", sid):
-                return f"deregistered={await store.deregister(sid, 'n')}"
+                return f"deregistered={await store.deregister(sid, 'n', now)}"
     except MatchmakerError as exc:
         return exc.slug
     raise AssertionError(op)
@@ -71,7 +71,7 @@ def check_seats(rooms: list[dict[str, Any]]) -> None:
         assert room["players"] + room["reserved"] + room["free_seats"] == room["max_players"]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ops, min_size=1, max_size=25))
 async def test_memory_and_redis_stores_behave_the_same(sequence: list[tuple[Any, ...]]) -> None:
     memory = MemoryStore()
