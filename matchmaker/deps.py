@@ -38,7 +38,9 @@ class Matchmaker:
         return self.settings.room_ttl_seconds
 
 
-def get_matchmaker(request: Request) -> Matchmaker:
+# Dependencies are `async def` although they never await: FastAPI runs plain `def`
+# dependencies in a worker thread, which costs more than the rest of a heartbeat.
+async def get_matchmaker(request: Request) -> Matchmaker:
     mm: Matchmaker = request.app.state.matchmaker
     return mm
 
@@ -46,12 +48,14 @@ def get_matchmaker(request: Request) -> Matchmaker:
 _bearer = HTTPBearer(auto_error=False, description="node token")
 
 
-def get_node_id(request: Request,
-                creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+async def get_node_id(
+        request: Request,
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     """The node a request speaks for, from its node token."""
     if creds is None:
         raise Unauthorized("node endpoints need Authorization: Bearer <node token>")
-    node_id = verify_node_token(get_matchmaker(request).settings.secret_key, creds.credentials)
+    mm: Matchmaker = request.app.state.matchmaker
+    node_id = verify_node_token(mm.settings.secret_key, creds.credentials)
     if node_id is None:
         raise Unauthorized("the node token is not valid")
     return node_id

@@ -1,0 +1,474 @@
+"""Matchmaker benchmark: heartbeat ingest and room-list latency with 10,000 registered rooms,
+for the in-process and the Redis store, next to redis-benchmark SET/GET from the same run.
+
+    .venv/bin/python -m bench.matchmaker [--rooms 10000] [--seconds 5] [--skip-redis]
+
+What each figure is:
+- store: the Store API called directly in this process (no HTTP, no app).
+- http/httpx: httpx.AsyncClient in this process against the matchmaker under uvicorn
+  (uvloop + httptools, one worker) in a separate process on 127.0.0.1, keep-alive connections.
+- http/raw: the same server, driven by a minimal keep-alive HTTP/1.1 client on raw asyncio
+  sockets, so the client's own cost (httpx is slower than the server) does not cap the figure.
+- batch: POST /heartbeats (or Store.heartbeat_many), 100 heartbeats per request.
+Every heartbeat changes the room's player count (the worst case: each one is a room-list
+update that the store publishes). The room TTL is raised to 300 s so that no room expires
+while the benchmark sets up; the TTL does not change the cost of a heartbeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvloop
+
+from core.security import node_token
+from core.settings import Settings
+from matchmaker.models import (
+    BatchHeartbeat,
+    Heartbeat,
+    RoomFilter,
+    RoomQuery,
+    ServerRegistration,
+)
+from matchmaker.store import MemoryStore, RedisStore, Store
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+SECRET = "bench-secret"
+NODE = "bench-node"
+GAMES = 4
+REGIONS = ("eu", "us", "asia")
+MODES = ("ranked", "casual")
+MAX_PLAYERS = 8
+TTL = 300.0
+RESULTS = Path(__file__).resolve().parent / "results"
+LIST_PARAMS = {"game": "game-1", "label.region": "eu", "metadata.mode": "ranked", "free": "true",
+               "sort": "-players", "limit": "50"}
+LIST_ALL_PARAMS = {"sort": "-players", "limit": "50"}
+
+TARGET_MEMORY_HB = 5000.0
+TARGET_MEMORY_LIST_P99_MS = 20.0
+TARGET_REDIS_SHARE = 0.30
+
+
+# --- rooms ---------------------------------------------------------------------------------------
+
+
+def room_id(i: int) -> str:
+    return f"room-{i:05d}"
+
+
+def registration(i: int) -> ServerRegistration:
+    return ServerRegistration(
+        server_id=room_id(i), name=f"Room {i}", game=f"game-{i % GAMES}", owner_id="bench",
+        node_id=NODE, ws_url=f"ws://127.0.0.1:{20000 + i % 1000}/ws", max_players=MAX_PLAYERS,
+        labels={"region": REGIONS[i % len(REGIONS)]})
+
+
+def players_for(i: int, k: int) -> int:
+    """A player count that differs from the room's previous heartbeat."""
+    return (i + k) % (MAX_PLAYERS + 1)
+
+
+def metadata_for(i: int) -> dict[str, Any]:
+    # Independent of game (i % 4) and region (i % 3): every combination occurs.
+    return {"mode": MODES[(i // 12) % len(MODES)], "map": f"map-{i % 7}"}
+
+
+async def seed(store: Store, rooms: int) -> None:
+    now = time.time()
+    for start in range(0, rooms, 250):
+        chunk = range(start, min(rooms, start + 250))
+        await asyncio.gather(*(store.register(registration(i), now, TTL) for i in chunk))
+        await asyncio.gather(*(store.heartbeat(
+            room_id(i), NODE, Heartbeat(players=players_for(i, 0), metadata=metadata_for(i)),
+            now, TTL) for i in chunk))
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def latency_summary(samples: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in samples]
+    return {"p50_ms": round(statistics.median(ms), 3), "p99_ms": round(percentile(ms, 0.99), 3),
+            "max_ms": round(max(ms), 3), "n": len(ms)}
+
+
+async def run_for(seconds: float, workers: int,
+                  work: Callable[[int, int], Awaitable[int]]) -> float:
+    """Run `workers` loops of `work(worker, iteration) -> items done` for `seconds`; items/s."""
+    deadline = time.perf_counter() + seconds
+    counts = [0] * workers
+
+    async def loop(w: int) -> None:
+        k = 0
+        while time.perf_counter() < deadline:
+            counts[w] += await work(w, k)
+            k += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(w) for w in range(workers)))
+    return sum(counts) / (time.perf_counter() - started)
+
+
+# --- store level -----------------------------------------------------------------------------------
+
+
+async def bench_store(store: Store, rooms: int, seconds: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    workers = 1 if isinstance(store, MemoryStore) else 32
+
+    async def single(w: int, k: int) -> int:
+        i = (k * workers + w) % rooms
+        await store.heartbeat(room_id(i), NODE, Heartbeat(
+            players=players_for(i, k + 1), metadata=metadata_for(i)), time.time(), TTL)
+        return 1
+
+    out["heartbeats_per_s"] = round(await run_for(seconds, workers, single))
+    out["heartbeat_workers"] = workers
+
+    async def batch(w: int, k: int) -> int:
+        base = (k * 4 + w) * 100
+        beats = [BatchHeartbeat(server_id=room_id((base + j) % rooms),
+                                players=players_for((base + j) % rooms, k + 2),
+                                metadata=metadata_for((base + j) % rooms)) for j in range(100)]
+        await store.heartbeat_many(NODE, beats, time.time(), TTL)
+        return 100
+
+    out["batch_heartbeats_per_s"] = round(await run_for(seconds, 4, batch))
+
+    flt = RoomFilter.parse(LIST_PARAMS["game"], [("label.region", "eu"),
+                                                 ("metadata.mode", "ranked")], True)
+    for name, query, n in [("list_filtered", RoomQuery(flt, "-players", 50), 300),
+                           ("list_all", RoomQuery(RoomFilter(), "-players", 50), 60)]:
+        samples = []
+        for _ in range(n):
+            t = time.perf_counter()
+            page = await store.list(query, time.time())
+            samples.append(time.perf_counter() - t)
+        if len(page.items) != 50:
+            raise RuntimeError(f"{name}: a page of {len(page.items)} rooms, not 50")
+        out[name] = latency_summary(samples)
+    return out
+
+
+# --- HTTP ------------------------------------------------------------------------------------------
+
+
+def _serve(kind: str, prefix: str, port: int, rooms: int) -> None:
+    """Server process: seed the store, then serve the matchmaker until SIGTERM."""
+    import uvicorn
+
+    from matchmaker.app import create_app
+    from matchmaker.server import MatchmakerServer
+
+    async def main() -> None:
+        store: Store = MemoryStore() if kind == "memory" else RedisStore.from_url(REDIS_URL, prefix)
+        await store.start()
+        await seed(store, rooms)
+        settings = Settings(env="test", data_dir=Path(f"/tmp/gsf-bench-{os.getpid()}"),
+                            secret_key=SECRET, room_ttl_seconds=TTL)
+        app = create_app(settings, store)
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                access_log=False, loop="none", http="httptools", lifespan="on")
+        await MatchmakerServer(config, app).serve()
+        await store.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_healthy(url: str, proc: BaseProcess) -> None:
+    async with httpx.AsyncClient(timeout=2) as http:
+        for _ in range(600):  # 60 s at most: seeding 10,000 rooms on Redis takes a few seconds
+            if not proc.is_alive():
+                raise RuntimeError("the matchmaker process died while starting")
+            try:
+                if (await http.get(f"{url}/health")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the matchmaker did not become healthy")
+
+
+def beat_body(i: int, k: int) -> bytes:
+    return json.dumps({"players": players_for(i, k), "metadata": metadata_for(i)},
+                      separators=(",", ":")).encode()
+
+
+async def raw_heartbeats(port: int, rooms: int, seconds: float, connections: int) -> float:
+    auth = f"Bearer {node_token(SECRET, NODE)}"
+    conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(connections)]
+
+    async def work(w: int, k: int) -> int:
+        reader, writer = conns[w]
+        i = (k * connections + w) % rooms
+        body = beat_body(i, k + 3)
+        writer.write(
+            f"PUT /servers/{room_id(i)}/heartbeat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: {auth}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"heartbeat refused: {head[:60]!r}")
+        match = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+        if match is None:
+            raise RuntimeError("a response without content-length")
+        await reader.readexactly(int(match.group(1)))
+        return 1
+
+    try:
+        return await run_for(seconds, connections, work)
+    finally:
+        for _, writer in conns:
+            writer.close()
+            await writer.wait_closed()
+
+
+async def bench_http(kind: str, prefix: str, rooms: int, seconds: float) -> dict[str, Any]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_serve, args=(kind, prefix, port, rooms), daemon=True)
+    proc.start()
+    out: dict[str, Any] = {}
+    try:
+        await wait_healthy(url, proc)
+        headers = {"Authorization": f"Bearer {node_token(SECRET, NODE)}"}
+        limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+        async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits,
+                                     timeout=10) as http:
+
+            async def one(w: int, k: int) -> int:
+                i = (k * 16 + w) % rooms
+                resp = await http.put(f"/servers/{room_id(i)}/heartbeat",
+                                      content=beat_body(i, k + 1),
+                                      headers={"Content-Type": "application/json"})
+                resp.raise_for_status()
+                return 1
+
+            out["httpx_heartbeats_per_s"] = round(await run_for(seconds, 16, one))
+
+            async def batch(w: int, k: int) -> int:
+                base = (k * 4 + w) * 100
+                beats = [{"server_id": room_id((base + j) % rooms),
+                          "players": players_for((base + j) % rooms, k + 2),
+                          "metadata": metadata_for((base + j) % rooms)} for j in range(100)]
+                resp = await http.post("/heartbeats", json={"heartbeats": beats})
+                resp.raise_for_status()
+                if any(r["status"] != 200 for r in resp.json()["results"]):
+                    raise RuntimeError("a batched heartbeat was refused")
+                return 100
+
+            out["httpx_batch_heartbeats_per_s"] = round(await run_for(seconds, 4, batch))
+            out["raw_heartbeats_per_s"] = round(await raw_heartbeats(port, rooms, seconds, 32))
+
+            for name, params, n in [("list_filtered", LIST_PARAMS, 500),
+                                    ("list_all", LIST_ALL_PARAMS, 100)]:
+                samples = []
+                for _ in range(n):
+                    t = time.perf_counter()
+                    resp = await http.get("/servers", params=params)
+                    samples.append(time.perf_counter() - t)
+                    resp.raise_for_status()
+                if len(resp.json()["items"]) != 50:
+                    raise RuntimeError(f"{name}: a page of fewer than 50 rooms")
+                out[name] = latency_summary(samples)
+    finally:
+        proc.terminate()
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+    return out
+
+
+# --- redis-benchmark -----------------------------------------------------------------------------
+
+
+def redis_benchmark(requests: int) -> dict[str, Any]:
+    """SET/GET with redis-benchmark's defaults (50 clients, no pipelining), and pipelined x16.
+
+    It writes the single key `key:__rand_int__` in db 15, deleted afterwards."""
+    out: dict[str, Any] = {}
+    for name, extra in [("default", []), ("pipeline16", ["-P", "16"])]:
+        cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", "6379", "--dbnum", "15", "-t",
+               "set,get", "-n", str(requests), "--csv", *extra]
+        text = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                              timeout=300).stdout
+        for line in text.splitlines():
+            cells = [c.strip('"') for c in line.split(",")]
+            if cells[0] in ("SET", "GET"):
+                out[f"{cells[0].lower()}_{name}_per_s"] = round(float(cells[1]))
+                if len(cells) > 4 and name == "default":
+                    out[f"{cells[0].lower()}_{name}_p50_ms"] = float(cells[4])
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-n", "15", "DEL", "key:__rand_int__"],
+                   capture_output=True, check=False, timeout=30)
+    return out
+
+
+# --- main ------------------------------------------------------------------------------------------
+
+
+async def run(rooms: int, seconds: float, skip_redis: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "rooms": rooms, "seconds_per_figure": seconds,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform(), "loadavg_before": os.getloadavg()},
+    }
+    if not skip_redis:
+        results["redis_benchmark"] = redis_benchmark(200_000)
+
+    memory = MemoryStore()
+    await seed(memory, rooms)
+    results["memory"] = {"store": await bench_store(memory, rooms, seconds),
+                         "http": await bench_http("memory", "", rooms, seconds)}
+
+    if not skip_redis:
+        prefix = f"gsf:mm:bench:{uuid.uuid4().hex[:8]}:"
+        store = RedisStore.from_url(REDIS_URL, prefix)
+        http_store = RedisStore(store.redis, prefix + "http:")
+        try:
+            await store.start()
+            await seed(store, rooms)
+            results["redis"] = {"store": await bench_store(store, rooms, seconds)}
+            await store.delete_all()
+            results["redis"]["http"] = await bench_http("redis", http_store.prefix, rooms,
+                                                        seconds)
+            results["redis_version"] = (await store.redis.info("server"))["redis_version"]
+        finally:
+            await http_store.delete_all()
+            await store.delete_all()
+            await store.close()
+    results["machine"]["loadavg_after"] = os.getloadavg()
+    results["targets"] = evaluate(results)
+    return results
+
+
+def evaluate(r: dict[str, Any]) -> dict[str, Any]:
+    mem = r["memory"]["http"]
+    out: dict[str, Any] = {}
+    for label, value in [("HTTP, per-request, raw client", mem["raw_heartbeats_per_s"]),
+                         ("HTTP, per-request, httpx client", mem["httpx_heartbeats_per_s"]),
+                         ("HTTP, batch of 100, httpx client",
+                          mem["httpx_batch_heartbeats_per_s"])]:
+        out[f"in-process heartbeats/s >= 5,000 ({label})"] = {
+            "value": value, "met": value >= TARGET_MEMORY_HB}
+    p99 = mem["list_filtered"]["p99_ms"]
+    out["in-process GET /servers p99 <= 20 ms (HTTP, filtered, 50 per page)"] = {
+        "value": p99, "met": p99 <= TARGET_MEMORY_LIST_P99_MS}
+    if "redis" in r:
+        floor = TARGET_REDIS_SHARE * r["redis_benchmark"]["set_default_per_s"]
+        red = r["redis"]
+        for label, value in [("store, per call, 32 concurrent", red["store"]["heartbeats_per_s"]),
+                             ("store, batch of 100", red["store"]["batch_heartbeats_per_s"]),
+                             ("HTTP, per-request, raw client", red["http"]["raw_heartbeats_per_s"]),
+                             ("HTTP, batch of 100, httpx client",
+                              red["http"]["httpx_batch_heartbeats_per_s"])]:
+            out[f"Redis heartbeats/s >= 30% of redis-benchmark SET ({label})"] = {
+                "value": value, "floor": round(floor), "met": value >= floor}
+    return out
+
+
+def markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    intro = (
+        f"{r['rooms']:,} registered, ready rooms (4 games, 3 regions, 2 modes, 8 seats); "
+        f"{r['seconds_per_figure']} s per throughput figure. {m['cpus']} CPUs, Python "
+        f"{m['python']}, Redis {r.get('redis_version', '-')}; load average before/after: "
+        f"{m['loadavg_before'][0]:.2f} / {m['loadavg_after'][0]:.2f} (other work shared the "
+        "machine).")
+    legend = (
+        "Every heartbeat changes the room's player count (each is a published list update). "
+        "`store` = Store API in-process, no HTTP. `httpx` = httpx.AsyncClient (16 keep-alive "
+        "connections) against uvicorn (uvloop, httptools, 1 worker) in another process on "
+        "127.0.0.1. `raw` = the same server driven by a minimal raw-socket HTTP/1.1 client "
+        "(32 keep-alive connections), so the client is not the bottleneck. `batch` = 100 "
+        "heartbeats per call (POST /heartbeats, Store.heartbeat_many).")
+    lines = ["# Matchmaker benchmark", "", intro, "", legend, ""]
+    if "redis_benchmark" in r:
+        rb = r["redis_benchmark"]
+        lines += [
+            "## redis-benchmark (same run)", "", "| | SET/s | GET/s |", "|---|---|---|",
+            f"| 50 clients, no pipelining | {rb['set_default_per_s']:,} | "
+            + f"{rb['get_default_per_s']:,} |",
+            f"| 50 clients, pipeline 16 | {rb['set_pipeline16_per_s']:,} | "
+            + f"{rb['get_pipeline16_per_s']:,} |",
+            ""]
+    lines += ["## Heartbeat ingest (heartbeats/s)", "",
+              "| store | store, per call | store, batch | HTTP httpx | HTTP raw "
+              + "| HTTP batch (httpx) |",
+              "|---|---|---|---|---|---|"]
+    for kind in ("memory", "redis"):
+        if kind not in r:
+            continue
+        s, h = r[kind]["store"], r[kind]["http"]
+        lines.append(f"| {kind} | {s['heartbeats_per_s']:,} | {s['batch_heartbeats_per_s']:,} | "
+                     f"{h['httpx_heartbeats_per_s']:,} | {h['raw_heartbeats_per_s']:,} | "
+                     f"{h['httpx_batch_heartbeats_per_s']:,} |")
+    query = ("Filtered: `game=game-1&label.region=eu&metadata.mode=ranked&free=true"
+             "&sort=-players&limit=50` (about 370 of 10,000 rooms match). All: "
+             "`sort=-players&limit=50` over every room. HTTP figures are client-observed with "
+             "httpx, one request at a time, no other load on the matchmaker.")
+    lines += ["", "## GET /servers latency (ms)", "", query, "",
+              "| store | where | filtered p50 | filtered p99 | all p50 | all p99 |",
+              "|---|---|---|---|---|---|"]
+    for kind in ("memory", "redis"):
+        if kind not in r:
+            continue
+        for where in ("store", "http"):
+            f, a = r[kind][where]["list_filtered"], r[kind][where]["list_all"]
+            lines.append(f"| {kind} | {where} | {f['p50_ms']} | {f['p99_ms']} | {a['p50_ms']} | "
+                         f"{a['p99_ms']} |")
+    lines += ["", "## Targets", "", "| target | value | met |", "|---|---|---|"]
+    for name, t in r["targets"].items():
+        floor = f" (floor {t['floor']:,})" if "floor" in t else ""
+        lines.append(f"| {name} | {t['value']:,}{floor} | {'yes' if t['met'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="matchmaker benchmark")
+    parser.add_argument("--rooms", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--skip-redis", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        results = runner.run(run(args.rooms, args.seconds, args.skip_redis))
+    text = markdown(results)
+    print(text)
+    if not args.no_write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "matchmaker.json").write_text(json.dumps(results, indent=2) + "\n")
+        (RESULTS / "matchmaker.md").write_text(text)
+        print(f"written to {RESULTS}/matchmaker.json and .md", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
