@@ -86,8 +86,8 @@ class ContainerActivities:
             raise error[0]
         return result[0]
 
-    def ensure_network(self) -> str:
-        name = self.settings.game_network
+    def ensure_network(self, name: str | None = None) -> str:
+        name = name or self.settings.game_network
         try:
             self.client.networks.get(name)
         except docker.errors.NotFound:

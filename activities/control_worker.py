@@ -33,7 +33,8 @@ async def run_control_worker(settings: Settings, client: Client | None = None) -
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[analysis.analyze_code, placement.select_node, records.record_status],
+        activities=[analysis.analyze_code, placement.select_node, records.record_status,
+                    records.record_pipeline],
         identity="control",
         graceful_shutdown_timeout=timedelta(seconds=5),
     )

@@ -24,6 +24,14 @@ class PlacementActivities:
     @activity.defn(name="select_node")
     async def select_node(self, input: SelectNodeInput) -> SelectNodeResult:
         """Least-loaded live, schedulable node whose labels match; `NoCapacity` when none fits."""
+        node_id = await self.choose(input)
+        if node_id is None:
+            raise ApplicationError(
+                f"no online node matches {input.node_selector or 'any labels'} with room for the server",
+                type="NoCapacity", non_retryable=True)
+        return SelectNodeResult(node_id=node_id)
+
+    async def choose(self, input: SelectNodeInput) -> str | None:
         now = datetime.now(UTC)
         nodes, counts = await shielded(self._load())
         candidates = []
@@ -41,11 +49,7 @@ class PlacementActivities:
                 continue
             free_mem = float(node.resources.get("memory_mb", 0) or 0) - running * input.limits.memory_mb
             candidates.append((running, -free_mem, node.id))
-        if not candidates:
-            raise ApplicationError(
-                f"no online node matches {input.node_selector or 'any labels'} with room for the server",
-                type="NoCapacity", non_retryable=True)
-        return SelectNodeResult(node_id=min(candidates)[2])
+        return min(candidates)[2] if candidates else None
 
     async def _load(self) -> tuple[list[Node], dict[str | None, int]]:
         async with self.sessions() as session:

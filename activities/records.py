@@ -6,8 +6,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 
-from core.contracts import RecordStatusInput, RecordStatusResult
-from core.db.models import GameServer, ServerEvent
+from core.contracts import RecordPipelineInput, RecordStatusInput, RecordStatusResult
+from core.db.models import GameServer, PipelineRun, ServerEvent
 from core.db.session import SessionFactory, shielded
 
 
@@ -50,3 +50,22 @@ class RecordActivities:
                 # A retried activity raced its first attempt: the event is already there.
                 await session.rollback()
             return RecordStatusResult(applied=applied)
+
+    @activity.defn(name="record_pipeline")
+    async def record_pipeline(self, input: RecordPipelineInput) -> RecordStatusResult:
+        """Keep a pipeline run's latest state (steps, statuses, logs); older records are ignored."""
+        return await shielded(self._record_pipeline(input))
+
+    async def _record_pipeline(self, input: RecordPipelineInput) -> RecordStatusResult:
+        async with self.sessions() as session:
+            run = await session.get(PipelineRun, input.run_id)
+            if run is None or input.seq <= run.state_seq:
+                return RecordStatusResult(applied=False)
+            run.state = input.state.model_dump(mode="json")
+            run.state_seq = input.seq
+            run.status = input.state.status.value
+            run.error = input.state.error
+            run.updated_at = input.at
+            await session.commit()
+            return RecordStatusResult(applied=True)
+

@@ -29,6 +29,7 @@ from temporalio.worker import Worker
 
 from activities.containers import ContainerActivities, container_port
 from activities.matchmaking import MatchmakingActivities
+from activities.steps import StepActivities
 from agent_worker.fingerprint import MetricsSampler, hardware, network
 from core import security
 from core.artifacts import LocalArtifactStore
@@ -81,6 +82,7 @@ class Agent:
         async with httpx.AsyncClient(base_url=self.settings.matchmaker_url, timeout=10) as mm_http, \
                 httpx.AsyncClient(base_url=self.settings.public_api_url, timeout=10) as api_http:
             matchmaking = MatchmakingActivities(mm_http, self.token)
+            steps = StepActivities(self.docker, self.settings, self.containers)
             with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES + 4,
                                     thread_name_prefix="gsf-activity") as executor:
                 worker = Worker(
@@ -93,6 +95,12 @@ class Agent:
                         self.containers.stop_container,
                         matchmaking.register_with_matchmaker,
                         matchmaking.deregister_from_matchmaker,
+                        steps.noop,
+                        steps.sleep,
+                        steps.pull_image,
+                        steps.prepare_network,
+                        steps.write_config,
+                        steps.exec_in_container,
                     ],
                     activity_executor=executor,
                     max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
@@ -107,6 +115,7 @@ class Agent:
                     asyncio.create_task(self._ship_logs_loop(api_http), name="logs"),
                 ]
                 log.info("agent %s polling %s", self.node_id, node_queue(self.node_id))
+                tasks.append(asyncio.create_task(self._reconcile_at_start(api_http), name="reconcile"))
                 try:
                     await self._report_dead_containers()
                     await worker.run()
@@ -239,6 +248,33 @@ class Agent:
                         report.exit_code)
         except RPCError as exc:
             log.info("crash of %s not reported: %s", server_id, exc)
+
+    async def _reconcile_at_start(self, api: httpx.AsyncClient) -> None:
+        for _ in range(120):  # the API may still be starting
+            if await self._remove_orphans(api):
+                return
+            await asyncio.sleep(0.5)
+        log.warning("gave up reconciling containers: the API never answered")
+
+    async def _remove_orphans(self, api: httpx.AsyncClient) -> bool:
+        """After a restart: containers of servers the platform no longer expects here are removed;
+        the others are adopted as they are (the relay and log shipping pick them up)."""
+        containers = await asyncio.to_thread(self._our_containers, True)
+        ids = sorted({c.labels["gsf.server_id"] for c in containers if c.labels.get("gsf.server_id")})
+        if not ids:
+            return True
+        try:
+            resp = await api.post("/api/v1/agent/reconcile", json={"server_ids": ids}, headers=self.headers)
+            resp.raise_for_status()
+        except httpx.HTTPError:
+            return False
+        orphans = set(resp.json()["orphans"])
+        for c in containers:
+            if c.labels.get("gsf.server_id") in orphans:
+                self.containers.expected_stops.add(c.id)
+                await asyncio.to_thread(c.remove, force=True)
+                log.info("removed orphan container %s of server %s", c.short_id, c.labels["gsf.server_id"])
+        return True
 
     async def _report_dead_containers(self) -> None:
         """After an agent restart: containers that died while nobody watched are reported now."""

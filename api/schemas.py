@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ServerEventPublic(BaseModel):
@@ -115,6 +115,8 @@ class NodePublic(BaseModel):
     metrics: dict[str, Any]
     labels: dict[str, Any]
     online: bool
+    status_reason: str = ""
+    servers: int = 0
     last_online: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -123,3 +125,41 @@ class NodePublic(BaseModel):
 class NodesPublic(BaseModel):
     items: list[NodePublic]
     count: int
+
+
+NODE_TYPES = ("physical", "virtual", "container")
+NODE_STATUSES = ("ready", "maintenance", "offline", "online")
+
+
+class NodeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    name: str = Field(default="", max_length=200)
+    model: str = Field(default="", max_length=200)
+    type: Literal["physical", "virtual", "container"] = "physical"
+    location: str = Field(default="", max_length=200)
+    labels: dict[str, str] = {}
+    resources: dict[str, float] = {}
+
+
+class NodeCreated(NodePublic):
+    token: str
+
+
+class NodeUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    model: str | None = Field(default=None, max_length=200)
+    type: Literal["physical", "virtual", "container"] | None = None
+    location: str | None = Field(default=None, max_length=200)
+    labels: dict[str, str] | None = None
+    resources: dict[str, float] | None = None
+
+
+class NodeStatusUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ready", "maintenance", "offline", "online"]
+    reason: str = Field(default="", max_length=500)

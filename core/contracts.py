@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ServerStatus(StrEnum):
@@ -86,6 +87,7 @@ class GameServerInput(BaseModel):
     restart_limit: int = 3
     ready_timeout_seconds: float = 30.0
     placement_timeout_seconds: float = 60.0
+    node_schedule_to_start_seconds: float = 30.0
     control_queue: str = "gsf-control"
     # Carried across continue-as-new so a running server is not deployed again.
     state: GameServerState | None = None
@@ -246,3 +248,320 @@ class EmptyResult(BaseModel):
 
 GameServerInput.model_rebuild()
 GameServerState.model_rebuild()
+
+
+# --- pipelines (DESIGN §5) -----------------------------------------------------------
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+class PipelineStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLING = "cancelling"  # cleanup steps are running
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class StepRetry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    maximum_attempts: int = Field(default=3, ge=1, le=20)
+    initial_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    maximum_interval_seconds: float = Field(default=10, gt=0, le=600)
+
+
+class StepDef(BaseModel):
+    """One typed step of a pipeline; `params` are validated against the step type's input model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    name: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=300, gt=0, le=86_400)
+    retry: StepRetry = Field(default_factory=StepRetry)
+
+
+class StepState(BaseModel):
+    index: int
+    name: str
+    type: str
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    progress: float = 0.0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+    output: dict[str, Any] = Field(default_factory=dict)
+    logs: list[str] = Field(default_factory=list)
+    cleanup: bool = False
+
+
+class PipelineInput(BaseModel):
+    run_id: str
+    owner_id: str
+    name: str
+    node_id: str
+    steps: list[StepDef]
+    cleanup: list[StepDef] = Field(default_factory=list)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    control_queue: str = "gsf-control"
+    node_schedule_to_start_seconds: float = 30.0
+
+
+class PipelineState(BaseModel):
+    status: PipelineStatus = PipelineStatus.PENDING
+    variables: dict[str, Any] = Field(default_factory=dict)
+    steps: list[StepState] = Field(default_factory=list)
+    current: int = 0
+    error: str | None = None
+    seq: int = 0
+
+
+class ResumePipelineInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+
+class RecordPipelineInput(BaseModel):
+    run_id: str
+    seq: int
+    at: datetime
+    state: PipelineState
+
+
+# Inputs of the node step activities that the game-server steps do not already define.
+
+
+class NoopInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = ""
+
+
+class SleepInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(ge=0, le=3600)
+
+
+class PullImageInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(min_length=1, max_length=300)
+
+
+class PrepareNetworkInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+
+
+class WriteConfigInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    volume: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+    files: dict[str, str]
+
+
+class ExecInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    server_id: str
+    command: list[str] = Field(min_length=1)
+
+
+class StepResult(BaseModel):
+    """What every step activity answers besides its typed result: outputs and log lines."""
+
+    output: dict[str, Any] = Field(default_factory=dict)
+    logs: list[str] = Field(default_factory=list)
+
+
+# --- 3D models (DESIGN §6) ------------------------------------------------------------
+# The Tripo API key never travels here: activities read it from settings on the control worker.
+# Tripo's short-lived download URLs stay out too: the fetch activity asks Tripo for fresh ones.
+
+
+class ModelJobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+MODEL_JOB_DONE = frozenset({ModelJobStatus.SUCCESS, ModelJobStatus.FAILED, ModelJobStatus.CANCELLED})
+
+
+class ModelInputKind(StrEnum):
+    IMAGE = "image"
+    PROMPT = "prompt"
+
+
+class ModelOptions(BaseModel):
+    """Generation options passed to Tripo as given; None leaves Tripo's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_version: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    texture: bool | None = None
+    pbr: bool | None = None
+    face_limit: int | None = Field(default=None, ge=1, le=2_000_000)
+
+
+class GenerateModelInput(BaseModel):
+    job_id: str
+    owner_id: str
+    kind: ModelInputKind
+    image_sha256: str | None = None
+    image_type: str | None = None  # png | jpg | webp, as Tripo names them
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    options: ModelOptions = Field(default_factory=ModelOptions)
+    poll_initial_seconds: float = 2.0
+    poll_max_seconds: float = 10.0
+    deadline_seconds: float = 1800.0
+    control_queue: str = "gsf-control"
+
+
+class ModelJobState(BaseModel):
+    status: ModelJobStatus = ModelJobStatus.QUEUED
+    progress: int = 0
+    seq: int = 0
+    tripo_task_id: str | None = None
+    tripo_status: str | None = None
+    slots_workflow_id: str | None = None
+    model_sha256: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class GenerateModelResult(BaseModel):
+    job_id: str
+    status: ModelJobStatus
+    tripo_task_id: str | None = None
+    model_sha256: str | None = None
+    model_key: str | None = None
+    model_size: int | None = None
+    source: str | None = None  # which Tripo output was kept: pbr_model, model or base_model
+
+
+class TripoSlotsState(BaseModel):
+    limit: int = 10
+    holders: list[str] = Field(default_factory=list)
+    waiters: list[str] = Field(default_factory=list)
+    granted_total: int = 0
+
+
+class TripoSlotsInput(BaseModel):
+    limit: int = 10
+    control_queue: str = "gsf-control"
+    # Carried across continue-as-new.
+    state: TripoSlotsState | None = None
+
+
+class SlotRequest(BaseModel):
+    holder: str  # the workflow id of the job that wants (or gives back) a slot
+    limit: int = 0  # with acquire: the current setting, so a changed limit takes effect; 0 keeps it
+
+
+class SlotGrant(BaseModel):
+    slots_workflow_id: str
+
+
+class RequestTripoSlotInput(BaseModel):
+    holder: str
+
+
+class RequestTripoSlotResult(BaseModel):
+    slots_workflow_id: str
+
+
+class CheckSlotHoldersInput(BaseModel):
+    holders: list[str]
+
+
+class CheckSlotHoldersResult(BaseModel):
+    closed: list[str] = Field(default_factory=list)
+
+
+class UploadTripoImageInput(BaseModel):
+    job_id: str
+    image_sha256: str
+    image_type: str
+
+
+class UploadTripoImageResult(BaseModel):
+    file_token: str
+
+
+class CreateTripoTaskInput(BaseModel):
+    job_id: str
+    kind: ModelInputKind
+    file_token: str | None = None
+    image_type: str | None = None
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    options: ModelOptions = Field(default_factory=ModelOptions)
+
+
+class CreateTripoTaskResult(BaseModel):
+    task_id: str
+
+
+class PollTripoTaskInput(BaseModel):
+    job_id: str
+    task_id: str
+
+
+class PollTripoTaskResult(BaseModel):
+    status: str  # Tripo's: queued, running, success, failed, banned, expired, cancelled, unknown
+    progress: int = 0
+    error_code: int | None = None
+    error_message: str | None = None
+
+
+class FetchTripoModelInput(BaseModel):
+    job_id: str
+    task_id: str
+
+
+class FetchTripoModelResult(BaseModel):
+    sha256: str
+    key: str
+    size: int
+    source: str
+
+
+class RecordModelStatusInput(BaseModel):
+    job_id: str
+    seq: int
+    status: ModelJobStatus
+    progress: int
+    at: datetime
+    tripo_task_id: str | None = None
+    model_sha256: str | None = None
+    model_key: str | None = None
+    model_size: int | None = None
+    model_source: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class RecordModelStatusResult(BaseModel):
+    applied: bool
+
+
+TripoSlotsInput.model_rebuild()

@@ -4,11 +4,16 @@
     ├── BadRequest                input the client can fix (400)
     │   ├── UploadTooLarge        the upload exceeds its size limit (413)
     │   ├── InvalidUpload         not a usable game module file (400)
-    │   └── InvalidAllowList      an allow list names unknown or fixed analysis rules (422)
+    │   ├── InvalidAllowList      an allow list names unknown or fixed analysis rules (422)
+    │   ├── InvalidImage          not a PNG, JPEG or WebP image of usable size (400)
+    │   ├── InvalidPrompt         an empty or too long text prompt (422)
+    │   ├── IdempotencyKeyReused  an Idempotency-Key sent again with another request (422)
+    │   └── UnsupportedMediaType  a body that is neither of the accepted types (415)
     ├── Unauthorized              no or an unknown credential (401)
     ├── Forbidden                 a known credential without the right (403)
     ├── NotFound                  no such resource, or not the caller's (404)
     ├── Conflict                  the resource is in a state that forbids the request (409)
+    │   └── ModelNotReady         a 3D-model job has no result yet (409)
     ├── NoCapacity                no node can take the server (409)
     └── Unavailable               a dependency (Temporal, DB, Docker) does not answer (503)
 """
@@ -73,3 +78,23 @@ class NoCapacity(GsfError):
 
 class Unavailable(GsfError):
     slug, status, title = "unavailable", 503, "Service unavailable"
+
+
+class InvalidImage(BadRequest):
+    slug, status, title = "invalid-image", 400, "Invalid image"
+
+
+class InvalidPrompt(BadRequest):
+    slug, status, title = "invalid-prompt", 422, "Invalid prompt"
+
+
+class IdempotencyKeyReused(BadRequest):
+    slug, status, title = "idempotency-key-reused", 422, "Idempotency key reused"
+
+
+class UnsupportedMediaType(BadRequest):
+    slug, status, title = "unsupported-media-type", 415, "Unsupported media type"
+
+
+class ModelNotReady(Conflict):
+    slug, status, title = "model-not-ready", 409, "Model not ready"

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     ready_timeout_seconds: float = 30.0
     idle_timeout_seconds: float = 0.0
 
+    # Pipelines: programs an `exec` step may run inside a server's container.
+    pipeline_exec_allowed: list[str] = Field(default_factory=lambda: ["node"])
+    node_schedule_to_start_seconds: float = 30.0
+
     # Uploads and analysis.
     max_upload_bytes: int = 1024 * 1024
     analysis_max_depth: int = 200
@@ -85,6 +89,27 @@ class Settings(BaseSettings):
 
     # Bootstrap admin (created once by `gsf up`).
     admin_email: str = "admin@localhost"
+
+    # 3D models (DESIGN §6): Tripo proxy, object store for images and GLB files, status cache.
+    tripo_api_key: str = ""  # tsk_...; read by the control worker's activities only, never put in history
+    tripo_base_url: str = "https://api.tripo3d.ai"
+    tripo_timeout_seconds: float = 30.0
+    tripo_concurrency: int = Field(default=10, ge=1)  # running Tripo tasks per API key (Tripo's own limit)
+    tripo_poll_initial_seconds: float = 2.0
+    tripo_poll_max_seconds: float = 10.0
+    tripo_deadline_seconds: float = 1800.0
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_model_bytes: int = 512 * 1024 * 1024
+    object_store: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str = ""  # e.g. https://cos.ap-guangzhou.myqcloud.com for Tencent COS
+    s3_bucket: str = ""  # COS: <name>-<appid>
+    s3_region: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_addressing_style: Literal["auto", "virtual", "path"] = "auto"
+    s3_presign_seconds: int = 600
+    model_status_cache_ttl: float = 5.0
+    model_status_cache_prefix: str = "gsf:model-status:"
 
     @model_validator(mode="after")
     def _resolve(self) -> Settings:

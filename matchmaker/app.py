@@ -96,9 +96,11 @@ async def _pump(mm: Matchmaker, subscription: Subscription) -> None:
             try:
                 if sub is None:
                     sub = await mm.store.subscribe()
-                event = await sub.get(POLL_SECONDS)
-                if event is not None:
-                    mm.hub.publish(event)
+                raw = await sub.get(POLL_SECONDS)
+                # Every replica receives every room update; decoding one costs as much as
+                # applying a heartbeat, so it is skipped while no stream is open here.
+                if raw is not None and len(mm.hub):
+                    mm.hub.publish(sub.decode(raw))
             except (RedisError, OSError) as exc:
                 if mm.stopping.is_set():
                     break

@@ -62,80 +62,101 @@ redis.call("SADD", P .. "game:" .. ARGV[6], id)
 return {tostring(gen), tostring(expired)}
 """
 
-# ARGV: P, id, node, gen|"", now, exp, players, max, locked, ready, meta_json, state_json,
-#       n_meta, (k, v)..., n_pids (-1: not given), pids...
+# One heartbeat, read from ARGV at `at`: id, gen|"", players, max, locked, ready, meta_json,
+# state_json, n_meta, (k, v)..., n_pids (-1: not given), pids...
+# Returns the reply and the position after this heartbeat's arguments.
 # Reply: {"ok", gen, ready, reserved, free, lag|""} | {"nf", expired} | {"fb"} | {"stale", gen}
-HEARTBEAT = _PRELUDE + r"""
-local id, node, now_s = ARGV[2], ARGV[3], ARGV[5]
-local now = tonumber(now_s)
-local rk = rkey(id)
-local f = redis.call("HMGET", rk, "node", "gen", "exp", "ready", "players", "max", "locked",
-  "meta", "hb", "rn")
-if not f[1] then return {"nf", "0"} end
-if tonumber(f[3]) <= now then drop(id, "expired"); return {"nf", "1"} end
-if f[1] ~= node then return {"fb"} end
-local gen = tonumber(f[2])
-if ARGV[4] ~= "" then
-  local g = tonumber(ARGV[4])
-  if g < gen then return {"stale", f[2]} end
-  if g > gen then return {"nf", "0"} end
-end
+_HEARTBEAT_FN = r"""
+local function heartbeat(node, now_s, exp, at)
+  local id, gen_arg, players_s, max_arg = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  local locked, ready, meta, state = ARGV[at + 4], ARGV[at + 5], ARGV[at + 6], ARGV[at + 7]
+  local nmeta = tonumber(ARGV[at + 8])
+  local meta_at = at + 9
+  local npids = tonumber(ARGV[meta_at + 2 * nmeta])
+  local pids_at = meta_at + 2 * nmeta + 1
+  local next_at = pids_at + math.max(npids, 0)
 
-local players = tonumber(ARGV[7])
-local maxp = tonumber(ARGV[8])
-if maxp == 0 then maxp = tonumber(f[6]) end
-local nmeta = tonumber(ARGV[13])
-local meta_at = 14
-local npids = tonumber(ARGV[14 + 2 * nmeta])
-local pids_at = 15 + 2 * nmeta
-
--- Seats: drop expired reservations, then release the ones whose players arrived.
-local old_rn = tonumber(f[10] or "0")
-local reserved = 0
-if old_rn > 0 then
-  local resk = reskey(id)
-  redis.call("ZREMRANGEBYSCORE", resk, "-inf", now_s)
-  if npids >= 0 then
-    for j = pids_at, pids_at + npids - 1 do redis.call("ZREM", resk, ARGV[j]) end
-  else
-    local rise = players - tonumber(f[5])
-    if rise > 0 then redis.call("ZPOPMIN", resk, rise) end
+  local now = tonumber(now_s)
+  local rk = rkey(id)
+  local f = redis.call("HMGET", rk, "node", "gen", "exp", "ready", "players", "max", "locked",
+    "meta", "hb", "rn")
+  if not f[1] then return {"nf", "0"}, next_at end
+  if tonumber(f[3]) <= now then drop(id, "expired"); return {"nf", "1"}, next_at end
+  if f[1] ~= node then return {"fb"}, next_at end
+  local gen = tonumber(f[2])
+  if gen_arg ~= "" then
+    local g = tonumber(gen_arg)
+    if g < gen then return {"stale", f[2]}, next_at end
+    if g > gen then return {"nf", "0"}, next_at end
   end
-  reserved = redis.call("ZCARD", resk)
-end
 
-local meta = ARGV[11]
-if meta ~= f[8] then
-  local dels = {}
-  for k, _ in pairs(cjson.decode(f[8])) do dels[#dels + 1] = "m:" .. k end
-  if #dels > 0 then redis.call("HDEL", rk, unpack(dels)) end
-  for j = meta_at, meta_at + 2 * nmeta - 1, 2 do
-    redis.call("HSET", rk, "m:" .. ARGV[j], ARGV[j + 1])
+  local players = tonumber(players_s)
+  local maxp = tonumber(max_arg)
+  if maxp == 0 then maxp = tonumber(f[6]) end
+
+  -- Seats: drop expired reservations, then release the ones whose players arrived.
+  local old_rn = tonumber(f[10] or "0")
+  local reserved = 0
+  if old_rn > 0 then
+    local resk = reskey(id)
+    redis.call("ZREMRANGEBYSCORE", resk, "-inf", now_s)
+    if npids >= 0 then
+      for j = pids_at, pids_at + npids - 1 do redis.call("ZREM", resk, ARGV[j]) end
+    else
+      local rise = players - tonumber(f[5])
+      if rise > 0 then redis.call("ZPOPMIN", resk, rise) end
+    end
+    reserved = redis.call("ZCARD", resk)
   end
+
+  if meta ~= f[8] then
+    local dels = {}
+    for k, _ in pairs(cjson.decode(f[8])) do dels[#dels + 1] = "m:" .. k end
+    if #dels > 0 then redis.call("HDEL", rk, unpack(dels)) end
+    for j = meta_at, meta_at + 2 * nmeta - 1, 2 do
+      redis.call("HSET", rk, "m:" .. ARGV[j], ARGV[j + 1])
+    end
+  end
+
+  local max_s = tostring(maxp)
+  redis.call("HSET", rk, "players", players_s, "max", max_s, "locked", locked, "ready", ready,
+    "meta", meta, "state", state, "hb", now_s, "exp", exp, "rn", reserved)
+  redis.call("ZADD", P .. "exp", exp, id)
+
+  local lag = ""
+  if f[9] and f[9] ~= "" then lag = tostring(now - tonumber(f[9])) end
+  local was, is = f[4] == "1", ready == "1"
+  if is and not was then
+    publish_room("added", id, reserved, redis.call("HGETALL", rk))
+  elseif was and not is then
+    local g = redis.call("HMGET", rk, "game", "labels")
+    publish_removed(id, "not-ready", g[1], g[2])
+  elseif is and (players_s ~= f[5] or max_s ~= f[6] or locked ~= f[7] or meta ~= f[8]
+                 or reserved ~= old_rn) then
+    publish_room("updated", id, reserved, redis.call("HGETALL", rk))
+  end
+
+  local pl = math.min(players, maxp)
+  local shown = math.min(reserved, maxp - pl)
+  return {"ok", f[2], ready, tostring(shown), tostring(maxp - pl - shown), lag}, next_at
 end
+"""
 
-local ready = ARGV[10]
-local max_s = tostring(maxp)
-redis.call("HSET", rk, "players", ARGV[7], "max", max_s, "locked", ARGV[9], "ready", ready,
-  "meta", meta, "state", ARGV[12], "hb", now_s, "exp", ARGV[6], "rn", reserved)
-redis.call("ZADD", P .. "exp", ARGV[6], id)
+# ARGV: P, node, now, exp, then one heartbeat (see _HEARTBEAT_FN). Reply: that heartbeat's.
+HEARTBEAT = _PRELUDE + _HEARTBEAT_FN + r"""
+local reply = heartbeat(ARGV[2], ARGV[3], ARGV[4], 5)
+return reply
+"""
 
-local lag = ""
-if f[9] and f[9] ~= "" then lag = tostring(now - tonumber(f[9])) end
-local was, is = f[4] == "1", ready == "1"
-if is and not was then
-  publish_room("added", id, reserved, redis.call("HGETALL", rk))
-elseif was and not is then
-  local g = redis.call("HMGET", rk, "game", "labels")
-  publish_removed(id, "not-ready", g[1], g[2])
-elseif is and (ARGV[7] ~= f[5] or max_s ~= f[6] or ARGV[9] ~= f[7] or meta ~= f[8]
-               or reserved ~= old_rn) then
-  publish_room("updated", id, reserved, redis.call("HGETALL", rk))
+# ARGV: P, node, now, exp, count, then `count` heartbeats. Reply: one reply per heartbeat.
+# One script call for a node's whole batch: each heartbeat is checked and applied on its own.
+HEARTBEAT_MANY = _PRELUDE + _HEARTBEAT_FN + r"""
+local replies = {}
+local at = 6
+for i = 1, tonumber(ARGV[5]) do
+  replies[i], at = heartbeat(ARGV[2], ARGV[3], ARGV[4], at)
 end
-
-local pl = math.min(players, maxp)
-local shown = math.min(reserved, maxp - pl)
-return {"ok", f[2], ready, tostring(shown), tostring(maxp - pl - shown), lag}
+return replies
 """
 
 # ARGV: P, id, node, now. Reply: "ok" | "gone" | "expired" | "fb"

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request, Response
 
 from core.security import seat_secret, sign_seat_token
-from matchmaker.deps import MatchmakerDep, NodeId
+from matchmaker.deps import MatchmakerDep, NodeDep
 from matchmaker.errors import Forbidden, InvalidRequest, MatchmakerError
 from matchmaker.metrics import CONTENT_TYPE
 from matchmaker.models import (
@@ -49,8 +49,9 @@ def _filter_pairs(request: Request, known: frozenset[str]) -> list[tuple[str, st
 
 
 @router.post("/servers", status_code=201, tags=["nodes"])
-async def register(body: ServerRegistration, node: NodeId, mm: MatchmakerDep) -> RoomDetail:
+async def register(body: ServerRegistration, caller: NodeDep) -> RoomDetail:
     """Register a game server; it is listed after its first ready heartbeat."""
+    mm, node = caller.mm, caller.node_id
     if body.node_id != node:
         raise Forbidden(f"node {node!r} cannot register a server of node {body.node_id!r}")
     room = await mm.store.register(body, mm.clock(), mm.ttl)
@@ -59,9 +60,9 @@ async def register(body: ServerRegistration, node: NodeId, mm: MatchmakerDep) ->
 
 
 @router.put("/servers/{server_id}/heartbeat", tags=["nodes"])
-async def heartbeat(server_id: str, body: Heartbeat, node: NodeId,
-                    mm: MatchmakerDep) -> HeartbeatAck:
+async def heartbeat(server_id: str, body: Heartbeat, caller: NodeDep) -> HeartbeatAck:
     """Relay a game server's status: players, max players, metadata, lock, readiness, state."""
+    mm, node = caller.mm, caller.node_id
     try:
         out = await mm.store.heartbeat(server_id, node, body, mm.clock(), mm.ttl)
     except MatchmakerError as exc:
@@ -75,9 +76,9 @@ async def heartbeat(server_id: str, body: Heartbeat, node: NodeId,
 
 
 @router.post("/heartbeats", tags=["nodes"])
-async def heartbeats(body: HeartbeatBatch, node: NodeId,
-                     mm: MatchmakerDep) -> HeartbeatBatchResult:
+async def heartbeats(body: HeartbeatBatch, caller: NodeDep) -> HeartbeatBatchResult:
     """Relay the status of several servers of one node at once; each is answered on its own."""
+    mm, node = caller.mm, caller.node_id
     outcomes = await mm.store.heartbeat_many(node, body.heartbeats, mm.clock(), mm.ttl)
     results: list[BatchHeartbeatResult] = []
     for beat, out in zip(body.heartbeats, outcomes, strict=True):
@@ -95,8 +96,9 @@ async def heartbeats(body: HeartbeatBatch, node: NodeId,
 
 
 @router.delete("/servers/{server_id}", status_code=204, tags=["nodes"])
-async def deregister(server_id: str, node: NodeId, mm: MatchmakerDep) -> Response:
+async def deregister(server_id: str, caller: NodeDep) -> Response:
     """Remove a server from the room list (idempotent)."""
+    mm, node = caller.mm, caller.node_id
     if await mm.store.deregister(server_id, node, mm.clock()):
         mm.metrics.deregistrations += 1
     return Response(status_code=204)

@@ -61,8 +61,12 @@ class Subscription(ABC):
     """A feed of room events from the store, live from the moment `Store.subscribe` returns."""
 
     @abstractmethod
-    async def get(self, timeout: float) -> RoomEvent | None:
-        """The next event, or None if none came within `timeout` seconds."""
+    async def get(self, timeout: float) -> object | None:
+        """The next event as received, or None if none came within `timeout` seconds."""
+
+    @abstractmethod
+    def decode(self, raw: object) -> RoomEvent:
+        """A received event as a RoomEvent; callers skip this when nobody listens."""
 
     @abstractmethod
     async def aclose(self) -> None: ...
@@ -208,12 +212,18 @@ class _QueueSubscription(Subscription):
         self._store = store
         self.queue: asyncio.Queue[RoomEvent] = asyncio.Queue()
 
-    async def get(self, timeout: float) -> RoomEvent | None:
+    async def get(self, timeout: float) -> object | None:
+        if not self.queue.empty():
+            return self.queue.get_nowait()
         try:
             async with asyncio.timeout(timeout):
                 return await self.queue.get()
         except TimeoutError:
             return None
+
+    def decode(self, raw: object) -> RoomEvent:
+        assert isinstance(raw, RoomEvent)
+        return raw
 
     async def aclose(self) -> None:
         self._store._subscribers.discard(self)
@@ -495,11 +505,16 @@ class _PubSubSubscription(Subscription):
     def __init__(self, pubsub: Any) -> None:
         self._pubsub = pubsub
 
-    async def get(self, timeout: float) -> RoomEvent | None:
+    async def get(self, timeout: float) -> object | None:
         msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
         if msg is not None and msg.get("type") == "message":
-            return _event_from_message(msg["data"])
+            data: str = msg["data"]
+            return data
         return None
+
+    def decode(self, raw: object) -> RoomEvent:
+        assert isinstance(raw, str)
+        return _event_from_message(raw)
 
     async def aclose(self) -> None:
         await self._pubsub.aclose()
@@ -525,6 +540,7 @@ class RedisStore(Store):
         self._owns_client = owns_client
         self._register = client.register_script(lua.REGISTER)
         self._heartbeat = client.register_script(lua.HEARTBEAT)
+        self._heartbeat_many = client.register_script(lua.HEARTBEAT_MANY)
         self._deregister = client.register_script(lua.DEREGISTER)
         self._get = client.register_script(lua.GET)
         self._list = client.register_script(lua.LIST)
@@ -566,15 +582,14 @@ class RedisStore(Store):
             ready=False, generation=int(gen), created_at=float(_num(now)), heartbeat_at=None,
         )
 
-    def _heartbeat_args(self, server_id: str, node_id: str, beat: Heartbeat, now: float,
-                        ttl: float) -> list[Any]:
+    @staticmethod
+    def _heartbeat_args(server_id: str, beat: Heartbeat) -> list[Any]:
         meta = [x for k, v in beat.metadata.items() for x in (k, filter_value(v))]
         pids = beat.player_ids
         return [
-            self.prefix, server_id, node_id,
-            "" if beat.generation is None else beat.generation, _num(now), _num(now + ttl),
-            beat.players, beat.max_players, int(beat.locked), int(beat.ready),
-            compact_json(beat.metadata), compact_json(beat.state), len(beat.metadata), *meta,
+            server_id, "" if beat.generation is None else beat.generation, beat.players,
+            beat.max_players, int(beat.locked), int(beat.ready), compact_json(beat.metadata),
+            compact_json(beat.state), len(beat.metadata), *meta,
             -1 if pids is None else len(pids), *(pids or ()),
         ]
 
@@ -593,18 +608,20 @@ class RedisStore(Store):
 
     async def heartbeat(self, server_id: str, node_id: str, beat: Heartbeat, now: float,
                         ttl: float) -> HeartbeatOutcome:
-        reply = await self._heartbeat(args=self._heartbeat_args(server_id, node_id, beat, now, ttl))
+        reply = await self._heartbeat(args=[self.prefix, node_id, _num(now), _num(now + ttl),
+                                            *self._heartbeat_args(server_id, beat)])
         return self._heartbeat_outcome(server_id, reply)
 
     async def heartbeat_many(self, node_id: str, beats: Sequence[BatchHeartbeat], now: float,
                              ttl: float) -> list[HeartbeatOutcome | MatchmakerError]:
-        # One round trip; each script call stays atomic on its own.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for beat in beats:
-                await self._heartbeat(
-                    args=self._heartbeat_args(beat.server_id, node_id, beat, now, ttl),
-                    client=pipe)
-            replies = await pipe.execute()
+        if not beats:
+            return []
+        # One script call and one round trip for the batch; each heartbeat succeeds or fails
+        # on its own inside it.
+        args: list[Any] = [self.prefix, node_id, _num(now), _num(now + ttl), len(beats)]
+        for beat in beats:
+            args += self._heartbeat_args(beat.server_id, beat)
+        replies = await self._heartbeat_many(args=args)
         results: list[HeartbeatOutcome | MatchmakerError] = []
         for beat, reply in zip(beats, replies, strict=True):
             try:

@@ -1,5 +1,6 @@
 """Deterministic workflow classes; the control worker registers `WORKFLOWS`."""
 
 from workflows.gameserver import GameServerWorkflow
+from workflows.pipeline import PipelineWorkflow
 
-WORKFLOWS = [GameServerWorkflow]
+WORKFLOWS = [GameServerWorkflow, PipelineWorkflow]

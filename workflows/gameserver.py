@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from core.contracts import (
@@ -17,9 +17,7 @@ with workflow.unsafe.imports_passed_through():
         AnalyzeCodeResult,
         CrashReport,
         DeregisterServerInput,
-        EmptyResult,
         EnsureImageInput,
-        EnsureImageResult,
         GameServerInput,
         GameServerState,
         RecordStatusInput,
@@ -29,30 +27,19 @@ with workflow.unsafe.imports_passed_through():
         SelectNodeResult,
         ServerStatus,
         StartContainerInput,
-        StartContainerResult,
         StopContainerInput,
-        StopContainerResult,
         StopServerInput,
         StopServerResult,
         WaitReadyInput,
-        WaitReadyResult,
     )
-    from core.queues import node_queue
     from core.temporal import SA_NODE_ID, SA_STATUS
+
+from workflows.steps import NodeLost, execute_step
 
 CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10),
                             maximum_attempts=10)
-NODE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
-                         maximum_attempts=5, non_retryable_error_types=["BuildFailed", "ContainerExited",
-                                                                         "ReadyTimeout"])
-# A node whose agent does not pick work up within this time is treated as dead and the work re-placed.
-NODE_SCHEDULE_TO_START = timedelta(seconds=30)
 MAX_PLACEMENTS = 3
 DONE = (ServerStatus.STOPPED, ServerStatus.DELETED, ServerStatus.FAILED, ServerStatus.REJECTED)
-
-
-class NodeLost(Exception):
-    """The chosen node's agent did not pick the work up in time."""
 
 
 @workflow.defn(name="GameServerWorkflow")
@@ -205,10 +192,10 @@ class GameServerWorkflow:
         self.s.node_id = node_id
         workflow.upsert_search_attributes([SA_NODE_ID.value_set(node_id)])
         self._transition(ServerStatus.BUILDING, f"placed on node {node_id}", node_id=node_id)
-        image = await self._node(node_id, "ensure_image",
+        image = await self._node(node_id, "build_image",
                                  EnsureImageInput(server_id=i.server_id, source_sha256=i.source_sha256,
                                                   module_kind=self.s.module_kind),
-                                 EnsureImageResult, timedelta(minutes=10))
+                                 timedelta(minutes=10))
         self.s.image = image.image
         self._transition(ServerStatus.STARTING, "image built" if image.built else "image cached",
                          image=image.image)
@@ -221,18 +208,15 @@ class GameServerWorkflow:
         assert self.s.image is not None
         started = await self._node(node_id, "start_container", StartContainerInput(
             server_id=i.server_id, owner_id=i.owner_id, name=i.name, game=i.game, image=self.s.image,
-            max_players=i.max_players, limits=i.limits, labels=i.labels), StartContainerResult,
-            timedelta(minutes=2))
+            max_players=i.max_players, limits=i.limits, labels=i.labels), timedelta(minutes=2))
         self.s.container_id, self.s.host, self.s.port = started.container_id, started.host, started.port
         self.s.ws_url = started.ws_url
         await self._node(node_id, "wait_ready", WaitReadyInput(
             server_id=i.server_id, container_id=started.container_id, host=started.host, port=started.port,
-            timeout_seconds=i.ready_timeout_seconds), WaitReadyResult,
-            timedelta(seconds=i.ready_timeout_seconds + 30))
-        await self._node(node_id, "register_with_matchmaker", RegisterServerInput(
+            timeout_seconds=i.ready_timeout_seconds), timedelta(seconds=i.ready_timeout_seconds + 30))
+        await self._node(node_id, "register", RegisterServerInput(
             server_id=i.server_id, owner_id=i.owner_id, name=i.name, game=i.game, node_id=node_id,
-            ws_url=started.ws_url, max_players=i.max_players, labels=i.labels), EmptyResult,
-            timedelta(seconds=30))
+            ws_url=started.ws_url, max_players=i.max_players, labels=i.labels), timedelta(seconds=30))
 
     async def _on_crash(self, report: CrashReport) -> None:
         if self.s.status != ServerStatus.RUNNING or report.container_id != self.s.container_id:
@@ -266,25 +250,17 @@ class GameServerWorkflow:
         """Deregister and stop (remove) on the node; a dead node cleans up when its agent returns."""
         i = self.input
         try:
-            await self._node(node_id, "deregister_from_matchmaker", DeregisterServerInput(server_id=i.server_id),
-                             EmptyResult, timedelta(seconds=30))
+            await self._node(node_id, "deregister", DeregisterServerInput(server_id=i.server_id),
+                             timedelta(seconds=30))
             await self._node(node_id, "stop_container", StopContainerInput(
                 server_id=i.server_id, remove=remove, remove_image=self.s.image if remove else None,
-                remove_network=remove), StopContainerResult, timedelta(minutes=1))
+                remove_network=remove), timedelta(minutes=1))
         except (ActivityError, NodeLost) as err:
             workflow.logger.warning("cleanup on node %s incomplete: %s", node_id, _cause(err))
 
-    async def _node(self, node_id: str, activity: str, arg: Any, result_type: type[Any],
-                    start_to_close: timedelta) -> Any:
-        try:
-            return await workflow.execute_activity(
-                activity, arg, result_type=result_type, task_queue=node_queue(node_id),
-                schedule_to_start_timeout=NODE_SCHEDULE_TO_START, start_to_close_timeout=start_to_close,
-                heartbeat_timeout=timedelta(seconds=10), retry_policy=NODE_RETRY)
-        except ActivityError as err:
-            if isinstance(err.cause, TimeoutError) and err.cause.type == TimeoutType.SCHEDULE_TO_START:
-                raise NodeLost(node_id) from err
-            raise
+    async def _node(self, node_id: str, step: str, arg: Any, start_to_close: timedelta) -> Any:
+        return await execute_step(step, node_id, arg, start_to_close=start_to_close,
+                                  schedule_to_start=timedelta(seconds=self.input.node_schedule_to_start_seconds))
 
     # --- records ------------------------------------------------------------------
 

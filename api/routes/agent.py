@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from api.deps import AgentNode, ArtifactsDep, SessionDep
@@ -33,8 +34,8 @@ async def heartbeat(body: AgentHeartbeat, node_id: AgentNode, session: SessionDe
         node.network = body.network
     if body.resources is not None:
         node.resources = body.resources
-    if body.labels:
-        node.labels = body.labels
+    if body.labels and not node.labels:
+        node.labels = body.labels  # set at registration; admins change them through PUT /nodes/{id}
     node.metrics = body.metrics
     node.heartbeat_seconds = body.heartbeat_seconds
     node.online = True
@@ -80,3 +81,22 @@ async def get_source(sha: str, node_id: AgentNode, artifacts: ArtifactsDep) -> R
     except (KeyError, ValueError):
         raise NotFound(f"no source {sha}") from None
     return Response(data, media_type="application/javascript")
+
+
+class ReconcileRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    server_ids: list[str] = Field(max_length=10_000)
+
+
+@router.post("/reconcile")
+async def reconcile(body: ReconcileRequest, node_id: AgentNode, session: SessionDep) -> dict[str, list[str]]:
+    """Which of the node's containers belong to no live server (unknown, deleted, or placed elsewhere)."""
+    rows = (await session.execute(select(GameServer.id, GameServer.status, GameServer.node_id)
+                                  .where(GameServer.id.in_(body.server_ids)))).all()
+    known = {row[0]: (row[1], row[2]) for row in rows}
+    orphans = [sid for sid in body.server_ids
+               if sid not in known or known[sid][0] == "deleted"
+               or (known[sid][1] not in (None, node_id))]
+    return {"orphans": orphans}
+

@@ -1,41 +1,150 @@
-"""Nodes (admin): the machines that run game servers."""
+"""Nodes (admin): the machines that run game servers, their liveness, schedulability and tokens."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter
-from sqlalchemy import select
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from sqlalchemy import func, select
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
-from api.deps import AdminUser, SessionDep
-from api.schemas import NodePublic, NodesPublic
-from core.db.models import Node
-from core.errors import NotFound
+from api.deps import AdminUser, SessionDep, SettingsDep, TemporalDep
+from api.schemas import (
+    NodeCreate,
+    NodeCreated,
+    NodePublic,
+    NodesPublic,
+    NodeStatusUpdate,
+    NodeUpdate,
+)
+from core import security
+from core.contracts import StopServerInput, StopServerResult
+from core.db.models import GameServer, Node
+from core.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
+ACTIVE = ("pending", "analyzing", "building", "starting", "running", "stopping")
 
 
-def _public(node: Node) -> NodePublic:
-    out = NodePublic.model_validate(node)
+def is_online(node: Node, now: datetime | None = None) -> bool:
+    """Liveness comes from the last heartbeat, independent of schedulability (`status`)."""
     last = node.last_online
-    if last is not None and last.tzinfo is None:
+    if last is None:
+        return False
+    if last.tzinfo is None:
         last = last.replace(tzinfo=UTC)
-    # Liveness is derived from the last heartbeat, independent of schedulability (status).
-    out.online = last is not None and datetime.now(UTC) - last <= timedelta(seconds=3 * node.heartbeat_seconds)
+    return (now or datetime.now(UTC)) - last <= timedelta(seconds=3 * node.heartbeat_seconds)
+
+
+async def _counts(session: SessionDep) -> dict[str | None, int]:
+    rows = (await session.execute(select(GameServer.node_id, func.count())
+                                  .where(GameServer.status.in_(ACTIVE)).group_by(GameServer.node_id))).all()
+    return {row[0]: row[1] for row in rows}
+
+
+def _public(node: Node, counts: dict[str | None, int]) -> NodePublic:
+    out = NodePublic.model_validate(node)
+    out.online = is_online(node)
+    out.servers = counts.get(node.id, 0)
     return out
 
 
+async def _get(session: SessionDep, node_id: str) -> Node:
+    node = await session.get(Node, node_id) if len(node_id) <= 64 else None
+    if node is None:
+        raise NotFound(f"no node {node_id!r}")
+    return node
+
+
 @router.get("", response_model=NodesPublic)
-async def list_nodes(user: AdminUser, session: SessionDep) -> NodesPublic:
-    """All nodes with their liveness and last metrics."""
-    nodes = (await session.scalars(select(Node).order_by(Node.id))).all()
-    return NodesPublic(items=[_public(n) for n in nodes], count=len(nodes))
+async def list_nodes(
+    user: AdminUser,
+    session: SessionDep,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    label: Annotated[list[str] | None, Query(description="key=value; repeatable")] = None,
+    online: bool | None = None,
+) -> NodesPublic:
+    """All nodes with their liveness and last metrics; filter by status, labels, liveness."""
+    query = select(Node).order_by(Node.id)
+    if status:
+        query = query.where(Node.status == status)
+    nodes = list((await session.scalars(query)).all())
+    wanted = dict(item.partition("=")[::2] for item in (label or []))
+    nodes = [n for n in nodes if all(n.labels.get(k) == v for k, v in wanted.items())]
+    if online is not None:
+        nodes = [n for n in nodes if is_online(n) == online]
+    counts = await _counts(session)
+    return NodesPublic(items=[_public(n, counts) for n in nodes], count=len(nodes))
+
+
+@router.post("", status_code=201, response_model=NodeCreated)
+async def create_node(body: NodeCreate, user: AdminUser, session: SessionDep, settings: SettingsDep) -> NodeCreated:
+    """Declare a node; the answer carries the token its agent authenticates with (shown once)."""
+    if await session.get(Node, body.id) is not None:
+        raise Conflict(f"node {body.id!r} exists")
+    node = Node(id=body.id, name=body.name or body.id, model=body.model, type=body.type, location=body.location,
+                labels=body.labels, resources=body.resources, status="ready")
+    session.add(node)
+    await session.commit()
+    out = NodeCreated.model_validate({**_public(node, {}).model_dump(),
+                                      "token": security.node_token(settings.secret_key, node.id)})
+    return out
 
 
 @router.get("/{node_id}", response_model=NodePublic)
 async def get_node(node_id: str, user: AdminUser, session: SessionDep) -> NodePublic:
     """One node."""
-    node = await session.get(Node, node_id)
-    if node is None:
-        raise NotFound(f"no node {node_id!r}")
-    return _public(node)
+    return _public(await _get(session, node_id), await _counts(session))
+
+
+@router.put("/{node_id}", response_model=NodePublic)
+async def update_node(node_id: str, body: NodeUpdate, user: AdminUser, session: SessionDep) -> NodePublic:
+    """Change a node's description, labels or resources."""
+    node = await _get(session, node_id)
+    for field, value in body.model_dump(exclude_none=True).items():
+        setattr(node, field, value)
+    node.updated_at = datetime.now(UTC)
+    await session.commit()
+    return _public(node, await _counts(session))
+
+
+@router.put("/{node_id}/status", response_model=NodePublic)
+async def set_node_status(node_id: str, body: NodeStatusUpdate, user: AdminUser, session: SessionDep) -> NodePublic:
+    """Set schedulability: `maintenance` drains (no new placements), `ready` takes work again."""
+    node = await _get(session, node_id)
+    node.status = "ready" if body.status == "online" else body.status
+    node.status_reason = body.reason
+    node.updated_at = datetime.now(UTC)
+    await session.commit()
+    return _public(node, await _counts(session))
+
+
+@router.delete("/{node_id}", status_code=204)
+async def delete_node(node_id: str, user: AdminUser, session: SessionDep, temporal: TemporalDep,
+                      force: bool = False) -> Response:
+    """Remove a node; refused while it runs servers, unless `force`: drain it and stop them first."""
+    node = await _get(session, node_id)
+    active = list((await session.scalars(select(GameServer).where(GameServer.node_id == node_id,
+                                                                  GameServer.status.in_(ACTIVE)))).all())
+    if active and not force:
+        raise Conflict(f"node {node_id!r} runs {len(active)} server(s); drain it (status maintenance) "
+                       "and stop them, or delete with force=true")
+    if active:
+        node.status, node.status_reason = "maintenance", "draining for deletion"
+        await session.commit()
+
+        async def stop(server: GameServer) -> None:
+            handle = temporal.get_workflow_handle(server.workflow_id)
+            with contextlib.suppress(RPCError, WorkflowUpdateFailedError):
+                await handle.execute_update("stop", StopServerInput(reason=f"node {node_id} deleted"),
+                                            result_type=StopServerResult)
+
+        await asyncio.gather(*(stop(s) for s in active))
+    await session.delete(node)
+    await session.commit()
+    return Response(status_code=204)

@@ -156,7 +156,8 @@ async def create_server(
                             node_selector=selector,
                             limits=limits, allow_rules=allow, restart_limit=settings.restart_limit,
                             ready_timeout_seconds=settings.ready_timeout_seconds,
-                            control_queue=settings.control_queue),
+                            control_queue=settings.control_queue,
+                            node_schedule_to_start_seconds=settings.node_schedule_to_start_seconds),
             id=server.workflow_id,
             task_queue=settings.control_queue,
             search_attributes=TypedSearchAttributes([

@@ -132,3 +132,57 @@ class Node(Base):
     heartbeat_seconds: Mapped[float] = mapped_column(Float, default=2.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PipelineRun(Base):
+    __tablename__ = "pipeline_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    node_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    variables: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state_seq: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    workflow_id: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ModelJob(Base):
+    """A 3D-model generation job (DESIGN §6); its workflow is `model-<id>`."""
+
+    __tablename__ = "model_jobs"
+    __table_args__ = (UniqueConstraint("owner_id", "idempotency_key"),
+                      Index("ix_model_jobs_owner_created", "owner_id", "created_at"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    input_kind: Mapped[str] = mapped_column(String(10))
+    prompt: Mapped[str | None] = mapped_column(Text, default=None)
+    negative_prompt: Mapped[str | None] = mapped_column(Text, default=None)
+    image_sha256: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    image_type: Mapped[str | None] = mapped_column(String(8), default=None)
+    image_size: Mapped[int | None] = mapped_column(Integer, default=None)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    status_seq: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    tripo_task_id: Mapped[str | None] = mapped_column(String(80), default=None)
+    result_sha256: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    result_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    result_size: Mapped[int | None] = mapped_column(Integer, default=None)
+    result_source: Mapped[str | None] = mapped_column(String(20), default=None)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    workflow_id: Mapped[str] = mapped_column(String(100))
+    run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)

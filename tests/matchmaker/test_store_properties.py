@@ -9,7 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from matchmaker.errors import MatchmakerError
-from matchmaker.models import Heartbeat, RoomFilter, RoomQuery, ServerRegistration
+from matchmaker.models import (
+    BatchHeartbeat,
+    Heartbeat,
+    RoomFilter,
+    RoomQuery,
+    ServerRegistration,
+)
 from matchmaker.store import MemoryStore, RedisStore, Store
 
 from .conftest import REDIS_URL, START
@@ -22,7 +28,7 @@ room_ids = st.sampled_from(ROOMS)
 ops = st.one_of(
     st.tuples(st.just("register"), room_ids, st.integers(1, 5), st.sampled_from(["eu", "us"])),
     st.tuples(st.just("beat"), room_ids, st.integers(0, 7), st.integers(0, 6), st.booleans(),
-              st.booleans(), st.sampled_from(["ranked", "casual"])),
+              st.booleans(), st.sampled_from(["ranked", "casual"]), st.booleans()),
     st.tuples(st.just("join"), room_ids),
     st.tuples(st.just("quick"), st.sampled_from([None, "eu", "us"])),
     st.tuples(st.just("advance"), st.sampled_from([0.5, 2.0, 5.0, 7.0, 16.0])),
@@ -40,10 +46,18 @@ async def apply(store: Store, op: tuple[Any, ...], now: float, n: int) -> str:
                     ws_url="ws://h/ws", max_players=max_players, labels={"region": region}),
                     now, TTL)
                 return f"registered gen={room.generation}"
-            case ("beat", sid, players, max_players, locked, ready, mode):
-                out = await store.heartbeat(sid, "n", Heartbeat(
-                    players=players, max_players=max_players, locked=locked, ready=ready,
-                    metadata={"mode": mode}), now, TTL)
+            case ("beat", sid, players, max_players, locked, ready, mode, batched):
+                fields = {"players": players, "max_players": max_players, "locked": locked,
+                          "ready": ready, "metadata": {"mode": mode}}
+                if batched:  # the same heartbeat through the batch path, next to another one
+                    first, _ = await store.heartbeat_many("n", [
+                        BatchHeartbeat(server_id=sid, **fields),
+                        BatchHeartbeat(server_id="absent", players=0)], now, TTL)
+                    if isinstance(first, MatchmakerError):
+                        raise first
+                    out = first
+                else:
+                    out = await store.heartbeat(sid, "n", Heartbeat(**fields), now, TTL)
                 return f"beat listed={out.listed} reserved={out.reserved} free={out.free_seats}"
             case ("join", sid):
                 room = await store.reserve(sid, f"p{n}", now, now + HOLD)

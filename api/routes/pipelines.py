@@ -1,0 +1,194 @@
+"""Pipelines: run a YAML pipeline on a node, follow its steps and logs, cancel or resume it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import func, select
+from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from activities.placement import PlacementActivities
+from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
+from core import pipeline as defs
+from core.contracts import PipelineInput, PipelineState, ResumePipelineInput, SelectNodeInput
+from core.db.models import Node, PipelineRun, User, new_id
+from core.errors import Conflict, NoCapacity, NotFound, Unavailable
+from core.queues import pipeline_workflow_id, workflow_ui_url
+from core.settings import Settings
+
+router = APIRouter(prefix="/api/v1/pipelines", tags=["pipelines"])
+DONE = {"succeeded", "failed", "cancelled"}
+
+
+class PipelineCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    definition: str | None = Field(default=None, description="a name from config/pipeline/")
+    yaml: str | None = Field(default=None, max_length=256 * 1024, description="an inline definition")
+    node_id: str | None = Field(default=None, max_length=64)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PipelineCreate:
+        if (self.definition is None) == (self.yaml is None):
+            raise ValueError("give exactly one of `definition` (a name) or `yaml` (inline text)")
+        return self
+
+
+class PipelinePublic(BaseModel):
+    id: str
+    name: str
+    node_id: str
+    status: str
+    error: str | None
+    progress: float
+    state: PipelineState
+    workflow_id: str
+    workflow_url: str
+    created_at: Any
+    updated_at: Any
+
+
+class PipelinesPublic(BaseModel):
+    items: list[PipelinePublic]
+    count: int
+
+
+def _public(run: PipelineRun, settings: Settings, state: PipelineState | None = None) -> PipelinePublic:
+    state = state or PipelineState.model_validate(run.state or {})
+    steps = [s for s in state.steps if not s.cleanup]
+    done = sum(1 for s in steps if s.status.value in ("succeeded", "skipped"))
+    return PipelinePublic(
+        id=run.id, name=run.name, node_id=run.node_id, status=state.status.value if state.steps else run.status,
+        error=state.error or run.error, progress=round(done / len(steps), 3) if steps else 0.0, state=state,
+        workflow_id=run.workflow_id,
+        workflow_url=workflow_ui_url(settings.temporal_ui_url, settings.temporal_namespace, run.workflow_id),
+        created_at=run.created_at, updated_at=run.updated_at)
+
+
+async def _owned(session: SessionDep, user: User, run_id: str) -> PipelineRun:
+    run = await session.get(PipelineRun, run_id) if len(run_id) <= 32 else None
+    if run is None or (run.owner_id != user.id and not user.is_admin):
+        raise NotFound(f"no pipeline run {run_id!r}")
+    return run
+
+
+async def _live(temporal: TemporalDep, run: PipelineRun) -> PipelineState | None:
+    """While it runs, the workflow itself is the freshest source; records may lag a step."""
+    if run.status in DONE:
+        return None
+    try:
+        state: PipelineState = await temporal.get_workflow_handle(run.workflow_id).query(
+            "state", result_type=PipelineState)
+        return state
+    except (RPCError, WorkflowQueryFailedError):
+        return None
+
+
+@router.post("", status_code=202, response_model=PipelinePublic)
+async def run_pipeline(body: PipelineCreate, request: Request, user: CurrentUser, session: SessionDep,
+                       temporal: TemporalDep, settings: SettingsDep) -> PipelinePublic:
+    """Validate a pipeline and start it on a node (by id, or the least-loaded match of a selector)."""
+    text = defs.load_named(body.definition) if body.definition is not None else body.yaml or ""
+    definition = defs.parse(text)
+    variables = defs.with_variables(definition, body.variables)
+    if body.node_id:
+        node = await session.get(Node, body.node_id)
+        if node is None:
+            raise NotFound(f"no node {body.node_id!r}")
+        node_id = node.id
+    else:
+        chosen = await PlacementActivities(request.app.state.sessions).choose(
+            SelectNodeInput(server_id="", node_selector=body.node_selector))
+        if chosen is None:
+            raise NoCapacity(f"no online node matches {body.node_selector or 'any labels'}")
+        node_id = chosen
+    run_id = new_id()
+    run = PipelineRun(id=run_id, owner_id=user.id, name=definition.name, node_id=node_id,
+                      definition=definition.model_dump(mode="json"), variables=variables,
+                      workflow_id=pipeline_workflow_id(run_id))
+    session.add(run)
+    await session.commit()
+    try:
+        await temporal.start_workflow(
+            "PipelineWorkflow",
+            PipelineInput(run_id=run_id, owner_id=user.id, name=definition.name, node_id=node_id,
+                          steps=definition.steps, cleanup=definition.cleanup, variables=variables,
+                          control_queue=settings.control_queue,
+                          node_schedule_to_start_seconds=settings.node_schedule_to_start_seconds),
+            id=run.workflow_id, task_queue=settings.control_queue)
+    except RPCError as exc:
+        run.status, run.error = "failed", f"could not start its workflow: {exc.message}"
+        await session.commit()
+        raise Unavailable(f"Temporal refused the pipeline: {exc.message}") from None
+    return _public(run, settings)
+
+
+@router.get("", response_model=PipelinesPublic)
+async def list_pipelines(user: CurrentUser, session: SessionDep, settings: SettingsDep,
+                         status: Annotated[str | None, Query(max_length=20)] = None,
+                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                         offset: Annotated[int, Query(ge=0)] = 0) -> PipelinesPublic:
+    """The caller's pipeline runs, newest first (admins see all)."""
+    query = select(PipelineRun)
+    if not user.is_admin:
+        query = query.where(PipelineRun.owner_id == user.id)
+    if status:
+        query = query.where(PipelineRun.status == status)
+    count = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = (await session.scalars(query.order_by(PipelineRun.created_at.desc()).limit(limit).offset(offset))).all()
+    return PipelinesPublic(items=[_public(r, settings) for r in rows], count=count)
+
+
+@router.get("/{run_id}", response_model=PipelinePublic)
+async def get_pipeline(run_id: str, user: CurrentUser, session: SessionDep, temporal: TemporalDep,
+                       settings: SettingsDep) -> PipelinePublic:
+    """One run with each step's status, attempts, timings, output and error."""
+    run = await _owned(session, user, run_id)
+    return _public(run, settings, await _live(temporal, run))
+
+
+@router.get("/{run_id}/logs")
+async def pipeline_logs(run_id: str, user: CurrentUser, session: SessionDep, temporal: TemporalDep) -> dict[str, Any]:
+    """Log lines of every step, in order."""
+    run = await _owned(session, user, run_id)
+    state = await _live(temporal, run) or PipelineState.model_validate(run.state or {})
+    lines = [{"step": s.index, "name": s.name, "line": line} for s in state.steps for line in s.logs]
+    lines += [{"step": s.index, "name": s.name, "line": f"error: {s.error}"} for s in state.steps if s.error]
+    return {"id": run.id, "lines": lines}
+
+
+@router.post("/{run_id}/cancel", response_model=PipelinePublic)
+async def cancel_pipeline(run_id: str, user: CurrentUser, session: SessionDep, temporal: TemporalDep,
+                          settings: SettingsDep) -> PipelinePublic:
+    """Cancel the run: the running step stops through its heartbeat, then the cleanup steps run."""
+    run = await _owned(session, user, run_id)
+    if run.status not in DONE:
+        try:
+            await temporal.get_workflow_handle(run.workflow_id).cancel()
+        except RPCError as exc:
+            raise Unavailable(f"Temporal: {exc.message}") from None
+    return _public(run, settings, await _live(temporal, run))
+
+
+@router.post("/{run_id}/resume", response_model=PipelinePublic)
+async def resume_pipeline(run_id: str, body: ResumePipelineInput, user: CurrentUser, session: SessionDep,
+                          temporal: TemporalDep, settings: SettingsDep) -> PipelinePublic:
+    """Retry the failed step of a paused run, optionally with changed variables."""
+    run = await _owned(session, user, run_id)
+    unknown = sorted(set(body.variables) - set(run.definition.get("variables", {})))
+    if unknown:
+        raise defs.PipelineInvalid(f"unknown variables: {', '.join(unknown)}",
+                                   errors=[{"loc": f"variables.{u}", "msg": "not declared"} for u in unknown])
+    handle = temporal.get_workflow_handle(run.workflow_id)
+    try:
+        state = await handle.execute_update("resume", body, result_type=PipelineState)
+    except WorkflowUpdateFailedError as exc:
+        raise Conflict(str(exc.cause) if exc.cause else "the run is not paused") from None
+    except RPCError as exc:
+        raise Conflict(f"the run has ended: {exc.message}") from None
+    return _public(run, settings, state)

@@ -1,0 +1,109 @@
+"""Rooms: a same-origin proxy to the matchmaker, so the web console needs no CORS."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import httpx
+from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response
+
+from api.deps import CurrentUser
+from api.routes.events import EventStream
+from core.errors import Unavailable
+
+router = APIRouter(prefix="/api/v1/rooms", tags=["rooms"])
+
+TIMEOUT = httpx.Timeout(10.0)
+# The room stream is long-lived: the matchmaker's keepalives, not a read timeout, tell it is alive.
+STREAM_TIMEOUT = httpx.Timeout(10.0, read=None)
+# What may travel back from the matchmaker besides the body.
+PASSED_HEADERS = ("content-type", "retry-after")
+
+
+def matchmaker_http(request: Request) -> httpx.AsyncClient:
+    """The one client to the matchmaker, created on first use (tests may put their own on app.state)."""
+    state = request.app.state
+    client: httpx.AsyncClient | None = getattr(state, "matchmaker_http", None)
+    if client is None:
+        client = httpx.AsyncClient(base_url=state.settings.matchmaker_url, timeout=TIMEOUT)
+        state.matchmaker_http = client
+    return client
+
+
+async def close_matchmaker_http(app: FastAPI) -> None:
+    """Close the proxy's client on shutdown, if it was ever made."""
+    client: httpx.AsyncClient | None = getattr(app.state, "matchmaker_http", None)
+    if client is not None:
+        app.state.matchmaker_http = None
+        await client.aclose()
+
+
+MatchmakerHttp = Annotated[httpx.AsyncClient, Depends(matchmaker_http)]
+
+
+def _unavailable(exc: httpx.HTTPError) -> Unavailable:
+    return Unavailable(f"the matchmaker does not answer ({type(exc).__name__})")
+
+
+def _relay(resp: httpx.Response) -> Response:
+    """The matchmaker's answer as it is: its problem+json errors already say what went wrong."""
+    headers = {k: v for k, v in resp.headers.items() if k.lower() in PASSED_HEADERS}
+    return Response(resp.content, status_code=resp.status_code, headers=headers)
+
+
+@router.get("", response_class=Response)
+async def list_rooms(request: Request, user: CurrentUser, mm: MatchmakerHttp) -> Response:
+    """The matchmaker's room list, with the same filters (game, free, sort, label.<k>, ...)."""
+    try:
+        resp = await mm.get("/servers", params=list(request.query_params.multi_items()))
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _relay(resp)
+
+
+@router.get("/stream", response_class=EventStream,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "the matchmaker's room events: added, updated, removed"}})
+async def stream_rooms(request: Request, user: CurrentUser, mm: MatchmakerHttp) -> Response:
+    """Live room-list changes: the matchmaker's Server-Sent Events, passed through."""
+    req = mm.build_request("GET", "/servers/stream", params=list(request.query_params.multi_items()),
+                           timeout=STREAM_TIMEOUT)
+    try:
+        upstream = await mm.send(req, stream=True)
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    if upstream.status_code != 200:
+        await upstream.aread()
+        await upstream.aclose()
+        return _relay(upstream)
+
+    async def frames() -> Any:
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        except httpx.HTTPError:
+            return  # the matchmaker went away: end the stream, the browser reconnects
+
+    return EventStream(frames(), on_close=upstream.aclose)
+
+
+@router.get("/{server_id}", response_class=Response)
+async def get_room(server_id: str, user: CurrentUser, mm: MatchmakerHttp) -> Response:
+    """One listed room, with the game state of its last heartbeat."""
+    try:
+        resp = await mm.get(f"/servers/{quote(server_id, safe='')}")
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _relay(resp)
+
+
+@router.post("/join", response_class=Response)
+async def join_room(user: CurrentUser, mm: MatchmakerHttp,
+                    body: Annotated[dict[str, Any], Body(description="the matchmaker's join request")]) -> Response:
+    """Reserve a seat (by room id or quick join); the answer's `ws_url` carries the seat token."""
+    try:
+        resp = await mm.post("/join", json=body)
+    except httpx.HTTPError as exc:
+        raise _unavailable(exc) from None
+    return _relay(resp)

@@ -1,0 +1,218 @@
+"""Pipeline definitions: the YAML schema, the table of step types, validation and variables.
+
+A pipeline (DESIGN §5) is YAML:
+
+    name: platform-start
+    description: ...
+    variables: {server_id: null, source_sha256: null}     # name -> default (null = required)
+    steps:
+      - {type: build_image, name: build, params: {server_id: "${server_id}", ...}, timeout_seconds: 600}
+    cleanup:                                              # run when the pipeline is cancelled
+      - {type: remove_container, params: {server_id: "${server_id}"}}
+
+`${name}` refers to a variable, `${steps.<step name>.<field>}` to an earlier step's output.
+A string that is exactly one reference keeps the referenced value's type.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.contracts import (
+    DeregisterServerInput,
+    EmptyResult,
+    EnsureImageInput,
+    EnsureImageResult,
+    ExecInput,
+    NoopInput,
+    PrepareNetworkInput,
+    PullImageInput,
+    RegisterServerInput,
+    SleepInput,
+    StartContainerInput,
+    StartContainerResult,
+    StepDef,
+    StepResult,
+    StopContainerInput,
+    StopContainerResult,
+    WaitReadyInput,
+    WaitReadyResult,
+    WriteConfigInput,
+)
+from core.errors import BadRequest
+
+PIPELINE_DIR = Path(__file__).resolve().parent.parent / "config" / "pipeline"
+REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """How a step type runs: its activity on the node's queue, typed input and result, heartbeat."""
+
+    activity: str
+    input: type[BaseModel]
+    result: type[BaseModel]
+    heartbeat: timedelta | None = timedelta(seconds=10)
+    defaults: tuple[tuple[str, Any], ...] = ()
+
+
+STEP_TYPES: dict[str, StepSpec] = {
+    "noop": StepSpec("step_noop", NoopInput, StepResult, heartbeat=None),
+    "sleep": StepSpec("step_sleep", SleepInput, StepResult, heartbeat=timedelta(seconds=5)),
+    "pull_image": StepSpec("pull_image", PullImageInput, StepResult),
+    "build_image": StepSpec("ensure_image", EnsureImageInput, EnsureImageResult),
+    "prepare_network": StepSpec("prepare_network", PrepareNetworkInput, StepResult),
+    "write_config": StepSpec("write_config", WriteConfigInput, StepResult),
+    "start_container": StepSpec("start_container", StartContainerInput, StartContainerResult),
+    "wait_ready": StepSpec("wait_ready", WaitReadyInput, WaitReadyResult),
+    "register": StepSpec("register_with_matchmaker", RegisterServerInput, EmptyResult),
+    "deregister": StepSpec("deregister_from_matchmaker", DeregisterServerInput, EmptyResult),
+    "stop_container": StepSpec("stop_container", StopContainerInput, StopContainerResult),
+    "remove_container": StepSpec("stop_container", StopContainerInput, StopContainerResult,
+                                 defaults=(("remove", True),)),
+    "exec": StepSpec("exec_in_container", ExecInput, StepResult),
+}
+
+
+class PipelineDef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+    description: str = ""
+    variables: dict[str, Any] = Field(default_factory=dict)
+    steps: list[StepDef] = Field(min_length=1, max_length=100)
+    cleanup: list[StepDef] = Field(default_factory=list, max_length=50)
+
+
+class PipelineInvalid(BadRequest):
+    """A pipeline definition that cannot run; `errors` say where (step index and field)."""
+
+    slug, status, title = "invalid-pipeline", 422, "Invalid pipeline"
+
+
+def resolve(value: Any, variables: dict[str, Any], outputs: dict[str, dict[str, Any]],
+            strict: bool = True) -> Any:
+    """Substitute `${...}` references; unresolved ones raise KeyError when `strict`, else stay."""
+    if isinstance(value, dict):
+        return {k: resolve(v, variables, outputs, strict) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, variables, outputs, strict) for v in value]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def lookup(ref: str) -> Any:
+        if ref.startswith("steps."):
+            _, step, field = (ref.split(".", 2) + ["", ""])[:3]
+            if step in outputs and field in outputs[step]:
+                return outputs[step][field]
+        elif ref in variables and variables[ref] is not None:
+            return variables[ref]
+        if strict:
+            raise KeyError(ref)
+        return "${" + ref + "}"
+
+    whole = REF.fullmatch(value)
+    if whole:
+        return lookup(whole.group(1))
+    return REF.sub(lambda m: str(lookup(m.group(1))), value)
+
+
+def step_input(step: StepDef, variables: dict[str, Any], outputs: dict[str, dict[str, Any]]) -> BaseModel:
+    """The typed activity input of a step, with references resolved (raises KeyError/ValidationError)."""
+    spec = STEP_TYPES[step.type]
+    params = {**dict(spec.defaults), **resolve(step.params, variables, outputs)}
+    return spec.input.model_validate(params)
+
+
+def parse(text: str) -> PipelineDef:
+    """Parse and validate YAML; every problem is reported with its place (`steps[2].params.seconds`)."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PipelineInvalid(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}",
+                              errors=[{"loc": [], "msg": "invalid YAML" + where}]) from None
+    if not isinstance(doc, dict):
+        raise PipelineInvalid("a pipeline is a YAML mapping with `name` and `steps`",
+                              errors=[{"loc": [], "msg": "expected a mapping"}])
+    try:
+        pipeline = PipelineDef.model_validate(doc)
+    except ValidationError as exc:
+        errors = [{"loc": _loc(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        raise PipelineInvalid("; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5]), errors=errors) from None
+    errors = []
+    names: set[str] = set()
+    for section in ("steps", "cleanup"):
+        for index, step in enumerate(getattr(pipeline, section)):
+            where = f"{section}[{index}]"
+            if step.type not in STEP_TYPES:
+                errors.append({"loc": f"{where}.type",
+                               "msg": f"unknown step type {step.type!r}; known: {', '.join(sorted(STEP_TYPES))}"})
+                continue
+            if not step.name:
+                step.name = f"{step.type}-{index}" if section == "steps" else f"cleanup-{step.type}-{index}"
+            if step.name in names:
+                errors.append({"loc": f"{where}.name", "msg": f"duplicate step name {step.name!r}"})
+            names.add(step.name)
+            errors += _check_params(step, where, pipeline.variables)
+    if errors:
+        raise PipelineInvalid("; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5]), errors=errors)
+    return pipeline
+
+
+def _check_params(step: StepDef, where: str, variables: dict[str, Any]) -> list[dict[str, Any]]:
+    """Validate what can be known before the run: fields that are still references are skipped."""
+    spec = STEP_TYPES[step.type]
+    params = {**dict(spec.defaults), **resolve(step.params, variables, {}, strict=False)}
+    try:
+        spec.input.model_validate(params)
+    except ValidationError as exc:
+        out = []
+        for e in exc.errors():
+            if isinstance(e.get("input"), str) and REF.search(e["input"]):
+                continue  # resolved at run time
+            out.append({"loc": f"{where}.params.{_loc(e['loc'])}", "msg": e["msg"]})
+        return out
+    return []
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def with_variables(pipeline: PipelineDef, given: dict[str, Any]) -> dict[str, Any]:
+    """Defaults overridden by the caller's values; a variable without either is an error."""
+    unknown = sorted(set(given) - set(pipeline.variables))
+    if unknown:
+        raise PipelineInvalid(f"unknown variables: {', '.join(unknown)}",
+                              errors=[{"loc": f"variables.{u}", "msg": "not declared by the pipeline"}
+                                      for u in unknown])
+    merged = {**pipeline.variables, **given}
+    missing = sorted(k for k, v in merged.items() if v is None)
+    if missing:
+        raise PipelineInvalid(f"variables without a value: {', '.join(missing)}",
+                              errors=[{"loc": f"variables.{m}", "msg": "required"} for m in missing])
+    return merged
+
+
+def load_named(name: str) -> str:
+    """The YAML text of a definition in config/pipeline/."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", name):
+        raise PipelineInvalid(f"invalid pipeline name {name!r}", errors=[{"loc": "definition", "msg": "bad name"}])
+    path = PIPELINE_DIR / f"{name}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in PIPELINE_DIR.glob("*.yaml"))
+        raise PipelineInvalid(f"no pipeline {name!r}; known: {', '.join(known)}",
+                              errors=[{"loc": "definition", "msg": "unknown"}])
+    return path.read_text()

@@ -1,0 +1,143 @@
+"""PipelineWorkflow end to end: YAML in, steps on a real agent, pause/resume, cancel with cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import docker
+import httpx
+import pytest
+
+from core.settings import Settings
+from tests.harness import Harness, platform
+
+pytestmark = [pytest.mark.docker, pytest.mark.temporal]
+
+
+@pytest.fixture
+async def h(settings: Settings, temporal_env: Any, runtime_images: str, cleanup_docker: None) -> Any:
+    async with platform(settings, temporal_env.client) as harness:
+        yield harness
+
+
+async def wait_pipeline(api: httpx.AsyncClient, run_id: str, statuses: set[str], timeout: float = 60) -> Any:
+    body: Any = None
+    for _ in range(int(timeout / 0.1)):
+        body = (await api.get(f"/api/v1/pipelines/{run_id}")).json()
+        if body["status"] in statuses:
+            return body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"pipeline never reached {statuses}: {body}")
+
+
+async def test_platform_start_runs_every_step(h: Harness, docker_client: docker.DockerClient) -> None:
+    key = await h.user_key("ops@example.com", admin=True)
+    volume = f"gsf-test-config-{h.settings.node_id}"
+    async with h.api(key) as api:
+        resp = await api.post("/api/v1/pipelines", json={
+            "definition": "platform-start", "node_id": h.settings.node_id,
+            "variables": {"network": h.settings.game_network, "config_volume": volume, "region": "eu",
+                          "base_image": h.settings.base_image}})
+        assert resp.status_code == 202, resp.text
+        run = await wait_pipeline(api, resp.json()["id"], {"succeeded", "paused", "failed"})
+        assert run["status"] == "succeeded", run
+        assert run["progress"] == 1.0
+        steps = run["state"]["steps"]
+        assert [s["status"] for s in steps] == ["succeeded"] * 4
+        assert steps[1]["output"]["network"] == h.settings.game_network
+        assert all(s["started_at"] and s["ended_at"] and s["attempts"] == 1 for s in steps)
+        logs = (await api.get(f"/api/v1/pipelines/{run['id']}/logs")).json()["lines"]
+        assert any(f"node ready on network {h.settings.game_network}" in line["line"] for line in logs)
+        listed = (await api.get("/api/v1/pipelines")).json()
+        assert listed["count"] == 1 and listed["items"][0]["status"] == "succeeded"
+    written = docker_client.containers.run(h.settings.base_image, ["node", "-e",
+                                           "process.stdout.write(require('fs').readFileSync('/c/node.json'))"],
+                                           volumes={volume: {"bind": "/c", "mode": "ro"}}, remove=True,
+                                           network_mode="none")
+    assert written == f'{{"region": "eu", "network": "{h.settings.game_network}"}}'.encode()
+    docker_client.volumes.get(volume).remove()
+
+
+FLAKY = """
+name: flaky
+variables: {image: gsf-missing-image:none}
+steps:
+  - {type: noop, name: first}
+  - {type: pull_image, name: pull, params: {image: "${image}"}, retry: {maximum_attempts: 1}}
+  - {type: noop, name: last, params: {message: "pulled ${steps.pull.image}"}}
+"""
+
+
+async def test_failed_step_pauses_and_resume_retries_it(h: Harness) -> None:
+    key = await h.user_key("ops@example.com")
+    async with h.api(key) as api:
+        resp = await api.post("/api/v1/pipelines", json={"yaml": FLAKY, "node_id": h.settings.node_id})
+        run_id = resp.json()["id"]
+        paused = await wait_pipeline(api, run_id, {"paused", "succeeded"})
+        assert paused["status"] == "paused"
+        steps = paused["state"]["steps"]
+        assert [s["status"] for s in steps] == ["succeeded", "failed", "pending"]
+        assert "gsf-missing-image" in steps[1]["error"]
+        refused = await api.post(f"/api/v1/pipelines/{run_id}/resume", json={"variables": {"nope": 1}})
+        assert refused.status_code == 422
+        resumed = await api.post(f"/api/v1/pipelines/{run_id}/resume",
+                                 json={"variables": {"image": h.settings.base_image}})
+        assert resumed.status_code == 200, resumed.text
+        done = await wait_pipeline(api, run_id, {"succeeded", "paused"})
+        assert done["status"] == "succeeded"
+        assert done["state"]["steps"][1]["attempts"] == 2
+        assert done["state"]["steps"][2]["logs"] == [f"pulled {h.settings.base_image}"]
+        again = await api.post(f"/api/v1/pipelines/{run_id}/resume", json={})
+        assert again.status_code == 409, "only a paused run can be resumed"
+
+
+LONG = """
+name: long
+steps:
+  - {type: noop, name: start}
+  - {type: sleep, name: wait, params: {seconds: 120}}
+  - {type: noop, name: never}
+cleanup:
+  - {type: noop, name: tidy, params: {message: "cleaned up"}}
+"""
+
+
+async def test_cancel_stops_the_running_step_and_runs_cleanup(h: Harness) -> None:
+    key = await h.user_key("ops@example.com")
+    async with h.api(key) as api:
+        run_id = (await api.post("/api/v1/pipelines", json={"yaml": LONG, "node_id": h.settings.node_id})).json()["id"]
+        for _ in range(100):
+            body = (await api.get(f"/api/v1/pipelines/{run_id}")).json()
+            if body["state"]["steps"][1]["status"] == "running":
+                break
+            await asyncio.sleep(0.1)
+        started = asyncio.get_running_loop().time()
+        assert (await api.post(f"/api/v1/pipelines/{run_id}/cancel")).status_code == 200
+        done = await wait_pipeline(api, run_id, {"cancelled"}, timeout=30)
+        assert asyncio.get_running_loop().time() - started < 10, "cancellation reached the step within its heartbeat"
+        steps = {s["name"]: s for s in done["state"]["steps"]}
+        assert steps["start"]["status"] == "succeeded"
+        assert steps["wait"]["status"] == "cancelled"
+        assert steps["never"]["status"] == "skipped"
+        assert steps["tidy"]["status"] == "succeeded" and steps["tidy"]["logs"] == ["cleaned up"], str(done["state"])
+
+
+@pytest.mark.parametrize(("body", "loc"), [
+    ({"yaml": "name: x\nsteps:\n  - {type: noop}\n  - {type: teleport}\n"}, "steps[1].type"),
+    ({"yaml": "name: x\nsteps:\n  - {type: sleep, params: {seconds: -1}}\n"}, "steps[0].params.seconds"),
+    ({"yaml": "name: x\nsteps:\n  - {type: noop, params: {surprise: 1}}\n"}, "steps[0].params.surprise"),
+    ({"yaml": "name: x\nsteps: [\n"}, ""),
+    ({"yaml": "name: x\nsteps: []\n"}, "steps"),
+    ({"definition": "no-such-pipeline"}, "definition"),
+    ({"definition": "gameserver-start"}, "variables.node_id"),
+])
+async def test_invalid_pipelines_are_refused_with_their_place(h: Harness, body: dict[str, Any], loc: str) -> None:
+    key = await h.user_key("ops@example.com")
+    async with h.api(key) as api:
+        resp = await api.post("/api/v1/pipelines", json={**body, "node_id": h.settings.node_id})
+        assert resp.status_code == 422, resp.text
+        problem = resp.json()
+        assert problem["type"].endswith("/invalid-pipeline")
+        assert any(e["loc"] == loc or (not loc and e["loc"] == []) for e in problem["errors"]), problem
+        assert (await api.get("/api/v1/pipelines")).json()["count"] == 0

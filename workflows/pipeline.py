@@ -1,0 +1,168 @@
+"""PipelineWorkflow: a YAML pipeline's typed steps, run one by one on a node (DESIGN §5)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ValidationError
+
+    from core.contracts import (
+        PipelineInput,
+        PipelineState,
+        PipelineStatus,
+        RecordPipelineInput,
+        RecordStatusResult,
+        ResumePipelineInput,
+        StepDef,
+        StepResult,
+        StepState,
+        StepStatus,
+    )
+    from core.pipeline import step_input
+
+from workflows.steps import NON_RETRYABLE, NodeLost, execute_step
+
+
+@workflow.defn(name="PipelineWorkflow")
+class PipelineWorkflow:
+    """Runs each step as an activity on the node's queue; a failed step pauses the run.
+
+    Updates: `resume(ResumePipelineInput) -> PipelineState` — retry the failed step, optionally with
+             changed variables; refused unless the run is paused.
+    Cancellation: a workflow cancel request stops the running step (through its heartbeat),
+             marks the rest skipped and runs the `cleanup` steps.
+    Queries: `state() -> PipelineState`.
+    """
+
+    @workflow.init
+    def __init__(self, input: PipelineInput) -> None:
+        self.input = input
+        self.s = PipelineState(variables=dict(input.variables), steps=[
+            StepState(index=i, name=step.name, type=step.type, cleanup=i >= len(input.steps))
+            for i, step in enumerate([*input.steps, *input.cleanup])])
+        self.resume_requested = False
+        self.records: list[asyncio.Task[Any]] = []
+
+    @workflow.query
+    def state(self) -> PipelineState:
+        return self.s
+
+    @workflow.update
+    async def resume(self, input: ResumePipelineInput) -> PipelineState:
+        self.s.variables.update(input.variables)
+        self.resume_requested = True
+        await workflow.wait_condition(lambda: self.s.status != PipelineStatus.PAUSED)
+        return self.s
+
+    @resume.validator
+    def _validate_resume(self, input: ResumePipelineInput) -> None:
+        if self.s.status != PipelineStatus.PAUSED:
+            raise ValueError(f"the pipeline is {self.s.status.value}, not paused")
+
+    @workflow.run
+    async def run(self, input: PipelineInput) -> PipelineState:
+        self.s.status = PipelineStatus.RUNNING
+        self._record()
+        outputs: dict[str, dict[str, Any]] = {}
+        index = 0
+        try:
+            while index < len(input.steps):
+                if await self._run_step(index, input.steps[index], outputs):
+                    index += 1
+                    continue
+                self.s.status = PipelineStatus.PAUSED
+                self._record()
+                await workflow.wait_condition(lambda: self.resume_requested)
+                self.resume_requested = False
+                self.s.status = PipelineStatus.RUNNING
+                self.s.error = None
+            self.s.status = PipelineStatus.SUCCEEDED
+        except asyncio.CancelledError:
+            await self._cancelled(outputs)
+            raise
+        finally:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            self._record()
+            await asyncio.gather(*self.records, return_exceptions=True)
+        return self.s
+
+    async def _run_step(self, index: int, step: StepDef, outputs: dict[str, dict[str, Any]]) -> bool:
+        st = self.s.steps[index]
+        self.s.current = index
+        st.status, st.started_at, st.ended_at, st.error = StepStatus.RUNNING, workflow.now(), None, None
+        st.attempts += 1
+        try:
+            arg = step_input(step, self.s.variables, outputs)
+            result = await execute_step(
+                step.type, self.input.node_id, arg,
+                start_to_close=timedelta(seconds=step.timeout_seconds),
+                schedule_to_start=timedelta(seconds=self.input.node_schedule_to_start_seconds),
+                retry=RetryPolicy(initial_interval=timedelta(seconds=step.retry.initial_interval_seconds),
+                                  maximum_interval=timedelta(seconds=step.retry.maximum_interval_seconds),
+                                  maximum_attempts=step.retry.maximum_attempts,
+                                  non_retryable_error_types=NON_RETRYABLE))
+        except KeyError as err:
+            return self._step_failed(st, f"undefined reference ${{{err.args[0]}}}")
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+            return self._step_failed(st, f"invalid params: {problems}")
+        except NodeLost:
+            return self._step_failed(st, f"node {self.input.node_id} did not pick the step up (is its agent up?)")
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                raise asyncio.CancelledError() from err  # the run was cancelled while this step ran
+            return self._step_failed(st, _cause(err))
+        st.status, st.ended_at, st.progress = StepStatus.SUCCEEDED, workflow.now(), 1.0
+        if isinstance(result, StepResult):
+            st.output, st.logs = result.output, result.logs
+        elif isinstance(result, BaseModel):
+            st.output = result.model_dump(mode="json")
+        outputs[step.name] = st.output
+        self._record()
+        return True
+
+    def _step_failed(self, st: StepState, error: str) -> bool:
+        st.status, st.ended_at, st.error = StepStatus.FAILED, workflow.now(), error
+        self.s.error = f"step {st.index} ({st.name}) failed: {error}"
+        return False
+
+    async def _cancelled(self, outputs: dict[str, dict[str, Any]]) -> None:
+        for st in self.s.steps:
+            if st.cleanup:
+                continue
+            if st.status in (StepStatus.RUNNING, StepStatus.FAILED):
+                st.status, st.ended_at = StepStatus.CANCELLED, workflow.now()
+            elif st.status == StepStatus.PENDING:
+                st.status = StepStatus.SKIPPED
+        self.s.status = PipelineStatus.CANCELLING
+        self._record()
+        offset = len(self.input.steps)
+        for i, step in enumerate(self.input.cleanup):
+            # Cleanup is best effort: one failing step does not stop the others.
+            await self._run_step(offset + i, step, outputs)
+        self.s.status = PipelineStatus.CANCELLED
+
+    def _record(self) -> None:
+        self.s.seq += 1
+        self.records = [r for r in self.records if not r.done()]
+        self.records.append(workflow.start_activity(
+            "record_pipeline", RecordPipelineInput(run_id=self.input.run_id, seq=self.s.seq, at=workflow.now(),
+                                                   state=self.s.model_copy(deep=True)),
+            result_type=RecordStatusResult, task_queue=self.input.control_queue,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10))))
+
+
+def _cause(err: BaseException) -> str:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    if isinstance(err, ApplicationError) and err.type:
+        return f"{err.type}: {err}"
+    return str(err)
