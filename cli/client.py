@@ -182,3 +182,93 @@ def stop(settings: Settings, server_id: str, delete: bool) -> int:
             return 1
     console.print(f"{server['id']}: {server['status']}")
     return 0
+
+
+def nodes(settings: Settings, as_json: bool) -> int:
+    with make_client(settings) as client:
+        try:
+            page = call(client, "GET", "/api/v1/nodes")
+        except ApiError as exc:
+            err.print(f"[red]{exc}[/]")
+            return 1
+    if as_json:
+        print(json.dumps(page))
+        return 0
+    table = Table("id", "status", "online", "servers", "cpu %", "memory %", "labels", "last heartbeat")
+    for n in page["items"]:
+        m = n.get("metrics") or {}
+        table.add_row(n["id"], n["status"], "yes" if n["online"] else "[red]no[/]", str(n["servers"]),
+                      str(m.get("cpu_percent", "")), str(m.get("memory_percent", "")),
+                      ",".join(f"{k}={v}" for k, v in (n["labels"] or {}).items()), (n["last_online"] or "")[:19])
+    console.print(table)
+    return 0
+
+
+STEP_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "cancelled": "magenta", "skipped": "dim"}
+
+
+def follow_pipeline(client: httpx.Client, run_id: str, timeout: float = 3600) -> Any:
+    """A live view of the steps until the run ends or pauses."""
+    from rich.live import Live
+
+    deadline = time.monotonic() + timeout
+    with Live(console=err, refresh_per_second=8, transient=False) as live:
+        while True:
+            run = call(client, "GET", f"/api/v1/pipelines/{run_id}")
+            table = Table("#", "step", "type", "status", "attempts", "error",
+                          title=f"{run['name']} on {run['node_id']}: {run['status']} ({run['progress']:.0%})")
+            for s in run["state"]["steps"]:
+                style = STEP_STYLE.get(s["status"], "")
+                table.add_row(str(s["index"]), s["name"] + (" (cleanup)" if s["cleanup"] else ""), s["type"],
+                              f"[{style}]{s['status']}[/]" if style else s["status"], str(s["attempts"]),
+                              (s["error"] or "")[:80])
+            live.update(table)
+            if run["status"] in ("succeeded", "failed", "cancelled", "paused") or time.monotonic() > deadline:
+                return run
+            time.sleep(0.3)
+
+
+def pipeline_run(settings: Settings, definition: str, node: str, variables: list[str], wait: bool) -> int:
+    body: dict[str, Any] = {"variables": dict(v.split("=", 1) for v in variables)}
+    path = Path(definition)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        body["yaml"] = path.read_text()
+    else:
+        body["definition"] = definition
+    if "=" in node:
+        body["node_selector"] = dict(part.split("=", 1) for part in node.split(","))
+    elif node:
+        body["node_id"] = node
+    with make_client(settings) as client:
+        try:
+            run = call(client, "POST", "/api/v1/pipelines", json=body)
+        except ApiError as exc:
+            err.print(f"[red]pipeline refused ({exc.status}):[/] {exc}")
+            for e in exc.body.get("errors", []):
+                err.print(f"  {e['loc']}: {e['msg']}")
+            return 1
+        console.print(f"pipeline {run['id']}  workflow {run['workflow_url']}")
+        if not wait:
+            return 0
+        run = follow_pipeline(client, run["id"])
+    return 0 if run["status"] == "succeeded" else 1
+
+
+def pipeline_action(settings: Settings, action: str, run_id: str, variables: list[str] | None = None) -> int:
+    with make_client(settings) as client:
+        try:
+            if action == "status":
+                run = follow_pipeline(client, run_id)
+                return 0 if run["status"] == "succeeded" else 1
+            if action == "logs":
+                for line in call(client, "GET", f"/api/v1/pipelines/{run_id}/logs")["lines"]:
+                    console.print(f"[dim]{line['step']}:{line['name']}[/] {line['line']}", highlight=False)
+                return 0
+            body = {"variables": dict(v.split("=", 1) for v in variables or [])} if action == "resume" else None
+            run = call(client, "POST", f"/api/v1/pipelines/{run_id}/{action}", json=body)
+            console.print(f"{run['id']}: {run['status']}")
+            run = follow_pipeline(client, run_id)
+        except ApiError as exc:
+            err.print(f"[red]{exc}[/]")
+            return 1
+    return 0 if run["status"] in ("succeeded", "cancelled") else 1

@@ -154,6 +154,64 @@ def check(
     raise typer.Exit(run_check(file, json_output, allow or []))
 
 
+@app.command()
+def nodes(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List nodes with liveness, load and labels (admin)."""
+    from cli.client import nodes as run
+
+    raise typer.Exit(run(get_settings(), json_output))
+
+
+pipeline_app = typer.Typer(help="Run and follow pipelines (config/pipeline/*.yaml or a YAML file).",
+                           no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    definition: Annotated[str, typer.Argument(help="a name in config/pipeline/ or a .yaml file")],
+    node: Annotated[str, typer.Option(help="node id, or a selector like zone=eu")] = "",
+    var: Annotated[list[str] | None, typer.Option(help="name=value; repeatable")] = None,
+    wait: Annotated[bool, typer.Option(help="follow the steps live")] = True,
+) -> None:
+    """Start a pipeline and show its steps live."""
+    from cli.client import pipeline_run as run
+
+    raise typer.Exit(run(get_settings(), definition, node or get_settings().node_id, var or [], wait))
+
+
+@pipeline_app.command("status")
+def pipeline_status(run_id: str) -> None:
+    """Follow a pipeline run's steps."""
+    from cli.client import pipeline_action
+
+    raise typer.Exit(pipeline_action(get_settings(), "status", run_id))
+
+
+@pipeline_app.command("logs")
+def pipeline_logs(run_id: str) -> None:
+    """Print a pipeline run's step logs."""
+    from cli.client import pipeline_action
+
+    raise typer.Exit(pipeline_action(get_settings(), "logs", run_id))
+
+
+@pipeline_app.command("cancel")
+def pipeline_cancel(run_id: str) -> None:
+    """Cancel a run (its cleanup steps run)."""
+    from cli.client import pipeline_action
+
+    raise typer.Exit(pipeline_action(get_settings(), "cancel", run_id))
+
+
+@pipeline_app.command("resume")
+def pipeline_resume(run_id: str, var: Annotated[list[str] | None, typer.Option(help="name=value")] = None) -> None:
+    """Retry the failed step of a paused run."""
+    from cli.client import pipeline_action
+
+    raise typer.Exit(pipeline_action(get_settings(), "resume", run_id, var or []))
+
+
 def main() -> None:
     app()
 

@@ -58,8 +58,9 @@ class Harness:
     def start_control_worker(self) -> None:
         self.tasks["control"] = asyncio.create_task(run_control_worker(self.settings, self.client))
 
-    def start_agent(self, node_id: str | None = None) -> Agent:
-        agent = Agent(self.settings, node_id or self.settings.node_id, client=self.client)
+    def start_agent(self, node_id: str | None = None, **overrides: Any) -> Agent:
+        settings = self.settings.model_copy(update=overrides) if overrides else self.settings
+        agent = Agent(settings, node_id or self.settings.node_id, client=self.client)
         self.tasks[f"agent:{agent.node_id}"] = asyncio.create_task(agent.run())
         return agent
 

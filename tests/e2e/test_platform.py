@@ -243,3 +243,24 @@ def test_cli_deploy_list_logs_delete(up: Up, tmp_path: Path) -> None:
     caret_line = next(line for line in rejected.stderr.splitlines() if line.strip() == "^")
     source_line = rejected.stderr.splitlines()[rejected.stderr.splitlines().index(caret_line) - 1]
     assert source_line[len(caret_line) - 1:].startswith("eval")
+
+
+def test_cli_nodes_and_pipeline(up: Up, docker_client: docker.DockerClient) -> None:
+    listed = json.loads(gsf(up, "nodes", "--json").stdout)
+    assert [n["id"] for n in listed["items"] if n["online"]] == [up.env["GSF_NODE_ID"]]
+    network, volume = unique("gsf-e2e-pipe-net"), unique("gsf-e2e-pipe-vol")
+    try:
+        done = gsf(up, "pipeline", "run", "platform-start", "--node", up.env["GSF_NODE_ID"],
+                   "--var", f"network={network}", "--var", f"config_volume={volume}")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "succeeded" in done.stderr
+        run_id = done.stdout.split()[1]
+        logs = gsf(up, "pipeline", "logs", run_id)
+        assert f"node ready on network {network}" in logs.stdout
+        refused = gsf(up, "pipeline", "run", "platform-start", "--var", "nope=1")
+        assert refused.returncode == 1 and "variables.nope" in refused.stderr
+    finally:
+        for n in docker_client.networks.list(names=[network]):
+            n.remove()
+        for v in docker_client.volumes.list(filters={"name": volume}):
+            v.remove()

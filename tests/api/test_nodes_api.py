@@ -1,0 +1,125 @@
+"""Node registry: CRUD, schedulability vs liveness, drain, tokens, placement by labels and load."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from activities.placement import PlacementActivities
+from core import security
+from core.contracts import Limits, SelectNodeInput
+from core.settings import Settings
+from tests.harness import Harness, platform
+
+pytestmark = [pytest.mark.temporal]
+
+
+@pytest.fixture
+async def h(settings: Settings, temporal_env: Any) -> Any:
+    async with platform(settings, temporal_env.client, agent=False) as harness:
+        yield harness
+
+
+async def beat(h: Harness, token: str, **body: Any) -> None:
+    async with httpx.AsyncClient(base_url=h.settings.public_api_url) as c:
+        resp = await c.put("/api/v1/agent/heartbeat", json={"metrics": {"cpu_percent": 1}, **body},
+                           headers={"Authorization": f"Bearer {token}"})
+        assert resp.status_code == 204, resp.text
+
+
+async def test_crud_status_and_liveness(h: Harness) -> None:
+    admin = await h.user_key("root@example.com", admin=True)
+    async with h.api(admin) as api:
+        created = await api.post("/api/v1/nodes", json={"id": "eu-1", "type": "virtual", "location": "Paris",
+                                                        "labels": {"region": "eu"}})
+        assert created.status_code == 201, created.text
+        node = created.json()
+        assert node["online"] is False and node["status"] == "ready"
+        assert security.verify_node_token(h.settings.secret_key, node["token"]) == "eu-1"
+        assert (await api.post("/api/v1/nodes", json={"id": "eu-1"})).status_code == 409
+        assert (await api.post("/api/v1/nodes", json={"id": "Bad Id"})).status_code == 422
+
+        await beat(h, node["token"], labels={"ignored": "x"}, heartbeat_seconds=1.0)
+        got = (await api.get("/api/v1/nodes/eu-1")).json()
+        assert got["online"] is True and got["labels"] == {"region": "eu"}, "admin labels are kept"
+        assert got["metrics"]["cpu_percent"] == 1
+
+        updated = await api.put("/api/v1/nodes/eu-1", json={"labels": {"region": "eu", "gpu": "yes"}})
+        assert updated.json()["labels"] == {"region": "eu", "gpu": "yes"}
+        drained = await api.put("/api/v1/nodes/eu-1/status", json={"status": "maintenance", "reason": "kernel"})
+        assert drained.json()["status"] == "maintenance" and drained.json()["status_reason"] == "kernel"
+        assert drained.json()["online"] is True, "liveness is independent of schedulability"
+        bad = await api.put("/api/v1/nodes/eu-1/status", json={"status": "asleep"})
+        assert bad.status_code == 422
+
+        assert [n["id"] for n in (await api.get("/api/v1/nodes", params={"status": "maintenance"})).json()["items"]] \
+            == ["eu-1"]
+        assert (await api.get("/api/v1/nodes", params={"label": "region=us"})).json()["count"] == 0
+        assert (await api.get("/api/v1/nodes", params={"online": "false"})).json()["count"] == 0
+        assert (await api.delete("/api/v1/nodes/eu-1")).status_code == 204
+        assert (await api.get("/api/v1/nodes/eu-1")).status_code == 404
+
+
+async def test_a_lapsed_heartbeat_means_offline(h: Harness) -> None:
+    admin = await h.user_key("root@example.com", admin=True)
+    token = security.node_token(h.settings.secret_key, "short")
+    await beat(h, token, heartbeat_seconds=0.1)
+    async with h.api(admin) as api:
+        import asyncio
+
+        await asyncio.sleep(0.5)
+        assert (await api.get("/api/v1/nodes/short")).json()["online"] is False
+
+
+async def test_placement_by_labels_load_and_drain(h: Harness) -> None:
+    for node_id, labels in [("n-a", {"zone": "a"}), ("n-b", {"zone": "b"}), ("n-c", {"zone": "b"})]:
+        await beat(h, security.node_token(h.settings.secret_key, node_id), labels=labels, heartbeat_seconds=30,
+                   resources={"cpus": 2, "memory_mb": 1024, "max_servers": 2})
+    placement = PlacementActivities(h.sessions)
+
+    async def pick(**selector: str) -> str | None:
+        return await placement.choose(SelectNodeInput(server_id="x", node_selector=selector, limits=Limits()))
+
+    assert await pick(zone="a") == "n-a"
+    assert await pick(zone="z") is None
+    from core.db.models import GameServer, Node, User
+
+    async with h.sessions() as s:
+        user = User(email="load@example.com")
+        s.add(user)
+        await s.flush()
+        s.add(GameServer(owner_id=user.id, name="busy", game="g", source_sha256="0" * 64, max_players=2,
+                         workflow_id="w", status="running", node_id="n-b"))
+        await s.commit()
+    assert await pick(zone="b") == "n-c", "least loaded first"
+    async with h.sessions() as s:
+        node = await s.get(Node, "n-c")
+        assert node is not None
+        node.status = "maintenance"
+        await s.commit()
+    assert await pick(zone="b") == "n-b", "a draining node takes no new servers"
+    async with h.sessions() as s:
+        s.add(GameServer(owner_id=user.id, name="busy2", game="g", source_sha256="0" * 64, max_players=2,
+                         workflow_id="w2", status="running", node_id="n-b"))
+        await s.commit()
+    assert await pick(zone="b") is None, "max_servers reached: no capacity"
+
+
+async def test_delete_is_refused_while_servers_run(h: Harness) -> None:
+    admin = await h.user_key("root@example.com", admin=True)
+    from core.db.models import GameServer, User
+
+    await beat(h, security.node_token(h.settings.secret_key, "busy-node"))
+    async with h.sessions() as s:
+        user = User(email="owner@example.com")
+        s.add(user)
+        await s.flush()
+        s.add(GameServer(owner_id=user.id, name="busy", game="g", source_sha256="0" * 64, max_players=2,
+                         workflow_id="gameserver-none", status="running", node_id="busy-node"))
+        await s.commit()
+    async with h.api(admin) as api:
+        resp = await api.delete("/api/v1/nodes/busy-node")
+        assert resp.status_code == 409 and "force" in resp.json()["detail"]
+        assert (await api.delete("/api/v1/nodes/busy-node", params={"force": True})).status_code == 204
