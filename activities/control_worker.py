@@ -11,6 +11,7 @@ from temporalio.worker import Worker
 from activities.analysis import AnalysisActivities
 from activities.placement import PlacementActivities
 from activities.records import RecordActivities
+from activities.tripo import TripoActivities
 from core.artifacts import LocalArtifactStore
 from core.db.session import create_schema, make_engine, make_session_factory
 from core.settings import Settings
@@ -29,12 +30,13 @@ async def run_control_worker(settings: Settings, client: Client | None = None) -
     analysis = AnalysisActivities(LocalArtifactStore(settings.artifact_dir), settings)
     placement = PlacementActivities(sessions)
     records = RecordActivities(sessions)
+    models = TripoActivities.create(settings, sessions, client)
     worker = Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=[analysis.analyze_code, placement.select_node, records.record_status,
-                    records.record_pipeline],
+                    records.record_pipeline, *models.activities()],
         identity="control",
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
@@ -42,4 +44,5 @@ async def run_control_worker(settings: Settings, client: Client | None = None) -
     try:
         await worker.run()
     finally:
+        await models.close()
         await engine.dispose()

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.routes import agent, analysis, config, events, health, nodes, pipelines, rooms, servers
+from api.routes import agent, analysis, config, events, health, models, nodes, pipelines, rooms, servers
 from core.artifacts import LocalArtifactStore
 from core.db.session import create_schema, make_engine, make_session_factory
 from core.settings import Settings, get_settings
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Game Server Factory", version="0.1.0", lifespan=lifespan,
                   description="Host multiplayer JavaScript game servers.")
     errors.install(app)
-    for module in (health, servers, analysis, nodes, pipelines, agent, events, rooms, config):
+    for module in (health, servers, analysis, nodes, pipelines, agent, events, rooms, config, models):
         app.include_router(module.router)
     if (WEB_DIR / "index.html").exists():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

@@ -10,8 +10,8 @@ older one, so a slow reader can never put a stale status back after a transition
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, overload
 
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
@@ -55,8 +55,21 @@ class ModelStatusDoc(BaseModel):
 def status_doc(job: ModelJob) -> ModelStatusDoc:
     return ModelStatusDoc(job_id=job.id, owner_id=job.owner_id, seq=job.status_seq, status=job.status,
                           progress=job.progress, error_code=job.error_code, error_message=job.error_message,
-                          created_at=job.created_at, updated_at=job.updated_at, started_at=job.started_at,
-                          finished_at=job.finished_at)
+                          created_at=_utc(job.created_at), updated_at=_utc(job.updated_at),
+                          started_at=_utc(job.started_at), finished_at=_utc(job.finished_at))
+
+
+@overload
+def _utc(value: datetime) -> datetime: ...
+
+
+@overload
+def _utc(value: None) -> None: ...
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time the platform stores is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class ModelStatusCache:

@@ -212,6 +212,22 @@ def pipeline_resume(run_id: str, var: Annotated[list[str] | None, typer.Option(h
     raise typer.Exit(pipeline_action(get_settings(), "resume", run_id, var or []))
 
 
+@app.command("fake-tripo")
+def fake_tripo(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8300,
+    generation_seconds: Annotated[float, typer.Option(help="how long each task takes")] = 2.0,
+    api_key: Annotated[list[str] | None, typer.Option(help="accepted key; repeatable (default: any tsk_...)")] = None,
+) -> None:
+    """Run a fake Tripo API (v2 contract) for tests and local development; point GSF_TRIPO_BASE_URL at it."""
+    import uvicorn
+
+    from activities.tripo_fake import create_fake_tripo_app
+
+    _logging()
+    uvicorn.run(create_fake_tripo_app(api_keys=api_key or None, generation_seconds=generation_seconds),
+                host=host, port=port, log_level="warning")
+
 def main() -> None:
     app()
 

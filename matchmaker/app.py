@@ -13,7 +13,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,6 +25,7 @@ from matchmaker.deps import Matchmaker
 from matchmaker.errors import PROBLEM_BASE, MatchmakerError, StaleHeartbeat, StoreUnavailable
 from matchmaker.routes import router
 from matchmaker.store import MemoryStore, RedisStore, Store, Subscription
+from matchmaker.stream import StreamHub
 
 log = logging.getLogger("gsf.matchmaker")
 
@@ -54,7 +57,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.add_exception_handler(MatchmakerError, _matchmaker_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RedisError, _redis_error)
+    # Only an unreachable Redis is a 503; any other Redis error (a script bug) is a 500.
+    app.add_exception_handler(RedisConnectionError, _redis_unavailable)
+    app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
     app.add_middleware(CatchAllMiddleware)
     app.include_router(router)
     return app
@@ -67,6 +72,8 @@ POLL_SECONDS = 1.0
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     mm: Matchmaker = app.state.matchmaker
+    if mm.hub.closed:  # the app is started again after a shutdown
+        mm.hub = StreamHub()
     await mm.store.start()
     # Subscribed before the app takes requests, so no event of ours can be missed.
     subscription = await mm.store.subscribe()
@@ -167,7 +174,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
+async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("redis error on %s %s: %s", request.method, request.url.path, exc)
     err = StoreUnavailable("the room registry cannot be reached; try again shortly")
     return problem(err.status, err.slug, err.title, err.detail)

@@ -62,36 +62,30 @@ redis.call("SADD", P .. "game:" .. ARGV[6], id)
 return {tostring(gen), tostring(expired)}
 """
 
-# One heartbeat, read from ARGV at `at`: id, gen|"", players, max, locked, ready, meta_json,
-# state_json, n_meta, (k, v)..., n_pids (-1: not given), pids...
-# Returns the reply and the position after this heartbeat's arguments.
-# Reply: {"ok", gen, ready, reserved, free, lag|""} | {"nf", expired} | {"fb"} | {"stale", gen}
+# One heartbeat as a decoded JSON array: [id, gen|"", players, max, locked "0"|"1",
+# ready "0"|"1", meta_json, state_json, [meta k, v, ...], [player ids]|null].
+# Reply, one string: "ok,gen,ready,reserved,free,lag" | "nf,expired" | "fb" | "stale,gen".
+# Batches travel as one JSON argument and come back as one string: packing a dozen arguments
+# and parsing a reply array per heartbeat costs the client more than the script costs Redis.
 _HEARTBEAT_FN = r"""
-local function heartbeat(node, now_s, exp, at)
-  local id, gen_arg, players_s, max_arg = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
-  local locked, ready, meta, state = ARGV[at + 4], ARGV[at + 5], ARGV[at + 6], ARGV[at + 7]
-  local nmeta = tonumber(ARGV[at + 8])
-  local meta_at = at + 9
-  local npids = tonumber(ARGV[meta_at + 2 * nmeta])
-  local pids_at = meta_at + 2 * nmeta + 1
-  local next_at = pids_at + math.max(npids, 0)
-
+local function heartbeat(node, now_s, exp, hb)
+  local id, gen_arg, players, max_arg = hb[1], hb[2], hb[3], hb[4]
+  local locked, ready, meta, state, metas, pids = hb[5], hb[6], hb[7], hb[8], hb[9], hb[10]
+  local players_s = tostring(players)
   local now = tonumber(now_s)
   local rk = rkey(id)
   local f = redis.call("HMGET", rk, "node", "gen", "exp", "ready", "players", "max", "locked",
     "meta", "hb", "rn")
-  if not f[1] then return {"nf", "0"}, next_at end
-  if tonumber(f[3]) <= now then drop(id, "expired"); return {"nf", "1"}, next_at end
-  if f[1] ~= node then return {"fb"}, next_at end
+  if not f[1] then return "nf,0" end
+  if tonumber(f[3]) <= now then drop(id, "expired"); return "nf,1" end
+  if f[1] ~= node then return "fb" end
   local gen = tonumber(f[2])
   if gen_arg ~= "" then
-    local g = tonumber(gen_arg)
-    if g < gen then return {"stale", f[2]}, next_at end
-    if g > gen then return {"nf", "0"}, next_at end
+    if gen_arg < gen then return "stale," .. f[2] end
+    if gen_arg > gen then return "nf,0" end
   end
 
-  local players = tonumber(players_s)
-  local maxp = tonumber(max_arg)
+  local maxp = max_arg
   if maxp == 0 then maxp = tonumber(f[6]) end
 
   -- Seats: drop expired reservations, then release the ones whose players arrived.
@@ -100,8 +94,8 @@ local function heartbeat(node, now_s, exp, at)
   if old_rn > 0 then
     local resk = reskey(id)
     redis.call("ZREMRANGEBYSCORE", resk, "-inf", now_s)
-    if npids >= 0 then
-      for j = pids_at, pids_at + npids - 1 do redis.call("ZREM", resk, ARGV[j]) end
+    if pids ~= cjson.null then
+      for _, pid in ipairs(pids) do redis.call("ZREM", resk, pid) end
     else
       local rise = players - tonumber(f[5])
       if rise > 0 then redis.call("ZPOPMIN", resk, rise) end
@@ -113,9 +107,7 @@ local function heartbeat(node, now_s, exp, at)
     local dels = {}
     for k, _ in pairs(cjson.decode(f[8])) do dels[#dels + 1] = "m:" .. k end
     if #dels > 0 then redis.call("HDEL", rk, unpack(dels)) end
-    for j = meta_at, meta_at + 2 * nmeta - 1, 2 do
-      redis.call("HSET", rk, "m:" .. ARGV[j], ARGV[j + 1])
-    end
+    for j = 1, #metas, 2 do redis.call("HSET", rk, "m:" .. metas[j], metas[j + 1]) end
   end
 
   local max_s = tostring(maxp)
@@ -138,25 +130,23 @@ local function heartbeat(node, now_s, exp, at)
 
   local pl = math.min(players, maxp)
   local shown = math.min(reserved, maxp - pl)
-  return {"ok", f[2], ready, tostring(shown), tostring(maxp - pl - shown), lag}, next_at
+  return table.concat({"ok", f[2], ready, tostring(shown), tostring(maxp - pl - shown), lag}, ",")
 end
 """
 
-# ARGV: P, node, now, exp, then one heartbeat (see _HEARTBEAT_FN). Reply: that heartbeat's.
+# ARGV: P, node, now, exp, heartbeat JSON (see _HEARTBEAT_FN). Reply: its reply string.
 HEARTBEAT = _PRELUDE + _HEARTBEAT_FN + r"""
-local reply = heartbeat(ARGV[2], ARGV[3], ARGV[4], 5)
-return reply
+return heartbeat(ARGV[2], ARGV[3], ARGV[4], cjson.decode(ARGV[5]))
 """
 
-# ARGV: P, node, now, exp, count, then `count` heartbeats. Reply: one reply per heartbeat.
-# One script call for a node's whole batch: each heartbeat is checked and applied on its own.
+# ARGV: P, node, now, exp, JSON array of heartbeats. Reply: their replies joined by ";".
+# One script call for a node's whole batch; each heartbeat is checked and applied on its own.
 HEARTBEAT_MANY = _PRELUDE + _HEARTBEAT_FN + r"""
 local replies = {}
-local at = 6
-for i = 1, tonumber(ARGV[5]) do
-  replies[i], at = heartbeat(ARGV[2], ARGV[3], ARGV[4], at)
+for i, hb in ipairs(cjson.decode(ARGV[5])) do
+  replies[i] = heartbeat(ARGV[2], ARGV[3], ARGV[4], hb)
 end
-return replies
+return table.concat(replies, ";")
 """
 
 # ARGV: P, id, node, now. Reply: "ok" | "gone" | "expired" | "fb"

@@ -393,8 +393,12 @@ class MemoryStore(Store):
         sort = query.sort
         by_players = sort.endswith("players")
         sign = -1.0 if sort.startswith("-") else 1.0
-        after = (query.cursor.key, query.cursor.server_id) if query.cursor else None
-        matches: list[tuple[float, str, _Room]] = []
+        after_key, after_id = (query.cursor.key, query.cursor.server_id) if query.cursor else (
+            None, "")
+        # Parallel lists of floats and existing objects, not a tuple per room: thousands of live
+        # tuples per request would set off full garbage collections (tens of ms at p99).
+        keys: list[float] = []
+        matches: list[_Room] = []
         for room in candidates:
             if not room.ready or room.expires_at <= now or not room.matches(flt):
                 continue
@@ -404,14 +408,17 @@ class MemoryStore(Store):
                 if joinable != flt.free:
                     continue
             key = sign * (min(room.players, room.max_players) if by_players else room.created_at)
-            if after is None or (key, room.server_id) > after:
-                matches.append((key, room.server_id, room))
-        page = heapq.nsmallest(query.limit + 1, matches, key=lambda m: (m[0], m[1]))
-        items = [m[2].view(now) for m in page[: query.limit]]
+            if after_key is None or key > after_key or (key == after_key
+                                                        and room.server_id > after_id):
+                keys.append(key)
+                matches.append(room)
+        page = heapq.nsmallest(query.limit + 1, range(len(matches)),
+                               key=lambda j: (keys[j], matches[j].server_id))
+        items = [matches[j].view(now) for j in page[: query.limit]]
         next_cursor = None
         if len(page) > query.limit:
             last = page[query.limit - 1]
-            next_cursor = Cursor(sort, last[0], last[1]).encode()
+            next_cursor = Cursor(sort, keys[last], matches[last].server_id).encode()
         return RoomPage(items, next_cursor)
 
     async def reserve(self, server_id: str, player_id: str, now: float, until: float) -> RoomPublic:
@@ -583,49 +590,50 @@ class RedisStore(Store):
         )
 
     @staticmethod
-    def _heartbeat_args(server_id: str, beat: Heartbeat) -> list[Any]:
-        meta = [x for k, v in beat.metadata.items() for x in (k, filter_value(v))]
-        pids = beat.player_ids
+    def _heartbeat_item(server_id: str, beat: Heartbeat) -> list[Any]:
+        """A heartbeat as the Lua `heartbeat` function reads it (see matchmaker.lua)."""
         return [
             server_id, "" if beat.generation is None else beat.generation, beat.players,
-            beat.max_players, int(beat.locked), int(beat.ready), compact_json(beat.metadata),
-            compact_json(beat.state), len(beat.metadata), *meta,
-            -1 if pids is None else len(pids), *(pids or ()),
+            beat.max_players, "1" if beat.locked else "0", "1" if beat.ready else "0",
+            compact_json(beat.metadata), compact_json(beat.state),
+            [x for k, v in beat.metadata.items() for x in (k, filter_value(v))],
+            beat.player_ids,
         ]
 
-    def _heartbeat_outcome(self, server_id: str, reply: list[Any]) -> HeartbeatOutcome:
-        status = reply[0]
+    def _heartbeat_outcome(self, server_id: str, reply: str) -> HeartbeatOutcome:
+        fields = reply.split(",")
+        status = fields[0]
         if status == "ok":
-            _, gen, ready, reserved, free, lag = reply
+            _, gen, ready, reserved, free, lag = fields
             return HeartbeatOutcome(server_id, int(gen), ready == "1", int(reserved), int(free),
-                                    float(lag) if lag != "" else None)
+                                    float(lag) if lag else None)
         if status == "fb":
             raise Forbidden(f"server {server_id!r} belongs to another node")
         if status == "stale":
-            raise StaleHeartbeat(f"heartbeat is older than generation {reply[1]}", int(reply[1]))
-        self.expired_total += int(reply[1])
+            raise StaleHeartbeat(f"heartbeat is older than generation {fields[1]}",
+                                 int(fields[1]))
+        self.expired_total += int(fields[1])
         raise RoomNotFound(f"no room {server_id!r}; register it again")
 
     async def heartbeat(self, server_id: str, node_id: str, beat: Heartbeat, now: float,
                         ttl: float) -> HeartbeatOutcome:
+        item = json.dumps(self._heartbeat_item(server_id, beat), separators=(",", ":"))
         reply = await self._heartbeat(args=[self.prefix, node_id, _num(now), _num(now + ttl),
-                                            *self._heartbeat_args(server_id, beat)])
+                                            item])
         return self._heartbeat_outcome(server_id, reply)
 
     async def heartbeat_many(self, node_id: str, beats: Sequence[BatchHeartbeat], now: float,
                              ttl: float) -> list[HeartbeatOutcome | MatchmakerError]:
         if not beats:
             return []
-        # One script call and one round trip for the batch; each heartbeat succeeds or fails
-        # on its own inside it.
-        args: list[Any] = [self.prefix, node_id, _num(now), _num(now + ttl), len(beats)]
-        for beat in beats:
-            args += self._heartbeat_args(beat.server_id, beat)
-        replies = await self._heartbeat_many(args=args)
+        items = json.dumps([self._heartbeat_item(b.server_id, b) for b in beats],
+                           separators=(",", ":"))
+        reply = await self._heartbeat_many(args=[self.prefix, node_id, _num(now),
+                                                 _num(now + ttl), items])
         results: list[HeartbeatOutcome | MatchmakerError] = []
-        for beat, reply in zip(beats, replies, strict=True):
+        for beat, one in zip(beats, reply.split(";"), strict=True):
             try:
-                results.append(self._heartbeat_outcome(beat.server_id, reply))
+                results.append(self._heartbeat_outcome(beat.server_id, one))
             except MatchmakerError as exc:
                 results.append(exc)
         return results

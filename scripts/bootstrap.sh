@@ -34,4 +34,5 @@ if [ ! -d "$rt/node_modules" ] || [ "$rt/package-lock.json" -nt "$rt/node_module
 fi
 
 bash scripts/ensure-docker.sh
+bash scripts/ensure-chromium.sh || echo "gsf: going on without Chromium; only the web-console tests need it" >&2
 .venv/bin/python -m gameserver.image ensure-base

@@ -8,9 +8,12 @@ from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
+    # Failures retrying cannot fix; everything else (429 after its Retry-After, 5xx, network) is retried.
+    from activities.tripo import NON_RETRYABLE_TYPES as NON_RETRYABLE
     from core.contracts import (
         CheckSlotHoldersInput,
         CheckSlotHoldersResult,
@@ -37,9 +40,6 @@ with workflow.unsafe.imports_passed_through():
         UploadTripoImageResult,
     )
     from core.temporal import SA_STATUS
-
-    # Failures retrying cannot fix; everything else (429 after its Retry-After, 5xx, network) is retried.
-    from activities.tripo import NON_RETRYABLE_TYPES as NON_RETRYABLE
 
 TRIPO_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(seconds=30), non_retryable_error_types=NON_RETRYABLE)
@@ -209,7 +209,7 @@ class ModelGenerationWorkflow:
                     start_to_close_timeout=timedelta(seconds=60),
                     schedule_to_close_timeout=max(remaining, timedelta(seconds=5)), retry_policy=TRIPO_RETRY)
             except ActivityError as err:
-                if isinstance(err.cause, TimeoutError):
+                if isinstance(err.cause, ActivityTimeout):
                     self._fail("TripoDeadlineExceeded", f"Tripo task {task_id} could not be looked at before the "
                                f"deadline: {_cause(err)}")
                 self._fail(*_reason(err, "polling the Tripo task failed"))
@@ -307,7 +307,7 @@ class TripoSlotsWorkflow:
                     lambda: bool(self.regrant) or self._can_grant()
                     or workflow.info().is_continue_as_new_suggested(),
                     timeout=self.SWEEP_INTERVAL if starved else None)
-            except asyncio.TimeoutError:
+            except TimeoutError:  # the builtin: wait_condition's timeout
                 await self._sweep()
             while self._can_grant():
                 holder = self.s.waiters.pop(0)
@@ -358,6 +358,6 @@ def _reason(err: ActivityError, fallback: str) -> tuple[str, str]:
         cause = cause.__cause__
     if isinstance(cause, ApplicationError) and cause.type:
         return cause.type, cause.message or fallback
-    if isinstance(err.cause, TimeoutError):
+    if isinstance(err.cause, ActivityTimeout):
         return "Timeout", f"{fallback}: {_cause(err)}"
     return "ActivityFailed", f"{fallback}: {_cause(err)}"

@@ -125,7 +125,8 @@ class PipelineWorkflow:
         elif isinstance(result, BaseModel):
             st.output = result.model_dump(mode="json")
         outputs[step.name] = st.output
-        self._record()
+        # No DB record per step: while the run is live the API queries the workflow itself, and every
+        # record costs a workflow task on the critical path. Records mark start, pause and end.
         return True
 
     def _step_failed(self, st: StepState, error: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -17,7 +19,7 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    """Ready when the database and Temporal answer; each dependency's state in the body."""
+    """Ready when the DB, Temporal, the object store and Redis (if set) answer; states in the body."""
     state = request.app.state
     checks: dict[str, str] = {}
     try:
@@ -34,5 +36,19 @@ async def ready(request: Request) -> JSONResponse:
         checks["temporal"] = "ok"
     except Exception as exc:  # noqa: BLE001 - reported in the body
         checks["temporal"] = f"error: {type(exc).__name__}"
+    store = getattr(state, "model_store", None)
+    if store is not None:
+        try:
+            await asyncio.wait_for(store.check(), 5)
+            checks["object_store"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported in the body
+            checks["object_store"] = f"error: {type(exc).__name__}"
+    if state.settings.redis_url:
+        cache = getattr(state, "model_cache", None)
+        try:
+            await asyncio.wait_for(cache.ping(), 5)
+            checks["redis"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported in the body
+            checks["redis"] = f"error: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)

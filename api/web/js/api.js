@@ -227,14 +227,14 @@ async function follow(path, { signal, accept, makeParser, onItem, onOpen, idleMs
           for (const item of parse(decoder.decode(value, { stream: true }))) onItem(item);
         }
         if (!shouldReconnect()) { onState('ended'); return; }
-        trouble = `${label} ended unexpectedly.`;
+        trouble = `${label}: the stream ended unexpectedly.`;
       }
     } catch (error) {
       if (signal.aborted) break;
       const silent = inner.signal.reason?.name === 'TimeoutError';
       // A quiet log is normal: reconnect at once, without alarming anyone.
       if (silent && quietIdle) continue;
-      trouble = silent ? `${label} went silent.` : `${label} lost its connection.`;
+      trouble = silent ? `${label}: no data for too long.` : `${label}: connection lost.`;
     } finally {
       clearTimeout(idle);
       signal.removeEventListener('abort', abortInner);
@@ -242,7 +242,7 @@ async function follow(path, { signal, accept, makeParser, onItem, onOpen, idleMs
     if (signal.aborted) break;
     onState('retrying');
     try {
-      await waitWithBanner(source, `${trouble} Reconnecting.`, backoffMs(attempt), attempt, signal);
+      await waitWithBanner(source, trouble, backoffMs(attempt), attempt, signal);
     } catch { break; }
     attempt += 1;
   }

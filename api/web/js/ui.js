@@ -57,7 +57,7 @@ const messages = new Map();
 
 export const banner = {
   show(source, text, { actions = [], kind = 'error' } = {}) {
-    messages.delete(source); // re-inserting moves it to the end: the newest is shown
+    // A new source goes to the end (the newest is shown); an update keeps its place.
     messages.set(source, { text, actions, kind });
     renderBanner();
   },
@@ -70,19 +70,39 @@ export const banner = {
   },
 };
 
+// What the region shows now; a countdown re-renders many times a second, and replacing its
+// buttons each time would swallow clicks, so an update of the same message only changes the text.
+let shown = null;
+
 function renderBanner() {
   const region = document.getElementById('banner');
   if (!region) return;
-  clear(region);
-  const last = [...messages.values()].at(-1);
-  region.hidden = !last;
-  if (!last) return;
-  region.className = `banner banner-${last.kind}`;
-  region.append(h('p', { class: 'banner-text' }, last.text));
-  for (const action of last.actions) {
-    region.append(h('button', { type: 'button', class: 'button button-small', onclick: action.run }, action.label));
+  const entry = [...messages.entries()].at(-1);
+  if (!entry) {
+    clear(region);
+    region.hidden = true;
+    shown = null;
+    return;
   }
+  const [source, last] = entry;
+  const labels = last.actions.map((a) => a.label).join('\n');
+  if (shown && shown.source === source && shown.labels === labels && shown.kind === last.kind
+      && shown.count === messages.size) {
+    shown.text.textContent = last.text;
+    return;
+  }
+  clear(region);
+  region.hidden = false;
+  region.className = `banner banner-${last.kind}`;
+  const text = h('p', { class: 'banner-text' }, last.text);
+  region.append(text);
+  last.actions.forEach((action, i) => {
+    // The handler reads the newest message's action: the message may be updated in place.
+    region.append(h('button', { type: 'button', class: 'button button-small',
+      onclick: () => messages.get(source)?.actions[i]?.run() }, action.label));
+  });
   if (messages.size > 1) region.append(h('span', { class: 'banner-more' }, `(+${messages.size - 1} more)`));
+  shown = { source, labels, kind: last.kind, count: messages.size, text };
 }
 
 // --- dialogs -------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // Play: reserve a seat through the matchmaker, connect to the room over WebSocket with the seat
 // token, and hand the frames to a small client for the game (chat, tic-tac-toe, arena, or raw).
 
-import { ApiError, api } from '../api.js';
+import { ApiError, api, eventStream } from '../api.js';
 import { clear, h, pageHeading, problemText } from '../ui.js';
 import * as chat from '../games/chat.js';
 import * as tictactoe from '../games/tictactoe.js';
@@ -50,9 +50,22 @@ export async function render(main, { signal, params: [serverId] }) {
       h('div', { class: 'field' }, h('label', { for: 'client-kind' }, 'Game client'), clientSelect)),
     h('div', { class: 'actions' }, joinButton, leaveButton));
 
-  main.append(pageHeading(`Play ${room.name}`),
-    h('p', { class: 'muted' }, `${room.game} · ${room.players}/${room.max_players} players`),
-    joinForm, connection, gameErrors, stage);
+  const occupancy = h('p', { class: 'muted', dataset: { testid: 'occupancy' } });
+  const drawOccupancy = (gone) => {
+    occupancy.textContent = gone ? `${room.game} · the room left the room list.`
+      : `${room.game} · ${room.players}/${room.max_players} players${room.locked ? ' · locked' : ''}`;
+  };
+  drawOccupancy(false);
+  main.append(pageHeading(`Play ${room.name}`), occupancy, joinForm, connection, gameErrors, stage);
+  // Live occupancy from the room list's event stream (only this game's rooms).
+  eventStream(`/api/v1/rooms/stream?game=${encodeURIComponent(room.game)}`, {
+    signal, label: 'Live player count',
+    onEvent: (name, data) => {
+      if (data?.server_id !== room.server_id) return;
+      if (name === 'removed') drawOccupancy(true);
+      else { room = { ...room, ...data }; drawOccupancy(false); }
+    },
+  });
 
   function setConnection(state, text) {
     connection.dataset.state = state;
@@ -60,6 +73,8 @@ export async function render(main, { signal, params: [serverId] }) {
     joinButton.hidden = state === 'open' || state === 'connecting';
     leaveButton.hidden = !(state === 'open' || state === 'connecting');
     joinButton.textContent = state === 'closed' ? 'Join again' : 'Join';
+    // Name and client apply to the next join; locked while connected so they never disagree.
+    nameInput.disabled = clientSelect.disabled = state === 'open' || state === 'connecting';
   }
 
   function showError(text) {

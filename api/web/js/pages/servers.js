@@ -27,7 +27,7 @@ export async function render(main, { signal }) {
 
   function cells(server) {
     const room = rooms.get(server.id);
-    const players = room ? `${room.players}/${room.max_players}` : `–/${server.max_players || '–'}`;
+    const players = room ? `${room.players}/${room.max_players}` : server.max_players ? `–/${server.max_players}` : '–';
     const actions = h('div', { class: 'row-actions' });
     if (server.status === 'running') {
       actions.append(h('a', { class: 'button button-small', href: `#/play/${server.id}`,

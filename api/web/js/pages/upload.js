@@ -35,6 +35,7 @@ function setError(control, message) {
 export async function render(main, { signal, getConfig }) {
   let config = null;
   let chosen = null; // { file, text }
+  let autoName = '';
   let deployment = null; // AbortController of the deployment being followed
 
   const fileInput = h('input', { type: 'file', accept: '.js,.mjs,.cjs,text/javascript', class: 'file-input' });
@@ -81,7 +82,7 @@ export async function render(main, { signal, getConfig }) {
     clear(planSelect);
     for (const plan of c.plans) {
       planSelect.append(h('option', { value: plan.name },
-        `${plan.name[0].toUpperCase()}${plan.name.slice(1)}: ${plan.memory_mb} MB memory, ${plan.cpus} CPU, ${plan.pids} processes`));
+        `${plan.name[0].toUpperCase()}${plan.name.slice(1)} (${plan.memory_mb} MB, ${plan.cpus} CPU, ${plan.pids} processes)`));
     }
     document.getElementById('plan-hint').textContent = c.plans.length > 1 ? ''
       : 'Every server gets this plan on this installation.';
@@ -104,7 +105,8 @@ export async function render(main, { signal, getConfig }) {
     }
     chosen = { file, text: await file.text() };
     fileInfo.textContent = `${file.name}, ${bytes(file.size)}`;
-    if (!nameInput.value) nameInput.value = file.name.replace(/\.(c|m)?js$/i, '').replace(/[^A-Za-z0-9 _.-]/g, '-').slice(0, 64);
+    // Follow the file's name until the user types one of their own.
+    if (!nameInput.value || nameInput.value === autoName) nameInput.value = autoName = file.name.replace(/\.(c|m)?js$/i, '').replace(/[^A-Za-z0-9 _.-]/g, '-').slice(0, 64);
     clear(findingsBox);
   }
 
@@ -201,7 +203,7 @@ export async function render(main, { signal, getConfig }) {
     progressBar.value = 100;
     progressText.textContent = '100 %';
     deployStatus.textContent = `Uploaded as ${created.name}; deploying…`;
-    deployLinks.append(h('a', { href: `#/servers/${created.id}` }, 'Server details'), ' · ',
+    deployLinks.append(h('a', { href: `#/servers/${created.id}` }, 'Server details'),
       h('a', { href: created.workflow_url, target: '_blank', rel: 'noopener noreferrer' }, 'Workflow in the Temporal Web UI'));
     followDeployment(created.id, source, fileName, followSignal);
   });
@@ -246,7 +248,7 @@ export async function render(main, { signal, getConfig }) {
         if (detail.status === 'rejected') findingsBox.querySelector('h2')?.setAttribute('tabindex', '-1');
       }
       if (detail.status === 'running' && !deployLinks.querySelector('[data-play]')) {
-        deployLinks.prepend(h('a', { class: 'button button-primary', href: `#/play/${id}`, dataset: { play: '' } }, 'Play'), ' ');
+        deployLinks.prepend(h('a', { class: 'button button-primary', href: `#/play/${id}`, dataset: { play: '' } }, 'Play'));
       }
       if (DONE.has(detail.status) || detail.status === 'running') stop.abort();
     };

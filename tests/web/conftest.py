@@ -1,0 +1,142 @@
+"""The web console in Debian's Chromium (Playwright), against the platform started as `gsf up` does.
+
+One platform per module (free ports, a temp data folder, its own node id and game network); one
+browser per module; a fresh browser context per test. A failing test leaves a screenshot of each
+of its pages in GSF_WEB_ARTIFACTS (default: <tmp>/gsf-web-artifacts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from cli.up import launch_background, stop_background
+from tests.conftest import REPO, free_port, unique
+
+CHROMIUM = os.environ.get("GSF_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = Path(os.environ.get("GSF_WEB_ARTIFACTS", Path(tempfile.gettempdir()) / "gsf-web-artifacts"))
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 375, "height": 740}
+
+
+@dataclass
+class Platform:
+    proc: subprocess.Popen[str]
+    env: dict[str, str]
+    data: Path
+    url: str
+    mm_url: str
+    ui_url: str
+    key: str
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Platform]:
+    data = tmp_path_factory.mktemp("gsf-web") / "data"
+    node = unique("web-node")
+    api_port, mm_port, t_port, ui_port = free_port(), free_port(), free_port(), free_port()
+    env = {**os.environ, "GSF_DATA_DIR": str(data), "GSF_API_PORT": str(api_port),
+           "GSF_MATCHMAKER_PORT": str(mm_port), "GSF_TEMPORAL_ADDRESS": f"127.0.0.1:{t_port}",
+           "GSF_TEMPORAL_UI_PORT": str(ui_port), "GSF_TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}",
+           "GSF_NODE_ID": node, "GSF_GAME_NETWORK": unique("gsf-web-net"), "GSF_AGENT_HEARTBEAT_SECONDS": "1"}
+    data.mkdir(parents=True)
+    log = data.parent / "up.log"
+    try:
+        proc = launch_background(env, log, REPO)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    key = (data / "admin.key").read_text().strip()
+    try:
+        yield Platform(proc, env, data, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{mm_port}",
+                       f"http://127.0.0.1:{ui_port}", key, log)
+    finally:
+        stop_background(proc)
+        for c in docker_client.containers.list(all=True, filters={"label": f"gsf.node_id={node}"}):
+            with contextlib.suppress(docker.errors.APIError):
+                c.remove(force=True)
+        for n in docker_client.networks.list(names=[env["GSF_GAME_NETWORK"]]):
+            with contextlib.suppress(docker.errors.APIError):
+                n.remove()
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: run `bash scripts/ensure-chromium.sh` (installs Debian's "
+                    "chromium), or point GSF_CHROMIUM at one", pytrace=False)
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@dataclass
+class Pages:
+    """Browser contexts of one test: each is a separate user session (its own session storage)."""
+
+    browser: Browser
+    base_url: str
+    contexts: list[BrowserContext] = field(default_factory=list)
+    pages: list[Page] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    async def new(self, viewport: dict[str, int] | None = None) -> Page:
+        context = await self.browser.new_context(base_url=self.base_url, viewport=viewport or DESKTOP)
+        context.set_default_timeout(15_000)
+        self.contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
+        self.pages.append(page)
+        return page
+
+
+@pytest.fixture
+async def pages(browser: Browser, platform: Platform, request: pytest.FixtureRequest) -> AsyncIterator[Pages]:
+    held = Pages(browser, platform.url)
+    try:
+        yield held
+    finally:
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            stem = re.sub(r"[^\w.-]+", "_", request.node.name)
+            for i, page in enumerate(held.pages):
+                with contextlib.suppress(Exception):
+                    path = ARTIFACTS / f"{stem}-{i}.png"
+                    await page.screenshot(path=str(path), full_page=True)
+                    print(f"screenshot of the failure: {path}")
+            if platform.log.exists():
+                shutil.copy(platform.log, ARTIFACTS / f"{stem}-up.log")
+        for context in held.contexts:
+            with contextlib.suppress(Exception):
+                await context.close()
+    assert not held.errors, held.errors
+
+
+@pytest.fixture
+async def page(pages: Pages) -> Page:
+    return await pages.new()
