@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import struct
 import uuid
@@ -177,8 +178,12 @@ async def wait_job(api: httpx.AsyncClient, job_id: str, statuses: set[str], time
 
 
 async def wait_for(predicate: Any, timeout: float = 20, what: str = "condition") -> None:
+    """Until `predicate()` (plain or async) is true."""
     for _ in range(int(timeout / 0.05)):
-        if await predicate():
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")

@@ -51,10 +51,15 @@ async def test_platform_start_runs_every_step(h: Harness, docker_client: docker.
         assert any(f"node ready on network {h.settings.game_network}" in line["line"] for line in logs)
         listed = (await api.get("/api/v1/pipelines")).json()
         assert listed["count"] == 1 and listed["items"][0]["status"] == "succeeded"
-    written = docker_client.containers.run(h.settings.base_image, ["node", "-e",
-                                           "process.stdout.write(require('fs').readFileSync('/c/node.json'))"],
-                                           volumes={volume: {"bind": "/c", "mode": "ro"}}, remove=True,
-                                           network_mode="none")
+    reader = docker_client.containers.run(h.settings.base_image, ["node", "-e",
+                                          "process.stdout.write(require('fs').readFileSync('/c/node.json'))"],
+                                          volumes={volume: {"bind": "/c", "mode": "ro"}}, detach=True,
+                                          network_mode="none")
+    try:
+        assert reader.wait(timeout=30)["StatusCode"] == 0
+        written = reader.logs(stdout=True, stderr=False)
+    finally:
+        reader.remove(force=True)
     assert written == f'{{"region": "eu", "network": "{h.settings.game_network}"}}'.encode()
     docker_client.volumes.get(volume).remove()
 
