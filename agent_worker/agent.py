@@ -55,6 +55,8 @@ class Agent:
         self.log_queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=100_000)
         self.log_threads: dict[str, threading.Thread] = {}
         self.stopping = threading.Event()
+        self._cpu_prev: dict[str, tuple[int, int]] = {}
+        self.instances: list[dict[str, Any]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # --- sources ------------------------------------------------------------------
@@ -111,7 +113,7 @@ class Agent:
                 events.start()
                 tasks = [
                     asyncio.create_task(self._heartbeat_loop(api_http), name="heartbeat"),
-                    asyncio.create_task(self._relay_loop(mm_http), name="relay"),
+                    asyncio.create_task(self._relay_loop(mm_http, api_http), name="relay"),
                     asyncio.create_task(self._ship_logs_loop(api_http), name="logs"),
                 ]
                 log.info("agent %s polling %s", self.node_id, node_queue(self.node_id))
@@ -154,6 +156,7 @@ class Agent:
             try:
                 instances = len(await asyncio.to_thread(self._our_containers))
                 body["metrics"] = sampler.sample(instances)
+                body["metrics"]["instances"] = self.instances  # each server's CPU and memory
                 resp = await api.put("/api/v1/agent/heartbeat", json=body, headers=self.headers)
                 resp.raise_for_status()
                 registered = True
@@ -165,7 +168,7 @@ class Agent:
 
     # --- matchmaker relay ----------------------------------------------------------------
 
-    async def _relay_loop(self, mm: httpx.AsyncClient) -> None:
+    async def _relay_loop(self, mm: httpx.AsyncClient, api: httpx.AsyncClient) -> None:
         async with httpx.AsyncClient(timeout=2) as probe:
             while True:
                 try:
@@ -173,9 +176,34 @@ class Agent:
                     await asyncio.gather(*(self._relay_one(c, probe, mm) for c in containers))
                     for c in containers:
                         self._follow_logs(c)
+                    samples = [s for s in await asyncio.gather(
+                        *(asyncio.to_thread(self._sample, c) for c in containers)) if s]
+                    self.instances = samples
+                    if samples:
+                        await api.post("/api/v1/agent/stats", json={"samples": samples}, headers=self.headers)
                 except (docker.errors.APIError, httpx.HTTPError) as exc:
                     log.warning("relay failed: %s", exc)
                 await asyncio.sleep(self.settings.agent_heartbeat_seconds)
+
+    def _sample(self, c: Container) -> dict[str, Any] | None:
+        """CPU % since the previous sample (of one core = 100) and memory without page cache."""
+        try:
+            raw = self.docker.api.stats(c.id, stream=False, one_shot=True)
+        except docker.errors.APIError:
+            return None
+        cpu = raw.get("cpu_stats") or {}
+        total = int((cpu.get("cpu_usage") or {}).get("total_usage") or 0)
+        system = int(cpu.get("system_cpu_usage") or 0)
+        online = int(cpu.get("online_cpus") or 1)
+        previous = self._cpu_prev.get(c.id)
+        self._cpu_prev[c.id] = (total, system)
+        percent = 0.0
+        if previous and system > previous[1]:
+            percent = (total - previous[0]) / (system - previous[1]) * online * 100
+        mem = raw.get("memory_stats") or {}
+        cache = int((mem.get("stats") or {}).get("cache") or (mem.get("stats") or {}).get("inactive_file") or 0)
+        return {"server_id": c.labels.get("gsf.server_id", ""), "ts": datetime.now(UTC).isoformat(),
+                "cpu_percent": round(max(percent, 0.0), 2), "memory_bytes": max(int(mem.get("usage") or 0) - cache, 0)}
 
     async def _relay_one(self, c: Container, probe: httpx.AsyncClient, mm: httpx.AsyncClient) -> None:
         server_id = c.labels.get("gsf.server_id", "")

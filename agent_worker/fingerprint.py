@@ -37,8 +37,29 @@ def hardware(docker_version: str = "") -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "hostname": socket.gethostname(),
         "docker_version": docker_version,
-        "gpus": [],
+        "gpus": gpus(),
     }
+
+
+def gpus() -> list[dict[str, Any]]:
+    """NVIDIA GPUs through NVML when the driver and `pynvml` are present; none otherwise."""
+    try:
+        import pynvml  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+    except Exception:  # noqa: BLE001 - no driver: no GPU to report
+        return []
+    try:
+        found = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            found.append({"index": i, "name": str(pynvml.nvmlDeviceGetName(handle)), "memory_bytes": mem.total})
+        return found
+    finally:
+        pynvml.nvmlShutdown()
 
 
 def network() -> dict[str, Any]:

@@ -10,7 +10,18 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.routes import agent, analysis, config, events, health, models, nodes, pipelines, rooms, servers
+from api.routes import (
+    agent,
+    analysis,
+    config,
+    events,
+    health,
+    models,
+    nodes,
+    pipelines,
+    rooms,
+    servers,
+)
 from core.artifacts import LocalArtifactStore
 from core.db.session import create_schema, make_engine, make_session_factory
 from core.settings import Settings, get_settings

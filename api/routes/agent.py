@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from api.deps import AgentNode, ArtifactsDep, SessionDep
 from api.schemas import AgentHeartbeat, AgentLogs
-from core.db.models import GameServer, LogLine, Node
+from core.db.models import GameServer, LogLine, Node, StatSample
 from core.errors import Forbidden, NotFound
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
@@ -99,4 +99,40 @@ async def reconcile(body: ReconcileRequest, node_id: AgentNode, session: Session
                if sid not in known or known[sid][0] == "deleted"
                or (known[sid][1] not in (None, node_id))]
     return {"orphans": orphans}
+
+
+class StatIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    server_id: str
+    ts: datetime
+    cpu_percent: float = Field(ge=0)
+    memory_bytes: int = Field(ge=0)
+
+
+class StatsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    samples: list[StatIn] = Field(max_length=1000)
+
+
+KEEP_SAMPLES = 120
+
+
+@router.post("/stats", status_code=204)
+async def ship_stats(body: StatsIn, node_id: AgentNode, session: SessionDep) -> Response:
+    """Resource samples of the servers on the caller's node; the newest few per server are kept."""
+    ids = {s.server_id for s in body.samples}
+    rows = (await session.execute(select(GameServer.id, GameServer.node_id).where(GameServer.id.in_(ids)))).all()
+    mine = {row[0] for row in rows if row[1] in (node_id, None)}
+    session.add_all(StatSample(server_id=s.server_id, ts=s.ts, cpu_percent=s.cpu_percent,
+                               memory_bytes=s.memory_bytes) for s in body.samples if s.server_id in mine)
+    await session.flush()
+    for sid in mine:
+        cutoff = await session.scalar(select(StatSample.id).where(StatSample.server_id == sid)
+                                      .order_by(StatSample.id.desc()).offset(KEEP_SAMPLES).limit(1))
+        if cutoff is not None:
+            await session.execute(delete(StatSample).where(StatSample.server_id == sid, StatSample.id <= cutoff))
+    await session.commit()
+    return Response(status_code=204)
 

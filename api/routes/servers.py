@@ -28,7 +28,7 @@ from api.schemas import (
 )
 from core.analysis import invalid_allow_rules
 from core.contracts import GameServerInput, Limits, ServerStatus, StopServerInput, StopServerResult
-from core.db.models import GameServer, LogLine, ServerEvent, User, new_id
+from core.db.models import GameServer, LogLine, ServerEvent, StatSample, User, new_id
 from core.errors import (
     BadRequest,
     Forbidden,
@@ -224,6 +224,17 @@ async def get_analysis(server_id: str, user: CurrentUser, session: SessionDep) -
     if server.analysis is None:
         raise NotFound("the analysis has not finished yet")
     return dict(server.analysis)
+
+
+@router.get("/{server_id}/stats")
+async def get_stats(server_id: str, user: CurrentUser, session: SessionDep,
+                    limit: Annotated[int, Query(ge=1, le=120)] = 60) -> dict[str, list[dict[str, object]]]:
+    """Recent CPU and memory samples of the server's container, oldest first."""
+    await _owned(session, user, server_id)
+    rows = (await session.scalars(select(StatSample).where(StatSample.server_id == server_id)
+                                  .order_by(StatSample.id.desc()).limit(limit))).all()
+    return {"samples": [{"ts": r.ts.isoformat(), "cpu_percent": r.cpu_percent, "memory_bytes": r.memory_bytes}
+                        for r in reversed(rows)]}
 
 
 @router.get("/{server_id}/logs", response_model=None)

@@ -186,3 +186,17 @@ class ModelJob(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class StatSample(Base):
+    """A game server's resource use as its agent sampled it (the newest few per server are kept)."""
+
+    __tablename__ = "server_stats"
+    __table_args__ = (Index("ix_server_stats_server_id_id", "server_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    server_id: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[datetime] = mapped_column(default=utcnow)
+    cpu_percent: Mapped[float] = mapped_column(Float, default=0.0)
+    memory_bytes: Mapped[int] = mapped_column(Integer, default=0)
+

@@ -253,7 +253,7 @@ async def test_the_api_routes_behind_the_console(platform: Platform) -> None:
         # The room stream is the matchmaker's, passed through; closing it closes the upstream one.
         async def sse_clients() -> int:
             text = (await client.get(f"{platform.mm_url}/metrics")).text
-            return int(float(re.search(r"^gsf_matchmaker_sse_clients (\S+)$", text, re.M)[1]))  # type: ignore[index]
+            return int(float(re.search(r"^gsf_matchmaker_sse_clients (\S+)$", text, re.MULTILINE)[1]))  # type: ignore[index]
 
         before = await sse_clients()
         async with client.stream("GET", "/api/v1/rooms/stream", headers=auth) as stream:

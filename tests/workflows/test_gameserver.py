@@ -115,6 +115,14 @@ async def test_deploy_play_stop_delete(h: Harness, docker_client: docker.DockerC
                     break
         assert any("join" in line for line in followed)
 
+        for _ in range(50):
+            samples = (await api.get(f"/api/v1/servers/{server_id}/stats")).json()["samples"]
+            if len(samples) >= 2:
+                break
+            await asyncio.sleep(0.2)
+        assert len(samples) >= 2 and all(s["memory_bytes"] > 1_000_000 for s in samples), samples
+        assert all(0 <= s["cpu_percent"] < 400 for s in samples)
+
         stopped = (await api.post(f"/api/v1/servers/{server_id}/stop")).json()
         assert stopped["status"] == "stopped"
         again = await api.post(f"/api/v1/servers/{server_id}/stop")

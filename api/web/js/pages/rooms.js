@@ -68,7 +68,7 @@ export async function render(main, { signal }) {
         `${room.players}/${room.max_players}`, room.reserved ? ` (+${room.reserved} joining)` : ''),
       h('td', { 'data-label': 'State' }, state),
       h('td', { 'data-label': 'Labels' }, labelsText(room.labels) || '–'),
-      h('td', { 'data-label': 'Open for' }, age(new Date(room.created_at * 1000))),
+      h('td', { 'data-label': 'Open for', dataset: { since: room.created_at } }, age(new Date(room.created_at * 1000))),
       h('td', { 'data-label': 'Join' }, canJoin
         ? h('a', { class: 'button button-small button-primary', href: `#/play/${room.server_id}`, 'aria-label': `Join ${room.name}` }, 'Join')
         : h('span', { class: 'muted' }, full ? 'Full' : room.locked ? 'Locked' : 'Not ready')));
@@ -76,7 +76,10 @@ export async function render(main, { signal }) {
 
   function draw() {
     const list = sorted();
+    // A keyboard user on a Join link keeps focus while the counts change under it.
+    const focused = tbody.contains(document.activeElement) ? document.activeElement.getAttribute('aria-label') : null;
     clear(tbody).append(...list.map(row));
+    if (focused) tbody.querySelector(`[aria-label="${CSS.escape(focused)}"]`)?.focus();
     empty.hidden = list.length > 0;
     clear(games).append(...[...new Set([...rooms.values()].map((r) => r.game))].map((g) => h('option', { value: g })));
   }
@@ -125,5 +128,8 @@ export async function render(main, { signal }) {
   free.addEventListener('change', restart);
   sort.addEventListener('change', draw);
   restart();
-  return () => { clearTimeout(debounce); streamAbort?.abort(); };
+  const timer = setInterval(() => {
+    for (const cell of tbody.querySelectorAll('[data-since]')) cell.textContent = age(new Date(cell.dataset.since * 1000));
+  }, 15000);
+  return () => { clearTimeout(debounce); clearInterval(timer); streamAbort?.abort(); };
 }
