@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
+from api.middleware import EdgeMiddleware
 from api.routes import (
     agent,
     analysis,
@@ -53,6 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Game Server Factory", version="0.1.0", lifespan=lifespan,
                   description="Host multiplayer JavaScript game servers.")
     errors.install(app)
+    # Uploads are limited again, per route, once their kind is known (game module, image).
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_json_bytes,
+                       max_upload_bytes=max(settings.max_upload_bytes, settings.max_image_bytes))
     for module in (health, servers, analysis, nodes, pipelines, agent, events, rooms, config, models):
         app.include_router(module.router)
     if (WEB_DIR / "index.html").exists():

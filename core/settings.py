@@ -80,6 +80,7 @@ class Settings(BaseSettings):
 
     # Uploads and analysis.
     max_upload_bytes: int = 1024 * 1024
+    max_json_bytes: int = 1024 * 1024
     analysis_max_depth: int = 200
     analysis_time_budget_seconds: float = 5.0
 

@@ -152,3 +152,17 @@ async def test_agent_endpoints_take_only_node_tokens(h: Harness) -> None:
         resp = await c.post("/api/v1/agent/logs", headers={"Authorization": f"Bearer {token_a}"},
                             json={"lines": [{"server_id": sid, "ts": "2026-01-01T00:00:00Z", "line": "forged"}]})
         assert_problem(resp, 403, "forbidden")
+
+
+async def test_every_response_has_a_request_id_and_security_headers(h: Harness) -> None:
+    key = await h.user_key("dev@example.com")
+    async with h.api(key) as api:
+        ok = await api.get("/api/v1/servers", headers={"X-Request-ID": "trace-abc-123"})
+        assert ok.headers["x-request-id"] == "trace-abc-123"
+        for name in ("x-content-type-options", "referrer-policy", "x-frame-options", "content-security-policy"):
+            assert name in ok.headers
+        missing = await api.get("/api/v1/servers/nope")
+        assert missing.json()["request_id"] == missing.headers["x-request-id"]
+        big = await api.post("/api/v1/pipelines", content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                             headers={"content-type": "application/json"})
+        assert_problem(big, 413, "request-too-large")

@@ -1,0 +1,79 @@
+"""Every response: a request id, security headers, and a size limit on request bodies."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import problem
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# The console is plain ES modules from this origin; it talks to this API and to game servers (ws:).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", CSP.encode()),
+]
+
+
+class EdgeMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware), so streaming responses stay streams."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_upload_bytes: int) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+        self.max_upload = max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode(errors="replace")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        content_type = headers.get(b"content-type", b"")
+        limit = self.max_upload + 64 * 1024 if content_type.startswith(b"multipart/") else self.max_body
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode()),
+                                      *SECURITY_HEADERS]
+            await send(message)
+
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            resp = problem(413, "request-too-large", "Request too large",
+                           f"the request body is larger than {limit} bytes", scope.get("path", ""),
+                           request_id=request_id)
+            await resp(scope, receive, send_with_headers)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except BodyTooLarge:
+            resp = problem(413, "request-too-large", "Request too large",
+                           f"the request body is larger than {limit} bytes", scope.get("path", ""),
+                           request_id=request_id)
+            await resp(scope, receive, send_with_headers)
+
+
+class BodyTooLarge(Exception):
+    """A chunked body grew past the limit."""
