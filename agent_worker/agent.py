@@ -33,7 +33,7 @@ from activities.steps import StepActivities
 from agent_worker.fingerprint import MetricsSampler, hardware, network
 from core import security
 from core.artifacts import LocalArtifactStore
-from core.contracts import CrashReport
+from core.contracts import CrashReport, PlayersReport
 from core.queues import gameserver_workflow_id, node_queue
 from core.settings import Settings
 from core.temporal import connect
@@ -56,6 +56,7 @@ class Agent:
         self.log_threads: dict[str, threading.Thread] = {}
         self.stopping = threading.Event()
         self._cpu_prev: dict[str, tuple[int, int]] = {}
+        self._players: dict[str, int] = {}
         self.instances: list[dict[str, Any]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -219,7 +220,11 @@ class Agent:
             status = None
         if status is None:
             return
-        beat = {"players": int(status.get("players", 0)), "max_players": int(status.get("max_players", 0)),
+        players = int(status.get("players", 0))
+        if self._players.get(server_id) != players:
+            self._players[server_id] = players
+            await self._signal(server_id, "report_players", PlayersReport(players=players))
+        beat = {"players": players, "max_players": int(status.get("max_players", 0)),
                 "metadata": status.get("metadata") or {}, "locked": bool(status.get("locked", False)),
                 "ready": True}
         resp = await mm.put(f"/servers/{server_id}/heartbeat", json=beat, headers=self.headers)
@@ -266,6 +271,13 @@ class Agent:
         report = CrashReport(container_id=cid, exit_code=exit_code, reason=self.containers._tail(cid, 3))
         if self.loop is not None:
             asyncio.run_coroutine_threadsafe(self._signal_crash(server_id, report), self.loop)
+
+    async def _signal(self, server_id: str, signal: str, arg: Any) -> None:
+        assert self.client is not None
+        try:
+            await self.client.get_workflow_handle(gameserver_workflow_id(server_id)).signal(signal, arg)
+        except RPCError as exc:
+            log.info("%s for %s not delivered: %s", signal, server_id, exc)
 
     async def _signal_crash(self, server_id: str, report: CrashReport) -> None:
         assert self.client is not None

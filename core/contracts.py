@@ -87,6 +87,7 @@ class GameServerInput(BaseModel):
     restart_limit: int = 3
     ready_timeout_seconds: float = 30.0
     placement_timeout_seconds: float = 60.0
+    idle_timeout_seconds: float = 0.0  # 0: never stop for lack of players
     node_schedule_to_start_seconds: float = 30.0
     control_queue: str = "gsf-control"
     # Carried across continue-as-new so a running server is not deployed again.
@@ -108,12 +109,18 @@ class GameServerState(BaseModel):
     stop_requested: bool = False
     delete_requested: bool = False
     crash_reports: list[CrashReport] = Field(default_factory=list)
+    players: int = 0
+    last_activity: datetime | None = None
 
 
 class CrashReport(BaseModel):
     container_id: str
     exit_code: int | None = None
     reason: str = ""
+
+
+class PlayersReport(BaseModel):
+    players: int
 
 
 class StopServerInput(BaseModel):

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         EnsureImageInput,
         GameServerInput,
         GameServerState,
+        PlayersReport,
         RecordStatusInput,
         RecordStatusResult,
         RegisterServerInput,
@@ -57,6 +58,8 @@ class GameServerWorkflow:
         self.input = input
         self.s = input.state.model_copy(deep=True) if input.state else GameServerState()
         self.records: list[asyncio.Task[Any]] = []
+        self._idle_changed = False
+        self._idle_stop = False
 
     # --- handlers -------------------------------------------------------------
 
@@ -67,6 +70,21 @@ class GameServerWorkflow:
     @workflow.signal
     def report_crash(self, report: CrashReport) -> None:
         self.s.crash_reports.append(report)
+
+    @workflow.signal
+    def report_players(self, report: PlayersReport) -> None:
+        """From the agent, when the player count changes: activity resets the idle timer."""
+        self.s.players = report.players
+        self.s.last_activity = workflow.now()
+        self._idle_changed = True
+
+    def _idle_left(self) -> timedelta | None:
+        """Time until the idle stop, or None when there is no idle timer (disabled, busy or not running)."""
+        if self.input.idle_timeout_seconds <= 0 or self.s.status != ServerStatus.RUNNING or self.s.players > 0:
+            return None
+        since = self.s.last_activity or workflow.now()
+        left = timedelta(seconds=self.input.idle_timeout_seconds) - (workflow.now() - since)
+        return max(left, timedelta(0))
 
     @workflow.update
     async def stop(self, input: StopServerInput) -> StopServerResult:
@@ -91,16 +109,27 @@ class GameServerWorkflow:
                              ServerStatus.STARTING):
             await self._deploy()
         while self.s.status not in (ServerStatus.FAILED, ServerStatus.REJECTED):
-            await workflow.wait_condition(
-                lambda: self.s.delete_requested or bool(self.s.crash_reports)
-                or (self.s.stop_requested and self.s.status == ServerStatus.RUNNING)
-                or workflow.info().is_continue_as_new_suggested())
+            idle = self._idle_left()
+            try:
+                if idle != timedelta(0):
+                    await workflow.wait_condition(
+                        lambda: self.s.delete_requested or bool(self.s.crash_reports)
+                        or (self.s.stop_requested and self.s.status == ServerStatus.RUNNING)
+                        or workflow.info().is_continue_as_new_suggested() or self._idle_changed,
+                        timeout=idle)
+            except TimeoutError:
+                pass  # the idle timer fired; checked just below
+            self._idle_changed = False
+            if idle is not None and self._idle_left() == timedelta(0) and not self.s.stop_requested:
+                # A durable timer: nobody played for `idle_timeout`; stopping frees the node.
+                self.s.stop_requested = self._idle_stop = True
             if self.s.delete_requested:
                 await self._teardown(delete=True)
                 break
             if self.s.stop_requested and self.s.status == ServerStatus.RUNNING:
-                await self._teardown(delete=False)
-                self.s.stop_requested = False
+                await self._teardown(delete=False, reason=f"idle for {self.input.idle_timeout_seconds:g} s"
+                                     if self._idle_stop else "")
+                self.s.stop_requested = self._idle_stop = False
             while self.s.crash_reports:
                 await self._on_crash(self.s.crash_reports.pop(0))
             if workflow.info().is_continue_as_new_suggested():
@@ -180,8 +209,12 @@ class GameServerWorkflow:
                 no_capacity = isinstance(err.cause, ApplicationError) and err.cause.type == "NoCapacity"
                 if not no_capacity or waited >= timedelta(seconds=i.placement_timeout_seconds):
                     raise
-            if await workflow.wait_condition(lambda: self.s.delete_requested or self.s.stop_requested,
-                                             timeout=delay):
+            try:
+                await workflow.wait_condition(lambda: self.s.delete_requested or self.s.stop_requested,
+                                              timeout=delay)
+            except TimeoutError:
+                pass  # nothing asked us to stop: look for a node again
+            else:
                 raise ApplicationError("stopped while waiting for capacity", type="Stopped")
             waited += delay
             delay = min(delay * 2, timedelta(seconds=5))
@@ -200,6 +233,7 @@ class GameServerWorkflow:
         self._transition(ServerStatus.STARTING, "image built" if image.built else "image cached",
                          image=image.image)
         await self._start_container(node_id)
+        self.s.last_activity = workflow.now()
         self._transition(ServerStatus.RUNNING, "ready", container_id=self.s.container_id,
                          ws_url=self.s.ws_url, host=self.s.host, port=self.s.port)
 
@@ -238,9 +272,10 @@ class GameServerWorkflow:
         self._transition(ServerStatus.RUNNING, "ready after restart", container_id=self.s.container_id,
                          ws_url=self.s.ws_url, host=self.s.host, port=self.s.port)
 
-    async def _teardown(self, delete: bool) -> None:
+    async def _teardown(self, delete: bool, reason: str = "") -> None:
         if self.s.status not in (ServerStatus.STOPPED,):
-            self._transition(ServerStatus.STOPPING, "delete requested" if delete else "stop requested")
+            self._transition(ServerStatus.STOPPING,
+                             reason or ("delete requested" if delete else "stop requested"))
         if self.s.node_id:
             await self._cleanup_node(self.s.node_id, remove=delete)
         self._transition(ServerStatus.DELETED if delete else ServerStatus.STOPPED,

@@ -117,6 +117,8 @@ async def create_server(
     labels: Annotated[str, Form(description="room labels: k=v,k2=v2 or a JSON object")] = "",
     node_selector: Annotated[str, Form(description="node labels the server needs: k=v,...")] = "",
     allow_rules: Annotated[str, Form(description="comma-separated rule ids (admin only)")] = "",
+    idle_timeout: Annotated[float | None, Form(ge=0, le=7 * 86400,
+                                               description="stop after this many seconds without players")] = None,
 ) -> ServerCreated:
     """Upload a game module and deploy it as a new server."""
     if not NAME_RE.match(name):
@@ -157,7 +159,9 @@ async def create_server(
                             limits=limits, allow_rules=allow, restart_limit=settings.restart_limit,
                             ready_timeout_seconds=settings.ready_timeout_seconds,
                             control_queue=settings.control_queue,
-                            node_schedule_to_start_seconds=settings.node_schedule_to_start_seconds),
+                            node_schedule_to_start_seconds=settings.node_schedule_to_start_seconds,
+                            idle_timeout_seconds=idle_timeout if idle_timeout is not None
+                            else settings.idle_timeout_seconds),
             id=server.workflow_id,
             task_queue=settings.control_queue,
             search_attributes=TypedSearchAttributes([

@@ -10,9 +10,11 @@
 //   GSF_AGENT_KEY          bearer key of GET /status
 //   GSF_REQUIRE_TOKEN      "0" accepts WebSocket connections without a seat token (local dev)
 //   GSF_MAX_MESSAGE_BYTES  largest inbound frame (default 65536)
+//   GSF_WATCHDOG_MS        exit when the event loop is blocked this long (default 5000; 0 = off)
 //
 // Exit codes: 0 after SIGTERM/SIGINT, 3 when the game module cannot be loaded or created,
-// 2 on a bad configuration, 1 when the port cannot be bound.
+// 2 on a bad configuration, 1 when the port cannot be bound, 4 when the watchdog finds the
+// event loop blocked (an endless synchronous loop in game code).
 
 const http = require('node:http');
 const crypto = require('node:crypto');
@@ -25,6 +27,7 @@ const express = require('express');
 const { WebSocketServer, WebSocket } = require('ws');
 
 const { SeatVerifier } = require('./seat-token');
+const { startWatchdog } = require('./watchdog');
 
 const EXIT_BAD_CONFIG = 2;
 const EXIT_LOAD_FAILED = 3;
@@ -107,6 +110,7 @@ function readConfig(env) {
     agentKey: env.GSF_AGENT_KEY || '',
     requireToken: (env.GSF_REQUIRE_TOKEN ?? '1') !== '0',
     maxMessageBytes: intFromEnv(env, 'GSF_MAX_MESSAGE_BYTES', 65536, 16, 16 * 1024 * 1024),
+    watchdogMs: intFromEnv(env, 'GSF_WATCHDOG_MS', 5000, 0, 3_600_000),
   };
 }
 
@@ -120,6 +124,8 @@ try {
 // The game runs in this process: keep the secrets out of its reach through process.env.
 delete process.env.GSF_SEAT_SECRET;
 delete process.env.GSF_AGENT_KEY;
+// Before any game code runs: an endless loop at load time is caught too.
+startWatchdog(cfg.watchdogMs);
 
 // --- runtime state -----------------------------------------------------------------------------
 

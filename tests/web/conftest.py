@@ -110,6 +110,8 @@ class Pages:
         self.contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
+        page.on("console", lambda msg: self.errors.append(f"CSP: {msg.text}")
+                if "Content Security Policy" in msg.text else None)
         self.pages.append(page)
         return page
 

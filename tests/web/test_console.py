@@ -195,6 +195,25 @@ async def test_two_browsers_play_tictactoe_to_a_win_then_stop_and_delete(pages: 
     await expect(o.locator(".connection")).to_have_attribute("data-state", "closed", timeout=30_000)
 
 
+async def test_arena_steers_with_the_keyboard(page: Page, platform: Platform) -> None:
+    await sign_in(page, platform.key)
+    server_id = await deploy_running(page, "web-arena", "arena.js")
+    await page.goto(f"/#/play/{server_id}")
+    await expect(page.get_by_label("Game client")).to_have_value("arena")
+    await page.get_by_role("button", name="Join").click()
+    field = page.get_by_role("img", name=re.compile("^Arena"))
+    await expect(field).to_have_attribute("data-x", re.compile(r"\d"))
+    await expect(page.get_by_role("list", name="Scores")).to_contain_text("You: 0")
+    x = float(await field.get_attribute("data-x") or 0)
+    key, sign = ("ArrowLeft", -1) if x > 400 else ("ArrowRight", 1)
+    await field.focus()
+    await page.keyboard.down(key)
+    await page.wait_for_timeout(400)
+    await page.keyboard.up(key)
+    await expect.poll(lambda: field.get_attribute("data-x")).not_to_be(str(x))
+    assert sign * (float(await field.get_attribute("data-x") or 0) - x) > 20
+
+
 async def test_network_errors_show_a_banner_and_retry(page: Page, platform: Platform) -> None:
     await sign_in(page, platform.key)
     await page.route(re.compile(r"/api/v1/(servers\?|events/)"), lambda route: route.abort())

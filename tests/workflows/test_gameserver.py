@@ -175,3 +175,32 @@ async def test_crashed_container_is_restarted(h: Harness, docker_client: docker.
         await api.delete(f"/api/v1/servers/{server_id}")
     await h.client.get_workflow_handle(gameserver_workflow_id(server_id)).result()
     await record_history(h, server_id, "crash_restart_delete")
+
+
+async def test_idle_server_is_stopped_by_its_timer(h: Harness) -> None:
+    key = await h.user_key("dev@example.com")
+    async with h.api(key) as api:
+        server_id = await deploy(api, GAMES / "chat.js", "idle", idle_timeout="2")
+        assert (await wait_status(api, server_id, {"running", "failed"}))["status"] == "running"
+        seat = await join(h.settings, server_id)
+        async with websockets.connect(seat["ws_url"]) as ws:
+            await recv_type(ws, "welcome")
+            await asyncio.sleep(3)  # a player is in: the timer does not run
+            assert (await api.get(f"/api/v1/servers/{server_id}")).json()["status"] == "running"
+        server = await wait_status(api, server_id, {"stopped"}, timeout=20)
+        assert any(e["message"] == "idle for 2 s" for e in server["events"]), server["events"]
+        await api.delete(f"/api/v1/servers/{server_id}")
+
+
+async def test_deployment_waits_for_a_matching_node(h: Harness) -> None:
+    key = await h.user_key("dev@example.com")
+    async with h.api(key) as api:
+        waiting = await deploy(api, GAMES / "chat.js", "needs-gpu", node_selector="gpu=yes")
+        cancelled = await deploy(api, GAMES / "chat.js", "never", node_selector="gpu=maybe")
+        await asyncio.sleep(2)
+        assert (await api.get(f"/api/v1/servers/{waiting}")).json()["status"] == "analyzing"
+        assert (await api.post(f"/api/v1/servers/{cancelled}/stop")).json()["status"] == "stopped"
+        h.start_agent(h.settings.node_id + "-gpu", node_labels={"gpu": "yes"})
+        server = await wait_status(api, waiting, {"running", "failed"}, timeout=60)
+        assert server["status"] == "running" and server["node_id"] == h.settings.node_id + "-gpu"
+        await api.delete(f"/api/v1/servers/{waiting}")

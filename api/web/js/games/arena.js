@@ -4,6 +4,13 @@
 import { h } from '../ui.js';
 
 const safeColor = (c) => (/^#[0-9a-fA-F]{3,8}$/.test(c) ? c : '#64748b');
+// Through the CSSOM: the page's CSP refuses inline style attributes.
+function swatch(color) {
+  const el = h('span', { class: 'swatch', 'aria-hidden': 'true' });
+  el.style.background = safeColor(color);
+  return el;
+}
+
 const KEYS = { ArrowUp: [0, -1], ArrowDown: [0, 1], ArrowLeft: [-1, 0], ArrowRight: [1, 0],
   w: [0, -1], s: [0, 1], a: [-1, 0], d: [1, 0] };
 
@@ -52,7 +59,7 @@ export function mount(stage, { send, me }) {
       if (p.id === me.playerId) { ctx.lineWidth = 3; ctx.strokeStyle = '#111827'; ctx.stroke(); }
     }
     scores.replaceChildren(...[...players].sort((a, b) => b.score - a.score)
-      .map((p) => h('li', {}, h('span', { class: 'swatch', style: `background:${safeColor(p.color)}`, 'aria-hidden': 'true' }),
+      .map((p) => h('li', {}, swatch(p.color),
         p.id === me.playerId ? 'You' : p.id.slice(0, 8), `: ${p.score}`)));
   }
 
@@ -64,6 +71,8 @@ export function mount(stage, { send, me }) {
         canvas.height = data.height;
       } else if (type === 'positions') {
         players = data.players;
+        const mine = players.find((p) => p.id === me.playerId);
+        if (mine) Object.assign(canvas.dataset, { x: mine.x, y: mine.y }); // where you are, for tests and tools
       } else if (type === 'coin') {
         field.coin = data.coin;
       } else return;
