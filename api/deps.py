@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import select
@@ -67,7 +67,20 @@ async def get_current_user(request: Request, session: Annotated[AsyncSession, De
     user = await session.get(User, row.user_id)
     if user is None:
         raise Unauthorized("unknown or revoked API key")
+    # For the audit log and scope checks further down.
+    request.state.user_id, request.state.key_id, request.state.scopes = user.id, row.id, list(row.scopes or [])
     return user
+
+
+def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, None]]:
+    """A router dependency: the caller's key must carry `scope` (admin keys carry every scope)."""
+
+    async def check(request: Request, user: Annotated[User, Depends(get_current_user)]) -> None:
+        scopes = getattr(request.state, "scopes", [])
+        if scope not in scopes and "admin" not in scopes:
+            raise Forbidden(f"this key lacks the `{scope}` scope")
+
+    return check
 
 
 def require_admin(user: Annotated[User, Depends(get_current_user)]) -> User:

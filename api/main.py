@@ -22,6 +22,7 @@ from api.routes import (
     pipelines,
     rooms,
     servers,
+    users,
 )
 from core.artifacts import LocalArtifactStore
 from core.db.session import create_schema, make_engine, make_session_factory
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Uploads are limited again, per route, once their kind is known (game module, image).
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_json_bytes,
                        max_upload_bytes=max(settings.max_upload_bytes, settings.max_image_bytes))
-    for module in (health, servers, analysis, nodes, pipelines, agent, events, rooms, config, models):
+    for module in (health, servers, analysis, nodes, pipelines, agent, events, rooms, config, models, users):
         app.include_router(module.router)
     if (WEB_DIR / "index.html").exists():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem
+from core.db.models import AuditEntry
+
+log = logging.getLogger("gsf.api")
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+# Node agents call these every few seconds; they are not user actions.
+QUIET_PREFIXES = ("/api/v1/agent/",)
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # The console is plain ES modules from this origin; it talks to this API and to game servers (ws:).
@@ -40,8 +48,11 @@ class EdgeMiddleware:
         content_type = headers.get(b"content-type", b"")
         limit = self.max_upload + 64 * 1024 if content_type.startswith(b"multipart/") else self.max_body
 
+        status = [500]
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode()),
                                       *SECURITY_HEADERS]
@@ -73,6 +84,24 @@ class EdgeMiddleware:
                            f"the request body is larger than {limit} bytes", scope.get("path", ""),
                            request_id=request_id)
             await resp(scope, receive, send_with_headers)
+        finally:
+            if scope["method"] in MUTATING and not scope.get("path", "").startswith(QUIET_PREFIXES):
+                await self._audit(scope, status[0], request_id)
+
+    async def _audit(self, scope: Scope, status: int, request_id: str) -> None:
+        state = scope.get("state", {})
+        sessions = getattr(scope["app"].state, "sessions", None)
+        if sessions is None:
+            return
+        client = scope.get("client") or ("", 0)
+        try:
+            async with sessions() as session:
+                session.add(AuditEntry(user_id=state.get("user_id"), key_id=state.get("key_id"),
+                                       method=scope["method"], path=scope.get("path", "")[:400], status=status,
+                                       request_id=request_id, client=str(client[0])[:64]))
+                await session.commit()
+        except SQLAlchemyError:
+            log.exception("audit entry for %s %s not written", scope["method"], scope.get("path"))
 
 
 class BodyTooLarge(Exception):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from activities.placement import PlacementActivities
-from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
+from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
 from core import pipeline as defs
 from core.contracts import PipelineInput, PipelineState, ResumePipelineInput, SelectNodeInput
 from core.db.models import Node, PipelineRun, User, new_id
@@ -19,7 +19,8 @@ from core.errors import Conflict, NoCapacity, NotFound, Unavailable
 from core.queues import pipeline_workflow_id, workflow_ui_url
 from core.settings import Settings
 
-router = APIRouter(prefix="/api/v1/pipelines", tags=["pipelines"])
+router = APIRouter(prefix="/api/v1/pipelines", tags=["pipelines"],
+                   dependencies=[Depends(require_scope("servers"))])
 DONE = {"succeeded", "failed", "cancelled"}
 
 

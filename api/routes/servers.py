@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import ArtifactsDep, CurrentUser, SessionDep, SettingsDep, TemporalDep
+from api.deps import ArtifactsDep, CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
 from api.schemas import (
     LogLinePublic,
     LogsPublic,
@@ -42,7 +42,7 @@ from core.queues import gameserver_workflow_id, workflow_ui_url
 from core.settings import Settings
 from core.temporal import SA_OWNER, SA_SERVER_ID, SA_STATUS
 
-router = APIRouter(prefix="/api/v1/servers", tags=["servers"])
+router = APIRouter(prefix="/api/v1/servers", tags=["servers"], dependencies=[Depends(require_scope("servers"))])
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")

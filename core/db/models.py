@@ -200,3 +200,19 @@ class StatSample(Base):
     cpu_percent: Mapped[float] = mapped_column(Float, default=0.0)
     memory_bytes: Mapped[int] = mapped_column(Integer, default=0)
 
+
+class AuditEntry(Base):
+    """One mutating API call: who, what, when, and how it ended."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(400))
+    status: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str] = mapped_column(String(64), default="")
+    client: Mapped[str] = mapped_column(String(64), default="")
+

@@ -166,3 +166,33 @@ async def test_every_response_has_a_request_id_and_security_headers(h: Harness) 
         big = await api.post("/api/v1/pipelines", content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
                              headers={"content-type": "application/json"})
         assert_problem(big, 413, "request-too-large")
+
+
+async def test_users_keys_scopes_and_audit(h: Harness) -> None:
+    admin = await h.user_key("root@example.com", admin=True)
+    async with h.api(admin) as root:
+        created = await root.post("/api/v1/users", json={"email": "carol@example.com"})
+        assert created.status_code == 201
+        carol_key = created.json()["key"]["key"]
+        assert (await root.post("/api/v1/users", json={"email": "carol@example.com"})).status_code == 409
+        assert_problem(await root.post("/api/v1/users", json={"email": "nope"}), 422, "validation-error")
+    async with h.api(carol_key) as carol:
+        assert_problem(await carol.post("/api/v1/users", json={"email": "x@example.com"}), 403, "forbidden")
+        assert_problem(await carol.post("/api/v1/keys", json={"scopes": ["admin"]}), 403, "forbidden")
+        models_only = (await carol.post("/api/v1/keys", json={"name": "ci", "scopes": ["models"]})).json()
+        listed = (await carol.get("/api/v1/keys")).json()
+        assert {k["name"] for k in listed} == {"first", "ci"}
+        assert all("key" not in k and "key_hash" not in k for k in listed)
+    async with h.api(models_only["key"]) as narrow:
+        assert_problem(await narrow.get("/api/v1/servers"), 403, "forbidden")
+    async with h.api(carol_key) as carol:
+        assert (await carol.delete(f"/api/v1/keys/{models_only['id']}")).status_code == 204
+    async with h.api(models_only["key"]) as revoked:
+        assert_problem(await revoked.get("/api/v1/keys"), 401, "unauthorized")
+    async with h.api(admin) as root:
+        entries = (await root.get("/api/v1/audit")).json()
+        assert any(e["method"] == "DELETE" and e["path"].startswith("/api/v1/keys/") and e["status"] == 204
+                   for e in entries)
+        assert any(e["method"] == "POST" and e["path"] == "/api/v1/users" and e["status"] == 201 for e in entries)
+    async with h.api(carol_key) as carol:
+        assert_problem(await carol.get("/api/v1/audit"), 403, "forbidden")
