@@ -178,6 +178,7 @@ class ContainerActivities:
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],
             privileged=False,
+            cgroupns="private",  # its own cgroup tree as /, not the host's paths (default on cgroup v1: host)
             pids_limit=limits.pids,
             mem_limit=f"{limits.memory_mb}m",
             memswap_limit=f"{limits.memory_mb}m",

@@ -98,7 +98,7 @@ def _complete(kind: str, data: bytes) -> bool:
         return PNG_IEND in data
     if kind == "jpg":
         return data.rstrip(b"\x00").endswith(JPEG_EOI)
-    riff_size = struct.unpack("<I", data[4:8])[0]
+    riff_size: int = struct.unpack("<I", data[4:8])[0]
     return len(data) >= riff_size + 8
 
 

@@ -154,6 +154,44 @@ def check(
     raise typer.Exit(run_check(file, json_output, allow or []))
 
 
+db_app = typer.Typer(help="The platform database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the schema migrations (SQLite or PostgreSQL, from GSF_DATABASE_URL)."""
+    from core.db.migrate import upgrade
+    from core.db.session import make_engine
+
+    async def run() -> None:
+        engine = make_engine(get_settings().database_url)
+        try:
+            await upgrade(engine, revision)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("revision")
+def db_revision(message: Annotated[str, typer.Option("-m", "--message")]) -> None:
+    """Autogenerate a migration from model changes (for developers)."""
+    from core.db.migrate import revision, upgrade
+    from core.db.session import make_engine
+
+    async def run() -> None:
+        engine = make_engine(get_settings().database_url)
+        try:
+            await upgrade(engine)
+            await revision(engine, message)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 @app.command()
 def nodes(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List nodes with liveness, load and labels (admin)."""

@@ -203,7 +203,7 @@ class ModelGenerationWorkflow:
                            f"{i.deadline_seconds:.0f} s (last status {self.s.tripo_status or 'none'})")
             try:
                 # 429 (after its Retry-After) and 5xx are retried by the activity's policy until the deadline.
-                look = await workflow.execute_activity(
+                look: PollTripoTaskResult = await workflow.execute_activity(
                     "poll_tripo_task", PollTripoTaskInput(job_id=i.job_id, task_id=task_id),
                     result_type=PollTripoTaskResult, task_queue=i.control_queue,
                     start_to_close_timeout=timedelta(seconds=60),

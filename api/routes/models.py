@@ -263,12 +263,13 @@ async def create_model_job(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     """Start a 3D-model job from an image (multipart) or a text prompt (JSON)."""
+    owner_id = user.id  # read now: a rollback below would expire `user`, which shares this session
     key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
     parsed = await _parse(request, settings)
     image_sha = hashlib.sha256(parsed.image).hexdigest() if parsed.image is not None else None
     fingerprint = _fingerprint(parsed.kind, image_sha, parsed.prompt, parsed.negative, parsed.options)
     if key is not None:
-        existing = await session.scalar(select(ModelJob).where(ModelJob.owner_id == user.id,
+        existing = await session.scalar(select(ModelJob).where(ModelJob.owner_id == owner_id,
                                                                ModelJob.idempotency_key == key))
         if existing is not None:
             job = await _replay(session, existing, fingerprint, settings, temporal)
@@ -277,7 +278,7 @@ async def create_model_job(
         assert parsed.checked is not None
         await store.put_bytes("images", parsed.image, parsed.checked.mime)
     job_id = new_id()
-    job = ModelJob(id=job_id, owner_id=user.id, idempotency_key=key, request_sha256=fingerprint,
+    job = ModelJob(id=job_id, owner_id=owner_id, idempotency_key=key, request_sha256=fingerprint,
                    input_kind=parsed.kind.value, prompt=parsed.prompt, negative_prompt=parsed.negative,
                    image_sha256=image_sha, image_type=parsed.checked.type if parsed.checked else None,
                    image_size=parsed.checked.size if parsed.checked else None,
@@ -289,7 +290,7 @@ async def create_model_job(
     except IntegrityError:
         # The same Idempotency-Key raced in on another request: answer with its job.
         await session.rollback()
-        existing = await session.scalar(select(ModelJob).where(ModelJob.owner_id == user.id,
+        existing = await session.scalar(select(ModelJob).where(ModelJob.owner_id == owner_id,
                                                                ModelJob.idempotency_key == key))
         if existing is None:
             raise

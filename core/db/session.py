@@ -14,8 +14,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from core.db.models import Base
-
 SessionFactory = async_sessionmaker[AsyncSession]
 T = TypeVar("T")
 
@@ -49,5 +47,7 @@ async def shielded(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    """Bring the database to the newest schema through the Alembic migrations."""
+    from core.db.migrate import upgrade
+
+    await upgrade(engine)

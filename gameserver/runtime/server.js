@@ -28,6 +28,7 @@ const { WebSocketServer, WebSocket } = require('ws');
 
 const { SeatVerifier } = require('./seat-token');
 const { startWatchdog } = require('./watchdog');
+const { scrubEnviron } = require('./scrub-environ');
 
 const EXIT_BAD_CONFIG = 2;
 const EXIT_LOAD_FAILED = 3;
@@ -124,6 +125,10 @@ try {
 // The game runs in this process: keep the secrets out of its reach through process.env.
 delete process.env.GSF_SEAT_SECRET;
 delete process.env.GSF_AGENT_KEY;
+// ... and out of /proc/self/environ and /proc/1/environ, which still hold the original bytes.
+for (const failure of scrubEnviron(['GSF_SEAT_SECRET', 'GSF_AGENT_KEY'])) {
+  stderrWrite(`gsf runtime: could not scrub the environment of pid ${failure}\n`);
+}
 // Before any game code runs: an endless loop at load time is caught too.
 startWatchdog(cfg.watchdogMs);
 

@@ -189,4 +189,4 @@ async def wait_for(predicate: Any, timeout: float = 20, what: str = "condition")
     raise AssertionError(f"timed out waiting for {what}")
 
 
-__all__ = ["FakeServer", "S3Server", "Path", "unique"]
+__all__ = ["FakeServer", "Path", "S3Server", "unique"]

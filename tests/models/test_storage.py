@@ -9,7 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from activities.storage import LocalObjectStore, ObjectStore, S3ObjectStore, object_key, open_object_store
+from activities.storage import (
+    LocalObjectStore,
+    ObjectStore,
+    S3ObjectStore,
+    object_key,
+    open_object_store,
+)
 from core.artifacts import LocalArtifactStore
 from core.settings import Settings
 from tests.models.conftest import S3Server, s3_settings

@@ -182,7 +182,7 @@ def sandbox(docker_client: docker.DockerClient, runtime_images: str,
 class Pinger:
     """Chat round trips (send `chat`, wait for its broadcast) every `every` s while an attack runs."""
 
-    def __init__(self, ws: ClientConnection, every: float = 0.02) -> None:
+    def __init__(self, ws: ClientConnection, every: float = 0.01) -> None:
         self.ws = ws
         self.every = every
         self.samples: list[float] = []

@@ -103,6 +103,7 @@ class Pages:
     contexts: list[BrowserContext] = field(default_factory=list)
     pages: list[Page] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
 
     async def new(self, viewport: dict[str, int] | None = None) -> Page:
         context = await self.browser.new_context(base_url=self.base_url, viewport=viewport or DESKTOP)
@@ -110,10 +111,15 @@ class Pages:
         self.contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
-        page.on("console", lambda msg: self.errors.append(f"CSP: {msg.text}")
-                if "Content Security Policy" in msg.text else None)
+        index = len(self.pages)
+        page.on("console", lambda msg: self._console(index, msg.type, msg.text))
         self.pages.append(page)
         return page
+
+    def _console(self, page: int, kind: str, text: str) -> None:
+        self.console.append(f"page {page} {kind}: {text}")
+        if "Content Security Policy" in text:
+            self.errors.append(f"CSP: {text}")
 
 
 @pytest.fixture
@@ -131,8 +137,11 @@ async def pages(browser: Browser, platform: Platform, request: pytest.FixtureReq
                     path = ARTIFACTS / f"{stem}-{i}.png"
                     await page.screenshot(path=str(path), full_page=True)
                     print(f"screenshot of the failure: {path}")
-            if platform.log.exists():
-                shutil.copy(platform.log, ARTIFACTS / f"{stem}-up.log")
+            (ARTIFACTS / f"{stem}-console.txt").write_text("\n".join(held.console + held.errors) + "\n")
+            # The platform's own logs: gsf up's, and each process's (api, control worker, agent, ...).
+            for log in [platform.log, *sorted((platform.data / "logs").glob("*.log"))]:
+                with contextlib.suppress(OSError):
+                    shutil.copy(log, ARTIFACTS / f"{stem}-{log.name}")
         for context in held.contexts:
             with contextlib.suppress(Exception):
                 await context.close()

@@ -1,0 +1,267 @@
+"""3D-model jobs against the fake Tripo: throughput, worker memory, and status reads with and without Redis.
+
+Starts, in a scratch data folder on free ports: a Temporal dev server, `gsf fake-tripo` (each task takes
+`--generation-seconds`), one `gsf control-worker`, and two `gsf api` processes over the same SQLite
+database, one with the Redis status cache (GSF_REDIS_URL) and one without. Then:
+
+1. submits `--jobs` prompt jobs at once and waits until all succeed: total wall time; the control worker's
+   peak RSS (sampled every 100 ms); the fake's peak number of concurrent tasks (the per-key limit);
+2. reads job status open-loop at `--rate` requests/s for `--seconds`, through each API in turn:
+   latency from each request's scheduled start (so queueing counts), p50/p99/max.
+
+    .venv/bin/python -m bench.models [--jobs 100] [--generation-seconds 2] [--rate 200] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from redis import Redis
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from cli.up import temporal_binary
+from core.bootstrap import create_user_key
+from core.db.session import create_schema, make_engine, make_session_factory
+from core.temporal import SEARCH_ATTRIBUTES
+
+RESULTS = Path(__file__).parent / "results"
+GSF = str(Path(sys.executable).parent / "gsf")
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=1) as http:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(url)).status_code < 500:
+                    return
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"bench: {url} never answered")
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+class RssSampler(threading.Thread):
+    """Peak resident memory of one process, sampled every 100 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.first = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                rss = self.proc.memory_info().rss
+                self.first = self.first or rss
+                self.peak = max(self.peak, rss)
+            self.stop.wait(0.1)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+async def submit_all(api_url: str, key: str, jobs: int) -> tuple[list[str], float]:
+    """Submit `jobs` prompt jobs at once; the time until every one has succeeded."""
+    async with httpx.AsyncClient(base_url=api_url, timeout=60, headers={"Authorization": f"Bearer {key}"}) as api:
+        started = time.perf_counter()
+        resps = await asyncio.gather(*[api.post("/api/v1/models", json={"prompt": f"a wooden crate #{i}"})
+                                       for i in range(jobs)])
+        ids = [r.json()["job_id"] for r in resps if r.status_code == 202]
+        if len(ids) != jobs:
+            raise SystemExit(f"bench: {jobs - len(ids)} jobs were refused: {resps[0].text}")
+        while True:
+            page = (await api.get("/api/v1/models", params={"limit": 1, "status": "success"})).json()
+            failed = (await api.get("/api/v1/models", params={"limit": 1, "status": "failed"})).json()["count"]
+            if failed:
+                raise SystemExit(f"bench: {failed} jobs failed")
+            if page["count"] == jobs:
+                return ids, time.perf_counter() - started
+            await asyncio.sleep(0.2)
+
+
+async def read_load(api_url: str, key: str, ids: list[str], rate: float, seconds: float) -> dict[str, float]:
+    """Open-loop status reads: request i starts at t0 + i/rate; latency counts from that moment."""
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    errors = 0
+    rng = random.Random(7)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, limits=limits,
+                                 headers={"Authorization": f"Bearer {key}"}) as api:
+        for job in ids[:20]:  # warm up connections and, with Redis, the cache
+            await api.get(f"/api/v1/models/{job}/status")
+
+        async def one(at: float, job: str) -> None:
+            nonlocal errors
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            resp = await api.get(f"/api/v1/models/{job}/status")
+            if resp.status_code != 200:
+                errors += 1
+            latencies.append((time.perf_counter() - at) * 1000)
+
+        t0 = time.perf_counter() + 0.2
+        await asyncio.gather(*[one(t0 + i / rate, rng.choice(ids)) for i in range(total)])
+        elapsed = time.perf_counter() - t0
+    return {"requests": total, "errors": errors, "achieved_rps": round(total / elapsed, 1),
+            "p50_ms": round(statistics.median(latencies), 2), "p99_ms": round(percentile(latencies, 99), 2),
+            "max_ms": round(max(latencies), 2)}
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    data_dir = Path(tempfile.mkdtemp(prefix="gsf-bench-models-"))
+    tripo_key = f"tsk_bench{uuid.uuid4().hex[:12]}"
+    prefix = f"gsf-bench:{uuid.uuid4().hex[:8]}:"
+    env_server = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+        search_attributes=list(SEARCH_ATTRIBUTES), port=free_port(), ui=False)
+    fake_port, api_port, api_cached_port = free_port(), free_port(), free_port()
+    env = {**os.environ, "GSF_ENV": "development", "GSF_DATA_DIR": str(data_dir),
+           "GSF_TEMPORAL_ADDRESS": env_server.client.service_client.config.target_host,
+           "GSF_CONTROL_QUEUE": f"bench-models-{uuid.uuid4().hex[:6]}",
+           "GSF_TRIPO_API_KEY": tripo_key, "GSF_TRIPO_BASE_URL": f"http://127.0.0.1:{fake_port}",
+           "GSF_TRIPO_CONCURRENCY": str(args.concurrency), "GSF_MODEL_STATUS_CACHE_PREFIX": prefix,
+           "GSF_REDIS_URL": REDIS_URL, "GSF_MATCHMAKER_PORT": str(free_port())}
+    no_redis = {**env, "GSF_REDIS_URL": ""}
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True)
+    engine = make_engine(f"sqlite+aiosqlite:///{data_dir / 'gsf.db'}")
+    await create_schema(engine)
+    try:
+        _, user_key = await create_user_key(make_session_factory(engine), "bench@example.com")
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(process([GSF, "fake-tripo", "--port", str(fake_port), "--generation-seconds",
+                                         str(args.generation_seconds), "--api-key", tripo_key], env,
+                                        logs / "fake.log"))
+            worker = stack.enter_context(process([GSF, "control-worker"], env, logs / "worker.log"))
+            stack.enter_context(process([GSF, "api"], {**no_redis, "GSF_API_PORT": str(api_port)},
+                                        logs / "api.log"))
+            stack.enter_context(process([GSF, "api"], {**env, "GSF_API_PORT": str(api_cached_port)},
+                                        logs / "api-cached.log"))
+            await wait_http(f"http://127.0.0.1:{fake_port}/_fake/state")
+            for port in (api_port, api_cached_port):
+                await wait_http(f"http://127.0.0.1:{port}/health")
+            sampler = RssSampler(worker.pid)
+            sampler.start()
+            await asyncio.sleep(1.0)  # the worker has connected and imported everything: its idle size
+            idle_rss = sampler.peak
+            ids, wall = await submit_all(f"http://127.0.0.1:{api_port}", user_key, args.jobs)
+            sampler.stop.set()
+            sampler.join()
+            async with httpx.AsyncClient() as http:
+                fake_state = (await http.get(f"http://127.0.0.1:{fake_port}/_fake/state")).json()
+            reads = {}
+            for name, port in (("without_redis", api_port), ("with_redis", api_cached_port)):
+                reads[name] = await read_load(f"http://127.0.0.1:{port}", user_key, ids, args.rate, args.seconds)
+    finally:
+        await engine.dispose()
+        await env_server.shutdown()
+        redis = Redis.from_url(REDIS_URL)
+        keys = list(redis.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            redis.delete(*keys)
+        redis.close()
+    ideal = args.jobs / args.concurrency * args.generation_seconds
+    return {
+        "jobs": args.jobs, "generation_seconds": args.generation_seconds, "concurrency_limit": args.concurrency,
+        "poll": "defaults: first look after 2 s, x1.5 each look, at most 10 s (Temporal timers fire on whole s)",
+        "wall_seconds": round(wall, 2), "jobs_per_second": round(args.jobs / wall, 2),
+        "ideal_wall_seconds": round(ideal, 1),
+        "tripo_peak_concurrency": fake_state["peak_concurrency"], "tripo_tasks": fake_state["tasks"],
+        "worker_rss_idle_mb": round(idle_rss / 2**20, 1), "worker_rss_peak_mb": round(sampler.peak / 2**20, 1),
+        "status_reads": reads, "rate": args.rate, "seconds": args.seconds,
+        "database": "SQLite (embedded default), shared by both APIs and the worker",
+        "machine": f"{psutil.cpu_count()} CPUs, {round(psutil.virtual_memory().total / 2**30)} GiB",
+    }
+
+
+def markdown(r: dict[str, Any]) -> str:
+    reads = r["status_reads"]
+    lines = [
+        f"# 3D-model jobs against the fake Tripo ({r['machine']})",
+        "",
+        (f"{r['jobs']} prompt jobs, {r['generation_seconds']} s generation each, "
+         f"at most {r['concurrency_limit']} Tripo tasks at once; poll {r['poll']}."),
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+        (f"| total wall time | {r['wall_seconds']} s ({r['jobs_per_second']} jobs/s; "
+         f"{r['ideal_wall_seconds']} s if each slot were reused the moment Tripo finished) |"),
+        f"| Tripo tasks created / peak concurrent | {r['tripo_tasks']} / {r['tripo_peak_concurrency']} |",
+        f"| control worker RSS idle / peak | {r['worker_rss_idle_mb']} MiB / {r['worker_rss_peak_mb']} MiB |",
+        "",
+        (f"Status reads, open loop at {r['rate']} requests/s for {r['seconds']} s "
+         "(latency from each request's scheduled start):"),
+        "",
+        "| API | achieved rps | p50 ms | p99 ms | max ms | errors |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in ("without_redis", "with_redis"):
+        x = reads[name]
+        lines.append(f"| {name.replace('_', ' ')} | {x['achieved_rps']} | {x['p50_ms']} | {x['p99_ms']} | "
+                     f"{x['max_ms']} | {x['errors']} |")
+    lines += ["", (f"Database: {r['database']}. Every read also authenticates its API key against the "
+                   "database, so the cache saves one of two queries per read."), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--generation-seconds", type=float, default=2.0)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    report = asyncio.run(bench(args))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "models.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "models.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
