@@ -154,6 +154,19 @@ def check(
     raise typer.Exit(run_check(file, json_output, allow or []))
 
 
+@app.command()
+def dev(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    port: Annotated[int, typer.Option(help="local port; 0 picks a free one")] = 8080,
+    players: Annotated[int, typer.Option(help="scripted clients to connect")] = 2,
+    script: Annotated[Path | None, typer.Option(help="JSON list of {player, type, data, wait}")] = None,
+) -> None:
+    """Run a game module locally in the platform runtime, reloading on save."""
+    from cli.dev import run_dev
+
+    raise typer.Exit(run_dev(file, port, players, script))
+
+
 db_app = typer.Typer(help="The platform database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -94,6 +94,7 @@ async function render() {
   }
 }
 
+window.gsfStarted = true; // js/boot.js reports a console that never started
 window.addEventListener('hashchange', render);
 window.addEventListener('DOMContentLoaded', () => {
   document.getElementById('sign-out').addEventListener('click', () => signOut(''));

@@ -1,0 +1,154 @@
+"""`gsf dev`: the game module in the platform's Node.js runtime, with no Docker or Temporal.
+
+It analyzes the module on every save, restarts the runtime with the new code, prints a local
+join URL, and with `--script` plays scripted clients against it and prints every frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from cli.check import run_check
+
+RUNTIME = Path(__file__).resolve().parent.parent / "gameserver" / "runtime" / "server.js"
+console = Console(highlight=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DevRuntime:
+    def __init__(self, game: Path, port: int) -> None:
+        self.game = game.resolve()
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        node = shutil.which("node")
+        if node is None:
+            raise SystemExit("gsf dev: Node.js is required (apt-get install nodejs)")
+        if not (RUNTIME.parent / "node_modules").is_dir():
+            raise SystemExit("gsf dev: run `npm ci` in gameserver/runtime first (make up does)")
+        env = {**os.environ, "GSF_GAME_FILE": str(self.game), "PORT": str(self.port), "GSF_BIND_HOST": "127.0.0.1",
+               "GSF_SERVER_ID": "dev", "GSF_REQUIRE_TOKEN": "0", "GSF_AGENT_KEY": "dev", "GSF_SEAT_SECRET": "dev"}
+        # The runtime's own log goes to stderr, so stdout carries only this tool's lines (frames).
+        self.proc = subprocess.Popen([node, str(RUNTIME)], env=env, stdout=sys.stderr)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def wait_healthy(self, timeout: float = 10) -> bool:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                return False
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        return False
+
+
+def check(game: Path) -> int:
+    console.rule(f"[bold]{game.name}[/] analysis")
+    return run_check(game, False, [], console)
+
+
+def run_dev(game: Path, port: int, players: int, script: Path | None, watch: bool = True) -> int:
+    port = port or free_port()
+    runtime = DevRuntime(game, port)
+    code = check(game)
+    runtime.start()
+    try:
+        if not runtime.wait_healthy():
+            console.print("[red]the runtime did not become healthy; see its output above[/]")
+            if not watch:
+                return 1
+        else:
+            console.print(f"[green]ready[/]  join: ws://127.0.0.1:{port}/ws   (no seat token needed in dev)")
+            sys.stdout.flush()
+        if script is not None:
+            frames = asyncio.run(play_script(port, players, json.loads(script.read_text())))
+            for player, frame in frames:
+                print(f"p{player} {json.dumps(frame)}", flush=True)  # one frame a line, for tools too
+            return 1 if code == 1 else 0
+        if not watch:
+            return code
+        mtime = game.stat().st_mtime
+        while True:
+            time.sleep(0.3)
+            try:
+                now = game.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if now != mtime:
+                mtime = now
+                check(game)
+                runtime.stop()
+                runtime.start()
+                if runtime.wait_healthy():
+                    console.print(f"[green]reloaded[/]  join: ws://127.0.0.1:{port}/ws")
+                sys.stdout.flush()
+            elif runtime.proc is not None and runtime.proc.poll() is not None:
+                console.print(f"[red]the runtime exited with {runtime.proc.returncode}; fix the module and save[/]")
+                sys.stdout.flush()
+                runtime.proc = None
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        runtime.stop()
+
+
+async def play_script(port: int, players: int, steps: list[dict[str, Any]]) -> list[tuple[int, Any]]:
+    """Connect `players` clients; each step sends {"player", "type", "data"} and waits `wait` seconds."""
+    import websockets
+
+    frames: list[tuple[int, Any]] = []
+    clients = [await websockets.connect(f"ws://127.0.0.1:{port}/ws?name=p{i}") for i in range(players)]
+
+    async def reader(i: int, ws: Any) -> None:
+        async for raw in ws:
+            frames.append((i, json.loads(raw)))
+
+    tasks = [asyncio.create_task(reader(i, ws)) for i, ws in enumerate(clients)]
+    try:
+        await asyncio.sleep(0.2)
+        for step in steps:
+            ws = clients[int(step.get("player", 0))]
+            await ws.send(json.dumps({"type": step["type"], "data": step.get("data")}))
+            await asyncio.sleep(float(step.get("wait", 0.1)))
+        await asyncio.sleep(0.3)
+    finally:
+        for ws in clients:
+            await ws.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return frames
+
+
+if __name__ == "__main__":
+    sys.exit(run_dev(Path(sys.argv[1]), 0, 2, None))
