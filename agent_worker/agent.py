@@ -234,7 +234,7 @@ class Agent:
                 "server_id": server_id, "name": c.labels.get("gsf.name", server_id),
                 "game": c.labels.get("gsf.game", ""), "owner_id": c.labels.get("gsf.owner_id", ""),
                 "node_id": self.node_id, "ws_url": f"ws://{self.settings.public_host}:{port}/ws",
-                "max_players": int(c.labels.get("gsf.max_players", "0") or beat["max_players"]),
+                "max_players": int(c.labels.get("gsf.max_players") or status.get("max_players") or 0),
                 "labels": json.loads(c.labels.get("gsf.labels", "{}")),
             }
             resp = await mm.post("/servers", json=registration, headers=self.headers)

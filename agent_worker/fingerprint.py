@@ -44,7 +44,7 @@ def hardware(docker_version: str = "") -> dict[str, Any]:
 def gpus() -> list[dict[str, Any]]:
     """NVIDIA GPUs through NVML when the driver and `pynvml` are present; none otherwise."""
     try:
-        import pynvml  # type: ignore[import-not-found]
+        import pynvml
     except ImportError:
         return []
     try:

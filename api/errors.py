@@ -29,7 +29,8 @@ def problem(status: int, slug: str, title: str, detail: str, instance: str = "",
 
 
 def _request_id(request: Request) -> str | None:
-    return request.scope.get("state", {}).get("request_id")
+    value = request.scope.get("state", {}).get("request_id")
+    return str(value) if value else None
 
 
 def install(app: FastAPI) -> None:

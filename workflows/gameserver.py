@@ -204,7 +204,7 @@ class GameServerWorkflow:
                                                    limits=i.limits, exclude=exclude),
                     result_type=SelectNodeResult, task_queue=i.control_queue,
                     start_to_close_timeout=timedelta(seconds=30), retry_policy=CONTROL_RETRY)
-                return result.node_id
+                return str(result.node_id)
             except ActivityError as err:
                 no_capacity = isinstance(err.cause, ApplicationError) and err.cause.type == "NoCapacity"
                 if not no_capacity or waited >= timedelta(seconds=i.placement_timeout_seconds):

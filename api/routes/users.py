@@ -19,6 +19,10 @@ router = APIRouter(prefix="/api/v1", tags=["users"])
 Scope = Literal["servers", "models", "admin"]
 
 
+def _default_scopes() -> list[Scope]:
+    return ["servers", "models"]
+
+
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -31,7 +35,7 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(default="", max_length=200)
-    scopes: list[Scope] = Field(default_factory=lambda: ["servers", "models"])
+    scopes: list[Scope] = Field(default_factory=lambda: _default_scopes())
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 

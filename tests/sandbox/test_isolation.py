@@ -194,7 +194,7 @@ async def test_cannot_reach_another_game_container(prober: GameBox, neighbour: G
 
 async def test_cannot_reach_host_services_on_loopback(prober: GameBox) -> None:
     gateway = prober.sandbox.gateway()
-    with tcp_listener("127.0.0.1") as loopback_port, tcp_listener("0.0.0.0") as any_port:  # noqa: S104
+    with tcp_listener("127.0.0.1") as loopback_port, tcp_listener("0.0.0.0") as any_port:
         ws = await prober.join("hostscan")
         try:
             results = await probe(ws, "connect", timeoutMs=2000, targets=[
@@ -221,9 +221,10 @@ async def test_no_route_to_an_outside_host(prober: GameBox, sandbox: Sandbox,
             assert s.recv(16) == b"outside\n"
         # Control 2: a container on an ordinary bridge (masquerade on) reaches it: the stand-in
         # sees the host's address and can answer. Same image, same user, same Node probe.
-        code = ("const s=require('net').connect(%d,'%s');s.setTimeout(3000,()=>{console.log('timeout');"
-                "process.exit()});s.on('connect',()=>{console.log('connected');process.exit()});"
-                "s.on('error',e=>{console.log(e.code);process.exit()})") % (outside.port, outside.peer_ip)
+        code = (f"const s=require('net').connect({outside.port},'{outside.peer_ip}');"
+                "s.setTimeout(3000,()=>{console.log('timeout');process.exit()});"
+                "s.on('connect',()=>{console.log('connected');process.exit()});"
+                "s.on('error',e=>{console.log(e.code);process.exit()})")
         control_net = docker_client.networks.create(f"gsf-sbx-ctl-{uuid.uuid4().hex[:8]}", driver="bridge")
         try:
             ctl = docker_client.containers.run(

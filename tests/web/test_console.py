@@ -9,7 +9,8 @@ import re
 
 import httpx
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Route, expect
 
 from tests.conftest import GAMES
 from tests.web.conftest import PHONE, Pages, Platform
@@ -20,8 +21,20 @@ DEPLOY_TIMEOUT = 120_000
 BAD_GAME = b"module.exports = {\n  onJoin(room) { eval(room.state.code); },\n};\n"
 
 
+async def goto(page: Page, url: str) -> None:
+    """page.goto, again when Chromium dropped it because Docker changed the network interfaces."""
+    for attempt in range(3):
+        try:
+            await page.goto(url)
+            return
+        except PlaywrightError as exc:
+            if "ERR_NETWORK_CHANGED" not in str(exc) or attempt == 2:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def sign_in(page: Page, key: str) -> None:
-    await page.goto("/")
+    await goto(page, "/")
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     await page.get_by_label("API key").fill(key)
     await page.get_by_role("button", name="Sign in").click()
@@ -53,7 +66,7 @@ async def deploy_running(page: Page, name: str, file: str) -> str:
 
 
 async def test_sign_in_refuses_a_bad_key_and_sign_out_forgets_the_key(page: Page, platform: Platform) -> None:
-    await page.goto("/#/servers")
+    await goto(page, "/#/servers")
     await expect(page).to_have_url(re.compile(r"#/signin$"))
     await page.get_by_label("API key").fill("gsf_not-a-real-key")
     await page.get_by_role("button", name="Sign in").click()
@@ -198,7 +211,7 @@ async def test_two_browsers_play_tictactoe_to_a_win_then_stop_and_delete(pages: 
 async def test_arena_steers_with_the_keyboard(page: Page, platform: Platform) -> None:
     await sign_in(page, platform.key)
     server_id = await deploy_running(page, "web-arena", "arena.js")
-    await page.goto(f"/#/play/{server_id}")
+    await goto(page, f"/#/play/{server_id}")
     await expect(page.get_by_label("Game client")).to_have_value("arena")
     await page.get_by_role("button", name="Join").click()
     field = page.get_by_role("img", name=re.compile("^Arena"))
@@ -236,19 +249,19 @@ async def test_network_errors_show_a_banner_and_retry(page: Page, platform: Plat
 
 async def test_phone_width_layout_and_keyboard_use(pages: Pages, platform: Platform) -> None:
     page = await pages.new(PHONE)
-    await page.goto("/")
+    await goto(page, "/")
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     # Keyboard only: the key field has focus, Enter signs in.
     await page.keyboard.type(platform.key)
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="My servers")).to_be_visible()
     for route, heading in [("#/servers", "My servers"), ("#/upload", "Upload a game"), ("#/rooms", "Rooms")]:
-        await page.goto(f"/{route}")
+        await goto(page, f"/{route}")
         await expect(page.get_by_role("heading", name=heading)).to_be_visible()
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"{route} scrolls sideways at 375 px ({width} px wide)"
     # Every form control has a label.
-    await page.goto("/#/upload")
+    await goto(page, "/#/upload")
     unlabeled = await page.evaluate("""() => [...document.querySelectorAll('input, select, textarea')]
         .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')).map((el) => el.outerHTML)""")
     assert unlabeled == []
@@ -307,6 +320,26 @@ async def test_the_api_routes_behind_the_console(platform: Platform) -> None:
                             if server["status"] == "rejected":
                                 break
         assert seen[-1] == "rejected", seen
+
+
+async def test_a_script_that_fails_to_load_is_fetched_again(pages: Pages, platform: Platform) -> None:
+    page = await pages.new()
+    failures = 0
+
+    async def fail_once(route: Route) -> None:
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            await route.abort("internetdisconnected")
+        else:
+            await route.continue_()
+
+    # A dependency of the entry module: the whole module graph fails the first time.
+    await page.route("**/js/pages/rooms.js", fail_once)
+    await goto(page, "/")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible(timeout=20_000)
+    assert failures == 1
+    assert await page.evaluate("sessionStorage.getItem('gsf.bootAttempts')") is None
 
 
 def test_the_api_key_stays_out_of_logs(platform: Platform) -> None:

@@ -94,13 +94,13 @@ async function render() {
   }
 }
 
-window.gsfStarted = true; // js/boot.js reports a console that never started
+// js/boot.js loads this module after the document is parsed, and retries when it cannot.
+window.gsfStarted = true;
+sessionStorage.removeItem('gsf.bootAttempts');
 window.addEventListener('hashchange', render);
-window.addEventListener('DOMContentLoaded', () => {
-  document.getElementById('sign-out').addEventListener('click', () => signOut(''));
-  document.querySelector('[data-skip]').addEventListener('click', (e) => {
-    e.preventDefault(); // the router owns the hash
-    document.getElementById('main').focus();
-  });
-  render();
+document.getElementById('sign-out').addEventListener('click', () => signOut(''));
+document.querySelector('[data-skip]').addEventListener('click', (e) => {
+  e.preventDefault(); // the router owns the hash
+  document.getElementById('main').focus();
 });
+render();
