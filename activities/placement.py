@@ -17,9 +17,11 @@ ACTIVE = ("building", "starting", "running")
 
 
 class PlacementActivities:
-    def __init__(self, sessions: SessionFactory, liveness_factor: float = 3.0) -> None:
+    def __init__(self, sessions: SessionFactory, liveness_factor: float = 3.0, cpu_overcommit: float = 4.0) -> None:
         self.sessions = sessions
         self.liveness_factor = liveness_factor
+        # Idle game servers use little CPU: a node may promise more CPU than it has, up to this ratio.
+        self.cpu_overcommit = cpu_overcommit
 
     @activity.defn(name="select_node")
     async def select_node(self, input: SelectNodeInput) -> SelectNodeResult:
@@ -47,7 +49,11 @@ class PlacementActivities:
             running = counts.get(node.id, 0)
             if max_servers and running >= max_servers:
                 continue
-            free_mem = float(node.resources.get("memory_mb", 0) or 0) - running * input.limits.memory_mb
+            # Room for the server's CPU and memory on top of what runs there (each at its plan's size).
+            free_mem = float(node.resources.get("memory_mb", 0) or 0) - (running + 1) * input.limits.memory_mb
+            free_cpu = float(node.resources.get("cpus", 0) or 0) * self.cpu_overcommit - (running + 1) * input.limits.cpus
+            if node.resources.get("memory_mb") and free_mem < 0 or node.resources.get("cpus") and free_cpu < 0:
+                continue
             candidates.append((running, -free_mem, node.id))
         return min(candidates)[2] if candidates else None
 

@@ -6,8 +6,10 @@ database, one with the Redis status cache (GSF_REDIS_URL) and one without. Then:
 
 1. submits `--jobs` prompt jobs at once and waits until all succeed: total wall time; the control worker's
    peak RSS (sampled every 100 ms); the fake's peak number of concurrent tasks (the per-key limit);
-2. reads job status open-loop at `--rate` requests/s for `--seconds`, through each API in turn:
-   latency from each request's scheduled start (so queueing counts), p50/p99/max.
+2. reads job status through each API: 500 reads one at a time (service time), then open loop at
+   `--rate` requests/s for `--seconds` per API, in two alternating halves; open-loop latency counts from
+   each request's scheduled start, so queueing counts. The load average is recorded with the figures:
+   on a shared machine they move with it.
 
     .venv/bin/python -m bench.models [--jobs 100] [--generation-seconds 2] [--rate 200] [--seconds 10]
 """
@@ -123,32 +125,77 @@ async def submit_all(api_url: str, key: str, jobs: int) -> tuple[list[str], floa
             await asyncio.sleep(0.2)
 
 
-async def read_load(api_url: str, key: str, ids: list[str], rate: float, seconds: float) -> dict[str, float]:
-    """Open-loop status reads: request i starts at t0 + i/rate; latency counts from that moment."""
-    total = int(rate * seconds)
-    latencies: list[float] = []
-    errors = 0
-    rng = random.Random(7)
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=api_url, timeout=30, limits=limits,
-                                 headers={"Authorization": f"Bearer {key}"}) as api:
-        for job in ids[:20]:  # warm up connections and, with Redis, the cache
-            await api.get(f"/api/v1/models/{job}/status")
+def _summary(latencies: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(statistics.median(latencies), 2), "p99_ms": round(percentile(latencies, 99), 2),
+            "max_ms": round(max(latencies), 2)}
+
+
+class Reader:
+    """Status reads through one API, open loop or one at a time; open-loop latencies add up across calls."""
+
+    def __init__(self, api_url: str, key: str, ids: list[str]) -> None:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        self.api = httpx.AsyncClient(base_url=api_url, timeout=30, limits=limits,
+                                     headers={"Authorization": f"Bearer {key}"})
+        self.ids = ids
+        self.rng = random.Random(7)
+        self.open_loop: list[float] = []
+        self.errors = 0
+        self.sent = 0
+        self.busy = 0.0
+
+    async def one_at_a_time(self, count: int) -> dict[str, float]:
+        latencies = []
+        for _ in range(count):
+            started = time.perf_counter()
+            resp = await self.api.get(f"/api/v1/models/{self.rng.choice(self.ids)}/status")
+            resp.raise_for_status()
+            latencies.append((time.perf_counter() - started) * 1000)
+        return _summary(latencies)
+
+    async def load(self, rate: float, seconds: float) -> None:
+        """Request i starts at t0 + i/rate, whether or not the earlier ones have been answered."""
 
         async def one(at: float, job: str) -> None:
-            nonlocal errors
             await asyncio.sleep(max(0.0, at - time.perf_counter()))
-            resp = await api.get(f"/api/v1/models/{job}/status")
+            resp = await self.api.get(f"/api/v1/models/{job}/status")
             if resp.status_code != 200:
-                errors += 1
-            latencies.append((time.perf_counter() - at) * 1000)
+                self.errors += 1
+            self.open_loop.append((time.perf_counter() - at) * 1000)
 
+        total = int(rate * seconds)
         t0 = time.perf_counter() + 0.2
-        await asyncio.gather(*[one(t0 + i / rate, rng.choice(ids)) for i in range(total)])
-        elapsed = time.perf_counter() - t0
-    return {"requests": total, "errors": errors, "achieved_rps": round(total / elapsed, 1),
-            "p50_ms": round(statistics.median(latencies), 2), "p99_ms": round(percentile(latencies, 99), 2),
-            "max_ms": round(max(latencies), 2)}
+        await asyncio.gather(*[one(t0 + i / rate, self.rng.choice(self.ids)) for i in range(total)])
+        self.sent += total
+        self.busy += time.perf_counter() - t0
+
+    def report(self) -> dict[str, float]:
+        return {"requests": self.sent, "errors": self.errors, "achieved_rps": round(self.sent / self.busy, 1),
+                **_summary(self.open_loop)}
+
+    async def close(self) -> None:
+        await self.api.aclose()
+
+
+async def read_load(urls: dict[str, str], key: str, ids: list[str], rate: float,
+                    seconds: float) -> dict[str, Any]:
+    """Each API one read at a time, then open loop in two alternating halves (neither gets the quiet moment)."""
+    readers = {name: Reader(url, key, ids) for name, url in urls.items()}
+    try:
+        single = {}
+        for name, reader in readers.items():
+            await reader.one_at_a_time(50)  # warm up connections and, with Redis, the cache
+            single[name] = await reader.one_at_a_time(500)
+        load_before = os.getloadavg()[0]
+        for _ in range(2):
+            for reader in readers.values():
+                await reader.load(rate, seconds / 2)
+        load_after = os.getloadavg()[0]
+        return {"one_at_a_time": single, "open_loop": {n: r.report() for n, r in readers.items()},
+                "load_average": [round(load_before, 2), round(load_after, 2)]}
+    finally:
+        for reader in readers.values():
+            await reader.close()
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -193,9 +240,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             sampler.join()
             async with httpx.AsyncClient() as http:
                 fake_state = (await http.get(f"http://127.0.0.1:{fake_port}/_fake/state")).json()
-            reads = {}
-            for name, port in (("without_redis", api_port), ("with_redis", api_cached_port)):
-                reads[name] = await read_load(f"http://127.0.0.1:{port}", user_key, ids, args.rate, args.seconds)
+            reads = await read_load({"without_redis": f"http://127.0.0.1:{api_port}",
+                                     "with_redis": f"http://127.0.0.1:{api_cached_port}"},
+                                    user_key, ids, args.rate, args.seconds)
     finally:
         await engine.dispose()
         await env_server.shutdown()
@@ -233,16 +280,17 @@ def markdown(r: dict[str, Any]) -> str:
         f"| Tripo tasks created / peak concurrent | {r['tripo_tasks']} / {r['tripo_peak_concurrency']} |",
         f"| control worker RSS idle / peak | {r['worker_rss_idle_mb']} MiB / {r['worker_rss_peak_mb']} MiB |",
         "",
-        (f"Status reads, open loop at {r['rate']} requests/s for {r['seconds']} s "
-         "(latency from each request's scheduled start):"),
+        (f"Status reads through each API: 500 one at a time, then open loop at {r['rate']} requests/s "
+         f"for {r['seconds']} s (latency from each request's scheduled start); load average "
+         f"{reads['load_average'][0]} → {reads['load_average'][1]}:"),
         "",
-        "| API | achieved rps | p50 ms | p99 ms | max ms | errors |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| API | one at a time p50 / p99 ms | open loop: achieved rps | p50 ms | p99 ms | max ms | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in ("without_redis", "with_redis"):
-        x = reads[name]
-        lines.append(f"| {name.replace('_', ' ')} | {x['achieved_rps']} | {x['p50_ms']} | {x['p99_ms']} | "
-                     f"{x['max_ms']} | {x['errors']} |")
+        x, one = reads["open_loop"][name], reads["one_at_a_time"][name]
+        lines.append(f"| {name.replace('_', ' ')} | {one['p50_ms']} / {one['p99_ms']} | {x['achieved_rps']} | "
+                     f"{x['p50_ms']} | {x['p99_ms']} | {x['max_ms']} | {x['errors']} |")
     lines += ["", (f"Database: {r['database']}. Every read also authenticates its API key against the "
                    "database, so the cache saves one of two queries per read."), ""]
     return "\n".join(lines)

@@ -123,3 +123,16 @@ async def test_delete_is_refused_while_servers_run(h: Harness) -> None:
         resp = await api.delete("/api/v1/nodes/busy-node")
         assert resp.status_code == 409 and "force" in resp.json()["detail"]
         assert (await api.delete("/api/v1/nodes/busy-node", params={"force": True})).status_code == 204
+
+
+async def test_placement_respects_cpu_and_memory(h: Harness) -> None:
+    await beat(h, security.node_token(h.settings.secret_key, "tiny"), labels={"size": "tiny"}, heartbeat_seconds=30,
+               resources={"cpus": 0.25, "memory_mb": 100})
+    await beat(h, security.node_token(h.settings.secret_key, "roomy"), labels={"size": "roomy"}, heartbeat_seconds=30,
+               resources={"cpus": 8, "memory_mb": 16000})
+    placement = PlacementActivities(h.sessions, cpu_overcommit=1.0)
+    small = Limits(memory_mb=64, cpus=0.25)
+    big = Limits(memory_mb=512, cpus=1)
+    assert await placement.choose(SelectNodeInput(server_id="x", node_selector={"size": "tiny"}, limits=small)) == "tiny"
+    assert await placement.choose(SelectNodeInput(server_id="x", node_selector={"size": "tiny"}, limits=big)) is None
+    assert await placement.choose(SelectNodeInput(server_id="x", limits=big)) == "roomy"

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.docker
 P99_BUDGET_MS = 50.0
 T = TypeVar("T")
 MEASURED: dict[str, str] = {}
+ATTACKERS: list[GameBox] = []  # started by the current attack attempt
 
 
 @pytest.fixture(scope="module")
@@ -31,41 +32,63 @@ async def healthy(sandbox: Sandbox) -> AsyncIterator[Pinger]:
     """The chat room and one connected player; each test runs a Pinger on it during its attack."""
     box = await asyncio.to_thread(sandbox.start, GAMES / "chat.js")
     ws = await box.join("bystander")
-    baseline = Pinger(ws)
-    baseline.start()
-    await asyncio.sleep(3)
-    await baseline.stop()
-    MEASURED["no attack (baseline)"] = baseline.summary()
+    MEASURED["no attack (baseline)"] = (await measure(Pinger(ws), 3.0)).summary()
     yield Pinger(ws)
     await ws.close()
     for name, summary in MEASURED.items():
         print(f"\nhealthy chat during {name}: {summary}")
 
 
-async def under_attack(healthy: Pinger, name: str, attack: Callable[[], Awaitable[T]],
-                       min_seconds: float = 5.0) -> T:
-    """Run `attack` while pinging the healthy room for at least `min_seconds`; check the p99."""
+async def measure(healthy: Pinger, seconds: float) -> Pinger:
     pinger = Pinger(healthy.ws)
     pinger.start()
-    started = time.monotonic()
-    try:
-        result = await attack()
-        left = min_seconds - (time.monotonic() - started)
-        if left > 0:
-            await asyncio.sleep(left)
-    finally:
-        await pinger.stop()
-    MEASURED[name] = pinger.summary()
-    assert not pinger.failures, pinger.summary()
-    assert len(pinger.samples) >= 50, pinger.summary()
-    assert pinger.p99() < P99_BUDGET_MS, (
-        f"{name}: {pinger.summary()}; baseline {MEASURED.get('no attack (baseline)')} "
-        "(a busy host shows in the baseline too: game containers share one cgroup-v1 CPU weight)")
-    return result
+    await asyncio.sleep(seconds)
+    await pinger.stop()
+    return pinger
 
 
-def start(sandbox: Sandbox, module: str, **kwargs: Any) -> Awaitable[GameBox]:
-    return asyncio.to_thread(sandbox.start, HOSTILE / module, **kwargs)
+async def under_attack(healthy: Pinger, name: str, attack: Callable[[], Awaitable[T]],
+                       min_seconds: float = 5.0, attempts: int = 3) -> T:
+    """Run `attack` while pinging the healthy room for at least `min_seconds`; check the p99.
+
+    This machine is shared: other processes' CPU bursts show as latency too. A window over budget
+    is measured again (with a fresh attack) only when a no-attack window right after it is slow as
+    well, i.e. when the host, not the attack, is what is slow; with a quiet host it fails at once.
+    """
+    history: list[str] = []
+    for attempt in range(1, attempts + 1):
+        ATTACKERS.clear()
+        pinger = Pinger(healthy.ws)
+        pinger.start()
+        started = time.monotonic()
+        try:
+            result = await attack()
+            left = min_seconds - (time.monotonic() - started)
+            if left > 0:
+                await asyncio.sleep(left)
+        finally:
+            await pinger.stop()
+        history.append(f"attempt {attempt}: {pinger.summary()}")
+        assert not pinger.failures, pinger.summary()
+        assert len(pinger.samples) >= 50, pinger.summary()
+        if pinger.p99() < P99_BUDGET_MS:
+            MEASURED[name] = " | ".join(history)
+            return result
+        for box in ATTACKERS:
+            await asyncio.to_thread(box.remove)
+        quiet = await measure(healthy, 2.0)
+        history.append(f"no-attack check: {quiet.summary()}")
+        MEASURED[name] = " | ".join(history)
+        assert quiet.p99() >= P99_BUDGET_MS / 2, f"{name}: over budget on a quiet host: {MEASURED[name]}"
+    raise AssertionError(f"{name}: host too busy to measure in {attempts} attempts: {MEASURED[name]}")
+
+
+async def start(sandbox: Sandbox, module: str, *, wait: bool = True, **kwargs: Any) -> GameBox:
+    box = await asyncio.to_thread(sandbox.start, HOSTILE / module, wait=False, **kwargs)
+    ATTACKERS.append(box)
+    if wait:
+        await asyncio.to_thread(box.wait_ready)
+    return box
 
 
 def cpu_ns(box: GameBox) -> int:
@@ -118,12 +141,11 @@ async def test_memory_balloon_is_oom_killed(sandbox: Sandbox, healthy: Pinger) -
 
 
 async def test_cpu_spin_in_ontick_is_held_by_the_quota(sandbox: Sandbox, healthy: Pinger) -> None:
-    box = await start(sandbox, "cpu_tick.js")  # spinning from onCreate on
+    async def attack() -> tuple[GameBox, float]:
+        box = await start(sandbox, "cpu_tick.js")  # spinning from onCreate on
+        return box, await cpu_share(box, 3.0)
 
-    async def attack() -> float:
-        return await cpu_share(box, 3.0)
-
-    cores = await under_attack(healthy, "CPU spin in onTick", attack)
+    box, cores = await under_attack(healthy, "CPU spin in onTick", attack)
     assert 0.2 < cores <= 0.56, cores  # busy, but never more than its 0.5 CPU
     assert box.status()["state"]["spins"] > 0
     box.remove()
@@ -196,18 +218,16 @@ async def test_secrets_are_out_of_the_games_reach(sandbox: Sandbox, healthy: Pin
 
 
 async def test_endless_loop_in_onmessage_trips_the_watchdog(sandbox: Sandbox, healthy: Pinger) -> None:
-    box = await start(sandbox, "busy_loop.js")
-    ws = await box.join("spinner")
+    async def attack() -> tuple[GameBox, dict[str, Any], float]:
+        box = await start(sandbox, "busy_loop.js")
+        async with await box.join("spinner") as ws:
+            await ws.send(json.dumps({"type": "spin", "data": None}))
+            spun = time.monotonic()
+            state = await asyncio.to_thread(box.wait_exit, 15)
+            return box, state, time.monotonic() - spun
 
-    async def attack() -> tuple[dict[str, Any], float]:
-        await ws.send(json.dumps({"type": "spin", "data": None}))
-        spun = time.monotonic()
-        state = await asyncio.to_thread(box.wait_exit, 15)
-        return state, time.monotonic() - spun
-
-    state, took = await under_attack(healthy, "endless loop in onMessage", attack)
+    box, state, took = await under_attack(healthy, "endless loop in onMessage", attack)
     logs = box.logs()
-    await ws.close()
     box.remove()
     assert state["ExitCode"] == 4 and state["OOMKilled"] is False, state
     assert "watchdog: event loop blocked for " in logs, logs
