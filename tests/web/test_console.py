@@ -119,6 +119,7 @@ async def test_upload_reaches_running_and_the_server_page_shows_logs(page: Page,
     await page.get_by_label("Your name (optional)").fill("Ada")
     await page.get_by_role("button", name="Join").click()
     await expect(page.get_by_role("status").filter(has_text="Connected as Ada")).to_be_visible()
+    await expect(page.get_by_test_id("occupancy")).to_contain_text("1/32 players", timeout=15_000)  # live
     await page.get_by_label("Message", exact=True).fill("hello from the console")
     await page.get_by_role("button", name="Send").click()
     await expect(page.get_by_role("log", name="Messages")).to_contain_text("Ada: hello from the console")
