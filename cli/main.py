@@ -53,7 +53,8 @@ def api() -> None:
 
     _logging()
     s = get_settings()
-    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level="warning")
+    # Open event streams must not hold a stop for long: `gsf up` waits 10 s per child.
+    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level="warning", timeout_graceful_shutdown=2)
 
 
 @app.command()
@@ -65,7 +66,8 @@ def matchmaker() -> None:
 
     _logging()
     s = get_settings()
-    uvicorn.run(create_app(s), host=s.matchmaker_host, port=s.matchmaker_port, log_level="warning")
+    uvicorn.run(create_app(s), host=s.matchmaker_host, port=s.matchmaker_port, log_level="warning",
+                timeout_graceful_shutdown=2)
 
 
 @app.command("control-worker")

@@ -36,3 +36,8 @@ fi
 bash scripts/ensure-docker.sh
 bash scripts/ensure-chromium.sh || echo "gsf: going on without Chromium; only the web-console tests need it" >&2
 .venv/bin/python -m gameserver.image ensure-base
+# docker-compose validates docker-compose.yml in the tests (Debian's docker-compose 1.29).
+if ! command -v docker-compose >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null 2>&1 || \
+    echo "gsf: could not install docker-compose (only the compose-file test needs it)" >&2
+fi

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
@@ -14,7 +13,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from api.deps import CurrentUser
-from api.routes.servers import _public
+from api.routes.servers import server_public
 from core.contracts import ServerStatus
 from core.db.models import GameServer
 from core.db.session import SessionFactory
@@ -37,7 +36,8 @@ class EventStream(StreamingResponse):
 
     media_type = "text/event-stream"
 
-    def __init__(self, frames: AsyncIterator[bytes], on_close: Any = None) -> None:
+    def __init__(self, frames: AsyncIterator[bytes],
+                 on_close: Callable[[], Awaitable[None]] | None = None) -> None:
         self._on_close = on_close
         super().__init__(frames, headers=SSE_HEADERS)
 
@@ -80,7 +80,8 @@ async def _snapshot(sessions: SessionFactory, owner_id: str | None, known: set[s
     return {row.id: (row.status, row.updated_at) for row in rows}
 
 
-async def _changes(sessions: SessionFactory, settings: Settings, owner_id: str | None) -> AsyncIterator[bytes]:
+async def _changes(sessions: SessionFactory, settings: Settings,
+                   owner_id: str | None) -> AsyncIterator[bytes]:
     seen = await _snapshot(sessions, owner_id, set())
     yield f"retry: {RETRY_MS}\n".encode() + sse("ready", "{}")
     loop = asyncio.get_running_loop()
@@ -93,7 +94,7 @@ async def _changes(sessions: SessionFactory, settings: Settings, owner_id: str |
             async with sessions() as session:
                 rows = (await session.scalars(select(GameServer).where(GameServer.id.in_(changed)))).all()
             for server in rows:
-                yield sse("server", _public(server, settings).model_dump_json())
+                yield sse("server", server_public(server, settings).model_dump_json())
             quiet_since = loop.time()
         # Deleted servers are reported once, then forgotten.
         seen = {sid: mark for sid, mark in now.items() if mark[0] != ServerStatus.DELETED.value}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -78,7 +79,7 @@ async def stream_rooms(request: Request, user: CurrentUser, mm: MatchmakerHttp) 
         await upstream.aclose()
         return _relay(upstream)
 
-    async def frames() -> Any:
+    async def frames() -> AsyncIterator[bytes]:
         try:
             async for chunk in upstream.aiter_raw():
                 yield chunk
@@ -99,8 +100,11 @@ async def get_room(server_id: str, user: CurrentUser, mm: MatchmakerHttp) -> Res
 
 
 @router.post("/join", response_class=Response)
-async def join_room(user: CurrentUser, mm: MatchmakerHttp,
-                    body: Annotated[dict[str, Any], Body(description="the matchmaker's join request")]) -> Response:
+async def join_room(
+    user: CurrentUser,
+    mm: MatchmakerHttp,
+    body: Annotated[dict[str, Any], Body(description="the matchmaker's join request")],
+) -> Response:
     """Reserve a seat (by room id or quick join); the answer's `ws_url` carries the seat token."""
     try:
         resp = await mm.post("/join", json=body)

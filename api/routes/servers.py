@@ -89,7 +89,7 @@ def _filename(filename: str | None) -> str:
     return "game.mjs" if name.endswith(".mjs") else "game.cjs" if name.endswith(".cjs") else "game.js"
 
 
-def _public(server: GameServer, settings: Settings, cls: type[ServerPublic] = ServerPublic) -> ServerPublic:
+def server_public(server: GameServer, settings: Settings, cls: type[ServerPublic] = ServerPublic) -> ServerPublic:
     out = cls.model_validate(server)
     out.workflow_url = workflow_ui_url(settings.temporal_ui_url, settings.temporal_namespace, server.workflow_id)
     return out
@@ -204,7 +204,7 @@ async def list_servers(
     count = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = (await session.scalars(query.order_by(GameServer.created_at.desc(), GameServer.id)
                                   .limit(limit).offset(offset))).all()
-    return ServersPublic(items=[_public(s, settings) for s in rows], count=count,
+    return ServersPublic(items=[server_public(s, settings) for s in rows], count=count,
                          next_offset=offset + limit if offset + limit < count else None)
 
 
@@ -214,7 +214,7 @@ async def get_server(server_id: str, user: CurrentUser, session: SessionDep, set
     server = await _owned(session, user, server_id)
     events = (await session.scalars(select(ServerEvent).where(ServerEvent.server_id == server_id)
                                     .order_by(ServerEvent.seq))).all()
-    detail = _public(server, settings, ServerDetail)
+    detail = server_public(server, settings, ServerDetail)
     assert isinstance(detail, ServerDetail)
     detail.events = [ServerEventPublic.model_validate(e) for e in events]
     detail.analysis = server.analysis
@@ -312,7 +312,7 @@ async def stop_server(server_id: str, user: CurrentUser, session: SessionDep, te
     if server.status not in DONE:
         await _stop(session, temporal, server, delete=False)
         await _wait_record(session, server, DONE)
-    return _public(server, settings)
+    return server_public(server, settings)
 
 
 @router.delete("/{server_id}", response_model=ServerPublic)
@@ -323,7 +323,7 @@ async def delete_server(server_id: str, user: CurrentUser, session: SessionDep, 
     if server.status != ServerStatus.DELETED.value:
         await _stop(session, temporal, server, delete=True)
         await _wait_record(session, server, {ServerStatus.DELETED.value})
-    return _public(server, settings)
+    return server_public(server, settings)
 
 
 async def _wait_record(session: SessionDep, server: GameServer, statuses: set[str], timeout: float = 10.0) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import io
+import os
 import struct
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,6 +26,16 @@ from tests.harness import Harness, platform, serve
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PROBLEM = "application/problem+json"
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def record_history(h: Harness, workflow_id: str, name: str) -> None:
+    """With GSF_RECORD_HISTORIES=1, keep this run's history for the replay test (after a deliberate change)."""
+    if os.environ.get("GSF_RECORD_HISTORIES") != "1":
+        return
+    history = await h.client.get_workflow_handle(workflow_id).fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
 @dataclass

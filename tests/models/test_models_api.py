@@ -23,6 +23,7 @@ from tests.models.conftest import (
     image_bytes,
     image_upload,
     parse_glb,
+    record_history,
     wait_job,
 )
 
@@ -73,6 +74,7 @@ async def test_prompt_job_from_202_to_glb(h: Harness, fake_tripo: FakeServer) ->
                     "model_version": "v2.5-20250123", "pbr": True, "face_limit": 8000}
     outcome = await h.client.get_workflow_handle(model_workflow_id(job), result_type=GenerateModelResult).result()
     assert outcome.model_sha256 == detail["result"]["sha256"] and outcome.source == "pbr_model"
+    await record_history(h, model_workflow_id(job), "model_prompt_success")
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
@@ -95,6 +97,8 @@ async def test_image_job(h: Harness, fake_tripo: FakeServer, fmt: str) -> None:
     assert (task.input["texture"], task.input["pbr"], task.input["face_limit"]) == (False, False, 2000)
     token = task.input["file"]["file_token"]
     assert fake_tripo.fake.uploads[token][1] == data, "Tripo got the image as uploaded"
+    if fmt == "PNG":
+        await record_history(h, model_workflow_id(job), "model_image_success")
 
 
 async def test_idempotency_key_replays_the_same_job(h: Harness, fake_tripo: FakeServer) -> None:

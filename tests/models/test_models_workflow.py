@@ -25,6 +25,7 @@ from tests.models.conftest import (
     image_upload,
     model_settings,
     parse_glb,
+    record_history,
     s3_settings,
     wait_for,
     wait_job,
@@ -83,6 +84,7 @@ async def test_tripo_end_states_end_the_job(h: Harness, fake_tripo: FakeServer) 
             assert await failure_type(h, jobs[outcome]) == code
             assert (await api.get(f"/api/v1/models/{jobs[outcome]}/result")).status_code == 409
         assert (await slots(h)).holders == [], "every slot was given back"
+    await record_history(h, model_workflow_id(jobs["banned"]), "model_tripo_banned")
 
 
 async def test_non_retryable_refusals_end_the_job_at_once(h: Harness, fake_tripo: FakeServer) -> None:
@@ -110,6 +112,7 @@ async def test_non_retryable_refusals_end_the_job_at_once(h: Harness, fake_tripo
         job = await create(api)
         assert (await wait_job(api, job, {"failed"}))["error"]["code"] == "TripoNotConfigured"
     assert fake.count("POST", "/v2/openapi/task", status=200) == 0, "no task was created"
+    await record_history(h, model_workflow_id(job), "model_not_configured")
 
 
 async def test_429_honours_retry_after_and_5xx_is_retried(h: Harness, fake_tripo: FakeServer) -> None:
@@ -130,6 +133,7 @@ async def test_429_honours_retry_after_and_5xx_is_retried(h: Harness, fake_tripo
         assert polls[i + 1].at - polls[i].at >= 0.95, "the next look waited for Retry-After"
     assert fake.count("POST", "/v2/openapi/task", status=500) == 1
     assert fake.count("POST", "/v2/openapi/task", status=200) == 1, "one task, created on the retry"
+    await record_history(h, model_workflow_id(job), "model_retries")
 
 
 async def test_unknown_is_polled_until_the_deadline(h: Harness, fake_tripo: FakeServer) -> None:
@@ -142,6 +146,7 @@ async def test_unknown_is_polled_until_the_deadline(h: Harness, fake_tripo: Fake
     assert done["error"]["code"] == "TripoDeadlineExceeded" and "unknown" in done["error"]["message"]
     assert await failure_type(h, job) == "TripoDeadlineExceeded"
     assert fake_tripo.fake.count("GET", "/v2/openapi/task/") >= 2, "unknown was looked at again"
+    await record_history(h, model_workflow_id(job), "model_deadline")
 
 
 async def test_cancel_mid_poll(h: Harness, fake_tripo: FakeServer) -> None:
@@ -162,6 +167,7 @@ async def test_cancel_mid_poll(h: Harness, fake_tripo: FakeServer) -> None:
         assert fake.count("GET", "/v2/openapi/task/") == polls, "the polling stopped"
         assert (await slots(h)).holders == [], "the slot was given back"
         assert (await api.get(f"/api/v1/models/{job}/status")).json()["status"] == "cancelled"
+        await record_history(h, model_workflow_id(job), "model_cancelled_mid_poll")
         assert (await api.delete(f"/api/v1/models/{job}")).status_code == 204, "a second delete removes it"
 
 
@@ -187,6 +193,8 @@ async def test_concurrency_is_limited_by_the_workflow_layer(h: Harness, fake_tri
     assert fake.count("POST", "/v2/openapi/task", status=429) == 0, "no request was refused for concurrency"
     state = await slots(h)
     assert state.holders == [] and state.waiters == [] and state.granted_total == 6 and state.limit == 2
+    await record_history(h, tripo_slots_workflow_id(fake_tripo.key), "tripo_slots")
+    await record_history(h, model_workflow_id(late), "model_cancelled_queued")
 
 
 @pytest.fixture
@@ -216,6 +224,7 @@ async def test_worker_restart_mid_poll_resumes_the_same_task(h_restartable: Harn
         assert fake.count("GET", f"/v2/openapi/task/{task}") > before, "the new worker picked the polling up"
         assert fake.count("POST", "/v2/openapi/task") == 1, "no second Tripo task"
         assert fake.count("POST", "/v2/openapi/upload") == 1
+        await record_history(h, model_workflow_id(job), "model_worker_restart")
         # The S3 store answers the result with a presigned redirect; ?redirect=false streams it.
         resp = await api.get(f"/api/v1/models/{job}/result")
         assert resp.status_code == 307 and "X-Amz-Signature" in resp.headers["location"]

