@@ -225,6 +225,7 @@ class Agent:
             self._players[server_id] = players
             await self._signal(server_id, "report_players", PlayersReport(players=players))
         beat = {"players": players, "max_players": int(status.get("max_players", 0)),
+                "player_ids": list(status.get("player_ids") or []),
                 "metadata": status.get("metadata") or {}, "locked": bool(status.get("locked", False)),
                 "ready": True}
         resp = await mm.put(f"/servers/{server_id}/heartbeat", json=beat, headers=self.headers)

@@ -60,14 +60,11 @@ def api() -> None:
 @app.command()
 def matchmaker() -> None:
     """Run the matchmaker."""
-    import uvicorn
-
-    from matchmaker.app import create_app
+    from matchmaker.server import build_server
 
     _logging()
-    s = get_settings()
-    uvicorn.run(create_app(s), host=s.matchmaker_host, port=s.matchmaker_port, log_level="warning",
-                timeout_graceful_shutdown=2)
+    # MatchmakerServer ends open SSE streams first, so a stop never waits on a watching browser.
+    build_server(get_settings(), log_level="warning").run()
 
 
 @app.command("control-worker")

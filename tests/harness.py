@@ -66,7 +66,11 @@ class Harness:
 
     async def stop(self, name: str) -> None:
         if name in self.servers:
-            self.servers.pop(name).should_exit = True
+            server = self.servers.pop(name)
+            hub = getattr(getattr(server.config.app, "state", None), "matchmaker", None)
+            if hub is not None:
+                hub.hub.close()  # open SSE streams would hold uvicorn's shutdown forever
+            server.should_exit = True
             await self.tasks.pop(name)
             return
         task = self.tasks.pop(name)

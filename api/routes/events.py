@@ -103,7 +103,7 @@ async def _changes(sessions: SessionFactory, settings: Settings,
             quiet_since = loop.time()
 
 
-@router.get("/servers", response_class=EventStream,
+@router.get("/servers", response_class=EventStream, status_code=200,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "`ready` once, then `server` (ServerPublic JSON) per change"}})
 async def server_events(request: Request, user: CurrentUser) -> EventStream:

@@ -46,6 +46,8 @@ async def ready(request: Request) -> JSONResponse:
     if state.settings.redis_url:
         cache = getattr(state, "model_cache", None)
         try:
+            if cache is None:
+                raise RuntimeError("no status cache configured")
             await asyncio.wait_for(cache.ping(), 5)
             checks["redis"] = "ok"
         except Exception as exc:  # noqa: BLE001 - reported in the body

@@ -20,7 +20,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.storage import ObjectStore, open_object_store
-from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
+from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
 from api.model_cache import ModelStatusCache, ModelStatusDoc, status_doc
 from api.model_schemas import (
     OPTION_FIELDS,
@@ -79,7 +79,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await app.state.model_cache.close()
 
 
-router = APIRouter(prefix="/api/v1/models", tags=["models"], lifespan=lifespan)
+router = APIRouter(prefix="/api/v1/models", tags=["models"], lifespan=lifespan,
+                   dependencies=[Depends(require_scope("models"))])
 
 
 def get_model_store(request: Request) -> ObjectStore:

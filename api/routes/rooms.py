@@ -63,7 +63,7 @@ async def list_rooms(request: Request, user: CurrentUser, mm: MatchmakerHttp) ->
     return _relay(resp)
 
 
-@router.get("/stream", response_class=EventStream,
+@router.get("/stream", response_class=EventStream, status_code=200,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "the matchmaker's room events: added, updated, removed"}})
 async def stream_rooms(request: Request, user: CurrentUser, mm: MatchmakerHttp) -> Response:

@@ -185,6 +185,12 @@ async def test_users_keys_scopes_and_audit(h: Harness) -> None:
         assert all("key" not in k and "key_hash" not in k for k in listed)
     async with h.api(models_only["key"]) as narrow:
         assert_problem(await narrow.get("/api/v1/servers"), 403, "forbidden")
+        assert (await narrow.get("/api/v1/models")).status_code == 200
+    async with h.api(carol_key) as carol:
+        servers_only = (await carol.post("/api/v1/keys", json={"scopes": ["servers"]})).json()
+    async with h.api(servers_only["key"]) as narrow:
+        assert_problem(await narrow.get("/api/v1/models"), 403, "forbidden")
+        assert (await narrow.get("/api/v1/servers")).status_code == 200
     async with h.api(carol_key) as carol:
         assert (await carol.delete(f"/api/v1/keys/{models_only['id']}")).status_code == 204
     async with h.api(models_only["key"]) as revoked:
@@ -196,3 +202,12 @@ async def test_users_keys_scopes_and_audit(h: Harness) -> None:
         assert any(e["method"] == "POST" and e["path"] == "/api/v1/users" and e["status"] == 201 for e in entries)
     async with h.api(carol_key) as carol:
         assert_problem(await carol.get("/api/v1/audit"), 403, "forbidden")
+
+
+async def test_openapi_documents_every_route(h: Harness) -> None:
+    async with httpx.AsyncClient(base_url=h.settings.public_api_url) as anon:
+        spec = (await anon.get("/openapi.json")).json()
+        assert (await anon.get("/docs")).status_code == 200
+    ops = [(path, method, op) for path, item in spec["paths"].items() for method, op in item.items()]
+    assert len(ops) > 40
+    assert [(p, m) for p, m, op in ops if not op.get("summary")] == []

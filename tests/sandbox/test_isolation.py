@@ -131,6 +131,8 @@ async def test_filesystem_read_only_and_tmp_noexec(prober: GameBox) -> None:
     tmp_opts, tmp_fs, _, tmp_super = mounts["/tmp"]
     assert tmp_fs == "tmpfs" and {"rw", "noexec", "nosuid", "nodev"} <= set(tmp_opts)
     assert "size=16384k" in tmp_super
+    # Docker's /dev/shm is the one other writable place: noexec, nosuid, nodev as well.
+    assert {"rw", "noexec", "nosuid", "nodev"} <= set(mounts["/dev/shm"][0])
     # Nothing from the host but what Docker always adds (/etc/hosts, resolv.conf, hostname) and
     # its init binary, read-only.
     assert not any("docker.sock" in m for m in mounts), mounts.keys()
