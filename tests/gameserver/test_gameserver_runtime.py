@@ -335,7 +335,14 @@ async def test_failing_hooks_answer_errors_and_the_server_stays_up(start_runtime
 
     assert rt.health().status_code == 200
     assert rt.proc.poll() is None
-    stderr = rt.stderr()
+    expected = ["hook onMessage failed player=p1: TypeError: boom in onMessage", "hostile.js",
+                "hook onTick failed: Error: tick failure", "boom in a timer", "nobody catches this",
+                "hook onJoin failed: Error: no evil players"]
+    for _ in range(100):  # a loaded machine may not have ticked or flushed stderr yet
+        stderr = rt.stderr()
+        if all(text in stderr for text in expected):
+            break
+        await asyncio.sleep(0.05)
     assert "hook onMessage failed player=p1: TypeError: boom in onMessage" in stderr
     assert "hostile.js" in stderr  # the stack points at the game's code
     assert "hook onTick failed: Error: tick failure" in stderr
