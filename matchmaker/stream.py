@@ -6,10 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator
 
-import anyio
-from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
-
+from core.sse import EventStream
 from matchmaker.models import RoomEvent, RoomFilter
 
 KEEPALIVE = b": keepalive\n\n"
@@ -95,33 +92,12 @@ class StreamHub:
         self._listeners.clear()
 
 
-class EventStreamResponse(StreamingResponse):
-    """text/event-stream that always watches for the client going away, whatever the ASGI
-    spec version of the server, so a dead client's stream ends at once, not at its next write."""
+class EventStreamResponse(EventStream):
+    """The room-list stream of one listener; the listener leaves the hub when the stream ends."""
 
-    media_type = "text/event-stream"
+    def __init__(self, hub: StreamHub, listener: Listener, keepalive_seconds: float, status_code: int = 200) -> None:
+        async def leave() -> None:
+            hub.drop(listener)
 
-    def __init__(self, hub: StreamHub, listener: Listener, keepalive_seconds: float) -> None:
-        self._hub = hub
-        self._listener = listener
-        self._frames = listener.frames(keepalive_seconds)
-        super().__init__(self._frames, headers={"Cache-Control": "no-cache",
-                                                "X-Accel-Buffering": "no"})
+        super().__init__(listener.frames(keepalive_seconds), on_close=leave, status_code=status_code)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            async with anyio.create_task_group() as tg:
-
-                async def stream() -> None:
-                    try:
-                        await self.stream_response(send)
-                    except OSError:
-                        pass  # the client is gone; the disconnect watcher ends the group
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(stream)
-                await self.listen_for_disconnect(receive)
-                tg.cancel_scope.cancel()
-        finally:
-            self._hub.drop(self._listener)
-            await self._frames.aclose()

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 
-import anyio
 from fastapi import APIRouter, Request
 from sqlalchemy import or_, select
-from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from api.deps import CurrentUser
 from api.routes.servers import server_public
@@ -18,6 +15,7 @@ from core.contracts import ServerStatus
 from core.db.models import GameServer
 from core.db.session import SessionFactory
 from core.settings import Settings
+from core.sse import EventStream
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
@@ -25,42 +23,8 @@ POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
 # The browser reconnects after this long when the stream drops (EventSource's `retry`).
 RETRY_MS = 2000
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 Snapshot = dict[str, tuple[str, datetime]]
-
-
-class EventStream(StreamingResponse):
-    """text/event-stream that ends as soon as the client goes away, whatever the ASGI spec
-    version of the server, instead of at its next write (which may be a keepalive away)."""
-
-    media_type = "text/event-stream"
-
-    def __init__(self, frames: AsyncIterator[bytes],
-                 on_close: Callable[[], Awaitable[None]] | None = None) -> None:
-        self._on_close = on_close
-        super().__init__(frames, headers=SSE_HEADERS)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            async with anyio.create_task_group() as tg:
-
-                async def stream() -> None:
-                    try:
-                        await self.stream_response(send)
-                    except OSError:
-                        pass  # the client is gone; the disconnect watcher ends the group
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(stream)
-                await self.listen_for_disconnect(receive)
-                tg.cancel_scope.cancel()
-        finally:
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            if self._on_close is not None:
-                await self._on_close()
 
 
 def sse(event: str, data: str) -> bytes:

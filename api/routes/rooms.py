@@ -10,8 +10,8 @@ import httpx
 from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response
 
 from api.deps import CurrentUser
-from api.routes.events import EventStream
 from core.errors import Unavailable
+from core.sse import EventStream
 
 router = APIRouter(prefix="/api/v1/rooms", tags=["rooms"])
 

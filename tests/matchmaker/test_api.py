@@ -470,3 +470,13 @@ async def test_an_unreachable_redis_is_a_503_problem(tmp_path: Any) -> None:
         assert_problem(await client.get("/servers"), 503, "store-unavailable")
         assert_problem(await client.post("/join", json={"game": "x"}), 503, "store-unavailable")
     await store.redis.aclose()
+
+
+def test_openapi_documents_every_route() -> None:
+    from core.settings import Settings
+    from matchmaker.app import create_app
+
+    spec = create_app(Settings(env="test")).openapi()
+    ops = [(path, method, op) for path, item in spec["paths"].items() for method, op in item.items()]
+    assert len(ops) >= 8
+    assert [(p, m) for p, m, op in ops if not op.get("summary")] == []
