@@ -5,6 +5,7 @@
     │   ├── UploadTooLarge        the upload exceeds its size limit (413)
     │   ├── InvalidUpload         not a usable game module file (400)
     │   ├── InvalidAllowList      an allow list names unknown or fixed analysis rules (422)
+    │   ├── InvalidLimits         an unknown plan or limits above the admin's maxima (422)
     │   ├── InvalidImage          not a PNG, JPEG or WebP image of usable size (400)
     │   ├── InvalidPrompt         an empty or too long text prompt (422)
     │   ├── IdempotencyKeyReused  an Idempotency-Key sent again with another request (422)
@@ -54,6 +55,12 @@ class InvalidUpload(BadRequest):
 
 class InvalidAllowList(BadRequest):
     slug, status, title = "invalid-allow-list", 422, "Invalid allow list"
+
+
+class InvalidLimits(BadRequest):
+    """An unknown plan, or resource limits beyond what the admin allows."""
+
+    slug, status, title = "invalid-limits", 422, "Invalid resource limits"
 
 
 class Unauthorized(GsfError):

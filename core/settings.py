@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     server_nofile: int = 1024
     server_log_max_size: str = "1m"
     server_log_max_files: int = 3
+    # Resource plans a server can be deployed with; empty: small, standard (the server_* values)
+    # and large. Per-upload overrides are allowed up to the admin-set maxima below.
+    plans: dict[str, dict[str, float]] = Field(default_factory=dict)
+    default_plan: str = "standard"
+    max_server_memory_mb: int = 1024
+    max_server_cpus: float = 2.0
+    max_server_pids: int = 256
     restart_limit: int = 3
     ready_timeout_seconds: float = 30.0
     idle_timeout_seconds: float = 0.0
@@ -123,6 +130,15 @@ class Settings(BaseSettings):
             self.public_api_url = f"http://{self.api_host}:{self.api_port}"
         if not self.node_name:
             self.node_name = self.node_id
+        if not self.plans:
+            standard = {"memory_mb": self.server_memory_mb, "cpus": self.server_cpus, "pids": self.server_pids}
+            self.plans = {
+                "small": {"memory_mb": max(32, self.server_memory_mb // 2), "cpus": self.server_cpus / 2,
+                          "pids": self.server_pids},
+                "standard": standard,
+                "large": {"memory_mb": self.server_memory_mb * 2, "cpus": self.server_cpus * 2,
+                          "pids": self.server_pids * 2},
+            }
         if self.secret_key == PLACEHOLDER_SECRET and self.env == "production":
             raise ValueError("GSF_SECRET_KEY is a placeholder; set a real secret in production")
         if not self.secret_key:

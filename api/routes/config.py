@@ -11,7 +11,7 @@ router = APIRouter(prefix="/api/v1/config", tags=["config"])
 
 
 class PlanPublic(BaseModel):
-    """The resources every game server gets (one plan until plans can be chosen per upload)."""
+    """A resource plan a server can be deployed with."""
 
     name: str
     memory_mb: int
@@ -26,6 +26,7 @@ class ConfigPublic(BaseModel):
     matchmaker_url: str
     max_upload_bytes: int
     plans: list[PlanPublic]
+    default_plan: str
     is_admin: bool
 
 
@@ -38,7 +39,8 @@ async def get_config(request: Request, user: CurrentUser, settings: SettingsDep)
         temporal_namespace=settings.temporal_namespace,
         matchmaker_url=settings.matchmaker_url,
         max_upload_bytes=settings.max_upload_bytes,
-        plans=[PlanPublic(name="standard", memory_mb=settings.server_memory_mb, cpus=settings.server_cpus,
-                          pids=settings.server_pids)],
+        plans=[PlanPublic(name=name, memory_mb=int(p["memory_mb"]), cpus=float(p["cpus"]), pids=int(p["pids"]))
+               for name, p in settings.plans.items()],
+        default_plan=settings.default_plan,
         is_admin=user.is_admin,
     )

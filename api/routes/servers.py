@@ -33,6 +33,7 @@ from core.errors import (
     BadRequest,
     Forbidden,
     InvalidAllowList,
+    InvalidLimits,
     InvalidUpload,
     NotFound,
     Unavailable,
@@ -83,6 +84,22 @@ def _game_name(filename: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", stem)[:64] or "game"
 
 
+def plan_limits(settings: Settings, plan: str, *, memory_mb: int | None = None, cpus: float | None = None,
+                pids: int | None = None) -> Limits:
+    """A plan's limits with the upload's overrides, refused beyond the admin-set maxima."""
+    base = settings.plans.get(plan)
+    if base is None:
+        raise InvalidLimits(f"no plan {plan!r}; plans: {', '.join(sorted(settings.plans))}")
+    limits = Limits(memory_mb=int(memory_mb or base["memory_mb"]), cpus=float(cpus or base["cpus"]),
+                    pids=int(pids or base["pids"]), tmpfs_mb=settings.server_tmpfs_mb)
+    over = [f"{name} {value} > {cap}" for name, value, cap in (
+        ("memory_mb", limits.memory_mb, settings.max_server_memory_mb), ("cpus", limits.cpus, settings.max_server_cpus),
+        ("pids", limits.pids, settings.max_server_pids)) if value > cap]
+    if over:
+        raise InvalidLimits("limits above what this installation allows: " + ", ".join(over))
+    return limits
+
+
 def _filename(filename: str | None) -> str:
     """The upload's extension decides CommonJS (.js/.cjs) or ES module (.mjs)."""
     name = (filename or "game.js").rsplit("/", 1)[-1]
@@ -119,6 +136,10 @@ async def create_server(
     allow_rules: Annotated[str, Form(description="comma-separated rule ids (admin only)")] = "",
     idle_timeout: Annotated[float | None, Form(ge=0, le=7 * 86400,
                                                description="stop after this many seconds without players")] = None,
+    plan: Annotated[str, Form(max_length=40, description="resource plan (GET /api/v1/config lists them)")] = "",
+    memory_mb: Annotated[int | None, Form(ge=16, description="override the plan's memory limit")] = None,
+    cpus: Annotated[float | None, Form(gt=0, description="override the plan's CPU limit")] = None,
+    pids: Annotated[int | None, Form(ge=8, description="override the plan's process limit")] = None,
 ) -> ServerCreated:
     """Upload a game module and deploy it as a new server."""
     if not NAME_RE.match(name):
@@ -138,12 +159,12 @@ async def create_server(
     parsed_labels = _parse_labels(labels, "labels")
     selector = _parse_labels(node_selector, "node_selector")
     sha = await asyncio.to_thread(artifacts.put, "sources", source)
-    limits = Limits(memory_mb=settings.server_memory_mb, cpus=settings.server_cpus, pids=settings.server_pids,
-                    tmpfs_mb=settings.server_tmpfs_mb)
+    limits = plan_limits(settings, plan or settings.default_plan, memory_mb=memory_mb, cpus=cpus, pids=pids)
     server_id = new_id()
     server = GameServer(id=server_id, owner_id=user.id, name=name, game=_game_name(file.filename),
                         source_sha256=sha, source_size=len(source), max_players=max_players or 0,
-                        labels=parsed_labels, node_selector=selector, limits=limits.model_dump(),
+                        labels=parsed_labels, node_selector=selector,
+                        limits={**limits.model_dump(), "plan": plan or settings.default_plan},
                         allow_rules=allow,
                         status=ServerStatus.PENDING.value, workflow_id=gameserver_workflow_id(server_id))
     session.add(server)

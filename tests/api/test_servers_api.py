@@ -81,6 +81,10 @@ async def test_another_users_server_is_a_404(h: Harness) -> None:
     ({"max_players": "0"}, 422, "validation-error"),
     ({"max_players": "many"}, 422, "validation-error"),
     ({"allow_rules": "eval"}, 403, "forbidden"),
+    ({"plan": "gigantic"}, 422, "invalid-limits"),
+    ({"memory_mb": "999999"}, 422, "invalid-limits"),
+    ({"plan": "large", "cpus": "64"}, 422, "invalid-limits"),
+    ({"pids": "2"}, 422, "validation-error"),
 ])
 async def test_bad_uploads_are_explained(h: Harness, kwargs: dict[str, Any], status: int, slug: str) -> None:
     key = await h.user_key("dev@example.com")

@@ -43,13 +43,16 @@ async def sign_in(page: Page, key: str) -> None:
     await expect(page.get_by_role("heading", name="My servers")).to_be_visible()
 
 
-async def upload(page: Page, name: str, file: dict[str, object], labels: str = "") -> None:
+async def upload(page: Page, name: str, file: dict[str, object], labels: str = "", plan: str = "") -> None:
     await page.get_by_role("link", name="Upload", exact=True).click()
     await expect(page.get_by_role("heading", name="Upload a game")).to_be_visible()
     await page.get_by_label("Game module").set_input_files(file)  # type: ignore[arg-type]
     await page.get_by_label("Server name").fill(name)
     if labels:
         await page.get_by_label("Labels").fill(labels)
+    if plan:
+        await expect(page.get_by_label("Resource plan").locator("option")).to_have_count(3)
+        await page.get_by_label("Resource plan").select_option(plan)
     await page.get_by_role("button", name="Deploy").click()
     await expect(page.locator("#upload-progress")).to_have_attribute("value", "100")
 
@@ -58,8 +61,8 @@ def game(name: str) -> dict[str, object]:
     return {"name": name, "mimeType": "text/javascript", "buffer": (GAMES / name).read_bytes()}
 
 
-async def deploy_running(page: Page, name: str, file: str) -> str:
-    await upload(page, name, game(file))
+async def deploy_running(page: Page, name: str, file: str, plan: str = "") -> str:
+    await upload(page, name, game(file), plan=plan)
     await expect(page.locator('.step[data-step="running"]')).to_have_attribute("data-state", "done",
                                                                               timeout=DEPLOY_TIMEOUT)
     href = await page.get_by_role("link", name="Server details").get_attribute("href")
@@ -87,8 +90,11 @@ async def test_sign_in_refuses_a_bad_key_and_sign_out_forgets_the_key(page: Page
 
 async def test_upload_reaches_running_and_the_server_page_shows_logs(page: Page, platform: Platform) -> None:
     await sign_in(page, platform.key)
-    server_id = await deploy_running(page, "web-chat", "chat.js")
+    server_id = await deploy_running(page, "web-chat", "chat.js", plan="small")
     await expect(page.locator(".deploy-status")).to_contain_text("running")
+    async with httpx.AsyncClient(base_url=platform.url,
+                                 headers={"Authorization": f"Bearer {platform.key}"}) as api:
+        assert (await api.get(f"/api/v1/servers/{server_id}")).json()["limits"]["plan"] == "small"
 
     await page.get_by_role("link", name="My servers").click()
     row = page.locator(f'tr[data-server-id="{server_id}"]')

@@ -159,10 +159,15 @@ async def test_syntax_error_is_rejected_with_position(h: Harness) -> None:
 async def test_crashed_container_is_restarted(h: Harness, docker_client: docker.DockerClient) -> None:
     key = await h.user_key("dev@example.com")
     async with h.api(key) as api:
-        server_id = await deploy(api, GAMES / "tictactoe.js", "ttt")
+        server_id = await deploy(api, GAMES / "tictactoe.js", "ttt", plan="large", pids="100")
         first = await wait_status(api, server_id, {"running", "failed"})
         assert first["status"] == "running"
+        assert first["limits"]["plan"] == "large"
         (container,) = docker_client.containers.list(filters={"label": f"gsf.server_id={server_id}"})
+        large = h.settings.plans["large"]
+        assert container.attrs["HostConfig"]["Memory"] == int(large["memory_mb"]) * 2**20
+        assert container.attrs["HostConfig"]["NanoCpus"] == int(large["cpus"] * 1e9)
+        assert container.attrs["HostConfig"]["PidsLimit"] == 100
         container.kill()
         for _ in range(150):
             server = (await api.get(f"/api/v1/servers/{server_id}")).json()

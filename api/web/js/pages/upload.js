@@ -81,7 +81,7 @@ export async function render(main, { signal, getConfig }) {
     config = c;
     clear(planSelect);
     for (const plan of c.plans) {
-      planSelect.append(h('option', { value: plan.name },
+      planSelect.append(h('option', { value: plan.name, selected: plan.name === c.default_plan },
         `${plan.name[0].toUpperCase()}${plan.name.slice(1)} (${plan.memory_mb} MB, ${plan.cpus} CPU, ${plan.pids} processes)`));
     }
     document.getElementById('plan-hint').textContent = c.plans.length > 1 ? ''
@@ -167,6 +167,7 @@ export async function render(main, { signal, getConfig }) {
     if (maxInput.value.trim()) data.append('max_players', maxInput.value.trim());
     if (labelsInput.value.trim()) data.append('labels', labelsInput.value.trim());
     if (selectorInput.value.trim()) data.append('node_selector', selectorInput.value.trim());
+    if (planSelect.value) data.append('plan', planSelect.value);
     const source = chosen.text;
     const fileName = chosen.file.name;
     deployment?.abort();
