@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -120,3 +121,16 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
+
+
+def up_env(data: Path, node: str, network: str) -> dict[str, str]:
+    """Environment for a `gsf up` of its own: its data folder, free ports, its node and game network."""
+    api_port, mm_port, t_port, ui_port = free_port(), free_port(), free_port(), free_port()
+    return {**os.environ, "GSF_DATA_DIR": str(data), "GSF_API_PORT": str(api_port),
+            "GSF_MATCHMAKER_PORT": str(mm_port), "GSF_TEMPORAL_ADDRESS": f"127.0.0.1:{t_port}",
+            "GSF_TEMPORAL_UI_PORT": str(ui_port), "GSF_TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}",
+            "GSF_NODE_ID": node, "GSF_GAME_NETWORK": network, "GSF_AGENT_HEARTBEAT_SECONDS": "1"}
+
+
+def local_url(env: dict[str, str], port_var: str) -> str:
+    return f"http://127.0.0.1:{env[port_var]}"

@@ -22,7 +22,7 @@ from websockets.exceptions import InvalidStatus
 
 from cli.up import launch_background, stop_background
 from core import security
-from tests.conftest import GAMES, REPO, free_port, unique
+from tests.conftest import GAMES, REPO, local_url, unique, up_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.temporal]
 
@@ -55,17 +55,13 @@ def start_up(env: dict[str, str], data: Path, log: Path) -> subprocess.Popen[str
 def up(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Up]:
     data = tmp_path_factory.mktemp("gsf-up") / "data"
     node = unique("e2e-node")
-    api_port, mm_port, t_port, ui_port = free_port(), free_port(), free_port(), free_port()
-    env = {**os.environ, "GSF_DATA_DIR": str(data), "GSF_API_PORT": str(api_port),
-           "GSF_MATCHMAKER_PORT": str(mm_port), "GSF_TEMPORAL_ADDRESS": f"127.0.0.1:{t_port}",
-           "GSF_TEMPORAL_UI_PORT": str(ui_port), "GSF_TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}",
-           "GSF_NODE_ID": node, "GSF_GAME_NETWORK": unique("gsf-e2e-net"), "GSF_AGENT_HEARTBEAT_SECONDS": "1"}
+    env = up_env(data, node, unique("gsf-e2e-net"))
     data.mkdir(parents=True)
     log = data.parent / "up.log"
     proc = start_up(env, data, log)
     key = (data / "admin.key").read_text().strip()
     assert key.startswith("gsf_") and key in log.read_text(), "the first start prints the admin key"
-    handle = Up(proc, env, data, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{mm_port}", key, log)
+    handle = Up(proc, env, data, local_url(env, "GSF_API_PORT"), local_url(env, "GSF_MATCHMAKER_PORT"), key, log)
     try:
         yield handle
     finally:

@@ -24,7 +24,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from cli.up import launch_background, stop_background
-from tests.conftest import REPO, free_port, unique
+from tests.conftest import REPO, local_url, unique, up_env
 
 CHROMIUM = os.environ.get("GSF_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -50,11 +50,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory,
              docker_client: docker.DockerClient) -> Iterator[Platform]:
     data = tmp_path_factory.mktemp("gsf-web") / "data"
     node = unique("web-node")
-    api_port, mm_port, t_port, ui_port = free_port(), free_port(), free_port(), free_port()
-    env = {**os.environ, "GSF_DATA_DIR": str(data), "GSF_API_PORT": str(api_port),
-           "GSF_MATCHMAKER_PORT": str(mm_port), "GSF_TEMPORAL_ADDRESS": f"127.0.0.1:{t_port}",
-           "GSF_TEMPORAL_UI_PORT": str(ui_port), "GSF_TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}",
-           "GSF_NODE_ID": node, "GSF_GAME_NETWORK": unique("gsf-web-net"), "GSF_AGENT_HEARTBEAT_SECONDS": "1"}
+    env = up_env(data, node, unique("gsf-web-net"))
     data.mkdir(parents=True)
     log = data.parent / "up.log"
     try:
@@ -63,8 +59,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory,
         pytest.fail(str(exc), pytrace=False)
     key = (data / "admin.key").read_text().strip()
     try:
-        yield Platform(proc, env, data, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{mm_port}",
-                       f"http://127.0.0.1:{ui_port}", key, log)
+        yield Platform(proc, env, data, local_url(env, "GSF_API_PORT"), local_url(env, "GSF_MATCHMAKER_PORT"),
+                       local_url(env, "GSF_TEMPORAL_UI_PORT"), key, log)
     finally:
         stop_background(proc)
         for c in docker_client.containers.list(all=True, filters={"label": f"gsf.node_id={node}"}):
