@@ -6,7 +6,12 @@ the event loop, and they heartbeat so that cancellation and a dead agent are not
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shlex
+import socket
+import subprocess
 import threading
 import time
 import urllib.error
@@ -32,6 +37,7 @@ from core.contracts import (
     WaitReadyInput,
     WaitReadyResult,
 )
+from core.errors import StartupError
 from core.settings import Settings
 from gameserver import image as images
 
@@ -51,6 +57,37 @@ def container_port(container: Container) -> int | None:
     return int(bindings[0]["HostPort"])
 
 
+
+def host_guard_rules(bridge: str) -> list[list[str]]:
+    """iptables rules of a game network: no new connection to the host (INPUT), none through it
+    to anywhere else (DOCKER-USER, which Docker consults first for forwarded traffic)."""
+    new = ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment"]
+    return [["INPUT", "-i", bridge, *new, "gsf: game containers may not open connections to the host",
+             "-j", "REJECT"],
+            ["DOCKER-USER", "-i", bridge, *new, "gsf: game containers may not open connections out",
+             "-j", "DROP"]]
+
+
+def hand_over_stdin(container: Container, data: bytes) -> None:
+    """Start a created container with `data` as the whole of its stdin: attached before the start,
+    so the process finds it at once, then closed, so it reads to the end."""
+    sock = container.attach_socket(params={"stdin": 1, "stream": 1})
+    raw = getattr(sock, "_sock", sock)  # docker-py returns a SocketIO around the socket
+    try:
+        container.start()
+        raw.sendall(data)
+        raw.shutdown(socket.SHUT_WR)
+    finally:
+        sock.close()
+        if raw is not sock:
+            raw.close()  # closing the SocketIO wrapper leaves its socket open
+
+
+def bridge_interface(network_attrs: dict[str, Any]) -> str:
+    """The host-side interface of a Docker bridge network."""
+    options = network_attrs.get("Options") or {}
+    return str(options.get("com.docker.network.bridge.name") or f"br-{network_attrs['Id'][:12]}")
+
 class ContainerActivities:
     """Activities on queue `gsf-node-<node_id>`; `fetch_source` gets an upload's bytes by sha256."""
 
@@ -63,6 +100,17 @@ class ContainerActivities:
         # Containers this agent stopped on purpose: their `die` events are not crashes.
         self.expected_stops: set[str] = set()
         self._lock = threading.Lock()
+        self._guarded: set[str] = set()  # game networks whose host firewall rule is in place
+
+    def check_runtime(self) -> None:
+        """Fail early and clearly when the configured OCI runtime is not registered with Docker."""
+        runtime = self.settings.container_runtime
+        known = sorted((self.client.info().get("Runtimes") or {}).keys())
+        if runtime not in known:
+            raise StartupError(
+                f"GSF_CONTAINER_RUNTIME={runtime!r} is not registered with this Docker engine "
+                f"(it has {', '.join(known) or 'none'}). For gVisor: install runsc and add it to the "
+                "engine's daemon.json `runtimes` (see docs/sandbox.md), or unset the setting for runc.")
 
     # --- helpers ------------------------------------------------------------
 
@@ -89,18 +137,80 @@ class ContainerActivities:
     def ensure_network(self, name: str | None = None) -> str:
         name = name or self.settings.game_network
         try:
-            self.client.networks.get(name)
+            network = self.client.networks.get(name)
         except docker.errors.NotFound:
-            try:
-                self.client.networks.create(name, driver="bridge", labels={"gsf.kind": "game-network"}, options={
+            # Docker lets two creates of one name both succeed: servers starting at once on a fresh
+            # node (a fleet's) would each make one, and every later lookup by name would fail.
+            with self._lock:
+                try:
+                    network = self.client.networks.get(name)
+                except docker.errors.NotFound:
+                    network = self._create_network(name)
+            if self.settings.host_firewall:
+                self.prune_stale_guards()
+        if self.settings.host_firewall:
+            self._guard_host(network.id, bridge_interface(network.attrs))
+        return name
+
+    def _create_network(self, name: str) -> Any:
+        try:
+            return self.client.networks.create(
+                name, driver="bridge", labels={"gsf.kind": "game-network"}, options={
                     # No traffic between game servers, no masquerade to the outside world.
                     "com.docker.network.bridge.enable_icc": "false",
                     "com.docker.network.bridge.enable_ip_masquerade": "false",
                 })
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:
-                    raise
-        return name
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+            return self.client.networks.get(name)
+
+    def _guard_host(self, network_id: str, bridge: str) -> None:
+        """Firewall a game network: refuse connections its containers open to the host (its
+        services bound to 0.0.0.0 or to the bridge address), and drop those they open to anywhere
+        else, so no packet of a game leaves the node. Replies to connections opened from outside
+        (players through published ports, the agent's status polls) are not new and pass."""
+        if network_id in self._guarded:
+            return
+        try:
+            for rule in host_guard_rules(bridge):
+                if subprocess.run(["iptables", "-C", *rule], check=False, capture_output=True).returncode != 0:
+                    subprocess.run(["iptables", "-I", *rule], capture_output=True, check=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            detail = exc.stderr.decode(errors="replace").strip() if isinstance(exc, subprocess.CalledProcessError) else exc
+            raise ApplicationError(
+                f"cannot install the firewall rules of {bridge} ({detail}); the agent needs root and "
+                "iptables, or GSF_HOST_FIREWALL=false where another firewall does this", non_retryable=True) from None
+        self._guarded.add(network_id)
+
+    @staticmethod
+    def prune_stale_guards() -> int:
+        """Remove the firewall rules of game networks whose bridge no longer exists (a network
+        removed by hand or by a test); returns how many went."""
+        removed = 0
+        for chain in ("INPUT", "DOCKER-USER"):
+            try:
+                out = subprocess.run(["iptables", "-S", chain], check=False, capture_output=True, text=True).stdout
+            except OSError:
+                return removed
+            for line in out.splitlines():
+                parts = shlex.split(line)
+                if "gsf: game containers" not in line or "-i" not in parts or parts[:1] != ["-A"]:
+                    continue
+                bridge = parts[parts.index("-i") + 1]
+                if os.path.exists(f"/sys/class/net/{bridge}"):
+                    continue
+                if subprocess.run(["iptables", "-D", *parts[1:]], check=False, capture_output=True).returncode == 0:
+                    removed += 1
+        return removed
+
+    def _unguard_host(self, network_id: str, bridge: str) -> None:
+        with contextlib.suppress(OSError):
+            for rule in host_guard_rules(bridge):
+                for _ in range(10):  # every copy, should several agents have added one
+                    if subprocess.run(["iptables", "-D", *rule], check=False, capture_output=True).returncode:
+                        break
+        self._guarded.discard(network_id)
 
     # --- activities ----------------------------------------------------------
 
@@ -158,17 +268,18 @@ class ContainerActivities:
             "gsf.max_players": str(input.max_players),
             "gsf.labels": json.dumps(input.labels, sort_keys=True),
         }
-        container = self.client.containers.run(
+        container = self.client.containers.create(
             input.image,
             name=name,
-            detach=True,
             environment={
                 "PORT": str(CONTAINER_PORT),
                 "GSF_SERVER_ID": input.server_id,
                 "GSF_MAX_PLAYERS": str(input.max_players),
-                "GSF_SEAT_SECRET": security.seat_secret(secret, input.server_id),
-                "GSF_AGENT_KEY": security.agent_key(secret, input.server_id),
+                # The secrets travel over stdin (below), never in the environment, which any
+                # process of the container can read back from /proc/<pid>/environ.
+                "GSF_SECRETS_STDIN": "1",
             },
+            stdin_open=True,
             labels=labels,
             network=network,
             ports={f"{CONTAINER_PORT}/tcp": (self.settings.publish_host, None)},
@@ -179,16 +290,28 @@ class ContainerActivities:
             security_opt=["no-new-privileges:true"],
             privileged=False,
             cgroupns="private",  # its own cgroup tree as /, not the host's paths (default on cgroup v1: host)
-            pids_limit=limits.pids,
+            # Under gVisor the container's host pids are gVisor's own threads (about 65 at rest);
+            # the game's processes are tasks of its user-space kernel, held by the memory limit.
+            pids_limit=limits.pids + (self.settings.runsc_pids_overhead
+                                      if self.settings.container_runtime == "runsc" else 0),
             mem_limit=f"{limits.memory_mb}m",
             memswap_limit=f"{limits.memory_mb}m",
             nano_cpus=int(limits.cpus * 1e9),
             ulimits=[Ulimit(name="nofile", soft=self.settings.server_nofile, hard=self.settings.server_nofile)],
             init=True,
+            runtime=self.settings.container_runtime,
             log_config={"type": "json-file", "config": {
                 "max-size": self.settings.server_log_max_size,
                 "max-file": str(self.settings.server_log_max_files)}},
         )
+        secrets = json.dumps({"seat_secret": security.seat_secret(secret, input.server_id),
+                              "agent_key": security.agent_key(secret, input.server_id)}).encode()
+        try:
+            hand_over_stdin(container, secrets)
+        except (docker.errors.APIError, OSError):
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+            raise
         port = None
         for _ in range(100):
             container.reload()
@@ -264,7 +387,7 @@ class ContainerActivities:
                 container.stop(timeout=3)
                 stopped = True
             if input.remove:
-                container.remove(force=True)
+                container.remove(force=True, v=True)  # with any anonymous volume
                 removed = True
         if input.remove_image:
             try:
@@ -285,6 +408,8 @@ class ContainerActivities:
             network.reload()
             if not network.attrs.get("Containers"):
                 network.remove()
+                if self.settings.host_firewall:
+                    self._unguard_host(network.id, bridge_interface(network.attrs))
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:

@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from core.capacity import Policy, node_capacity
 from core.contracts import SelectNodeInput, SelectNodeResult
 from core.db.models import GameServer, Node
 from core.db.session import SessionFactory, shielded
+from core.settings import Settings
 
 SCHEDULABLE = ("ready", "online")
 ACTIVE = ("building", "starting", "running")
 
 
 class PlacementActivities:
-    def __init__(self, sessions: SessionFactory, liveness_factor: float = 3.0, cpu_overcommit: float = 4.0) -> None:
+    def __init__(self, sessions: SessionFactory, liveness_factor: float = 3.0, cpu_overcommit: float = 4.0,
+                 policy: Policy | None = None) -> None:
         self.sessions = sessions
         self.liveness_factor = liveness_factor
-        # Idle game servers use little CPU: a node may promise more CPU than it has, up to this ratio.
-        self.cpu_overcommit = cpu_overcommit
+        # Without settings (tests, tools): no reserve, CPU overcommitted `cpu_overcommit` times.
+        self.policy = policy or Policy(cpu_overcommit=cpu_overcommit)
+
+    @classmethod
+    def from_settings(cls, sessions: SessionFactory, settings: Settings) -> PlacementActivities:
+        return cls(sessions, policy=Policy.from_settings(settings))
+
+    @property
+    def cpu_overcommit(self) -> float:
+        return self.policy.cpu_overcommit
 
     @activity.defn(name="select_node")
     async def select_node(self, input: SelectNodeInput) -> SelectNodeResult:
@@ -35,7 +47,7 @@ class PlacementActivities:
 
     async def choose(self, input: SelectNodeInput) -> str | None:
         now = datetime.now(UTC)
-        nodes, counts = await shielded(self._load())
+        nodes, held = await shielded(self._load())
         candidates = []
         for node in nodes:
             if node.id in input.exclude or not node.online or node.last_online is None:
@@ -45,22 +57,18 @@ class PlacementActivities:
                 continue
             if any(node.labels.get(k) != v for k, v in input.node_selector.items()):
                 continue
-            max_servers = int(node.resources.get("max_servers", 0) or 0)
-            running = counts.get(node.id, 0)
-            if max_servers and running >= max_servers:
+            # Room for the server on top of what the servers placed there hold, each at its own size.
+            cap = node_capacity(node.resources, node.capacity, self.policy, held.get(node.id, []))
+            if not cap.admits(input.limits):
                 continue
-            # Room for the server's CPU and memory on top of what runs there (each at its plan's size).
-            free_mem = float(node.resources.get("memory_mb", 0) or 0) - (running + 1) * input.limits.memory_mb
-            free_cpu = float(node.resources.get("cpus", 0) or 0) * self.cpu_overcommit - (running + 1) * input.limits.cpus
-            if node.resources.get("memory_mb") and free_mem < 0 or node.resources.get("cpus") and free_cpu < 0:
-                continue
-            candidates.append((running, -free_mem, node.id))
+            candidates.append((cap.servers, -cap.free_memory_mb(), node.id))
         return min(candidates)[2] if candidates else None
 
-    async def _load(self) -> tuple[list[Node], dict[str | None, int]]:
+    async def _load(self) -> tuple[list[Node], dict[str | None, list[dict[str, Any]]]]:
         async with self.sessions() as session:
             nodes = list((await session.scalars(select(Node).where(Node.status.in_(SCHEDULABLE)))).all())
-            counts = {row[0]: row[1] for row in (await session.execute(
-                select(GameServer.node_id, func.count()).where(GameServer.status.in_(ACTIVE))
-                .group_by(GameServer.node_id))).all()}
-        return nodes, counts
+            held: dict[str | None, list[dict[str, Any]]] = {}
+            for node_id, limits in (await session.execute(
+                    select(GameServer.node_id, GameServer.limits).where(GameServer.status.in_(ACTIVE)))).all():
+                held.setdefault(node_id, []).append(dict(limits or {}))
+        return nodes, held

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from temporalio import activity
@@ -10,15 +12,22 @@ from core.contracts import RecordPipelineInput, RecordStatusInput, RecordStatusR
 from core.db.models import GameServer, PipelineRun, ServerEvent
 from core.db.session import SessionFactory, shielded
 
+if TYPE_CHECKING:
+    from core.events import EventEmitter
+
 
 class RecordActivities:
-    def __init__(self, sessions: SessionFactory) -> None:
+    def __init__(self, sessions: SessionFactory, events: EventEmitter | None = None) -> None:
         self.sessions = sessions
+        self.events = events  # webhooks (issue #12); None: records only
 
     @activity.defn(name="record_status")
     async def record_status(self, input: RecordStatusInput) -> RecordStatusResult:
         """Apply a status transition; records are written off the critical path, so `seq` orders them."""
-        return await shielded(self._record(input))
+        result = await shielded(self._record(input))
+        if self.events is not None:  # server.* webhooks; the event id comes from (server, seq): retries dedupe
+            await shielded(self.events.server_transition(input))
+        return result
 
     async def _record(self, input: RecordStatusInput) -> RecordStatusResult:
         async with self.sessions() as session:
@@ -30,7 +39,7 @@ class RecordActivities:
                                              ServerEvent.seq == input.seq))
             if exists is None:
                 session.add(ServerEvent(server_id=input.server_id, seq=input.seq, status=input.status.value,
-                                        message=input.message, at=input.at))
+                                        message=input.message, detail=input.detail, at=input.at))
             applied = input.seq > server.status_seq
             if applied:
                 server.status = input.status.value
@@ -54,7 +63,10 @@ class RecordActivities:
     @activity.defn(name="record_pipeline")
     async def record_pipeline(self, input: RecordPipelineInput) -> RecordStatusResult:
         """Keep a pipeline run's latest state (steps, statuses, logs); older records are ignored."""
-        return await shielded(self._record_pipeline(input))
+        result = await shielded(self._record_pipeline(input))
+        if self.events is not None:  # pipeline.* webhooks, even for a record that arrived late
+            await shielded(self.events.pipeline_transition(input))
+        return result
 
     async def _record_pipeline(self, input: RecordPipelineInput) -> RecordStatusResult:
         async with self.sessions() as session:

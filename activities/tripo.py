@@ -64,6 +64,7 @@ from core.contracts import (
 )
 from core.db.models import ModelJob
 from core.db.session import SessionFactory, shielded
+from core.events import EventEmitter
 from core.settings import Settings
 
 log = logging.getLogger("gsf.tripo")
@@ -359,21 +360,24 @@ class TripoActivities:
     """Tripo calls, the per-key slot requests, model storage and job records, on the control queue."""
 
     def __init__(self, settings: Settings, sessions: SessionFactory, store: ObjectStore, http: httpx.AsyncClient,
-                 temporal: Client, cache: ModelStatusCache | None = None) -> None:
+                 temporal: Client, cache: ModelStatusCache | None = None,
+                 events: EventEmitter | None = None) -> None:
         self.settings = settings
         self.sessions = sessions
         self.store = store
         self.http = http
         self.temporal = temporal
         self.cache = cache
+        self.events = events  # model.* webhooks (issue #12)
 
     @classmethod
-    def create(cls, settings: Settings, sessions: SessionFactory, temporal: Client) -> TripoActivities:
+    def create(cls, settings: Settings, sessions: SessionFactory, temporal: Client,
+               events: EventEmitter | None = None) -> TripoActivities:
         """With their own HTTP client, object store and status cache; `close()` releases them."""
         timeout = httpx.Timeout(settings.tripo_timeout_seconds, connect=10.0)
         http = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=50))
         return cls(settings, sessions, open_object_store(settings), http, temporal,
-                   ModelStatusCache.from_settings(settings))
+                   ModelStatusCache.from_settings(settings), events)
 
     def activities(self) -> list[Callable[..., Any]]:
         return [self.request_tripo_slot, self.check_slot_holders, self.upload_tripo_image, self.create_tripo_task,
@@ -500,6 +504,8 @@ class TripoActivities:
         applied, doc = await shielded(self._record(input))
         if doc is not None and self.cache is not None:
             await self.cache.put(doc)
+        if self.events is not None:  # model.* webhooks; the event id comes from (job, seq): retries dedupe
+            await shielded(self.events.model_transition(input))
         return RecordModelStatusResult(applied=applied)
 
     async def _record(self, input: RecordModelStatusInput) -> tuple[bool, ModelStatusDoc | None]:

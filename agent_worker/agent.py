@@ -15,6 +15,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ import docker
 import docker.errors
 import httpx
 from docker.models.containers import Container
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -31,6 +33,7 @@ from activities.containers import ContainerActivities, container_port
 from activities.matchmaking import MatchmakingActivities
 from activities.steps import StepActivities
 from agent_worker.fingerprint import MetricsSampler, hardware, network
+from agent_worker.metrics import AgentMetrics
 from core import security
 from core.artifacts import LocalArtifactStore
 from core.contracts import CrashReport, PlayersReport
@@ -41,6 +44,19 @@ from core.temporal import connect
 log = logging.getLogger("gsf.agent")
 MAX_CONCURRENT_ACTIVITIES = 16
 
+
+
+SOURCE_FETCH_PATIENCE_SECONDS = 60.0
+
+def _parse_docker_time(value: str) -> datetime | None:
+    """Docker's RFC 3339 times carry nanoseconds, which `fromisoformat` does not take."""
+    if not value or value.startswith("0001-"):
+        return None
+    head, _, frac = value.rstrip("Z").partition(".")
+    try:
+        return datetime.fromisoformat(head + (f".{frac[:6]}" if frac else "")).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 class Agent:
     def __init__(self, settings: Settings, node_id: str, client: Client | None = None) -> None:
@@ -67,9 +83,25 @@ class Agent:
             return self.artifacts.get("sources", sha)
         except KeyError:
             pass
-        # Another host: ask the API for the bytes, then keep them locally.
-        resp = httpx.get(f"{self.settings.public_api_url}/api/v1/agent/sources/{sha}", headers=self.headers,
-                         timeout=30)
+        # Another host: ask the API for the bytes, then keep them locally. An API that is restarting
+        # (refused connections, 5xx) is waited for up to a minute, heartbeating, rather than failing
+        # the build on the step's short retry schedule.
+        deadline = time.monotonic() + SOURCE_FETCH_PATIENCE_SECONDS
+        while True:
+            try:
+                resp = httpx.get(f"{self.settings.public_api_url}/api/v1/agent/sources/{sha}",
+                                 headers=self.headers, timeout=30)
+                if resp.status_code < 500:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+            else:
+                if time.monotonic() > deadline:
+                    break
+            if activity.in_activity():
+                activity.heartbeat()
+            time.sleep(0.5)
         resp.raise_for_status()
         if hashlib.sha256(resp.content).hexdigest() != sha:
             raise ValueError(f"source {sha} arrived corrupted")
@@ -80,9 +112,13 @@ class Agent:
 
     async def run(self) -> None:
         self.loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.containers.check_runtime)
+        # Metrics (issue #7): counted by the matchmaker client's transport and the worker's interceptor.
+        self.metrics = AgentMetrics(self.node_id, lambda: len(self._our_containers()))
         if self.client is None:
             self.client = await connect(self.settings)
-        async with httpx.AsyncClient(base_url=self.settings.matchmaker_url, timeout=10) as mm_http, \
+        async with httpx.AsyncClient(base_url=self.settings.matchmaker_url, timeout=10,
+                                     transport=self.metrics.relay_transport()) as mm_http, \
                 httpx.AsyncClient(base_url=self.settings.public_api_url, timeout=10) as api_http:
             matchmaking = MatchmakingActivities(mm_http, self.token)
             steps = StepActivities(self.docker, self.settings, self.containers)
@@ -109,6 +145,7 @@ class Agent:
                     max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
                     identity=f"agent@{self.node_id}",
                     graceful_shutdown_timeout=timedelta(seconds=5),
+                    interceptors=[self.metrics.interceptor],
                 )
                 events = threading.Thread(target=self._watch_events, name="gsf-events", daemon=True)
                 events.start()
@@ -116,6 +153,7 @@ class Agent:
                     asyncio.create_task(self._heartbeat_loop(api_http), name="heartbeat"),
                     asyncio.create_task(self._relay_loop(mm_http, api_http), name="relay"),
                     asyncio.create_task(self._ship_logs_loop(api_http), name="logs"),
+                    asyncio.create_task(self.metrics.serve(self.settings), name="metrics"),
                 ]
                 log.info("agent %s polling %s", self.node_id, node_queue(self.node_id))
                 tasks.append(asyncio.create_task(self._reconcile_at_start(api_http), name="reconcile"))
@@ -157,7 +195,10 @@ class Agent:
             try:
                 instances = len(await asyncio.to_thread(self._our_containers))
                 body["metrics"] = sampler.sample(instances)
-                body["metrics"]["instances"] = self.instances  # each server's CPU and memory
+                body["metrics"]["instances"] = self.instances  # each server's CPU, memory, pids, network
+                body["metrics"]["servers_total"] = {  # node-level totals of its game servers
+                    key: round(sum(float(i.get(key) or 0) for i in self.instances), 2)
+                    for key in ("cpu_percent", "memory_bytes", "pids", "net_rx_bytes", "net_tx_bytes")}
                 resp = await api.put("/api/v1/agent/heartbeat", json=body, headers=self.headers)
                 resp.raise_for_status()
                 registered = True
@@ -170,21 +211,38 @@ class Agent:
     # --- matchmaker relay ----------------------------------------------------------------
 
     async def _relay_loop(self, mm: httpx.AsyncClient, api: httpx.AsyncClient) -> None:
+        """Every heartbeat interval: relay the rooms' status to the matchmaker. Resource samples
+        (slow `docker stats` calls under load) run beside it, one round at a time, so they never
+        delay a heartbeat past the room's TTL."""
+        interval = self.settings.agent_heartbeat_seconds
+        stats: asyncio.Task[None] | None = None
         async with httpx.AsyncClient(timeout=2) as probe:
-            while True:
-                try:
-                    containers = await asyncio.to_thread(self._our_containers)
-                    await asyncio.gather(*(self._relay_one(c, probe, mm) for c in containers))
-                    for c in containers:
-                        self._follow_logs(c)
-                    samples = [s for s in await asyncio.gather(
-                        *(asyncio.to_thread(self._sample, c) for c in containers)) if s]
-                    self.instances = samples
-                    if samples:
-                        await api.post("/api/v1/agent/stats", json={"samples": samples}, headers=self.headers)
-                except (docker.errors.APIError, httpx.HTTPError) as exc:
-                    log.warning("relay failed: %s", exc)
-                await asyncio.sleep(self.settings.agent_heartbeat_seconds)
+            try:
+                while True:
+                    began = time.monotonic()
+                    try:
+                        containers = await asyncio.to_thread(self._our_containers)
+                        await self._relay(containers, probe, mm)
+                        for c in containers:
+                            self._follow_logs(c)
+                        if stats is None or stats.done():
+                            stats = asyncio.create_task(self._ship_stats(containers, api), name="stats")
+                    except (docker.errors.APIError, httpx.HTTPError) as exc:
+                        log.warning("relay failed: %s", exc)
+                    await asyncio.sleep(max(0.1, interval - (time.monotonic() - began)))
+            finally:
+                if stats is not None:
+                    stats.cancel()
+
+    async def _ship_stats(self, containers: list[Container], api: httpx.AsyncClient) -> None:
+        try:
+            samples = [s for s in await asyncio.gather(
+                *(asyncio.to_thread(self._sample, c) for c in containers)) if s]
+            self.instances = samples
+            if samples:
+                await api.post("/api/v1/agent/stats", json={"samples": samples}, headers=self.headers)
+        except (docker.errors.APIError, httpx.HTTPError) as exc:
+            log.warning("stats not shipped: %s", exc)
 
     def _sample(self, c: Container) -> dict[str, Any] | None:
         """CPU % since the previous sample (of one core = 100) and memory without page cache."""
@@ -202,15 +260,57 @@ class Agent:
         if previous and system > previous[1]:
             percent = (total - previous[0]) / (system - previous[1]) * online * 100
         mem = raw.get("memory_stats") or {}
-        cache = int((mem.get("stats") or {}).get("cache") or (mem.get("stats") or {}).get("inactive_file") or 0)
-        return {"server_id": c.labels.get("gsf.server_id", ""), "ts": datetime.now(UTC).isoformat(),
-                "cpu_percent": round(max(percent, 0.0), 2), "memory_bytes": max(int(mem.get("usage") or 0) - cache, 0)}
+        # As `docker stats` counts it: usage minus inactive page cache. Not minus all of the
+        # cache, which on cgroup v1 includes the tmpfs that the memory limit does count.
+        stats = mem.get("stats") or {}
+        cache = int(stats.get("total_inactive_file") or stats.get("inactive_file") or 0)
+        nets = (raw.get("networks") or {}).values()
+        started = _parse_docker_time(c.attrs.get("State", {}).get("StartedAt", ""))
+        now = datetime.now(UTC)
+        return {"server_id": c.labels.get("gsf.server_id", ""), "ts": now.isoformat(),
+                "cpu_percent": round(max(percent, 0.0), 2), "memory_bytes": max(int(mem.get("usage") or 0) - cache, 0),
+                "pids": int((raw.get("pids_stats") or {}).get("current") or 0),
+                "net_rx_bytes": sum(int(n.get("rx_bytes") or 0) for n in nets),
+                "net_tx_bytes": sum(int(n.get("tx_bytes") or 0) for n in nets),
+                "uptime_seconds": round((now - started).total_seconds(), 1) if started else 0.0}
 
-    async def _relay_one(self, c: Container, probe: httpx.AsyncClient, mm: httpx.AsyncClient) -> None:
+    async def _relay(self, containers: list[Container], probe: httpx.AsyncClient,
+                     mm: httpx.AsyncClient) -> None:
+        """Poll every game container's status, then relay them all in one batch heartbeat."""
+        polled = await asyncio.gather(*(self._poll(c, probe) for c in containers))
+        beats = {beat["server_id"]: (c, beat) for c, beat in zip(containers, polled, strict=True)
+                 if beat is not None}
+        if not beats:
+            return
+        resp = await mm.post("/heartbeats", json={"heartbeats": [b for _, b in beats.values()]},
+                             headers=self.headers)
+        if resp.status_code == 422:
+            # One status the matchmaker refuses (a game's oversized metadata, say) must not silence
+            # the node's other rooms: this round, each goes on its own.
+            log.warning("matchmaker refused the heartbeat batch: %s", resp.text[:300])
+            for c, beat in beats.values():
+                one = await mm.put(f"/servers/{beat['server_id']}/heartbeat", headers=self.headers,
+                                   json={k: v for k, v in beat.items() if k != "server_id"})
+                if one.status_code == 404 and beat["ready"] and c.id not in self.containers.expected_stops:
+                    await self._reregister(c, beat, mm)
+            return
+        if resp.status_code != 200:
+            log.warning("matchmaker heartbeats: %s %s", resp.status_code, resp.text[:200])
+            return
+        for result in resp.json().get("results", []):
+            c, beat = beats[result["server_id"]]
+            if result["status"] == 404 and beat["ready"] and c.id not in self.containers.expected_stops:
+                await self._reregister(c, beat, mm)
+            elif result["status"] != 200:
+                log.warning("matchmaker heartbeat for %s: %s %s", result["server_id"],
+                            result["status"], result.get("problem"))
+
+    async def _poll(self, c: Container, probe: httpx.AsyncClient) -> dict[str, Any] | None:
+        """A container's heartbeat from its status endpoint, or None if it does not answer."""
         server_id = c.labels.get("gsf.server_id", "")
         port = container_port(c)
         if not server_id or not port or c.id in self.containers.expected_stops:
-            return
+            return None
         key = security.agent_key(self.settings.secret_key, server_id)
         try:
             resp = await probe.get(f"http://{self.settings.publish_host}:{port}/status",
@@ -218,33 +318,38 @@ class Agent:
             status = resp.json() if resp.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
             status = None
-        if status is None:
-            return
+        if not isinstance(status, dict):
+            return None
         players = int(status.get("players", 0))
         if self._players.get(server_id) != players:
             self._players[server_id] = players
             await self._signal(server_id, "report_players", PlayersReport(players=players))
-        beat = {"players": players, "max_players": int(status.get("max_players", 0)),
+        return {"server_id": server_id, "players": players,
+                "max_players": int(status.get("max_players", 0)),
                 "player_ids": list(status.get("player_ids") or []),
                 "metadata": status.get("metadata") or {}, "locked": bool(status.get("locked", False)),
-                "ready": True}
-        resp = await mm.put(f"/servers/{server_id}/heartbeat", json=beat, headers=self.headers)
-        if resp.status_code == 404 and c.id not in self.containers.expected_stops:
-            # The matchmaker restarted (in-process store) or expired the room: register it again.
-            registration = {
-                "server_id": server_id, "name": c.labels.get("gsf.name", server_id),
-                "game": c.labels.get("gsf.game", ""), "owner_id": c.labels.get("gsf.owner_id", ""),
-                "node_id": self.node_id, "ws_url": f"ws://{self.settings.public_host}:{port}/ws",
-                "max_players": int(c.labels.get("gsf.max_players") or status.get("max_players") or 0),
-                "labels": json.loads(c.labels.get("gsf.labels", "{}")),
-            }
-            resp = await mm.post("/servers", json=registration, headers=self.headers)
-            if resp.status_code in (200, 201):
-                beat["generation"] = resp.json().get("generation")
-                resp = await mm.put(f"/servers/{server_id}/heartbeat", json=beat, headers=self.headers)
-                log.info("re-registered %s with the matchmaker", server_id)
-        if resp.status_code not in (200, 201, 404):
-            log.warning("matchmaker heartbeat for %s: %s %s", server_id, resp.status_code, resp.text[:200])
+                # Not ready while the game loads (onCreate): the room is not listed before then.
+                "ready": bool(status.get("ready", True))}
+
+    async def _reregister(self, c: Container, beat: dict[str, Any], mm: httpx.AsyncClient) -> None:
+        """The matchmaker restarted (in-process store) or expired the room: register it again."""
+        server_id, port = beat["server_id"], container_port(c)
+        registration = {
+            "server_id": server_id, "name": c.labels.get("gsf.name", server_id),
+            "game": c.labels.get("gsf.game", ""), "owner_id": c.labels.get("gsf.owner_id", ""),
+            "node_id": self.node_id, "ws_url": f"ws://{self.settings.public_host}:{port}/ws",
+            "max_players": int(c.labels.get("gsf.max_players") or beat["max_players"] or 0),
+            "labels": json.loads(c.labels.get("gsf.labels", "{}")),
+        }
+        resp = await mm.post("/servers", json=registration, headers=self.headers)
+        if resp.status_code not in (200, 201):
+            log.warning("re-registering %s: %s %s", server_id, resp.status_code, resp.text[:200])
+            return
+        single = {k: v for k, v in beat.items() if k != "server_id"}
+        single["generation"] = resp.json().get("generation")
+        resp = await mm.put(f"/servers/{server_id}/heartbeat", json=single, headers=self.headers)
+        if resp.status_code == 200:
+            log.info("re-registered %s with the matchmaker", server_id)
 
     # --- crash reports ----------------------------------------------------------------------
 
@@ -269,7 +374,13 @@ class Agent:
             self.containers.expected_stops.discard(cid)
             return
         exit_code = int(attrs["exitCode"]) if str(attrs.get("exitCode", "")).isdigit() else None
-        report = CrashReport(container_id=cid, exit_code=exit_code, reason=self.containers._tail(cid, 3))
+        try:
+            oom = bool(self.docker.api.inspect_container(cid)["State"].get("OOMKilled"))
+            tail = self.docker.api.logs(cid, tail=20).decode(errors="replace").splitlines()
+        except docker.errors.APIError:
+            oom, tail = False, []
+        report = CrashReport(container_id=cid, exit_code=exit_code, reason=self.containers._tail(cid, 3),
+                             oom_killed=oom, log_tail=[line[:500] for line in tail if line.strip()])
         if self.loop is not None:
             asyncio.run_coroutine_threadsafe(self._signal_crash(server_id, report), self.loop)
 

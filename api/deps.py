@@ -11,6 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
+from api.errors import declares
+from core import logging as log_context
 from core import security
 from core.artifacts import LocalArtifactStore
 from core.db.models import ApiKey, User
@@ -29,6 +31,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+@declares(503)
 async def get_temporal(request: Request) -> Client:
     state = request.app.state
     if state.temporal is None:
@@ -54,6 +57,7 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+@declares(401, security="apiKey")
 async def get_current_user(request: Request, session: Annotated[AsyncSession, Depends(get_session)]) -> User:
     key = _bearer(request)
     row = await session.scalar(select(ApiKey).where(ApiKey.prefix == security.key_prefix(key),
@@ -69,12 +73,21 @@ async def get_current_user(request: Request, session: Annotated[AsyncSession, De
         raise Unauthorized("unknown or revoked API key")
     # For the audit log and scope checks further down.
     request.state.user_id, request.state.key_id, request.state.scopes = user.id, row.id, list(row.scopes or [])
+    log_context.user.set(str(user.id))
     return user
+
+
+async def bind_path_context(request: Request) -> None:
+    """An app-wide dependency: lines logged for a route about one server carry its id."""
+    server_id = request.path_params.get("server_id")
+    if server_id:
+        log_context.server_id.set(str(server_id)[:64])
 
 
 def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, None]]:
     """A router dependency: the caller's key must carry `scope` (admin keys carry every scope)."""
 
+    @declares(403)
     async def check(request: Request, user: Annotated[User, Depends(get_current_user)]) -> None:
         scopes = getattr(request.state, "scopes", [])
         if scope not in scopes and "admin" not in scopes:
@@ -83,12 +96,14 @@ def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, None]]:
     return check
 
 
+@declares(403)
 def require_admin(user: Annotated[User, Depends(get_current_user)]) -> User:
     if not user.is_admin:
         raise Forbidden("this needs an admin key")
     return user
 
 
+@declares(401, security="nodeToken")
 def get_agent_node(request: Request) -> str:
     node_id = security.verify_node_token(request.app.state.settings.secret_key, _bearer(request))
     if node_id is None:

@@ -6,16 +6,23 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
-from api import errors
+from api import deps, errors, metrics
 from api.middleware import EdgeMiddleware
+from api.ratelimit import ApiRateLimits, RateLimitMiddleware
 from api.routes import (
     agent,
+    allocations,
     analysis,
     config,
     events,
+    fleets,
+    games,
     health,
     models,
     nodes,
@@ -23,13 +30,17 @@ from api.routes import (
     rooms,
     servers,
     users,
+    webhooks,
 )
+from core import tracing
 from core.artifacts import LocalArtifactStore
 from core.db.session import create_schema, make_engine, make_session_factory
+from core.logging import RequestContextMiddleware
 from core.settings import Settings, get_settings
 from core.temporal import connect
 
 WEB_DIR = Path(__file__).parent / "web"
+API_PREFIX = "/api/"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,16 +61,52 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await rooms.close_matchmaker_http(app)
+            await allocations.close_fleet_registry(app)  # issue #10
             await engine.dispose()
 
     app = FastAPI(title="Game Server Factory", version="0.1.0", lifespan=lifespan,
-                  description="Host multiplayer JavaScript game servers.")
+                  description="Host multiplayer JavaScript game servers.",
+                  dependencies=[Depends(deps.bind_path_context)])
     errors.install(app)
+    app.state.metrics = metrics.ApiMetrics()
+    app.state.rate_limits = ApiRateLimits(settings)
+    # Outermost last. CORS answers preflights before anything counts them; then metrics and the
+    # access log see every answer; the rate limiter refuses before a body is read or audited.
+    app.add_middleware(RequestContextMiddleware)
     # Uploads are limited again, per route, once their kind is known (game module, image).
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_json_bytes,
                        max_upload_bytes=max(settings.max_upload_bytes, settings.max_image_bytes))
-    for module in (health, servers, analysis, nodes, pipelines, agent, events, rooms, config, models, users):
+    app.add_middleware(RateLimitMiddleware, limits=app.state.rate_limits, secret_key=settings.secret_key)
+    app.add_middleware(metrics.ObserveMiddleware, metrics=app.state.metrics)
+    if settings.cors_origins:
+        # Bearer keys, no cookies: credentials stay off, so a listed origin cannot ride a session.
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+                           expose_headers=["X-Request-Id", "Retry-After", "Location"], max_age=600)
+    for module in (health, servers, analysis, nodes, pipelines, agent, events, rooms, config, models, users,
+                   webhooks):
         app.include_router(module.router)
+    for module in (games, fleets, allocations):  # issue #10
+        app.include_router(module.router)
+    app.include_router(metrics.router)
+    tracing.instrument_fastapi(app, settings)  # request spans when GSF_OTEL_EXPORTER is set
+    errors.document(app)
     if (WEB_DIR / "index.html").exists():
-        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+        app.mount("/", ConsoleFiles(directory=WEB_DIR, html=True), name="web")
     return app
+
+
+class ConsoleFiles(StaticFiles):
+    """The console's files. The mount takes every path no route took, so an API path asked with
+    a method it lacks ends here: that is a 405 naming the path's methods, and an unknown API path
+    a 404, both as problems, never the console's HTML."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(API_PREFIX):
+            methods = errors.allowed_methods(scope["app"], path)
+            if methods:
+                raise HTTPException(405, headers={"Allow": ", ".join(methods)})
+            raise HTTPException(404)
+        await super().__call__(scope, receive, send)

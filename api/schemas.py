@@ -14,6 +14,7 @@ class ServerEventPublic(BaseModel):
     seq: int
     status: str
     message: str
+    detail: dict[str, Any] | None = None
     at: datetime
 
 
@@ -112,6 +113,8 @@ class NodePublic(BaseModel):
     hardware: dict[str, Any]
     network: dict[str, Any]
     resources: dict[str, Any]
+    capacity: dict[str, Any] = {}  # the admin's overrides (core/capacity.py)
+    schedulable: dict[str, Any] = {}  # what placement may promise, and what servers hold
     metrics: dict[str, Any]
     labels: dict[str, Any]
     online: bool
@@ -131,6 +134,20 @@ NODE_TYPES = ("physical", "virtual", "container")
 NODE_STATUSES = ("ready", "maintenance", "offline", "online")
 
 
+class NodeCapacity(BaseModel):
+    """Per-node overrides of what the agent reports and of the capacity policy (settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpus: float | None = Field(default=None, gt=0, le=4096)
+    memory_mb: float | None = Field(default=None, gt=0, le=64 * 2**20)
+    max_servers: int | None = Field(default=None, ge=0, le=100_000)
+    reserve_cpus: float | None = Field(default=None, ge=0, le=4096)
+    reserve_memory_mb: float | None = Field(default=None, ge=0, le=64 * 2**20)
+    cpu_overcommit: float | None = Field(default=None, ge=1, le=64)
+    memory_overcommit: float | None = Field(default=None, ge=1, le=4)
+
+
 class NodeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -141,6 +158,7 @@ class NodeCreate(BaseModel):
     location: str = Field(default="", max_length=200)
     labels: dict[str, str] = {}
     resources: dict[str, float] = {}
+    capacity: NodeCapacity | None = None
 
 
 class NodeCreated(NodePublic):
@@ -156,6 +174,7 @@ class NodeUpdate(BaseModel):
     location: str | None = Field(default=None, max_length=200)
     labels: dict[str, str] | None = None
     resources: dict[str, float] | None = None
+    capacity: NodeCapacity | None = None
 
 
 class NodeStatusUpdate(BaseModel):

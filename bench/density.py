@@ -222,12 +222,12 @@ def node_resources() -> dict[str, Any]:
 
 
 async def _capacity(resources: dict[str, Any], plans: dict[str, Limits],
-                    work: Path) -> tuple[dict[str, int], float]:
+                    work: Path, settings: Settings) -> tuple[dict[str, int], float]:
     engine = make_engine(f"sqlite+aiosqlite:///{work / 'placement.db'}")
     try:
         await create_schema(engine)
         sessions = make_session_factory(engine)
-        placement = PlacementActivities(sessions)
+        placement = PlacementActivities.from_settings(sessions, settings)  # reserve and overcommit too
         async with sessions() as s:
             user = User(email="density@bench.local")
             s.add(user)
@@ -242,7 +242,7 @@ async def _capacity(resources: dict[str, Any], plans: dict[str, Limits],
                 async with sessions() as s:
                     s.add(GameServer(owner_id=user.id, name=f"{name}-{count}", game="g", source_sha256="0" * 64,
                                      max_players=1, workflow_id=f"w-{name}-{count}", status="running",
-                                     node_id="bench"))
+                                     node_id="bench", limits=limits.model_dump()))
                     await s.commit()
                 count += 1
             out[name] = count
@@ -258,7 +258,7 @@ def capacity(settings: Settings, work: Path) -> tuple[dict[str, Any], dict[str, 
     """How many servers of each plan the platform's placement admits on this node; its CPU overcommit."""
     resources = node_resources()
     plans = {name: plan_limits(settings, name) for name in settings.plans}
-    admits, overcommit = asyncio.run(_capacity(resources, plans, work))
+    admits, overcommit = asyncio.run(_capacity(resources, plans, work, settings))
     return resources, admits, overcommit
 
 
@@ -527,8 +527,8 @@ def markdown(r: dict[str, Any]) -> str:
         "| --- | --- |",
         *(f"| {k} | {v} |" for k, v in r["placement_admits"].items()),
         "",
-        (f"CPU overcommit {r['cpu_overcommit']}× ({res['cpus']} CPUs × {r['cpu_overcommit']} = "
-        f"{res['cpus'] * r['cpu_overcommit']} CPUs promised); memory is not overcommitted. "
+        (f"CPU overcommit {r['cpu_overcommit']}× (({res['cpus']} CPUs − the node reserve) × "
+        f"{r['cpu_overcommit']} promised); memory is not overcommitted. "
         f"Started: **{r['started']}** `{r['plan']}` servers (cap `--max {r['max']}`), stopped by: "
         f"{r['stopped_because']}."),
         "",

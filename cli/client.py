@@ -161,7 +161,7 @@ def logs(settings: Settings, server_id: str, tail: int, follow: bool) -> int:
                 console.print(f"[dim]{line['ts'][:23]}[/] {line['line']}", highlight=False)
             return 0
         with client.stream("GET", f"/api/v1/servers/{server_id}/logs", params={"tail": tail, "follow": True},
-                           timeout=None) as resp:
+                           headers={"Accept": "application/x-ndjson"}, timeout=None) as resp:
             if resp.status_code >= 400:
                 err.print(f"[red]{resp.read().decode()[:300]}[/]")
                 return 1

@@ -23,6 +23,7 @@ from rich.console import Console
 from cli.check import run_check
 
 RUNTIME = Path(__file__).resolve().parent.parent / "gameserver" / "runtime" / "server.js"
+POLL_SECONDS = 0.1  # how often the module's mtime is checked
 console = Console(highlight=False)
 
 
@@ -70,7 +71,7 @@ class DevRuntime:
                     return True
             except httpx.HTTPError:
                 pass
-            time.sleep(0.05)
+            time.sleep(0.02)
         return False
 
 
@@ -79,8 +80,13 @@ def check(game: Path) -> int:
     return run_check(game, False, [], console)
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # the same way out as Ctrl-C, so the runtime is stopped too
+
+
 def run_dev(game: Path, port: int, players: int, script: Path | None, watch: bool = True) -> int:
     port = port or free_port()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     runtime = DevRuntime(game, port)
     code = check(game)
     runtime.start()
@@ -99,18 +105,19 @@ def run_dev(game: Path, port: int, players: int, script: Path | None, watch: boo
             return 1 if code == 1 else 0
         if not watch:
             return code
-        mtime = game.stat().st_mtime
+        mtime = game.stat().st_mtime_ns
         while True:
-            time.sleep(0.3)
+            time.sleep(POLL_SECONDS)
             try:
-                now = game.stat().st_mtime
+                now = game.stat().st_mtime_ns
             except FileNotFoundError:
                 continue
             if now != mtime:
                 mtime = now
-                check(game)
+                # The new runtime boots while the analysis runs: a reload lands well within a second.
                 runtime.stop()
                 runtime.start()
+                check(game)
                 if runtime.wait_healthy():
                     console.print(f"[green]reloaded[/]  join: ws://127.0.0.1:{port}/ws")
                 sys.stdout.flush()
@@ -130,14 +137,22 @@ async def play_script(port: int, players: int, steps: list[dict[str, Any]]) -> l
 
     frames: list[tuple[int, Any]] = []
     clients = [await websockets.connect(f"ws://127.0.0.1:{port}/ws?name=p{i}") for i in range(players)]
+    welcomed = [asyncio.Event() for _ in clients]
 
     async def reader(i: int, ws: Any) -> None:
         async for raw in ws:
-            frames.append((i, json.loads(raw)))
+            frame = json.loads(raw)
+            frames.append((i, frame))
+            if frame.get("type") in ("welcome", "error"):
+                welcomed[i].set()  # onJoin has finished (or refused this client)
 
     tasks = [asyncio.create_task(reader(i, ws)) for i, ws in enumerate(clients)]
     try:
-        await asyncio.sleep(0.2)
+        # The script starts once every client's onJoin is done, however slow the machine is.
+        try:
+            await asyncio.wait_for(asyncio.gather(*(event.wait() for event in welcomed)), 10)
+        except TimeoutError:
+            console.print("[yellow]not every client was welcomed within 10 s; playing the script anyway[/]")
         for step in steps:
             ws = clients[int(step.get("player", 0))]
             await ws.send(json.dumps({"type": step["type"], "data": step.get("data")}))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 from collections.abc import Coroutine
 from pathlib import Path
@@ -12,14 +11,19 @@ from typing import Annotated, Any
 
 import typer
 
+from core.errors import StartupError
 from core.settings import get_settings
 
 app = typer.Typer(help="Game Server Factory: host multiplayer JavaScript game servers.", no_args_is_help=True,
                   add_completion=False)
 
 
-def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging() -> None:
+    """Text or JSON lines (GSF_LOG_FORMAT) at GSF_LOG_LEVEL, for this process and uvicorn's loggers."""
+    from core.logging import configure
+
+    s = get_settings()
+    configure(s.log_format, s.log_level)
 
 
 def _run_until_signal(coro: Coroutine[Any, Any, None]) -> None:
@@ -33,7 +37,11 @@ def _run_until_signal(coro: Coroutine[Any, Any, None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except StartupError as exc:
+        typer.echo(f"gsf: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -54,7 +62,8 @@ def api() -> None:
     _logging()
     s = get_settings()
     # Open event streams must not hold a stop for long: `gsf up` waits 10 s per child.
-    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level="warning", timeout_graceful_shutdown=2)
+    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level="warning", timeout_graceful_shutdown=2,
+                log_config=None)  # uvicorn writes through the handler _logging() set up
 
 
 @app.command()
@@ -62,9 +71,10 @@ def matchmaker() -> None:
     """Run the matchmaker."""
     from matchmaker.server import build_server
 
-    _logging()
     # MatchmakerServer ends open SSE streams first, so a stop never waits on a watching browser.
-    build_server(get_settings(), log_level="warning").run()
+    server = build_server(get_settings(), log_level="warning")
+    _logging()  # after uvicorn.Config, which installs handlers of its own
+    server.run()
 
 
 @app.command("control-worker")
@@ -204,6 +214,25 @@ def db_revision(message: Annotated[str, typer.Option("-m", "--message")]) -> Non
     asyncio.run(run())
 
 
+image_app = typer.Typer(help="Container images of the platform.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+
+@image_app.command("build-platform")
+def image_build_platform() -> None:
+    """Build the platform image without a registry, from this host's Python and node; prints its tag."""
+    import docker
+
+    from cli.platform_image import ensure_platform_image
+    from gameserver.image import ImageError
+
+    try:
+        typer.echo(ensure_platform_image(docker.from_env()))
+    except (ImageError, docker.errors.DockerException) as exc:
+        typer.echo(f"gsf: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def nodes(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List nodes with liveness, load and labels (admin)."""
@@ -260,6 +289,97 @@ def pipeline_resume(run_id: str, var: Annotated[list[str] | None, typer.Option(h
     from cli.client import pipeline_action
 
     raise typer.Exit(pipeline_action(get_settings(), "resume", run_id, var or []))
+
+
+# --- fleets and allocation (issue #10) --------------------------------------------------------
+
+
+@app.command()
+def fleets(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List your fleets: game version, size policy, ready and allocated servers."""
+    from cli.fleets import fleets as run
+
+    raise typer.Exit(run(get_settings(), json_output))
+
+
+fleet_app = typer.Typer(help="Fleets: one game version on N servers, allocated in milliseconds.",
+                        no_args_is_help=True)
+app.add_typer(fleet_app, name="fleet")
+GameFile = Annotated[Path | None, typer.Option("--file", exists=True, dir_okay=False,
+                                               help="upload this file as the game's next version first")]
+
+
+@fleet_app.command("create")
+def fleet_create(
+    name: str,
+    game: Annotated[str, typer.Option(help="the game's name (gsf uploads it with --file)")],
+    file: GameFile = None,
+    version: Annotated[int | None, typer.Option(help="game version; default: the newest")] = None,
+    replicas: Annotated[int | None, typer.Option(help="a fixed number of servers")] = None,
+    buffer: Annotated[int | None, typer.Option(help="ready servers to keep on top of the allocated ones")] = None,
+    min_size: Annotated[int, typer.Option("--min", help="with --buffer: fewest servers")] = 0,
+    max_size: Annotated[int | None, typer.Option("--max", help="with --buffer: most servers")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="key=value; repeatable")] = None,
+    plan: Annotated[str, typer.Option(help="resource plan")] = "",
+    on_empty: Annotated[str, typer.Option(help="replace | ready: what a server becomes after its match")] = "replace",
+) -> None:
+    """Create a fleet (default: 1 replica)."""
+    from cli.fleets import fleet_create as run
+
+    raise typer.Exit(run(get_settings(), name, game, file, version, replicas, buffer, min_size, max_size,
+                         label or [], plan, on_empty))
+
+
+@fleet_app.command("scale")
+def fleet_scale(
+    fleet: str,
+    replicas: Annotated[int | None, typer.Option()] = None,
+    buffer: Annotated[int | None, typer.Option()] = None,
+    min_size: Annotated[int | None, typer.Option("--min")] = None,
+    max_size: Annotated[int | None, typer.Option("--max")] = None,
+) -> None:
+    """Change a fleet's size: --replicas, or a buffer policy (--buffer, --min, --max)."""
+    from cli.fleets import fleet_scale as run
+
+    raise typer.Exit(run(get_settings(), fleet, replicas, buffer, min_size, max_size))
+
+
+@fleet_app.command("update")
+def fleet_update(
+    fleet: str,
+    version: Annotated[int | None, typer.Option(help="roll out this game version")] = None,
+    file: GameFile = None,
+    max_surge: Annotated[str | None, typer.Option(help="extra servers during a rollout: 1 or 25%")] = None,
+    max_unavailable: Annotated[str | None, typer.Option(help="ready servers that may be missing: 0 or 25%")] = None,
+    on_empty: Annotated[str | None, typer.Option(help="replace | ready")] = None,
+) -> None:
+    """Roll out another game version (allocated servers finish their matches on the old one)."""
+    from cli.fleets import fleet_update as run
+
+    raise typer.Exit(run(get_settings(), fleet, version, file, max_surge, max_unavailable, on_empty))
+
+
+@fleet_app.command("delete")
+def fleet_delete(fleet: str, force: Annotated[bool, typer.Option(help="stop allocated servers too")] = False) -> None:
+    """Delete a fleet: idle servers stop now, allocated ones when their players leave."""
+    from cli.fleets import fleet_delete as run
+
+    raise typer.Exit(run(get_settings(), fleet, force))
+
+
+@app.command()
+def allocate(
+    fleet: Annotated[str | None, typer.Option(help="fleet id or name")] = None,
+    game: Annotated[str | None, typer.Option(help="or any of your fleets of this game")] = None,
+    selector: Annotated[list[str] | None, typer.Option(help="label the server must have, key=value")] = None,
+    players: Annotated[int, typer.Option(help="seats, one token each")] = 1,
+    wait: Annotated[float, typer.Option(help="seconds to wait for a ready server (0: answer at once)")] = 0.0,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Allocate a ready server: its address and seat tokens, in milliseconds."""
+    from cli.fleets import allocate as run
+
+    raise typer.Exit(run(get_settings(), fleet, game, selector or [], players, wait, json_output))
 
 
 @app.command("fake-tripo")

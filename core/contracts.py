@@ -85,6 +85,7 @@ class GameServerInput(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     allow_rules: list[str] = Field(default_factory=list)
     restart_limit: int = 3
+    restart_window_seconds: float = 600.0  # restarts older than this no longer count
     ready_timeout_seconds: float = 30.0
     placement_timeout_seconds: float = 60.0
     idle_timeout_seconds: float = 0.0  # 0: never stop for lack of players
@@ -104,6 +105,7 @@ class GameServerState(BaseModel):
     port: int | None = None
     ws_url: str | None = None
     restarts: int = 0
+    restart_times: list[datetime] = Field(default_factory=list)  # within the restart window
     seq: int = 0
     error: str | None = None
     stop_requested: bool = False
@@ -117,6 +119,8 @@ class CrashReport(BaseModel):
     container_id: str
     exit_code: int | None = None
     reason: str = ""
+    oom_killed: bool = False
+    log_tail: list[str] = Field(default_factory=list)  # the container's last log lines
 
 
 class PlayersReport(BaseModel):
@@ -171,6 +175,7 @@ class RecordStatusInput(BaseModel):
     port: int | None = None
     max_players: int | None = None
     report: AnalysisReport | None = None
+    detail: dict[str, Any] | None = None  # structured facts, e.g. a crash's exit code and logs
 
 
 class RecordStatusResult(BaseModel):

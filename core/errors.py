@@ -105,3 +105,7 @@ class UnsupportedMediaType(BadRequest):
 
 class ModelNotReady(Conflict):
     slug, status, title = "model-not-ready", 409, "Model not ready"
+
+
+class StartupError(Exception):
+    """A process cannot start as configured; the CLI prints the message, not a traceback."""

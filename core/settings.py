@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, IPvAnyNetwork, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.queues import CONTROL_QUEUE
@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     server_pids: int = 64
     server_tmpfs_mb: int = 16
     server_nofile: int = 1024
+    host_firewall: bool = Field(default=True, description=(
+        "the agent refuses connections that game containers open to the host (an iptables INPUT rule "
+        "per game network), so host services bound to 0.0.0.0 are out of their reach too"))
+    container_runtime: str = Field(default="runc", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description=(
+        "OCI runtime of game containers: runc (Docker's default) or runsc for gVisor, which puts a "
+        "user-space kernel between the game and the host; it must be registered with the Docker engine"))
+    runsc_pids_overhead: int = Field(default=128, ge=0, le=4096, description=(
+        "pids added to a server's limit under gVisor, whose own threads count against it"))
     server_log_max_size: str = "1m"
     server_log_max_files: int = 3
     # Resource plans a server can be deployed with; empty: small, standard (the server_* values)
@@ -78,8 +86,22 @@ class Settings(BaseSettings):
     max_server_cpus: float = 2.0
     max_server_pids: int = 256
     restart_limit: int = 3
+    restart_window_seconds: float = Field(default=600.0, gt=0, description=(
+        "crashes within this many seconds count towards restart_limit; older ones are forgiven"))
     ready_timeout_seconds: float = 30.0
     idle_timeout_seconds: float = 0.0
+
+    # Node capacity (core/capacity.py): what placement may promise on a node, from the resources
+    # its agent reports: (cpus - reserve) x overcommit, (memory - reserve) x overcommit. Each is
+    # overridable per node by an admin (PUT /api/v1/nodes/{id} with `capacity`).
+    node_reserve_cpus: float = Field(default=0.5, ge=0, description=(
+        "CPUs of every node kept for the OS, Docker and the platform's own processes"))
+    node_reserve_memory_mb: float = Field(default=1024, ge=0, description=(
+        "memory (MiB) of every node kept for the OS, Docker and the platform's own processes"))
+    node_cpu_overcommit: float = Field(default=4.0, ge=1, le=64, description=(
+        "how many times its CPUs (after the reserve) a node may promise; idle games use little CPU"))
+    node_memory_overcommit: float = Field(default=1.0, ge=1, le=4, description=(
+        "the same for memory; 1 = never promise more memory than there is (no OOM surprises)"))
 
     # Pipelines: programs an `exec` step may run inside a server's container.
     pipeline_exec_allowed: list[str] = Field(default_factory=lambda: ["node"])
@@ -97,6 +119,38 @@ class Settings(BaseSettings):
 
     # Bootstrap admin (created once by `gsf up`).
     admin_email: str = "admin@localhost"
+
+    # --- Edge protection and observability (issue #7) ------------------------------------------
+    # Rate limits are token buckets: `rate` tokens per second refill a bucket of `burst` tokens;
+    # each request takes one, and an empty bucket answers 429 with Retry-After.
+    rate_limit_enabled: bool = Field(default=True, description="turns every rate limit below on or off")
+    api_rate_per_key: float = Field(default=20.0, gt=0, description="API requests per second per API key (the bucket's refill rate)")
+    api_burst_per_key: int = Field(default=200, ge=1, description="API requests one API key may make in a burst (the bucket's size)")
+    api_rate_per_ip: float = Field(default=50.0, gt=0, description="API requests per second per client IP, keys and unauthenticated calls together")
+    api_burst_per_ip: int = Field(default=500, ge=1, description="API requests one client IP may make in a burst")
+    # Each join holds a seat for seat_reservation_seconds, so this also caps the seats one IP holds.
+    join_rate_per_ip: float = Field(default=20.0, gt=0, description="matchmaker joins (`POST /join`) per second per client IP")
+    join_burst_per_ip: int = Field(default=300, ge=1, description="matchmaker joins one client IP may make in a burst")
+    join_rate_per_player: float = Field(
+        default=1.0, gt=0, description="matchmaker joins per second per `X-Player-Id` header value")
+    join_burst_per_player: int = Field(
+        default=10, ge=1, description="matchmaker joins per `X-Player-Id` header value in a burst")
+    rate_limit_max_buckets: int = Field(
+        default=100_000, ge=100, description="in-process buckets kept per limiter; the least recently used go first")
+    cors_origins: list[str] = Field(
+        default_factory=list, description='origins allowed to call the API from a browser, as JSON: '
+        '`["https://console.example.com"]`; empty: no CORS headers at all')
+    metrics_token: str = Field(
+        default="", description="if set, every `/metrics` (API, matchmaker, agent) needs `Authorization: Bearer "
+        "<token>`; empty: `/metrics` is open, like `/health` (keep it off the public network)")
+    agent_metrics_host: str = Field(default="127.0.0.1", description="address the node agent serves `/metrics` on")
+    agent_metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="port of the node agent's `/metrics`; 0 (the default): no metrics server")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`text` for a terminal; `json`: one object per line (ts, level, logger, msg, "
+        "request_id, user, server_id, workflow_id) for log shippers")
+    log_level: str = Field(default="INFO", description="level of the process's logging (DEBUG, INFO, WARNING, ...)")
+    # --- end of issue #7 block ------------------------------------------------------------------
 
     # 3D models (DESIGN §6): Tripo proxy, object store for images and GLB files, status cache.
     tripo_api_key: str = ""  # tsk_...; read by the control worker's activities only, never put in history
@@ -118,6 +172,64 @@ class Settings(BaseSettings):
     s3_presign_seconds: int = 600
     model_status_cache_ttl: float = 5.0
     model_status_cache_prefix: str = "gsf:model-status:"
+
+    # --- Webhooks and node events (issue #12) ---------------------------------------------------
+    webhook_retry_seconds: float = Field(
+        default=86_400.0, gt=0,
+        description="How long a delivery is retried (exponential backoff) before it fails.")
+    webhook_backoff_initial_seconds: float = Field(
+        default=10.0, gt=0,
+        description="Wait before the second attempt of a delivery; doubled after each failure.")
+    webhook_backoff_max_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest wait between two attempts of a delivery.")
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Time a receiver has to answer one delivery attempt.")
+    webhook_disable_after_days: float = Field(
+        default=3.0, gt=0,
+        description="A webhook whose deliveries all failed for this many days in a row is disabled.")
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks target private, loopback and link-local addresses (SSRF guard off).")
+    webhook_allowed_cidrs: list[IPvAnyNetwork] = Field(
+        default_factory=list, description='Networks webhooks may target even though they are private, '
+        'as JSON: ["10.20.0.0/16"]; the finer alternative to webhook_allow_private.')
+    webhook_log_retention_days: float = Field(
+        default=30.0, gt=0, description="Finished deliveries (and their attempts) are kept this long.")
+    node_liveness_seconds: float = Field(
+        default=5.0, gt=0,
+        description="How often the control worker looks for nodes whose heartbeat lapsed or came back.")
+    control_metrics_host: str = Field(
+        default="127.0.0.1", description="Address of the control worker's Temporal SDK /metrics.")
+    control_metrics_port: int = Field(
+        default=0, ge=0, le=65535,
+        description="Port of the control worker's Temporal SDK /metrics (workflow task failures, "
+        "schedule-to-start latency); 0: none.")
+    # --- end of issue #12 block -----------------------------------------------------------------
+
+    # --- Fleets and allocation (issue #10) ------------------------------------------------------
+    fleet_sync_seconds: float = Field(
+        default=5.0, gt=0, le=300,
+        description="How often a fleet's autoscaler looks at its servers: replaces lost ones, keeps the "
+        "buffer of ready servers, moves a rolling update on. An allocation that finds no ready server wakes it at once.")
+    fleet_max_size: int = Field(
+        default=100, ge=1, le=10_000, description="Most servers one fleet may ask for (its replicas or max_size).")
+    fleet_failure_backoff_max_seconds: float = Field(
+        default=60.0, gt=0, description="Longest pause a fleet takes before starting servers again after "
+        "servers failed in a row (1 s, 2 s, 4 s, ... up to this).")
+    allocation_max_wait_seconds: float = Field(
+        default=30.0, ge=0, le=600, description="Longest `wait_seconds` an allocation may ask for when no "
+        "ready server is there; without it, no-ready-server is answered at once.")
+    # --- end of issue #10 block -----------------------------------------------------------------
+
+    # --- Tracing (issue #7) ---------------------------------------------------------------------
+    otel_exporter: Literal["none", "otlp", "console"] = Field(
+        default="none", description="where OpenTelemetry spans go: `none` (no tracing), `otlp` (OTLP over HTTP "
+        "to `GSF_OTEL_ENDPOINT`), `console` (stdout); spans cover Temporal calls, workflows and activities")
+    otel_endpoint: str = Field(
+        default="", description="OTLP/HTTP traces URL, e.g. `http://collector:4318/v1/traces`; empty: the "
+        "exporter's own default (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `http://localhost:4318/v1/traces`)")
+    otel_service_name: str = Field(default="gsf", description="`service.name` of every span this process sends")
+    # --- end of tracing block -------------------------------------------------------------------
 
     @model_validator(mode="after")
     def _resolve(self) -> Settings:

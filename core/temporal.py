@@ -6,6 +6,7 @@ from temporalio.client import Client, TLSConfig
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from core import tracing
 from core.settings import Settings
 
 SA_SERVER_ID = SearchAttributeKey.for_keyword("GsfServerId")
@@ -38,4 +39,6 @@ async def connect(settings: Settings) -> Client:
         data_converter=pydantic_data_converter,
         tls=tls,
         api_key=settings.temporal_api_key,
+        # Tracing (issue #7): [] unless GSF_OTEL_EXPORTER is set; workers on this client trace too.
+        interceptors=tracing.temporal_interceptors(settings),
     )

@@ -255,8 +255,9 @@ def ensure_base_image(client: docker.DockerClient, settings: Settings) -> str:
 
 
 def _runtime_files() -> list[Path]:
-    """The runtime's own sources: top-level .js files and the npm manifest and lock, sorted."""
-    files = sorted(RUNTIME_DIR.glob("*.js"))
+    """The runtime's own sources: top-level .js files and the npm manifest and lock, sorted.
+    `testing.js` (the unit-test helper for game modules, run outside any server) is not shipped."""
+    files = sorted(p for p in RUNTIME_DIR.glob("*.js") if p.name != "testing.js")
     files += [RUNTIME_DIR / "package.json", RUNTIME_DIR / "package-lock.json"]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,16 +21,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import document, http_error_headers
 from core.settings import Settings, get_settings
 from matchmaker.deps import Matchmaker
-from matchmaker.errors import PROBLEM_BASE, MatchmakerError, StaleHeartbeat, StoreUnavailable
+from matchmaker.errors import MatchmakerError, StaleHeartbeat, StoreUnavailable, problem
+from matchmaker.ratelimit import JOIN_PLAYER_HEADER, JoinLimiter, JoinRateLimitMiddleware
 from matchmaker.routes import router
 from matchmaker.store import MemoryStore, RedisStore, Store, Subscription
 from matchmaker.stream import StreamHub
 
 log = logging.getLogger("gsf.matchmaker")
 
-PROBLEM_JSON = "application/problem+json"
 DEFAULT_PREFIX = "gsf:mm:"
 
 
@@ -60,8 +62,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     # Only an unreachable Redis is a 503; any other Redis error (a script bug) is a 500.
     app.add_exception_handler(RedisConnectionError, _redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
+    app.add_middleware(JoinRateLimitMiddleware, limiter=JoinLimiter.for_store(settings, store),
+                       mm=app.state.matchmaker)
+    if settings.metrics_token:
+        app.add_middleware(MetricsTokenMiddleware, token=settings.metrics_token)
     app.add_middleware(CatchAllMiddleware)
     app.include_router(router)
+    document(app, limited=lambda method, path: (method, path) == ("POST", "/join"), always=(500, 503),
+             per_operation=ROUTE_PROBLEMS, body_limit=False,
+             parameters={("POST", "/join"): [JOIN_PLAYER_HEADER]})
     return app
 
 
@@ -107,7 +116,8 @@ async def _pump(mm: Matchmaker, subscription: Subscription) -> None:
                 # Every replica receives every room update; decoding one costs as much as
                 # applying a heartbeat, so it is skipped while no stream is open here.
                 if raw is not None and len(mm.hub):
-                    mm.hub.publish(sub.decode(raw))
+                    for event in sub.decode(raw):
+                        mm.hub.publish(event)
             except (RedisError, OSError) as exc:
                 if mm.stopping.is_set():
                     break
@@ -138,12 +148,6 @@ async def _sweeper(mm: Matchmaker) -> None:
 # --- problems ----------------------------------------------------------------------------------
 
 
-def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail,
-            **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
-
-
 async def _matchmaker_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MatchmakerError)
     extra: dict[str, Any] = {}
@@ -162,15 +166,15 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
                    f"{where}: {first['msg']}" if where else str(first["msg"]), errors=errors)
 
 
-_HTTP_SLUGS = {404: ("not-found", "Not found"), 405: ("method-not-allowed", "Method not allowed")}
+_HTTP_SLUGS = {400: ("bad-request", "Bad request"), 404: ("not-found", "Not found"),
+               405: ("method-not-allowed", "Method not allowed")}
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
     response = problem(exc.status_code, slug, title, str(exc.detail))
-    if exc.headers:
-        response.headers.update(exc.headers)
+    response.headers.update(http_error_headers(request, exc))
     return response
 
 
@@ -207,3 +211,33 @@ class CatchAllMiddleware:
             response = problem(500, "internal-error", "Internal error",
                                "the matchmaker failed to handle this request")
             await response(scope, receive, send)
+
+
+# Problems an operation answers besides 500, 503 (store unreachable) and what `document` finds
+# itself (422 for parameters, 404 for path ids, 401 for node routes, 429 on /join).
+ROUTE_PROBLEMS: dict[tuple[str, str], tuple[int, ...]] = {
+    ("POST", "/servers"): (403,),
+    ("PUT", "/servers/{server_id}/heartbeat"): (403, 409),
+    ("DELETE", "/servers/{server_id}"): (403,),
+    ("POST", "/join"): (404, 409),
+    ("GET", "/metrics"): (401,),
+}
+
+
+class MetricsTokenMiddleware:
+    """`GET /metrics` needs `Authorization: Bearer <GSF_METRICS_TOKEN>` when one is set."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") == "/metrics":
+            given = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")[2].strip()
+            if not hmac.compare_digest(given, self.token):
+                response = problem(401, "unauthorized", "Unauthorized",
+                                   "/metrics needs Authorization: Bearer <metrics token>")
+                response.headers["WWW-Authenticate"] = "Bearer"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

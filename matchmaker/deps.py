@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.errors import declares
 from core.security import verify_node_token
 from core.settings import Settings
 from matchmaker.errors import Unauthorized
@@ -55,6 +56,7 @@ class NodeCaller:
 _BEARER = "bearer "
 
 
+@declares(401, security="nodeToken")
 async def get_node_caller(request: Request) -> NodeCaller:
     """Authenticate a node by its token. One flat dependency: heartbeats are the hot path, and
     each nested dependency costs FastAPI more than verifying the token does."""

@@ -13,13 +13,24 @@
 
 no-room-available is a 409, not a 404: the target resource (/join) exists; what blocks the
 request is the current state of the registry (every matching room is full, locked or absent).
+429 rate-limited has no class: matchmaker.ratelimit answers it before /join runs.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from fastapi.responses import JSONResponse
 
 PROBLEM_BASE = "https://gsf.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    """The one shape of every error answer of the matchmaker."""
+    body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail,
+            **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
 class MatchmakerError(Exception):

@@ -18,12 +18,40 @@ local function live_reserved(id, rn, now)
   return redis.call("ZCOUNT", reskey(id), "(" .. now, "+inf")
 end
 
+-- Every message on `P events` is a JSON array of events. A batch script sets BATCH to a
+-- table and publishes it once at the end: one message per call, not one per room.
+local BATCH = nil
+local function publish(event)
+  if BATCH then BATCH[#BATCH + 1] = event
+  else redis.call("PUBLISH", P .. "events", cjson.encode({event})) end
+end
+
+local function flush()
+  if BATCH and #BATCH > 0 then redis.call("PUBLISH", P .. "events", cjson.encode(BATCH)) end
+  BATCH = nil
+end
+
 local function publish_room(kind, id, reserved, h)
-  redis.call("PUBLISH", P .. "events", cjson.encode({kind, id, tostring(reserved), h}))
+  publish({kind, id, tostring(reserved), h})
 end
 
 local function publish_removed(id, reason, game, labels)
-  redis.call("PUBLISH", P .. "events", cjson.encode({"removed", id, reason, game, labels}))
+  publish({"removed", id, reason, game, labels})
+end
+
+-- Fleets (issue #10): `P fl:<fleet>` hash of member id -> slot, `P flr:<fleet>` set of the
+-- members whose slot is "r" (allocation looks there, not at the whole fleet), `P flof` hash of
+-- id -> fleet, and the room hash's `fleet` field. A slot is "r" (ready), "x" (retiring) or
+-- "a|<allocation>|<at>|<hold until>|<1 exclusive, 0 open>".
+local function flkey(fleet) return P .. "fl:" .. fleet end
+local function frkey(fleet) return P .. "flr:" .. fleet end
+local function allocated_slot(aid, now_s, hold, excl)
+  return "a|" .. aid .. "|" .. now_s .. "|" .. hold .. "|" .. excl
+end
+-- Every change of a slot goes through here, so the ready set never disagrees with the slots.
+local function set_slot(fleet, id, slot)
+  redis.call("HSET", flkey(fleet), id, slot)
+  if slot == "r" then redis.call("SADD", frkey(fleet), id) else redis.call("SREM", frkey(fleet), id) end
 end
 
 -- Remove a room and everything that points at it; listed rooms announce their removal.
@@ -55,6 +83,11 @@ local n = tonumber(ARGV[12])
 for j = 13, 12 + 2 * n, 2 do
   fields[#fields + 1] = "l:" .. ARGV[j]
   fields[#fields + 1] = ARGV[j + 1]
+end
+local fleet = redis.call("HGET", P .. "flof", id)
+if fleet then
+  fields[#fields + 1] = "fleet"
+  fields[#fields + 1] = fleet
 end
 redis.call("HSET", rk, unpack(fields))
 redis.call("ZADD", P .. "exp", exp, id)
@@ -143,9 +176,11 @@ return heartbeat(ARGV[2], ARGV[3], ARGV[4], cjson.decode(ARGV[5]))
 # One script call for a node's whole batch; each heartbeat is checked and applied on its own.
 HEARTBEAT_MANY = _PRELUDE + _HEARTBEAT_FN + r"""
 local replies = {}
+BATCH = {}
 for i, hb in ipairs(cjson.decode(ARGV[5])) do
   replies[i] = heartbeat(ARGV[2], ARGV[3], ARGV[4], hb)
 end
+flush()
 return table.concat(replies, ";")
 """
 
@@ -176,11 +211,19 @@ return {"ok", tostring(live_reserved(id, m.rn, now)), h}
 RESERVE = _PRELUDE + r"""
 local id, pid, now_s, till = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local rk = rkey(id)
-local f = redis.call("HMGET", rk, "ready", "exp", "players", "max", "locked", "rn")
+local f = redis.call("HMGET", rk, "ready", "exp", "players", "max", "locked", "rn", "fleet")
 if not f[2] then return {"nf", "0"} end
 if tonumber(f[2]) <= tonumber(now_s) then drop(id, "expired"); return {"nf", "1"} end
 if f[1] ~= "1" then return {"nf", "0"} end
 if f[5] == "1" then return {"locked"} end
+-- A fleet's server: a retiring one takes nobody, one allocated to a match only its own seats;
+-- joining a ready one allocates it (open, so others may join it too).
+local st = f[7] and redis.call("HGET", flkey(f[7]), id)
+if st then
+  local c = string.sub(st, 1, 1)
+  if c == "x" then return {"nf", "0"} end
+  if c == "a" and string.sub(st, -1) == "1" then return {"locked"} end
+end
 local resk = reskey(id)
 local r = 0
 if tonumber(f[6] or "0") > 0 then
@@ -193,33 +236,48 @@ if tonumber(f[4]) - tonumber(f[3]) - r <= 0 then
 end
 redis.call("ZADD", resk, till, pid)
 redis.call("HSET", rk, "rn", r + 1)
+if st == "r" then set_slot(f[7], id, allocated_slot("j-" .. pid, now_s, till, "0")) end
 local h = redis.call("HGETALL", rk)
 publish_room("updated", id, r + 1, h)
 return {"ok", tostring(r + 1), h}
 """
 
 # ARGV: P, game, player, now, until, n_filters, (field, value)...
-# Reply: {"ok", reserved, flat hash} | {"none"}
+# Reply: {"ok", reserved, flat hash} | {"none", "1" if the game has fleet servers else "0"}
 # Best room: fewest free seats, then most occupied, then oldest, then lowest id.
 QUICK_JOIN = _PRELUDE + r"""
 local now_s = ARGV[4]
 local now = tonumber(now_s)
 local nf = tonumber(ARGV[6])
-local names = {"ready", "exp", "players", "max", "locked", "rn", "created"}
+local names = {"ready", "exp", "players", "max", "locked", "rn", "created", "fleet"}
 for j = 0, nf - 1 do names[#names + 1] = ARGV[7 + 2 * j] end
 local best, bfree, bocc, bcreated = nil, 0, 0, 0
+local spare, spare_fleet, fleet_game = nil, nil, "0"
 for _, id in ipairs(redis.call("SMEMBERS", P .. "game:" .. ARGV[2])) do
   local f = redis.call("HMGET", rkey(id), unpack(names))
+  if f[8] then fleet_game = "1" end
   if f[1] == "1" and f[5] ~= "1" and tonumber(f[2]) > now then
     local ok = true
     for j = 0, nf - 1 do
-      if f[8 + j] ~= ARGV[8 + 2 * j] then ok = false; break end
+      if f[9 + j] ~= ARGV[8 + 2 * j] then ok = false; break end
     end
     if ok then
       local players = tonumber(f[3])
       local r = live_reserved(id, f[6], now_s)
       local free = tonumber(f[4]) - players - r
-      if free > 0 then
+      -- A fleet's server joins the running only when openly allocated; a ready one is the
+      -- spare taken (and allocated) when no room has a seat; retiring and exclusive: never.
+      local c = nil
+      if f[8] then
+        local st = redis.call("HGET", flkey(f[8]), id)
+        if st then
+          c = string.sub(st, 1, 1)
+          if c == "a" and string.sub(st, -1) == "1" then c = "x" end
+        end
+      end
+      if c == "r" then
+        if spare == nil and free > 0 and players == 0 and r == 0 then spare, spare_fleet = id, f[8] end
+      elseif c ~= "x" and free > 0 then
         local occ, created = players + r, tonumber(f[7])
         if best == nil or free < bfree or (free == bfree and (occ > bocc or (occ == bocc and
             (created < bcreated or (created == bcreated and id < best))))) then
@@ -229,7 +287,11 @@ for _, id in ipairs(redis.call("SMEMBERS", P .. "game:" .. ARGV[2])) do
     end
   end
 end
-if best == nil then return {"none"} end
+if best == nil and spare ~= nil then
+  best = spare
+  set_slot(spare_fleet, spare, allocated_slot("q-" .. ARGV[3], now_s, ARGV[5], "0"))
+end
+if best == nil then return {"none", fleet_game} end
 local resk = reskey(best)
 redis.call("ZREMRANGEBYSCORE", resk, "-inf", now_s)
 redis.call("ZADD", resk, ARGV[5], ARGV[3])
@@ -304,6 +366,7 @@ SWEEP = _PRELUDE + r"""
 local now_s = ARGV[2]
 local now = tonumber(now_s)
 local n = 0
+BATCH = {}
 for _, id in ipairs(redis.call("ZRANGEBYSCORE", P .. "exp", "-inf", now_s, "LIMIT", 0,
                                tonumber(ARGV[3]))) do
   local e = redis.call("HGET", rkey(id), "exp")
@@ -316,6 +379,7 @@ for _, id in ipairs(redis.call("ZRANGEBYSCORE", P .. "exp", "-inf", now_s, "LIMI
     redis.call("ZADD", P .. "exp", e, id)
   end
 end
+flush()
 return n
 """
 
@@ -341,4 +405,176 @@ for _, id in ipairs(redis.call("ZRANGE", P .. "exp", 0, -1)) do
 end
 return {tostring(registered), tostring(listed), tostring(players), tostring(reserved),
         tostring(free)}
+"""
+
+
+# --- fleets and allocation (issue #10) -------------------------------------------------------
+
+# ARGV: P, fleet, ids... Reply: "ok". New members are ready; a member already there keeps its slot.
+FLEET_ADD = _PRELUDE + r"""
+local fk = flkey(ARGV[2])
+for j = 3, #ARGV do
+  local id = ARGV[j]
+  if redis.call("HSETNX", fk, id, "r") == 1 then redis.call("SADD", frkey(ARGV[2]), id) end
+  redis.call("HSET", P .. "flof", id, ARGV[2])
+  if redis.call("EXISTS", rkey(id)) == 1 then redis.call("HSET", rkey(id), "fleet", ARGV[2]) end
+end
+return "ok"
+"""
+
+# ARGV: P, now, until, alloc_id, exclusive "1"|"0", n_players, players..., n_fleets, fleets...,
+#       n_filters, (field, value)...
+# Reply: {"ok", fleet, reserved, flat hash} | {"none"}
+# A ready member (fleets in the order given) whose room is listed, unlocked, empty (no players,
+# no live seat), big enough and matching every label becomes allocated. A few ready members
+# drawn at random are tried first, so a big fleet costs no more than a small one; only when
+# none of them fits are all the ready ones looked at.
+ALLOCATE = _PRELUDE + r"""
+local now_s, till, aid, excl = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local now = tonumber(now_s)
+local i = 6
+local np = tonumber(ARGV[i]); i = i + 1
+local pids = {}
+for j = 1, np do pids[j] = ARGV[i]; i = i + 1 end
+local nfl = tonumber(ARGV[i]); i = i + 1
+local fleets = {}
+for j = 1, nfl do fleets[j] = ARGV[i]; i = i + 1 end
+local nf = tonumber(ARGV[i]); i = i + 1
+local names = {"ready", "exp", "players", "max", "locked", "rn"}
+local want = {}
+for j = 0, nf - 1 do
+  names[#names + 1] = ARGV[i + 2 * j]
+  want[#want + 1] = ARGV[i + 2 * j + 1]
+end
+
+local function fits(id)
+  local f = redis.call("HMGET", rkey(id), unpack(names))
+  if not (f[1] == "1" and f[5] ~= "1" and tonumber(f[2]) > now and tonumber(f[3]) == 0
+          and tonumber(f[4]) >= np and live_reserved(id, f[6], now_s) == 0) then
+    return false
+  end
+  for j = 1, nf do
+    if f[6 + j] ~= want[j] then return false end
+  end
+  return true
+end
+
+local function take(fleet, id)
+  set_slot(fleet, id, allocated_slot(aid, now_s, till, excl))
+  local resk = reskey(id)
+  redis.call("DEL", resk)
+  for j = 1, np do redis.call("ZADD", resk, till, pids[j]) end
+  redis.call("HSET", rkey(id), "rn", np)
+  local h = redis.call("HGETALL", rkey(id))
+  publish_room("updated", id, np, h)
+  return {"ok", fleet, tostring(np), h}
+end
+
+for _, fleet in ipairs(fleets) do
+  local tried = {}
+  for _, id in ipairs(redis.call("SRANDMEMBER", frkey(fleet), 8)) do
+    tried[id] = true
+    if fits(id) then return take(fleet, id) end
+  end
+  for _, id in ipairs(redis.call("SMEMBERS", frkey(fleet))) do
+    if not tried[id] and fits(id) then return take(fleet, id) end
+  end
+end
+return {"none"}
+"""
+
+# ARGV: P, fleet, id, alloc_id|"", to "r"|"x". Reply: "ok" | the slot letter | "gone".
+# Ends an allocation (of `alloc_id`, or whichever it is); its seats go with it.
+RELEASE = _PRELUDE + r"""
+local fk = flkey(ARGV[2])
+local id = ARGV[3]
+local st = redis.call("HGET", fk, id)
+if not st then return "gone" end
+if string.sub(st, 1, 1) ~= "a" then return string.sub(st, 1, 1) end
+if ARGV[4] ~= "" and string.match(st, "^a|([^|]*)|") ~= ARGV[4] then return "a" end
+set_slot(ARGV[2], id, ARGV[5])
+redis.call("DEL", reskey(id))
+if redis.call("EXISTS", rkey(id)) == 1 then
+  redis.call("HSET", rkey(id), "rn", "0")
+  if redis.call("HGET", rkey(id), "ready") == "1" then
+    publish_room("updated", id, 0, redis.call("HGETALL", rkey(id)))
+  end
+end
+return "ok"
+"""
+
+# ARGV: P, fleet, ids... Reply: the ids now retiring (ready or already retiring ones).
+RETIRE = _PRELUDE + r"""
+local fk = flkey(ARGV[2])
+local out = {}
+for j = 3, #ARGV do
+  local st = redis.call("HGET", fk, ARGV[j])
+  if st == "r" or st == "x" then
+    set_slot(ARGV[2], ARGV[j], "x")
+    out[#out + 1] = ARGV[j]
+  end
+end
+return out
+"""
+
+# ARGV: P, fleet, now, empty_to "r"|"x", n, (id, stale "1"|"0")...
+# Reply: per member {id, slot letter, listed "1"|"0", players, reserved, allocation id}.
+FLEET_SYNC = _PRELUDE + r"""
+local fleet, now_s, empty_to = ARGV[2], ARGV[3], ARGV[4]
+local fk = flkey(fleet)
+local now = tonumber(now_s)
+local n = tonumber(ARGV[5])
+local keep, out = {}, {}
+for j = 0, n - 1 do
+  local id, stale = ARGV[6 + 2 * j], ARGV[7 + 2 * j]
+  keep[id] = true
+  local st = redis.call("HGET", fk, id)
+  if not st then
+    st = "r"
+    redis.call("HSET", P .. "flof", id, fleet)
+    if redis.call("EXISTS", rkey(id)) == 1 then redis.call("HSET", rkey(id), "fleet", fleet) end
+  end
+  local f = redis.call("HMGET", rkey(id), "ready", "exp", "players", "rn")
+  local present = f[2] and tonumber(f[2]) > now
+  local listed, players, r = "0", 0, 0
+  if present then
+    players = tonumber(f[3])
+    r = live_reserved(id, f[4], now_s)
+    if f[1] == "1" then listed = "1" end
+  end
+  local c, aid = string.sub(st, 1, 1), ""
+  if c == "a" then
+    local a, hold = string.match(st, "^a|([^|]*)|[^|]*|([^|]*)|")
+    aid = a
+    if present and tonumber(hold) <= now and players == 0 and r == 0 then
+      c = empty_to
+      if stale == "1" then c = "x" end
+      st = c
+      aid = ""
+    end
+  end
+  set_slot(fleet, id, st)  -- also heals a ready set that lost a member
+  out[#out + 1] = {id, c, listed, tostring(players), tostring(r), aid}
+end
+for _, id in ipairs(redis.call("HKEYS", fk)) do
+  if not keep[id] then
+    redis.call("HDEL", fk, id)
+    redis.call("SREM", frkey(fleet), id)
+    redis.call("HDEL", P .. "flof", id)
+    redis.call("HDEL", rkey(id), "fleet")
+  end
+end
+return out
+"""
+
+# ARGV: P, fleet. Reply: number of members forgotten.
+FLEET_DROP = _PRELUDE + r"""
+local fk = flkey(ARGV[2])
+local ids = redis.call("HKEYS", fk)
+for _, id in ipairs(ids) do
+  redis.call("HDEL", P .. "flof", id)
+  redis.call("HDEL", rkey(id), "fleet")
+end
+redis.call("DEL", fk, frkey(ARGV[2]))
+return #ids
 """

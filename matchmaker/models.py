@@ -7,11 +7,20 @@ import binascii
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
 
-from matchmaker.errors import InvalidRequest
+from matchmaker.errors import InvalidRequest, MatchmakerError
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
@@ -25,9 +34,20 @@ LabelKey = Annotated[str, Field(pattern=KEY_PATTERN)]
 LabelValue = Annotated[str, Field(max_length=256)]
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
 def compact_json(value: Any) -> str:
-    """The one JSON spelling used for storage and change detection (sorted keys, no spaces)."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    """The one JSON spelling used for storage and change detection (sorted keys, no spaces).
+
+    orjson is ten times faster than `json` here, which matters at thousands of heartbeats a
+    second; what it cannot encode (integers beyond 64 bits) goes through `json`, so one value
+    always gets the same spelling.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return _COMPACT.encode(value)
 
 
 def filter_value(value: Any) -> str:
@@ -73,19 +93,26 @@ class Heartbeat(BaseModel):
     generation: Annotated[int, Field(ge=1)] | None = None
     player_ids: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=100_000)] | None = None
 
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_size(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(compact_json(value).encode()) > MAX_METADATA_BYTES:
-            raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
-        return value
+    # The stored spelling of metadata and state, computed once by the size check and reused by
+    # the stores (a heartbeat's JSON encoding is a large share of its cost). Cached properties
+    # live in the instance dict: cheaper to read than pydantic's private attributes.
+    @cached_property
+    def metadata_json(self) -> str:
+        return compact_json(self.metadata) if self.metadata else "{}"
 
-    @field_validator("state")
-    @classmethod
-    def _state_size(cls, value: Any) -> Any:
-        if value is not None and len(compact_json(value).encode()) > MAX_STATE_BYTES:
+    @cached_property
+    def state_json(self) -> str:
+        return "null" if self.state is None else compact_json(self.state)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> Heartbeat:
+        if len(self.metadata_json) > MAX_METADATA_BYTES // 4 and \
+                len(self.metadata_json.encode()) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
+        if self.state is not None and len(self.state_json) > MAX_STATE_BYTES // 4 and \
+                len(self.state_json.encode()) > MAX_STATE_BYTES:
             raise ValueError(f"state is larger than {MAX_STATE_BYTES} bytes as JSON")
-        return value
+        return self
 
 
 class BatchHeartbeat(Heartbeat):
@@ -336,3 +363,128 @@ class StoreStats:
     players: int
     reserved: int
     free_seats: int
+
+
+# --- fleets and allocation (issue #10) ---------------------------------------------------------
+# A fleet's servers are rooms like any other; the store also keeps, per fleet, each member's
+# allocation state in a record that outlives the room's registration (an agent re-registering
+# an expired room must not make an allocated server allocatable again). Membership is written
+# by the platform (the fleet's activities), never taken from what a node registers.
+
+SlotState = Literal["ready", "allocated", "retiring"]
+SLOT_STATES: dict[str, SlotState] = {"r": "ready", "a": "allocated", "x": "retiring"}
+FleetId = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class NoReadyServer(MatchmakerError):
+    """Raised by an allocation when no ready, unallocated fleet server matches (409).
+
+    Kept beside the allocation models: it belongs in the tree of matchmaker/errors.py, which is
+    outside this change; the problem it maps to is documented there all the same."""
+
+    status = 409
+    slug = "no-ready-server"
+    title = "No ready server"
+
+
+class AllocateRequest(BaseModel):
+    """POST /allocations (platform): take one ready server of the first fleet that has one.
+
+    `player_ids` get a seat each (reserved until `until`); the server stays allocated at least
+    until `until` even if nobody arrives, so a seat token is never handed out for a server that
+    went back to the pool. `exclusive` keeps the matchmaker's joins out of it (a match the caller
+    made); quick join allocates non-exclusively, so later players may fill the room."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fleet_ids: Annotated[list[FleetId], Field(min_length=1, max_length=32)]
+    labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=32)] = Field(default_factory=dict)
+    allocation_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+    player_ids: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]],
+                          Field(max_length=1000)] = Field(default_factory=list)
+    until: float
+    exclusive: bool = True
+
+
+class Allocated(BaseModel):
+    """The answer to an allocation: the fleet it came from and the room, seats included."""
+
+    fleet_id: str
+    room: RoomPublic
+
+
+class ReleaseRequest(BaseModel):
+    """POST /allocations/release (platform): end an allocation; `retire` takes the server out
+    of the pool (a fresh server replaces it) instead of making it ready again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fleet_id: FleetId
+    server_id: ServerId
+    allocation_id: Annotated[str, Field(max_length=64)] = ""
+    retire: bool = False
+
+
+class Released(BaseModel):
+    """`released` False: the server was not allocated (or by another allocation); `state` is its
+    state now (None: not a member of the fleet)."""
+
+    released: bool
+    state: SlotState | None
+
+
+class FleetMembers(BaseModel):
+    """POST /fleets/{id}/members (platform): servers a fleet has just started, ready candidates
+    from the moment their rooms are listed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server_ids: Annotated[list[ServerId], Field(max_length=1000)]
+
+
+class FleetMember(BaseModel):
+    server_id: ServerId
+    # An outdated member (an older game version, or a fleet being deleted) never goes back to
+    # ready: once its players are gone it is retired.
+    stale: bool = False
+
+
+class FleetSyncRequest(BaseModel):
+    """POST /fleets/{id}/sync (platform): the fleet's members as the platform knows them.
+
+    Atomically: members the store lacks are added ready, members it has but the list lacks are
+    forgotten, allocated members whose hold has passed and whose room is empty (no players, no
+    live seat) go back to ready, or are retired when `ready_when_empty` is off or they are stale."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    members: Annotated[list[FleetMember], Field(max_length=1000)]
+    ready_when_empty: bool = False
+
+
+class FleetSlot(BaseModel):
+    """One member as the store sees it: its state, whether its room is listed, who is in it."""
+
+    server_id: str
+    state: SlotState
+    listed: bool
+    players: int
+    reserved: int
+    allocation_id: str = ""
+
+
+class FleetSlots(BaseModel):
+    slots: list[FleetSlot]
+
+
+class RetireRequest(BaseModel):
+    """POST /fleets/{id}/retire (platform): take ready members out of the pool before stopping
+    them; allocated members are never retired (the answer lists the ones that were)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server_ids: Annotated[list[ServerId], Field(max_length=1000)]
+
+
+class Retired(BaseModel):
+    server_ids: list[str]

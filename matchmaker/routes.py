@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from api.errors import declares, problems
 from core.security import seat_secret, sign_seat_token
-from matchmaker.deps import MatchmakerDep, NodeDep
-from matchmaker.errors import Forbidden, InvalidRequest, MatchmakerError
+from matchmaker.allocator import platform_token
+from matchmaker.deps import Matchmaker, MatchmakerDep, NodeDep
+from matchmaker.errors import Forbidden, InvalidRequest, MatchmakerError, Unauthorized
 from matchmaker.metrics import CONTENT_TYPE
 from matchmaker.models import (
     MAX_LIMIT,
+    Allocated,
+    AllocateRequest,
     BatchHeartbeatResult,
     Cursor,
+    FleetId,
+    FleetMembers,
+    FleetSlots,
+    FleetSyncRequest,
     HealthPublic,
     Heartbeat,
     HeartbeatAck,
@@ -23,6 +32,10 @@ from matchmaker.models import (
     HeartbeatBatchResult,
     JoinById,
     JoinRequest,
+    Released,
+    ReleaseRequest,
+    Retired,
+    RetireRequest,
     RoomDetail,
     RoomFilter,
     RoomQuery,
@@ -59,8 +72,8 @@ async def register(body: ServerRegistration, caller: NodeDep) -> RoomDetail:
     return room
 
 
-@router.put("/servers/{server_id}/heartbeat", tags=["nodes"])
-async def heartbeat(server_id: str, body: Heartbeat, caller: NodeDep) -> HeartbeatAck:
+@router.put("/servers/{server_id}/heartbeat", tags=["nodes"], response_model=HeartbeatAck)
+async def heartbeat(server_id: str, body: Heartbeat, caller: NodeDep) -> Response:
     """Relay a game server's status: players, max players, metadata, lock, readiness, state."""
     mm, node = caller.mm, caller.node_id
     try:
@@ -71,12 +84,14 @@ async def heartbeat(server_id: str, body: Heartbeat, caller: NodeDep) -> Heartbe
     mm.metrics.heartbeats["ok"] += 1
     if out.lag is not None:
         mm.metrics.observe_lag(out.lag)
-    return HeartbeatAck(server_id=out.server_id, generation=out.generation, listed=out.listed,
-                        reserved=out.reserved, free_seats=out.free_seats)
+    # Serialized here, as for batches: the hot path skips the response model's generic encoding.
+    return Response(HeartbeatAck(server_id=out.server_id, generation=out.generation, listed=out.listed,
+                                 reserved=out.reserved, free_seats=out.free_seats).model_dump_json(),
+                    media_type="application/json")
 
 
-@router.post("/heartbeats", tags=["nodes"])
-async def heartbeats(body: HeartbeatBatch, caller: NodeDep) -> HeartbeatBatchResult:
+@router.post("/heartbeats", tags=["nodes"], response_model=HeartbeatBatchResult)
+async def heartbeats(body: HeartbeatBatch, caller: NodeDep) -> Response:
     """Relay the status of several servers of one node at once; each is answered on its own."""
     mm, node = caller.mm, caller.node_id
     outcomes = await mm.store.heartbeat_many(node, body.heartbeats, mm.clock(), mm.ttl)
@@ -92,7 +107,10 @@ async def heartbeats(body: HeartbeatBatch, caller: NodeDep) -> HeartbeatBatchRes
             mm.metrics.observe_lag(out.lag)
         results.append(BatchHeartbeatResult(server_id=beat.server_id, status=200,
                                             generation=out.generation, listed=out.listed))
-    return HeartbeatBatchResult(results=results)
+    # Serialized here: the response model's generic validation and encoding of a large batch
+    # would cost more than applying it.
+    return Response(HeartbeatBatchResult(results=results).model_dump_json(),
+                    media_type="application/json")
 
 
 @router.delete("/servers/{server_id}", status_code=204, tags=["nodes"])
@@ -164,6 +182,64 @@ async def join(body: JoinRequest, mm: MatchmakerDep) -> SeatPublic:
     sep = "&" if "?" in room.ws_url else "?"
     return SeatPublic(server_id=room.server_id, ws_url=f"{room.ws_url}{sep}token={quote(seat.token)}",
                       token=seat.token, player_id=player_id, expires_at=seat.expires_at)
+
+
+# --- platform endpoints: fleets and allocation (issue #10) --------------------------------------
+# Called by the API and the control worker when the store is this process's own (no Redis);
+# with Redis they go to the store directly (matchmaker.allocator).
+
+
+@declares(401, security="platformToken")
+async def get_platform(request: Request) -> Matchmaker:
+    """Authenticate the platform (API, control worker) by the token derived from the secret."""
+    mm: Matchmaker = request.app.state.matchmaker
+    header = request.headers.get("authorization", "")
+    given = header[len(_BEARER):].strip() if header[: len(_BEARER)].lower() == _BEARER else ""
+    if not hmac.compare_digest(given.encode(errors="replace"), platform_token(mm.settings.secret_key).encode()):
+        raise Unauthorized("platform endpoints need Authorization: Bearer <platform token>")
+    return mm
+
+
+_BEARER = "bearer "
+PlatformDep = Annotated[Matchmaker, Depends(get_platform)]
+
+
+@router.post("/allocations", tags=["fleets"], responses=problems(409))
+async def allocate(body: AllocateRequest, mm: PlatformDep) -> Allocated:
+    """Allocate a ready server of the first listed fleet that has one (no-ready-server if none)."""
+    return await mm.store.allocate(body, mm.clock())
+
+
+@router.post("/allocations/release", tags=["fleets"])
+async def release(body: ReleaseRequest, mm: PlatformDep) -> Released:
+    """End an allocation: the server is ready again, or retiring with `retire`."""
+    return await mm.store.release(body, mm.clock())
+
+
+@router.post("/fleets/{fleet_id}/members", tags=["fleets"], status_code=204)
+async def add_members(fleet_id: FleetId, body: FleetMembers, mm: PlatformDep) -> Response:
+    """Make servers members of a fleet, ready once their rooms are listed."""
+    await mm.store.fleet_add(fleet_id, body.server_ids)
+    return Response(status_code=204)
+
+
+@router.post("/fleets/{fleet_id}/sync", tags=["fleets"])
+async def sync_fleet(fleet_id: FleetId, body: FleetSyncRequest, mm: PlatformDep) -> FleetSlots:
+    """Reconcile a fleet's members, release the empty allocated ones, answer every state."""
+    return await mm.store.fleet_sync(fleet_id, body, mm.clock())
+
+
+@router.post("/fleets/{fleet_id}/retire", tags=["fleets"])
+async def retire(fleet_id: FleetId, body: RetireRequest, mm: PlatformDep) -> Retired:
+    """Take ready members out of the pool before they are stopped; allocated ones stay."""
+    return await mm.store.retire(fleet_id, body.server_ids)
+
+
+@router.delete("/fleets/{fleet_id}", tags=["fleets"], status_code=204)
+async def drop_fleet(fleet_id: FleetId, mm: PlatformDep) -> Response:
+    """Forget a deleted fleet's members."""
+    await mm.store.fleet_drop(fleet_id)
+    return Response(status_code=204)
 
 
 # --- operations --------------------------------------------------------------------------------

@@ -29,11 +29,21 @@ from matchmaker.errors import (
     StaleHeartbeat,
 )
 from matchmaker.models import (
+    SLOT_STATES,
+    Allocated,
+    AllocateRequest,
     BatchHeartbeat,
     Cursor,
     EventType,
+    FleetSlot,
+    FleetSlots,
+    FleetSyncRequest,
     Heartbeat,
     HeartbeatOutcome,
+    NoReadyServer,
+    Released,
+    ReleaseRequest,
+    Retired,
     RoomDetail,
     RoomEvent,
     RoomFilter,
@@ -65,8 +75,8 @@ class Subscription(ABC):
         """The next event as received, or None if none came within `timeout` seconds."""
 
     @abstractmethod
-    def decode(self, raw: object) -> RoomEvent:
-        """A received event as a RoomEvent; callers skip this when nobody listens."""
+    def decode(self, raw: object) -> list[RoomEvent]:
+        """The events of one received message; callers skip this when nobody listens."""
 
     @abstractmethod
     async def aclose(self) -> None: ...
@@ -131,6 +141,32 @@ class Store(ABC):
     async def quick_join(self, flt: RoomFilter, player_id: str, now: float,
                          until: float) -> RoomPublic:
         """Take a seat in the fullest matching room with one free. Raises NoRoomAvailable."""
+
+    # Fleets and allocation (issue #10); see matchmaker.models for the semantics of each.
+
+    @abstractmethod
+    async def fleet_add(self, fleet_id: str, server_ids: Sequence[str]) -> None:
+        """Make servers members of a fleet (ready); members already there keep their state."""
+
+    @abstractmethod
+    async def allocate(self, req: AllocateRequest, now: float) -> Allocated:
+        """Allocate one ready member of the first fleet that has one. Raises NoReadyServer."""
+
+    @abstractmethod
+    async def release(self, req: ReleaseRequest, now: float) -> Released:
+        """End an allocation: the server is ready again, or retiring with `retire`."""
+
+    @abstractmethod
+    async def fleet_sync(self, fleet_id: str, req: FleetSyncRequest, now: float) -> FleetSlots:
+        """Reconcile the members, release the empty allocated ones; every member's state."""
+
+    @abstractmethod
+    async def retire(self, fleet_id: str, server_ids: Sequence[str]) -> Retired:
+        """Take ready members out of the pool; allocated ones are left alone."""
+
+    @abstractmethod
+    async def fleet_drop(self, fleet_id: str) -> int:
+        """Forget a fleet's members; how many there were."""
 
     @abstractmethod
     async def sweep(self, now: float) -> int:
@@ -207,10 +243,68 @@ class _Room:
         }
 
 
+@dataclass(slots=True, eq=False)
+class _Fleet:
+    """A fleet's members, and the ready ones apart (allocation looks there, not at them all)."""
+
+    slots: dict[str, _Slot] = field(default_factory=dict)
+    ready: dict[str, None] = field(default_factory=dict)  # an ordered set
+
+    def add(self, server_id: str) -> _Slot:
+        slot = self.slots.get(server_id)
+        if slot is None:
+            slot = self.slots[server_id] = _Slot(self, server_id)
+            self.ready[server_id] = None
+        return slot
+
+    def remove(self, server_id: str) -> None:
+        self.slots.pop(server_id, None)
+        self.ready.pop(server_id, None)
+
+
+@dataclass(slots=True, eq=False)
+class _Slot:
+    """A fleet member's state: "r" ready, "a" allocated, "x" retiring."""
+
+    fleet: _Fleet
+    server_id: str
+    state: str = "r"
+    allocation_id: str = ""
+    hold_until: float = 0.0
+    exclusive: bool = False
+
+    def set(self, state: str, allocation_id: str = "", hold_until: float = 0.0, exclusive: bool = False) -> None:
+        """Every change of a slot goes through here, so the ready set never disagrees with it."""
+        self.state, self.allocation_id, self.hold_until, self.exclusive = state, allocation_id, hold_until, exclusive
+        if state == "r":
+            self.fleet.ready[self.server_id] = None
+        else:
+            self.fleet.ready.pop(self.server_id, None)
+
+    def allocate(self, allocation_id: str, hold_until: float, exclusive: bool) -> None:
+        self.set("a", allocation_id, hold_until, exclusive)
+
+    def closed(self) -> bool:
+        """Retiring, or allocated to a match: the matchmaker's joins stay out."""
+        return self.state == "x" or (self.state == "a" and self.exclusive)
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    """A room event as the in-process store queues it: plain values, decoded on demand."""
+
+    type: EventType
+    server_id: str
+    game: str
+    labels: dict[str, str]
+    fields: dict[str, Any] | None
+    reason: str
+
+
 class _QueueSubscription(Subscription):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
-        self.queue: asyncio.Queue[RoomEvent] = asyncio.Queue()
+        self.queue: asyncio.Queue[_Snapshot] = asyncio.Queue()
 
     async def get(self, timeout: float) -> object | None:
         if not self.queue.empty():
@@ -221,9 +315,10 @@ class _QueueSubscription(Subscription):
         except TimeoutError:
             return None
 
-    def decode(self, raw: object) -> RoomEvent:
-        assert isinstance(raw, RoomEvent)
-        return raw
+    def decode(self, raw: object) -> list[RoomEvent]:
+        assert isinstance(raw, _Snapshot)
+        room = None if raw.fields is None else RoomPublic(**raw.fields)
+        return [RoomEvent(raw.type, raw.server_id, raw.game, raw.labels, room, raw.reason)]
 
     async def aclose(self) -> None:
         self._store._subscribers.discard(self)
@@ -243,14 +338,22 @@ class MemoryStore(Store):
         self._seq = itertools.count()
         self._generation = itertools.count(1)
         self._subscribers: set[_QueueSubscription] = set()
+        self._fleets: dict[str, _Fleet] = {}
+        self._fleet_of: dict[str, str] = {}
 
     # Internals never await, which is what makes each public operation atomic.
+
+    def _slot(self, server_id: str) -> _Slot | None:
+        fleet = self._fleet_of.get(server_id)
+        return None if fleet is None else self._fleets[fleet].slots.get(server_id)
 
     def _emit(self, type_: EventType, room: _Room, now: float, reason: str = "") -> None:
         if not self._subscribers:
             return
-        event = RoomEvent(type_, room.server_id, room.game, room.labels,
-                          None if type_ == "removed" else room.view(now), reason)
+        # A snapshot of plain values; the pydantic view is built only if a stream listens
+        # (`_QueueSubscription.decode`), which at thousands of heartbeats a second matters.
+        event = _Snapshot(type_, room.server_id, room.game, room.labels,
+                          None if type_ == "removed" else room._fields(now), reason)
         for sub in self._subscribers:
             sub.queue.put_nowait(event)
 
@@ -349,7 +452,7 @@ class MemoryStore(Store):
             room.max_players = beat.max_players
         room.locked = beat.locked
         room.ready = beat.ready
-        meta_json = compact_json(beat.metadata)
+        meta_json = beat.metadata_json
         if meta_json != room.meta_json:
             room.metadata = beat.metadata
             room.meta_json = meta_json
@@ -425,8 +528,15 @@ class MemoryStore(Store):
         room = self._listed(server_id, now)
         if room.locked:
             raise RoomLocked(f"room {server_id!r} is locked")
+        slot = self._slot(server_id) if self._fleet_of else None
+        if slot is not None and slot.state == "x":
+            raise RoomNotFound(f"room {server_id!r} is being retired")
+        if slot is not None and slot.closed():
+            raise RoomLocked(f"room {server_id!r} is allocated to a match")
         if room.max_players - room.players - room.live_reserved(now) <= 0:
             raise RoomFull(f"room {server_id!r} has no free seat ({room.max_players} players)")
+        if slot is not None and slot.state == "r":
+            slot.allocate("j-" + player_id, until, exclusive=False)
         return self._take_seat(room, player_id, now, until)
 
     async def quick_join(self, flt: RoomFilter, player_id: str, now: float,
@@ -434,19 +544,123 @@ class MemoryStore(Store):
         self._expire_due(now)
         best: _Room | None = None
         best_key: tuple[int, int, float, str] | None = None
+        spare: tuple[_Room, _Slot] | None = None
+        fleets = bool(self._fleet_of)
+        fleet_game = False
         for room in self._by_game.get(flt.game or "", {}).values():
+            if fleets and not fleet_game and room.server_id in self._fleet_of:
+                fleet_game = True
             if not room.ready or room.locked or room.expires_at <= now or not room.matches(flt):
                 continue
             reserved = room.live_reserved(now)
             free = room.max_players - room.players - reserved
             if free <= 0:
                 continue
+            slot = self._slot(room.server_id) if fleets else None
+            if slot is not None:
+                # A fleet's ready server is the spare taken when no room has a seat; retiring
+                # ones and those allocated to a match are never joined.
+                if slot.state == "r":
+                    if spare is None and room.players == 0 and reserved == 0:
+                        spare = (room, slot)
+                    continue
+                if slot.closed():
+                    continue
             key = (free, -(room.players + reserved), room.created_at, room.server_id)
             if best_key is None or key < best_key:
                 best, best_key = room, key
+        if best is None and spare is not None:
+            best = spare[0]
+            spare[1].allocate("q-" + player_id, until, exclusive=False)
         if best is None:
-            raise NoRoomAvailable(f"no room of {flt.game!r} with a free seat matches")
+            raise _nothing_to_join(flt, fleet_game)
         return self._take_seat(best, player_id, now, until)
+
+    async def fleet_add(self, fleet_id: str, server_ids: Sequence[str]) -> None:
+        fleet = self._fleets.setdefault(fleet_id, _Fleet())
+        for server_id in server_ids:
+            fleet.add(server_id)
+            self._fleet_of[server_id] = fleet_id
+
+    def _fits(self, server_id: str, req: AllocateRequest, now: float) -> _Room | None:
+        room = self._rooms.get(server_id)
+        if (room is None or not room.ready or room.locked or room.expires_at <= now or room.players != 0
+                or room.max_players < len(req.player_ids) or room.live_reserved(now) != 0
+                or any(room.labels.get(k) != v for k, v in req.labels.items())):
+            return None
+        return room
+
+    async def allocate(self, req: AllocateRequest, now: float) -> Allocated:
+        self._expire_due(now)
+        for fleet_id in req.fleet_ids:
+            fleet = self._fleets.get(fleet_id)
+            if fleet is None:
+                continue
+            room = next((r for r in (self._fits(sid, req, now) for sid in fleet.ready) if r), None)
+            if room is None:
+                continue
+            fleet.slots[room.server_id].allocate(req.allocation_id, req.until, req.exclusive)
+            room.reservations = dict.fromkeys(req.player_ids, req.until)
+            self._emit("updated", room, now)
+            return Allocated(fleet_id=fleet_id, room=room.view(now))
+        raise NoReadyServer(f"no ready server in fleets {', '.join(req.fleet_ids)} matches")
+
+    async def release(self, req: ReleaseRequest, now: float) -> Released:
+        fleet = self._fleets.get(req.fleet_id)
+        slot = fleet.slots.get(req.server_id) if fleet is not None else None
+        if slot is None:
+            return Released(released=False, state=None)
+        if slot.state != "a" or (req.allocation_id and slot.allocation_id != req.allocation_id):
+            return Released(released=False, state=SLOT_STATES[slot.state])
+        slot.set("x" if req.retire else "r")
+        room = self._rooms.get(req.server_id)
+        if room is not None:
+            room.reservations = {}
+            if room.ready:
+                self._emit("updated", room, now)
+        return Released(released=True, state=SLOT_STATES[slot.state])
+
+    async def fleet_sync(self, fleet_id: str, req: FleetSyncRequest, now: float) -> FleetSlots:
+        self._expire_due(now)
+        fleet = self._fleets.setdefault(fleet_id, _Fleet())
+        keep = {m.server_id for m in req.members}
+        for server_id in [sid for sid in fleet.slots if sid not in keep]:
+            fleet.remove(server_id)
+            self._fleet_of.pop(server_id, None)
+        out: list[FleetSlot] = []
+        for member in req.members:
+            slot = fleet.add(member.server_id)
+            self._fleet_of[member.server_id] = fleet_id
+            room = self._rooms.get(member.server_id)
+            present = room is not None and room.expires_at > now
+            players = room.players if room is not None and present else 0
+            reserved = room.live_reserved(now) if room is not None and present else 0
+            if (slot.state == "a" and present and slot.hold_until <= now and players == 0
+                    and reserved == 0):
+                slot.set("r" if req.ready_when_empty and not member.stale else "x")
+            out.append(FleetSlot(server_id=member.server_id, state=SLOT_STATES[slot.state],
+                                 listed=bool(present and room is not None and room.ready),
+                                 players=players, reserved=reserved,
+                                 allocation_id=slot.allocation_id if slot.state == "a" else ""))
+        return FleetSlots(slots=out)
+
+    async def retire(self, fleet_id: str, server_ids: Sequence[str]) -> Retired:
+        fleet = self._fleets.get(fleet_id)
+        retired: list[str] = []
+        for server_id in server_ids:
+            slot = fleet.slots.get(server_id) if fleet is not None else None
+            if slot is not None and slot.state in ("r", "x"):
+                slot.set("x")
+                retired.append(server_id)
+        return Retired(server_ids=retired)
+
+    async def fleet_drop(self, fleet_id: str) -> int:
+        fleet = self._fleets.pop(fleet_id, None)
+        if fleet is None:
+            return 0
+        for server_id in fleet.slots:
+            self._fleet_of.pop(server_id, None)
+        return len(fleet.slots)
 
     async def sweep(self, now: float) -> int:
         return self._expire_due(now)
@@ -497,8 +711,12 @@ def _room_from_hash(h: dict[str, str], reserved: int, detail: bool = False) -> R
     return RoomPublic(**fields)
 
 
-def _event_from_message(data: str) -> RoomEvent:
-    msg = json.loads(data)
+def _events_from_message(data: str) -> list[RoomEvent]:
+    """A `P events` message: a JSON array of events (one per room a script call changed)."""
+    return [_event_from_item(item) for item in json.loads(data)]
+
+
+def _event_from_item(msg: list[Any]) -> RoomEvent:
     if msg[0] == "removed":
         _, server_id, reason, game, labels = msg
         return RoomEvent("removed", server_id, game or "", json.loads(labels or "{}"),
@@ -519,9 +737,9 @@ class _PubSubSubscription(Subscription):
             return data
         return None
 
-    def decode(self, raw: object) -> RoomEvent:
+    def decode(self, raw: object) -> list[RoomEvent]:
         assert isinstance(raw, str)
-        return _event_from_message(raw)
+        return _events_from_message(raw)
 
     async def aclose(self) -> None:
         await self._pubsub.aclose()
@@ -555,6 +773,12 @@ class RedisStore(Store):
         self._quick_join = client.register_script(lua.QUICK_JOIN)
         self._sweep = client.register_script(lua.SWEEP)
         self._stats = client.register_script(lua.STATS)
+        self._fleet_add = client.register_script(lua.FLEET_ADD)
+        self._allocate = client.register_script(lua.ALLOCATE)
+        self._release = client.register_script(lua.RELEASE)
+        self._retire = client.register_script(lua.RETIRE)
+        self._fleet_sync = client.register_script(lua.FLEET_SYNC)
+        self._fleet_drop = client.register_script(lua.FLEET_DROP)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "gsf:mm:", max_connections: int = 64) -> RedisStore:
@@ -595,7 +819,7 @@ class RedisStore(Store):
         return [
             server_id, "" if beat.generation is None else beat.generation, beat.players,
             beat.max_players, "1" if beat.locked else "0", "1" if beat.ready else "0",
-            compact_json(beat.metadata), compact_json(beat.state),
+            beat.metadata_json, beat.state_json,
             [x for k, v in beat.metadata.items() for x in (k, filter_value(v))],
             beat.player_ids,
         ]
@@ -695,8 +919,47 @@ class RedisStore(Store):
         reply = await self._quick_join(args=[self.prefix, flt.game or "", player_id, _num(now),
                                              _num(until), len(filters) // 2, *filters])
         if reply[0] != "ok":
-            raise NoRoomAvailable(f"no room of {flt.game!r} with a free seat matches")
+            raise _nothing_to_join(flt, reply[1] == "1")
         return _room_from_hash(_pairs(reply[2]), int(reply[1]))
+
+    async def fleet_add(self, fleet_id: str, server_ids: Sequence[str]) -> None:
+        if server_ids:
+            await self._fleet_add(args=[self.prefix, fleet_id, *server_ids])
+
+    async def allocate(self, req: AllocateRequest, now: float) -> Allocated:
+        filters = [x for k, v in req.labels.items() for x in ("l:" + k, v)]
+        reply = await self._allocate(args=[
+            self.prefix, _num(now), _num(req.until), req.allocation_id, "1" if req.exclusive else "0",
+            len(req.player_ids), *req.player_ids, len(req.fleet_ids), *req.fleet_ids,
+            len(filters) // 2, *filters])
+        if reply[0] != "ok":
+            raise NoReadyServer(f"no ready server in fleets {', '.join(req.fleet_ids)} matches")
+        return Allocated(fleet_id=reply[1], room=_room_from_hash(_pairs(reply[3]), int(reply[2])))
+
+    async def release(self, req: ReleaseRequest, now: float) -> Released:
+        reply = await self._release(args=[self.prefix, req.fleet_id, req.server_id, req.allocation_id,
+                                          "x" if req.retire else "r"])
+        if reply == "ok":
+            return Released(released=True, state="retiring" if req.retire else "ready")
+        return Released(released=False, state=SLOT_STATES.get(reply))
+
+    async def fleet_sync(self, fleet_id: str, req: FleetSyncRequest, now: float) -> FleetSlots:
+        members = [x for m in req.members for x in (m.server_id, "1" if m.stale else "0")]
+        reply = await self._fleet_sync(args=[self.prefix, fleet_id, _num(now),
+                                             "r" if req.ready_when_empty else "x",
+                                             len(req.members), *members])
+        return FleetSlots(slots=[
+            FleetSlot(server_id=sid, state=SLOT_STATES[c], listed=listed == "1", players=int(players),
+                      reserved=int(reserved), allocation_id=aid)
+            for sid, c, listed, players, reserved, aid in reply])
+
+    async def retire(self, fleet_id: str, server_ids: Sequence[str]) -> Retired:
+        if not server_ids:
+            return Retired(server_ids=[])
+        return Retired(server_ids=list(await self._retire(args=[self.prefix, fleet_id, *server_ids])))
+
+    async def fleet_drop(self, fleet_id: str) -> int:
+        return int(await self._fleet_drop(args=[self.prefix, fleet_id]))
 
     async def sweep(self, now: float) -> int:
         total = 0
@@ -725,6 +988,14 @@ class RedisStore(Store):
         async for key in self.redis.scan_iter(match=self.prefix + "*", count=1000):
             deleted += int(await self.redis.delete(key))
         return deleted
+
+
+def _nothing_to_join(flt: RoomFilter, fleet_game: bool) -> MatchmakerError:
+    """A quick join that found no seat: for a game run by a fleet, its servers are all taken
+    (the fleet's autoscaler adds more); for any other, no room has a free seat."""
+    if fleet_game:
+        return NoReadyServer(f"every server of {flt.game!r} is taken; its fleet adds more shortly")
+    return NoRoomAvailable(f"no room of {flt.game!r} with a free seat matches")
 
 
 def _filter_fields(flt: RoomFilter) -> list[str]:

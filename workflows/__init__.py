@@ -1,7 +1,10 @@
 """Deterministic workflow classes; the control worker registers `WORKFLOWS`."""
 
+from workflows.fleet import FleetWorkflow  # issue #10
 from workflows.gameserver import GameServerWorkflow
 from workflows.models import ModelGenerationWorkflow, TripoSlotsWorkflow
 from workflows.pipeline import PipelineWorkflow
+from workflows.webhooks import PlatformSweepWorkflow, WebhookDeliveryWorkflow
 
-WORKFLOWS = [GameServerWorkflow, PipelineWorkflow, ModelGenerationWorkflow, TripoSlotsWorkflow]
+WORKFLOWS = [GameServerWorkflow, PipelineWorkflow, ModelGenerationWorkflow, TripoSlotsWorkflow,
+             WebhookDeliveryWorkflow, PlatformSweepWorkflow, FleetWorkflow]

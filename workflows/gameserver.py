@@ -253,16 +253,29 @@ class GameServerWorkflow:
             ws_url=started.ws_url, max_players=i.max_players, labels=i.labels), timedelta(seconds=30))
 
     async def _on_crash(self, report: CrashReport) -> None:
+        """Restart policy on-failure: up to `restart_limit` restarts within the restart window."""
         if self.s.status != ServerStatus.RUNNING or report.container_id != self.s.container_id:
             return  # a stale report, or a container we stopped ourselves
         assert self.s.node_id is not None
-        reason = f"container exited with code {report.exit_code}" + (f": {report.reason}" if report.reason else "")
-        if self.s.restarts >= self.input.restart_limit:
+        reason = f"container exited with code {report.exit_code}" + (
+            " (killed: out of memory)" if report.oom_killed else "") + (
+            f": {report.reason}" if report.reason else "")
+        now = workflow.now()
+        window = timedelta(seconds=self.input.restart_window_seconds)
+        self.s.restart_times = [t for t in self.s.restart_times if now - t < window]
+        detail = {"exit_code": report.exit_code, "oom_killed": report.oom_killed,
+                  "log_tail": report.log_tail[-20:], "restarts_in_window": len(self.s.restart_times),
+                  "restart_limit": self.input.restart_limit,
+                  "restart_window_seconds": self.input.restart_window_seconds}
+        if len(self.s.restart_times) >= self.input.restart_limit:
             await self._cleanup_node(self.s.node_id)
-            self._fail(ServerStatus.FAILED, f"{reason}; restart limit ({self.input.restart_limit}) reached")
+            self._fail(ServerStatus.FAILED, f"{reason}; restart limit ({self.input.restart_limit} within "
+                                            f"{self.input.restart_window_seconds:g} s) reached", detail=detail)
             return
         self.s.restarts += 1
-        self._transition(ServerStatus.STARTING, f"{reason}; restart {self.s.restarts}/{self.input.restart_limit}")
+        self.s.restart_times.append(now)
+        self._transition(ServerStatus.STARTING, f"{reason}; restart {len(self.s.restart_times)}/"
+                         f"{self.input.restart_limit}", detail=detail)
         try:
             await self._start_container(self.s.node_id)
         except (ActivityError, NodeLost) as err:
@@ -312,13 +325,14 @@ class GameServerWorkflow:
                                        at=workflow.now(), message=_summary(report), report=report,
                                        max_players=self.input.max_players))
 
-    def _fail(self, status: ServerStatus, message: str, report: AnalysisReport | None = None) -> None:
+    def _fail(self, status: ServerStatus, message: str, report: AnalysisReport | None = None,
+              detail: dict[str, Any] | None = None) -> None:
         self.s.error = message
         self.s.status = status
         self.s.seq += 1
         workflow.upsert_search_attributes([SA_STATUS.value_set(status.value)])
         self._record(RecordStatusInput(server_id=self.input.server_id, seq=self.s.seq, status=status,
-                                       at=workflow.now(), message=message, report=report))
+                                       at=workflow.now(), message=message, report=report, detail=detail))
 
     def _record(self, input: RecordStatusInput) -> None:
         # Records are written off the critical path; `seq` lets the DB apply them in order.

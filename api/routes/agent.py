@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
 
 from api.deps import AgentNode, ArtifactsDep, SessionDep
+from api.errors import problems
 from api.schemas import AgentHeartbeat, AgentLogs
 from core.db.models import GameServer, LogLine, Node, StatSample
 from core.errors import Forbidden, NotFound
@@ -45,7 +46,7 @@ async def heartbeat(body: AgentHeartbeat, node_id: AgentNode, session: SessionDe
     return Response(status_code=204)
 
 
-@router.post("/logs", status_code=204)
+@router.post("/logs", status_code=204, responses=problems(403))
 async def ship_logs(body: AgentLogs, node_id: AgentNode, session: SessionDep) -> Response:
     """Append log lines of servers that run on the caller's node."""
     ids = {line.server_id for line in body.lines}
@@ -108,6 +109,10 @@ class StatIn(BaseModel):
     ts: datetime
     cpu_percent: float = Field(ge=0)
     memory_bytes: int = Field(ge=0)
+    pids: int = Field(default=0, ge=0)
+    net_rx_bytes: int = Field(default=0, ge=0)
+    net_tx_bytes: int = Field(default=0, ge=0)
+    uptime_seconds: float = Field(default=0.0, ge=0)
 
 
 class StatsIn(BaseModel):
@@ -125,8 +130,7 @@ async def ship_stats(body: StatsIn, node_id: AgentNode, session: SessionDep) -> 
     ids = {s.server_id for s in body.samples}
     rows = (await session.execute(select(GameServer.id, GameServer.node_id).where(GameServer.id.in_(ids)))).all()
     mine = {row[0] for row in rows if row[1] in (node_id, None)}
-    session.add_all(StatSample(server_id=s.server_id, ts=s.ts, cpu_percent=s.cpu_percent,
-                               memory_bytes=s.memory_bytes) for s in body.samples if s.server_id in mine)
+    session.add_all(StatSample(**s.model_dump()) for s in body.samples if s.server_id in mine)
     await session.flush()
     for sid in mine:
         cutoff = await session.scalar(select(StatSample.id).where(StatSample.server_id == sid)

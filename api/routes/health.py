@@ -17,7 +17,9 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get("/ready", responses={503: {
+    "description": "Some check failed; the body names it", "content": {"application/json": {"schema": {
+        "type": "object", "properties": {"status": {"type": "string"}, "checks": {"type": "object"}}}}}}})
 async def ready(request: Request) -> JSONResponse:
     """Ready when the DB, Temporal, the object store and Redis (if set) answer; states in the body."""
     state = request.app.state

@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.storage import ObjectStore, open_object_store
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
+from api.errors import problems
 from api.model_cache import ModelStatusCache, ModelStatusDoc, status_doc
 from api.model_schemas import (
     OPTION_FIELDS,
@@ -253,7 +254,8 @@ async def _unreferenced(session: SessionDep, column: Any, sha: str, job_id: str)
 # --- routes ------------------------------------------------------------------------------------------
 
 
-@router.post("", status_code=202, response_model=ModelJobCreated, openapi_extra=CREATE_BODY)
+@router.post("", status_code=202, response_model=ModelJobCreated, openapi_extra=CREATE_BODY,
+             responses=problems(400, 415))
 async def create_model_job(
     request: Request,
     user: CurrentUser,
@@ -359,7 +361,8 @@ async def get_model_status(job_id: str, request: Request, user: CurrentUser, ses
 
 
 @router.get("/{job_id}/result", response_model=None,
-            responses={200: {"content": {GLB: {}}}, 307: {"description": "redirect to a presigned URL"}})
+            responses={200: {"content": {GLB: {}}}, 307: {"description": "redirect to a presigned URL"},
+                       **problems(409)})
 async def get_model_result(
     job_id: str,
     request: Request,

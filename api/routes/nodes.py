@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.deps import AdminUser, SessionDep, SettingsDep, TemporalDep
+from api.errors import problems
 from api.schemas import (
+    NodeCapacity,
     NodeCreate,
     NodeCreated,
     NodePublic,
@@ -23,9 +25,11 @@ from api.schemas import (
     NodeUpdate,
 )
 from core import security
+from core.capacity import OVERRIDES, Policy, node_capacity
 from core.contracts import StopServerInput, StopServerResult
 from core.db.models import GameServer, Node
 from core.errors import Conflict, NotFound
+from core.settings import Settings
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 ACTIVE = ("pending", "analyzing", "building", "starting", "running", "stopping")
@@ -41,16 +45,35 @@ def is_online(node: Node, now: datetime | None = None) -> bool:
     return (now or datetime.now(UTC)) - last <= timedelta(seconds=3 * node.heartbeat_seconds)
 
 
-async def _counts(session: SessionDep) -> dict[str | None, int]:
-    rows = (await session.execute(select(GameServer.node_id, func.count())
-                                  .where(GameServer.status.in_(ACTIVE)).group_by(GameServer.node_id))).all()
-    return {row[0]: row[1] for row in rows}
+Held = dict[str | None, list[dict[str, Any]]]
 
 
-def _public(node: Node, counts: dict[str | None, int]) -> NodePublic:
+async def _counts(session: SessionDep) -> Held:
+    """The limits of the active servers of each node (placement counts them the same way)."""
+    held: Held = {}
+    for node_id, limits in (await session.execute(
+            select(GameServer.node_id, GameServer.limits).where(GameServer.status.in_(ACTIVE)))).all():
+        held.setdefault(node_id, []).append(dict(limits or {}))
+    return held
+
+
+def _public(node: Node, held: Held, settings: Settings | None = None) -> NodePublic:
     out = NodePublic.model_validate(node)
     out.online = is_online(node)
-    out.servers = counts.get(node.id, 0)
+    out.servers = len(held.get(node.id, []))
+    policy = Policy.from_settings(settings) if settings is not None else Policy()
+    out.schedulable = node_capacity(node.resources, node.capacity, policy, held.get(node.id, [])).public()
+    return out
+
+
+def _overrides(current: dict[str, Any], resources: dict[str, float] | None,
+               capacity: NodeCapacity | None) -> dict[str, Any]:
+    """Admin overrides: `capacity`, and the capacity keys of `resources` (the agent reports the
+    resources themselves; an admin's value for them is an override that heartbeats keep)."""
+    out = dict(current)
+    out.update({k: v for k, v in (resources or {}).items() if k in OVERRIDES})
+    if capacity is not None:
+        out.update(capacity.model_dump(exclude_none=True))
     return out
 
 
@@ -65,6 +88,7 @@ async def _get(session: SessionDep, node_id: str) -> Node:
 async def list_nodes(
     user: AdminUser,
     session: SessionDep,
+    settings: SettingsDep,
     status: Annotated[str | None, Query(max_length=20)] = None,
     label: Annotated[list[str] | None, Query(description="key=value; repeatable")] = None,
     online: bool | None = None,
@@ -79,52 +103,57 @@ async def list_nodes(
     if online is not None:
         nodes = [n for n in nodes if is_online(n) == online]
     counts = await _counts(session)
-    return NodesPublic(items=[_public(n, counts) for n in nodes], count=len(nodes))
+    return NodesPublic(items=[_public(n, counts, settings) for n in nodes], count=len(nodes))
 
 
-@router.post("", status_code=201, response_model=NodeCreated)
+@router.post("", status_code=201, response_model=NodeCreated, responses=problems(409))
 async def create_node(body: NodeCreate, user: AdminUser, session: SessionDep, settings: SettingsDep) -> NodeCreated:
     """Declare a node; the answer carries the token its agent authenticates with (shown once)."""
     if await session.get(Node, body.id) is not None:
         raise Conflict(f"node {body.id!r} exists")
     node = Node(id=body.id, name=body.name or body.id, model=body.model, type=body.type, location=body.location,
-                labels=body.labels, resources=body.resources, status="ready")
+                labels=body.labels, resources=body.resources, status="ready",
+                capacity=_overrides({}, body.resources, body.capacity))
     session.add(node)
     await session.commit()
-    out = NodeCreated.model_validate({**_public(node, {}).model_dump(),
+    out = NodeCreated.model_validate({**_public(node, {}, settings).model_dump(),
                                       "token": security.node_token(settings.secret_key, node.id)})
     return out
 
 
 @router.get("/{node_id}", response_model=NodePublic)
-async def get_node(node_id: str, user: AdminUser, session: SessionDep) -> NodePublic:
-    """One node."""
-    return _public(await _get(session, node_id), await _counts(session))
+async def get_node(node_id: str, user: AdminUser, session: SessionDep, settings: SettingsDep) -> NodePublic:
+    """One node, with what placement may still put on it (`schedulable`)."""
+    return _public(await _get(session, node_id), await _counts(session), settings)
 
 
 @router.put("/{node_id}", response_model=NodePublic)
-async def update_node(node_id: str, body: NodeUpdate, user: AdminUser, session: SessionDep) -> NodePublic:
-    """Change a node's description, labels or resources."""
+async def update_node(node_id: str, body: NodeUpdate, user: AdminUser, session: SessionDep,
+                      settings: SettingsDep) -> NodePublic:
+    """Change a node's description, labels or capacity (resources, reserve, overcommit overrides)."""
     node = await _get(session, node_id)
-    for field, value in body.model_dump(exclude_none=True).items():
+    for field, value in body.model_dump(exclude_none=True, exclude={"resources", "capacity"}).items():
         setattr(node, field, value)
+    if body.resources is not None or body.capacity is not None:
+        node.capacity = _overrides(node.capacity, body.resources, body.capacity)
     node.updated_at = datetime.now(UTC)
     await session.commit()
-    return _public(node, await _counts(session))
+    return _public(node, await _counts(session), settings)
 
 
 @router.put("/{node_id}/status", response_model=NodePublic)
-async def set_node_status(node_id: str, body: NodeStatusUpdate, user: AdminUser, session: SessionDep) -> NodePublic:
+async def set_node_status(node_id: str, body: NodeStatusUpdate, user: AdminUser, session: SessionDep,
+                          settings: SettingsDep) -> NodePublic:
     """Set schedulability: `maintenance` drains (no new placements), `ready` takes work again."""
     node = await _get(session, node_id)
     node.status = "ready" if body.status == "online" else body.status
     node.status_reason = body.reason
     node.updated_at = datetime.now(UTC)
     await session.commit()
-    return _public(node, await _counts(session))
+    return _public(node, await _counts(session), settings)
 
 
-@router.delete("/{node_id}", status_code=204)
+@router.delete("/{node_id}", status_code=204, responses=problems(409))
 async def delete_node(node_id: str, user: AdminUser, session: SessionDep, temporal: TemporalDep,
                       force: bool = False) -> Response:
     """Remove a node; refused while it runs servers, unless `force`: drain it and stop them first."""

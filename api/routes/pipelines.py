@@ -12,6 +12,7 @@ from temporalio.service import RPCError
 
 from activities.placement import PlacementActivities
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
+from api.errors import problems
 from core import pipeline as defs
 from core.contracts import PipelineInput, PipelineState, ResumePipelineInput, SelectNodeInput
 from core.db.models import Node, PipelineRun, User, new_id
@@ -90,7 +91,7 @@ async def _live(temporal: TemporalDep, run: PipelineRun) -> PipelineState | None
         return None
 
 
-@router.post("", status_code=202, response_model=PipelinePublic)
+@router.post("", status_code=202, response_model=PipelinePublic, responses=problems(409))
 async def run_pipeline(body: PipelineCreate, request: Request, user: CurrentUser, session: SessionDep,
                        temporal: TemporalDep, settings: SettingsDep) -> PipelinePublic:
     """Validate a pipeline and start it on a node (by id, or the least-loaded match of a selector)."""
@@ -163,7 +164,7 @@ async def pipeline_logs(run_id: str, user: CurrentUser, session: SessionDep, tem
     return {"id": run.id, "lines": lines}
 
 
-@router.post("/{run_id}/cancel", response_model=PipelinePublic)
+@router.post("/{run_id}/cancel", response_model=PipelinePublic, responses=problems(409))
 async def cancel_pipeline(run_id: str, user: CurrentUser, session: SessionDep, temporal: TemporalDep,
                           settings: SettingsDep) -> PipelinePublic:
     """Cancel the run: the running step stops through its heartbeat, then the cleanup steps run."""
@@ -176,7 +177,7 @@ async def cancel_pipeline(run_id: str, user: CurrentUser, session: SessionDep, t
     return _public(run, settings, await _live(temporal, run))
 
 
-@router.post("/{run_id}/resume", response_model=PipelinePublic)
+@router.post("/{run_id}/resume", response_model=PipelinePublic, responses=problems(409))
 async def resume_pipeline(run_id: str, body: ResumePipelineInput, user: CurrentUser, session: SessionDep,
                           temporal: TemporalDep, settings: SettingsDep) -> PipelinePublic:
     """Retry the failed step of a paused run, optionally with changed variables."""

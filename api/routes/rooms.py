@@ -10,6 +10,7 @@ import httpx
 from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response
 
 from api.deps import CurrentUser
+from api.errors import declares
 from core.errors import Unavailable
 from core.sse import EventStream
 
@@ -22,6 +23,7 @@ STREAM_TIMEOUT = httpx.Timeout(10.0, read=None)
 PASSED_HEADERS = ("content-type", "retry-after")
 
 
+@declares(503)
 def matchmaker_http(request: Request) -> httpx.AsyncClient:
     """The one client to the matchmaker, created on first use (tests may put their own on app.state)."""
     state = request.app.state
@@ -107,7 +109,8 @@ async def join_room(
 ) -> Response:
     """Reserve a seat (by room id or quick join); the answer's `ws_url` carries the seat token."""
     try:
-        resp = await mm.post("/join", json=body)
+        # Per player, not per IP: every console join reaches the matchmaker from the API's address.
+        resp = await mm.post("/join", json=body, headers={"X-Player-Id": f"user-{user.id}"})
     except httpx.HTTPError as exc:
         raise _unavailable(exc) from None
     return _relay(resp)

@@ -41,6 +41,7 @@ from core.errors import (
 )
 from core.queues import gameserver_workflow_id, workflow_ui_url
 from core.settings import Settings
+from core.sse import EventStream
 from core.temporal import SA_OWNER, SA_SERVER_ID, SA_STATUS
 
 router = APIRouter(prefix="/api/v1/servers", tags=["servers"], dependencies=[Depends(require_scope("servers"))])
@@ -178,6 +179,7 @@ async def create_server(
                             max_players=max_players or 0, labels=parsed_labels,
                             node_selector=selector,
                             limits=limits, allow_rules=allow, restart_limit=settings.restart_limit,
+                            restart_window_seconds=settings.restart_window_seconds,
                             ready_timeout_seconds=settings.ready_timeout_seconds,
                             control_queue=settings.control_queue,
                             node_schedule_to_start_seconds=settings.node_schedule_to_start_seconds,
@@ -254,15 +256,24 @@ async def get_analysis(server_id: str, user: CurrentUser, session: SessionDep) -
 @router.get("/{server_id}/stats")
 async def get_stats(server_id: str, user: CurrentUser, session: SessionDep,
                     limit: Annotated[int, Query(ge=1, le=120)] = 60) -> dict[str, list[dict[str, object]]]:
-    """Recent CPU and memory samples of the server's container, oldest first."""
+    """Recent resource samples of the server's container, oldest first: CPU % (of one core),
+    memory in bytes (as the limit counts it), pids, network bytes received and sent since the
+    container started, uptime in seconds."""
     await _owned(session, user, server_id)
     rows = (await session.scalars(select(StatSample).where(StatSample.server_id == server_id)
                                   .order_by(StatSample.id.desc()).limit(limit))).all()
-    return {"samples": [{"ts": r.ts.isoformat(), "cpu_percent": r.cpu_percent, "memory_bytes": r.memory_bytes}
-                        for r in reversed(rows)]}
+    return {"samples": [{"ts": r.ts.isoformat(), "cpu_percent": r.cpu_percent, "memory_bytes": r.memory_bytes,
+                         "pids": r.pids, "net_rx_bytes": r.net_rx_bytes, "net_tx_bytes": r.net_tx_bytes,
+                         "uptime_seconds": r.uptime_seconds} for r in reversed(rows)]}
 
 
-@router.get("/{server_id}/logs", response_model=None)
+LOG_BATCH = 500  # lines read per poll: the server holds at most this many per follower
+LOG_POLL_SECONDS = 0.5
+
+
+@router.get("/{server_id}/logs", response_model=None, responses={200: {"content": {
+    "text/event-stream": {"schema": {"type": "string", "description": "with follow: `log` events"}},
+    "application/x-ndjson": {"schema": {"type": "string", "description": "with follow and this Accept"}}}}})
 async def get_logs(
     request: Request,
     server_id: str,
@@ -271,37 +282,61 @@ async def get_logs(
     tail: Annotated[int, Query(ge=1, le=10_000)] = 100,
     follow: bool = False,
 ) -> LogsPublic | StreamingResponse:
-    """The container's logs: the last `tail` lines, or with `follow` a live NDJSON stream."""
+    """The container's logs: the last `tail` lines, or with `follow` a live stream that ends
+    when the server has stopped: Server-Sent Events (`event: log`, the line as JSON, `id` for
+    `Last-Event-ID` resumption), or NDJSON when the request accepts `application/x-ndjson`.
+    The server reads the stream in bounded batches, so a follower costs a fixed amount of memory."""
     await _owned(session, user, server_id)
-    rows = list(reversed((await session.scalars(
-        select(LogLine).where(LogLine.server_id == server_id).order_by(LogLine.id.desc()).limit(tail))).all()))
+    ndjson = "application/x-ndjson" in request.headers.get("accept", "")
+    resume = request.headers.get("last-event-id", "")
+    if follow and resume.isdigit():
+        rows = []  # a reconnecting SSE client: continue after the last line it saw
+        last_id = int(resume)
+    else:
+        rows = list(reversed((await session.scalars(
+            select(LogLine).where(LogLine.server_id == server_id).order_by(LogLine.id.desc()).limit(tail))).all()))
+        last_id = rows[-1].id if rows else 0
     lines = [LogLinePublic(id=r.id, ts=r.ts, stream=r.stream, line=r.line) for r in rows]
     if not follow:
         return LogsPublic(server_id=server_id, lines=lines)
     sessions = request.app.state.sessions
-    last_id = lines[-1].id if lines else 0
+
+    def frame(line: LogLinePublic) -> bytes:
+        body = line.model_dump_json()
+        return (body + "\n").encode() if ndjson else f"id: {line.id}\nevent: log\ndata: {body}\n\n".encode()
 
     async def stream() -> AsyncIterator[bytes]:
         nonlocal last_id
+        if not ndjson:
+            yield b": connected\n\n"
         for line in lines:
-            yield (line.model_dump_json() + "\n").encode()
-        quiet_after_done = 0
+            yield frame(line)
+        quiet_after_done = quiet = 0
         while not await request.is_disconnected():
             async with sessions() as s:
                 new = (await s.scalars(select(LogLine).where(LogLine.server_id == server_id, LogLine.id > last_id)
-                                       .order_by(LogLine.id).limit(1000))).all()
+                                       .order_by(LogLine.id).limit(LOG_BATCH))).all()
                 status = await s.scalar(select(GameServer.status).where(GameServer.id == server_id))
             for r in new:
                 last_id = r.id
-                yield (LogLinePublic(id=r.id, ts=r.ts, stream=r.stream, line=r.line).model_dump_json()
-                       + "\n").encode()
+                yield frame(LogLinePublic(id=r.id, ts=r.ts, stream=r.stream, line=r.line))
+            if len(new) == LOG_BATCH:
+                continue  # more waiting: read on without a pause
             if status in DONE and not new:
                 quiet_after_done += 1
                 if quiet_after_done >= 4:
+                    if not ndjson:
+                        yield f"event: end\ndata: {json.dumps({'status': status})}\n\n".encode()
                     return
-            await asyncio.sleep(0.5)
+            quiet = 0 if new else quiet + 1
+            if not ndjson and quiet * LOG_POLL_SECONDS >= 15:
+                quiet = 0
+                yield b": keepalive\n\n"  # proxies close a silent connection
+            await asyncio.sleep(LOG_POLL_SECONDS)
 
-    return StreamingResponse(stream(), media_type="application/x-ndjson")
+    if ndjson:
+        return StreamingResponse(stream(), media_type="application/x-ndjson")
+    return EventStream(stream())
 
 
 async def _stop(session: SessionDep, temporal: TemporalDep, server: GameServer, delete: bool) -> None:

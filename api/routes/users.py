@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from api.deps import AdminUser, CurrentUser, SessionDep
+from api.errors import problems
 from core import security
 from core.db.models import ApiKey, AuditEntry, User
 from core.errors import Conflict, Forbidden, NotFound
@@ -80,7 +81,7 @@ async def _new_key(session: SessionDep, user: User, body: KeyCreate) -> KeyCreat
     return KeyCreated.model_validate({**KeyPublic.model_validate(row).model_dump(), "key": key})
 
 
-@router.post("/users", status_code=201, response_model=UserCreated)
+@router.post("/users", status_code=201, response_model=UserCreated, responses=problems(409))
 async def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -> UserCreated:
     """Create a user with a first API key (shown once)."""
     if await session.scalar(select(User.id).where(User.email == body.email)) is not None:
@@ -99,7 +100,7 @@ async def list_users(admin: AdminUser, session: SessionDep) -> list[UserPublic]:
     return [UserPublic.model_validate(u) for u in (await session.scalars(select(User).order_by(User.email))).all()]
 
 
-@router.post("/keys", status_code=201, response_model=KeyCreated)
+@router.post("/keys", status_code=201, response_model=KeyCreated, responses=problems(403))
 async def create_key(body: KeyCreate, user: CurrentUser, session: SessionDep) -> KeyCreated:
     """A new key for the caller (shown once); only admins may give a key the `admin` scope."""
     if "admin" in body.scopes and not user.is_admin:

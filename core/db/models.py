@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -18,7 +19,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
@@ -29,8 +32,28 @@ def new_id() -> str:
     return uuid.uuid4().hex[:20]
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware datetimes (UTC) out, on every database: SQLite keeps no offset and
+    would hand back naive values, which the API would serialize without one."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)  # stored as UTC wall time, as before
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
 class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime()}
 
 
 class User(Base):
@@ -97,6 +120,8 @@ class ServerEvent(Base):
     seq: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))
     message: Mapped[str] = mapped_column(Text, default="")
+    # Structured facts of the transition, e.g. a crash: exit code, OOM flag, last log lines.
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -127,6 +152,8 @@ class Node(Base):
     resources: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Admin overrides of resources and capacity policy (core/capacity.py); heartbeats keep them.
+    capacity: Mapped[dict[str, Any]] = mapped_column(default=dict)
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     last_online: Mapped[datetime | None] = mapped_column(default=None)
     heartbeat_seconds: Mapped[float] = mapped_column(Float, default=2.0)
@@ -198,7 +225,11 @@ class StatSample(Base):
     server_id: Mapped[str] = mapped_column(String(32))
     ts: Mapped[datetime] = mapped_column(default=utcnow)
     cpu_percent: Mapped[float] = mapped_column(Float, default=0.0)
-    memory_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    pids: Mapped[int] = mapped_column(Integer, default=0)
+    net_rx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    net_tx_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    uptime_seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class AuditEntry(Base):
@@ -216,3 +247,174 @@ class AuditEntry(Base):
     request_id: Mapped[str] = mapped_column(String(64), default="")
     client: Mapped[str] = mapped_column(String(64), default="")
 
+
+
+# --- Webhooks and node events (issue #12) ---------------------------------------------------------
+
+
+class Webhook(Base):
+    """A user's receiver of platform events; `secret` signs every delivery (shown once, never in history)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[Any]] = mapped_column(default=list)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    secret: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # Start of the current run of failed attempts; cleared by a success. Disabling is measured from it.
+    failing_since: Mapped[datetime | None] = mapped_column(default=None)
+    last_success_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_failure_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event on its way to one webhook; its workflow is `webhook-<webhook_id>-<event_id>`."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("webhook_id", "event_id"),
+                      Index("ix_webhook_deliveries_webhook_created", "webhook_id", "created_at"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    workflow_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: when, the answer's status code (or the error), and how long it took."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (UniqueConstraint("delivery_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class NodeLiveness(Base):
+    """The liveness last announced for a node (node.online / node.offline); `seq` numbers the changes."""
+
+    __tablename__ = "node_liveness"
+
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- Fleets and allocation (issue #10) --------------------------------------------------------------
+
+
+class Game(Base):
+    """A named game of one user; each upload of it is a version (a build)."""
+
+    __tablename__ = "games"
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class GameVersion(Base):
+    """One upload of a game: its source (content hash), analysis report and image tag."""
+
+    __tablename__ = "game_versions"
+    __table_args__ = (UniqueConstraint("game_id", "version"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    game_id: Mapped[str] = mapped_column(ForeignKey("games.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    source_size: Mapped[int] = mapped_column(Integer, default=0)
+    filename: Mapped[str] = mapped_column(String(20), default="game.js")
+    module_kind: Mapped[str] = mapped_column(String(20), default="commonjs")
+    max_players: Mapped[int] = mapped_column(Integer, default=0)
+    analysis: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    allow_rules: Mapped[list[Any]] = mapped_column(default=list)  # admin-allowed analysis rules, kept for deploys
+    image: Mapped[str] = mapped_column(String(200), default="")
+    notes: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Fleet(Base):
+    """N servers of one game version; its workflow is `fleet-<id>`. Counts are the last sync's."""
+
+    __tablename__ = "fleets"
+    __table_args__ = (Index("ix_fleets_owner_name", "owner_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    game_id: Mapped[str] = mapped_column(ForeignKey("games.id"), index=True)
+    game: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[str] = mapped_column(ForeignKey("game_versions.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    replicas: Mapped[int | None] = mapped_column(Integer, default=None)
+    buffer: Mapped[int] = mapped_column(Integer, default=0)
+    min_size: Mapped[int] = mapped_column(Integer, default=0)
+    max_size: Mapped[int] = mapped_column(Integer, default=0)
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    node_selector: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    limits: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    max_surge: Mapped[str] = mapped_column(String(8), default="25%")
+    max_unavailable: Mapped[str] = mapped_column(String(8), default="25%")
+    on_empty: Mapped[str] = mapped_column(String(10), default="replace")
+    status: Mapped[str] = mapped_column(String(20), default="active", index=True)
+    status_seq: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    capacity_limited: Mapped[bool] = mapped_column(Boolean, default=False)
+    workflow_id: Mapped[str] = mapped_column(String(100))
+    run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class FleetServer(Base):
+    """A game server a fleet started, and the version it runs."""
+
+    __tablename__ = "fleet_servers"
+
+    server_id: Mapped[str] = mapped_column(ForeignKey("game_servers.id", ondelete="CASCADE"), primary_key=True)
+    fleet_id: Mapped[str] = mapped_column(ForeignKey("fleets.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Allocation(Base):
+    """A server of a fleet handed to a caller for a match, with the players it has seats for."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (Index("ix_allocations_owner_created", "owner_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    fleet_id: Mapped[str] = mapped_column(ForeignKey("fleets.id", ondelete="CASCADE"), index=True)
+    server_id: Mapped[str] = mapped_column(String(32), index=True)
+    player_ids: Mapped[list[Any]] = mapped_column(default=list)
+    ws_url: Mapped[str] = mapped_column(String(400), default="")
+    status: Mapped[str] = mapped_column(String(20), default="allocated")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(default=None)

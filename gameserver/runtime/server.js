@@ -6,8 +6,12 @@
 //   PORT                   listen port (default 8080); GSF_BIND_HOST (default 0.0.0.0)
 //   GSF_SERVER_ID          this server's id; seat tokens must name it
 //   GSF_MAX_PLAYERS        overrides the module's maxPlayers when set
-//   GSF_SEAT_SECRET        HMAC key of seat tokens (used as UTF-8 text)
-//   GSF_AGENT_KEY          bearer key of GET /status
+//   GSF_SECRETS_STDIN      "1": read the secrets below as one JSON object
+//                          {"seat_secret": ..., "agent_key": ...} from stdin (until EOF) before
+//                          loading the game; how the platform hands them over, so they are never
+//                          in the environment (/proc/<pid>/environ) at all
+//   GSF_SEAT_SECRET        HMAC key of seat tokens (used as UTF-8 text); local runs only
+//   GSF_AGENT_KEY          bearer key of GET /status; local runs only
 //   GSF_REQUIRE_TOKEN      "0" accepts WebSocket connections without a seat token (local dev)
 //   GSF_MAX_MESSAGE_BYTES  largest inbound frame (default 65536)
 //   GSF_WATCHDOG_MS        exit when the event loop is blocked this long (default 5000; 0 = off)
@@ -16,6 +20,7 @@
 // 2 on a bad configuration, 1 when the port cannot be bound, 4 when the watchdog finds the
 // event loop blocked (an endless synchronous loop in game code).
 
+const fs = require('node:fs');
 const http = require('node:http');
 const crypto = require('node:crypto');
 const path = require('node:path');
@@ -122,12 +127,26 @@ try {
   stderrWrite(`gsf runtime: bad configuration: ${err.message}\n`);
   process.exit(EXIT_BAD_CONFIG);
 }
-// The game runs in this process: keep the secrets out of its reach through process.env.
-delete process.env.GSF_SEAT_SECRET;
-delete process.env.GSF_AGENT_KEY;
-// ... and out of /proc/self/environ and /proc/1/environ, which still hold the original bytes.
-for (const failure of scrubEnviron(['GSF_SEAT_SECRET', 'GSF_AGENT_KEY'])) {
-  stderrWrite(`gsf runtime: could not scrub the environment of pid ${failure}\n`);
+if (process.env.GSF_SECRETS_STDIN === '1') {
+  // Synchronous, before any game code exists: the platform writes the object and closes stdin
+  // right after starting the container, so this returns at once.
+  try {
+    const secrets = JSON.parse(fs.readFileSync(0, 'utf8'));
+    cfg.seatSecret = String(secrets.seat_secret || '');
+    cfg.agentKey = String(secrets.agent_key || '');
+  } catch (err) {
+    stderrWrite(`gsf runtime: GSF_SECRETS_STDIN=1 but stdin held no secrets object: ${err.message}\n`);
+    process.exit(EXIT_BAD_CONFIG);
+  }
+} else if (process.env.GSF_SEAT_SECRET || process.env.GSF_AGENT_KEY) {
+  // Secrets from the environment (a local run by hand): keep them out of the game's reach
+  // through process.env, and out of /proc/self/environ and /proc/1/environ, which still hold
+  // the original bytes.
+  delete process.env.GSF_SEAT_SECRET;
+  delete process.env.GSF_AGENT_KEY;
+  for (const failure of scrubEnviron(['GSF_SEAT_SECRET', 'GSF_AGENT_KEY'])) {
+    stderrWrite(`gsf runtime: could not scrub the environment of pid ${failure}\n`);
+  }
 }
 // Before any game code runs: an endless loop at load time is caught too.
 startWatchdog(cfg.watchdogMs);

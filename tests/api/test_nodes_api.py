@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -136,3 +137,76 @@ async def test_placement_respects_cpu_and_memory(h: Harness) -> None:
     assert await placement.choose(SelectNodeInput(server_id="x", node_selector={"size": "tiny"}, limits=small)) == "tiny"
     assert await placement.choose(SelectNodeInput(server_id="x", node_selector={"size": "tiny"}, limits=big)) is None
     assert await placement.choose(SelectNodeInput(server_id="x", limits=big)) == "roomy"
+
+
+async def _running(h: Harness, node_id: str, *limits: dict[str, float]) -> None:
+    from core.db.models import GameServer, User
+
+    async with h.sessions() as s:
+        user = User(email=f"load-{node_id}-{uuid.uuid4().hex[:8]}@example.com")
+        s.add(user)
+        await s.flush()
+        for i, lim in enumerate(limits):
+            s.add(GameServer(owner_id=user.id, name=f"s{i}", game="g", source_sha256="0" * 64, max_players=2,
+                             workflow_id=f"w-{uuid.uuid4().hex}", status="running", node_id=node_id, limits=lim))
+        await s.commit()
+
+
+async def test_placement_counts_each_server_at_its_own_size(h: Harness) -> None:
+    # 2 CPUs x 4 overcommit = 8 promised: 8 large servers (1 CPU each) fill it; a small one no longer fits
+    # (counting the running servers at the newcomer's size would have said 9 x 0.25 <= 8).
+    await beat(h, security.node_token(h.settings.secret_key, "full"), labels={"pool": "full"},
+               heartbeat_seconds=30, resources={"cpus": 2, "memory_mb": 64_000})
+    placement = PlacementActivities(h.sessions, cpu_overcommit=4.0)
+    small = Limits(memory_mb=64, cpus=0.25)
+    pick = SelectNodeInput(server_id="x", node_selector={"pool": "full"}, limits=small)
+    await _running(h, "full", *[{"cpus": 1.0, "memory_mb": 512}] * 7)
+    assert await placement.choose(pick) == "full"
+    await _running(h, "full", {"cpus": 1.0, "memory_mb": 512})
+    assert await placement.choose(pick) is None
+
+
+async def test_reserve_overcommit_and_admin_overrides_that_heartbeats_keep(h: Harness) -> None:
+    admin = await h.user_key("root@example.com", admin=True)
+    token = security.node_token(h.settings.secret_key, "cap")
+    await beat(h, token, labels={"pool": "cap"}, heartbeat_seconds=30,
+               resources={"cpus": 4, "memory_mb": 8192})
+    async with h.api(admin) as api:
+        node = (await api.get("/api/v1/nodes/cap")).json()
+        s = h.settings
+        assert node["schedulable"]["cpus"] == pytest.approx((4 - s.node_reserve_cpus) * s.node_cpu_overcommit)
+        assert node["schedulable"]["memory_mb"] == pytest.approx(
+            (8192 - s.node_reserve_memory_mb) * s.node_memory_overcommit)
+
+        resp = await api.put("/api/v1/nodes/cap", json={"capacity": {
+            "reserve_cpus": 1, "cpu_overcommit": 2, "reserve_memory_mb": 192, "max_servers": 3}})
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["schedulable"] | {} == {"cpus": 6.0, "memory_mb": 8000.0, "max_servers": 3,
+                                                   "used_cpus": 0.0, "used_memory_mb": 0.0, "servers": 0}
+        # The agent's next heartbeat reports its resources again; the admin's overrides stay.
+        await beat(h, token, labels={"pool": "cap"}, heartbeat_seconds=30,
+                   resources={"cpus": 4, "memory_mb": 8192})
+        node = (await api.get("/api/v1/nodes/cap")).json()
+        assert node["capacity"]["max_servers"] == 3 and node["schedulable"]["cpus"] == 6.0
+        # An override of the resources themselves (a VM with less than it reports), also kept.
+        resp = await api.put("/api/v1/nodes/cap", json={"resources": {"memory_mb": 1216}})
+        assert resp.json()["schedulable"]["memory_mb"] == 1024.0
+        await beat(h, token, labels={"pool": "cap"}, heartbeat_seconds=30,
+                   resources={"cpus": 4, "memory_mb": 8192})
+        assert (await api.get("/api/v1/nodes/cap")).json()["schedulable"]["memory_mb"] == 1024.0
+
+        bad = await api.put("/api/v1/nodes/cap", json={"capacity": {"cpu_overcommit": 0.5}})
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+        bad = await api.put("/api/v1/nodes/cap", json={"capacity": {"gpus": 1}})
+        assert bad.status_code == 422
+
+    from core.capacity import Policy
+
+    placement = PlacementActivities(h.sessions, policy=Policy.from_settings(h.settings))
+    pick = SelectNodeInput(server_id="x", node_selector={"pool": "cap"}, limits=Limits(memory_mb=512, cpus=0.5))
+    assert await placement.choose(pick) == "cap"
+    await _running(h, "cap", {"cpus": 0.5, "memory_mb": 512})
+    assert await placement.choose(pick) == "cap"
+    # Memory: 1024 schedulable, 512 held: a second 512 fits, a third would not.
+    await _running(h, "cap", {"cpus": 0.5, "memory_mb": 512})
+    assert await placement.choose(pick) is None

@@ -106,7 +106,8 @@ async def test_invalid_registrations_are_validation_problems(mm: MM, body: dict[
 async def test_invalid_heartbeats_are_validation_problems(mm: MM) -> None:
     sid = await mm.ready_room()
     for body in ({"players": -1}, {"players": 1, "extra": True}, {"max_players": 4},
-                 {"players": 1, "metadata": {"blob": "x" * 40_000}}, {"players": 1, "generation": 0}):
+                 {"players": 1, "metadata": {"blob": "x" * 40_000}}, {"players": 1, "generation": 0},
+                 {"players": 1, "state": {"board": "x" * 140_000}}):
         resp = await mm.client.put(f"/servers/{sid}/heartbeat", json=body, headers=headers())
         assert_problem(resp, 422, "validation-error")
 

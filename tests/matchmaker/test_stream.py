@@ -160,3 +160,32 @@ async def test_events_reach_streams_on_every_replica(make_app: MakeApp) -> None:
         assert (event.event, event.data["reserved"]) == ("updated", 1)
         await asyncio.sleep(0)  # both replicas keep serving
         assert (await http_a.get(f"/servers/{sid}")).json()["reserved"] == 1
+
+
+async def test_a_batch_of_heartbeats_streams_one_event_per_changed_room(make_app: MakeApp) -> None:
+    # On Redis a batch publishes one message for all its rooms; listeners still see each room.
+    app = await make_app()
+    async with serve(app) as served, httpx.AsyncClient(base_url=served.url, timeout=10) as http, \
+            open_stream(http) as sse:
+        sids = [unique("srv") for _ in range(3)]
+        for sid in sids:
+            assert (await http.post("/servers", json=registration(sid),
+                                    headers=headers())).status_code == 201
+        beats = [{"server_id": sid, "players": 0} for sid in sids]
+        resp = await http.post("/heartbeats", json={"heartbeats": beats}, headers=headers())
+        assert [r["status"] for r in resp.json()["results"]] == [200, 200, 200]
+        added = [await sse.event() for _ in sids]
+        assert [(e.event, e.data["server_id"]) for e in added] == [("added", s) for s in sids]
+
+        # Only the rooms whose state changed are events; an unknown room is refused on its own.
+        beats = [{"server_id": sids[0], "players": 0}, {"server_id": sids[1], "players": 3},
+                 {"server_id": "never-registered", "players": 1},
+                 {"server_id": sids[2], "players": 0, "ready": False}]
+        resp = await http.post("/heartbeats", json={"heartbeats": beats}, headers=headers())
+        assert [(r["status"], r["problem"]) for r in resp.json()["results"]] == [
+            (200, None), (200, None), (404, "room-not-found"), (200, None)]
+        first, second = await sse.event(), await sse.event()
+        assert (first.event, first.data["server_id"], first.data["players"]) == (
+            "updated", sids[1], 3)
+        assert (second.event, second.data) == (
+            "removed", {"server_id": sids[2], "reason": "not-ready"})

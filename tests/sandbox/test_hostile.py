@@ -206,10 +206,13 @@ async def test_secrets_are_out_of_the_games_reach(sandbox: Sandbox, healthy: Pin
                    secret_key):
         assert secret not in text
     assert "GSF_SEAT_SECRET" not in found["env"] and "GSF_AGENT_KEY" not in found["env"]
-    # The names stay in /proc/<pid>/environ, their values are overwritten in place.
+    # Never in the environment of any process of the container: they came over stdin, which the
+    # runtime read to its end before loading the game (nothing is left to read there).
     for environ in (found["selfEnviron"], found["initEnviron"]):
         values = dict(item.split("=", 1) for item in environ.split("\0") if "=" in item)
-        assert set(values["GSF_SEAT_SECRET"]) == {"x"} and set(values["GSF_AGENT_KEY"]) == {"x"}
+        assert values["GSF_SECRETS_STDIN"] == "1"
+        assert "GSF_SEAT_SECRET" not in values and "GSF_AGENT_KEY" not in values
+    assert found["stdin"] == "" and found["initStdin"] in ("", "!EACCES"), found
     assert found["dockerSocket"] == "!ENOENT"
     # The platform itself still reaches its container with the real keys.
     assert box.status()["server_id"] == box.server_id

@@ -11,6 +11,7 @@ import contextlib
 import json
 import shutil
 import socket
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import docker
 import pytest
 from websockets.asyncio.client import ClientConnection
 
+from activities.containers import bridge_interface, host_guard_rules
 from tests.sandbox.conftest import HOSTILE, GameBox, Sandbox, stand_in_host
 
 pytestmark = pytest.mark.docker
@@ -203,14 +205,31 @@ async def test_cannot_reach_host_services_on_loopback(prober: GameBox) -> None:
                 [gateway, loopback_port], ["127.0.0.1", loopback_port], [gateway, any_port]])
         finally:
             await ws.close()
-    via_gateway, own_loopback, control = results
+        # Control: that service does answer the host itself, on the same address.
+        with socket.create_connection((gateway, any_port), timeout=3):
+            pass
+    via_gateway, own_loopback, any_address = results
     # A host service bound to 127.0.0.1 is out of reach: through the bridge gateway and on the
     # container's own loopback (a different network namespace).
     assert via_gateway["outcome"] == "ECONNREFUSED", via_gateway
     assert own_loopback["outcome"] == "ECONNREFUSED", own_loopback
-    # Control, and the documented caveat: a host service bound to 0.0.0.0 IS reachable through the
-    # gateway. Platform services bind 127.0.0.1 (docs/sandbox.md).
-    assert control["outcome"] == "connected", control
+    # A host service bound to 0.0.0.0 too: the agent's INPUT rule refuses connections that game
+    # containers open to the host (GSF_HOST_FIREWALL).
+    assert any_address["outcome"] == "ECONNREFUSED", any_address
+
+
+def test_the_firewall_rules_are_in_place_for_the_game_network(prober: GameBox) -> None:
+    network = prober.sandbox.client.networks.get(prober.sandbox.settings.game_network)
+    for rule in host_guard_rules(bridge_interface(network.attrs)):
+        assert subprocess.run(["iptables", "-C", *rule], check=False, capture_output=True).returncode == 0, rule
+
+
+def drop_counter(bridge: str) -> int:
+    """Packets the game network's DOCKER-USER drop rule has matched."""
+    out = subprocess.run(["iptables", "-L", "DOCKER-USER", "-v", "-x", "-n"], check=True, capture_output=True,
+                         text=True).stdout
+    return sum(int(line.split()[0]) for line in out.splitlines()
+               if bridge in line and "may not open connections out" in line)
 
 
 async def test_no_route_to_an_outside_host(prober: GameBox, sandbox: Sandbox,
@@ -239,8 +258,11 @@ async def test_no_route_to_an_outside_host(prober: GameBox, sandbox: Sandbox,
                 ctl.remove(force=True)
         finally:
             control_net.remove()
-        # The game network (masquerade off): the container's private source address is not
-        # translated, the outside host has no route back to it, nothing ever connects.
+        # The game network: the agent's DOCKER-USER rule drops the connection before it leaves the
+        # node (the rule's counter moves); were it to leave, masquerade is off, so the outside host
+        # would see a private source address it has no route back to. Nothing ever connects.
+        bridge = bridge_interface(sandbox.client.networks.get(sandbox.settings.game_network).attrs)
+        dropped_before = drop_counter(bridge)
         ws = await prober.join("escaper")
         try:
             (result,) = await probe(ws, "connect", targets=[[outside.peer_ip, outside.port]],
@@ -248,3 +270,4 @@ async def test_no_route_to_an_outside_host(prober: GameBox, sandbox: Sandbox,
         finally:
             await ws.close()
         assert result["outcome"] in ("timeout", "EHOSTUNREACH", "ENETUNREACH"), result
+        assert drop_counter(bridge) > dropped_before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -77,8 +78,20 @@ async def h(settings: Settings, temporal_env: Any, runtime_images: str, cleanup_
         yield harness
 
 
+def docker_inventory(client: docker.DockerClient) -> dict[str, set[str]]:
+    """Everything Docker holds, by id: what a deployment may create and its deletion must remove."""
+    return {"containers": {c.id for c in client.containers.list(all=True)},
+            "networks": {n.id for n in client.networks.list()},
+            "volumes": {v.id for v in client.volumes.list()},
+            "images": {i.id for i in client.images.list(all=True)}}
+
+
 async def test_deploy_play_stop_delete(h: Harness, docker_client: docker.DockerClient) -> None:
     key = await h.user_key("dev@example.com")
+    # The game network exists only while a server uses it: start from none, as a new node does.
+    with contextlib.suppress(docker.errors.NotFound):
+        docker_client.networks.get(h.settings.game_network).remove()
+    before = docker_inventory(docker_client)
     async with h.api(key) as api:
         server_id = await deploy(api, GAMES / "chat.js", "chat-room", labels="mode=casual")
         server = await wait_status(api, server_id, {"running", "failed", "rejected"})
@@ -105,8 +118,32 @@ async def test_deploy_play_stop_delete(h: Harness, docker_client: docker.DockerC
                 break
             await asyncio.sleep(0.2)
         assert any("join" in line["line"] for line in logs["lines"]), logs
+        # Follow as Server-Sent Events (the default): `log` events with ids for resumption.
         async with api.stream("GET", f"/api/v1/servers/{server_id}/logs",
                               params={"follow": True, "tail": 1000}) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            events: list[tuple[int, str]] = []
+            event_id = None
+            async for raw in stream.aiter_lines():
+                if raw.startswith("id: "):
+                    event_id = int(raw[4:])
+                elif raw.startswith("data: "):
+                    assert event_id is not None
+                    events.append((event_id, json.loads(raw[6:])["line"]))
+                    if "join" in events[-1][1]:
+                        break
+        assert any("join" in line for _, line in events)
+        assert [i for i, _ in events] == sorted({i for i, _ in events})
+        # Resuming after the first event gives the rest, not the tail again.
+        async with api.stream("GET", f"/api/v1/servers/{server_id}/logs", params={"follow": True},
+                              headers={"Last-Event-ID": str(events[0][0])}) as stream:
+            async for raw in stream.aiter_lines():
+                if raw.startswith("id: "):
+                    assert int(raw[4:]) == events[1][0]
+                    break
+        # Or as NDJSON, for clients that ask for it (the CLI, the console).
+        async with api.stream("GET", f"/api/v1/servers/{server_id}/logs", params={"follow": True, "tail": 1000},
+                              headers={"Accept": "application/x-ndjson"}) as stream:
             assert stream.headers["content-type"].startswith("application/x-ndjson")
             followed = []
             async for raw in stream.aiter_lines():
@@ -122,6 +159,10 @@ async def test_deploy_play_stop_delete(h: Harness, docker_client: docker.DockerC
             await asyncio.sleep(0.2)
         assert len(samples) >= 2 and all(s["memory_bytes"] > 1_000_000 for s in samples), samples
         assert all(0 <= s["cpu_percent"] < 400 for s in samples)
+        # node + docker-init at least; bytes moved by the game's own traffic; time since start.
+        assert all(s["pids"] >= 2 for s in samples), samples
+        assert samples[-1]["net_rx_bytes"] > 0 and samples[-1]["net_tx_bytes"] > 0, samples
+        assert 0 < samples[0]["uptime_seconds"] <= samples[-1]["uptime_seconds"] < 600, samples
 
         stopped = (await api.post(f"/api/v1/servers/{server_id}/stop")).json()
         assert stopped["status"] == "stopped"
@@ -132,6 +173,9 @@ async def test_deploy_play_stop_delete(h: Harness, docker_client: docker.DockerC
         assert deleted.status_code == 200 and deleted.json()["status"] == "deleted"
         assert (await api.delete(f"/api/v1/servers/{server_id}")).json()["status"] == "deleted"
     assert docker_client.containers.list(all=True, filters={"label": f"gsf.server_id={server_id}"}) == []
+    # Nothing left behind: no container, network, volume or image that was not there before.
+    after = docker_inventory(docker_client)
+    assert {kind: after[kind] - before[kind] for kind in after} == {kind: set() for kind in after}
     handle = h.client.get_workflow_handle(gameserver_workflow_id(server_id), result_type=GameServerState)
     assert (await handle.result()).status == ServerStatus.DELETED
     await record_history(h, server_id, "deploy_play_stop_delete")
@@ -180,6 +224,30 @@ async def test_crashed_container_is_restarted(h: Harness, docker_client: docker.
         await api.delete(f"/api/v1/servers/{server_id}")
     await h.client.get_workflow_handle(gameserver_workflow_id(server_id)).result()
     await record_history(h, server_id, "crash_restart_delete")
+
+
+async def test_a_crash_looping_server_ends_failed_with_exit_code_oom_and_logs(
+        h: Harness, docker_client: docker.DockerClient) -> None:
+    key = await h.user_key("dev@example.com")
+    limit = h.settings.restart_limit
+    async with h.api(key) as api:
+        server_id = await deploy(api, Path(__file__).parent / "balloon_later.js", "balloon", plan="small")
+        assert (await wait_status(api, server_id, {"running", "failed"}))["status"] == "running"
+        server = await wait_status(api, server_id, {"failed"}, timeout=120)
+        restarts = [e for e in server["events"] if e["status"] == "starting" and e["detail"]]
+        assert [e["detail"]["restarts_in_window"] for e in restarts] == list(range(limit))
+        failed = server["events"][-1]
+        assert failed["status"] == "failed" and "restart limit" in failed["message"]
+        assert "out of memory" in failed["message"]
+        detail = failed["detail"]
+        assert detail["exit_code"] == 137 and detail["oom_killed"] is True
+        assert detail["restarts_in_window"] == limit and detail["restart_limit"] == limit
+        assert detail["log_tail"][-1] == "[game] ballooning now", detail["log_tail"]
+        assert docker_client.containers.list(all=True, filters={"label": f"gsf.server_id={server_id}"}) == []
+        await api.delete(f"/api/v1/servers/{server_id}")
+    with pytest.raises(WorkflowFailureError) as err:
+        await h.client.get_workflow_handle(gameserver_workflow_id(server_id)).result()
+    assert getattr(err.value.cause, "type", None) == "DeployFailed"
 
 
 async def test_idle_server_is_stopped_by_its_timer(h: Harness) -> None:

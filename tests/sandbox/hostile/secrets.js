@@ -1,5 +1,5 @@
-// Hostile: hunts for the platform's secrets. The runtime removes GSF_SEAT_SECRET and GSF_AGENT_KEY
-// from process.env and scrubs them out of /proc/<pid>/environ before this module loads.
+// Hostile: hunts for the platform's secrets. The platform hands them to the runtime over stdin,
+// which the runtime has read to the end before this module loads; they were never in the environment.
 const fs = require('fs');
 
 function read(file) {
@@ -16,6 +16,8 @@ const found = {
   initEnviron: read('/proc/1/environ'),
   parentEnviron: read(`/proc/${process.ppid}/environ`),
   cmdline: read('/proc/self/cmdline'),
+  stdin: read('/dev/stdin'),
+  initStdin: read('/proc/1/fd/0'),
   dockerSocket: read('/var/run/docker.sock'),
   hostname: read('/etc/hostname'),
 };

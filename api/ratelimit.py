@@ -1,0 +1,151 @@
+"""Rate limits in front of the API: a token bucket per client IP and one per API key.
+
+A bucket holds up to `burst` tokens and refills at `rate` tokens per second; a request takes one
+token from each bucket it belongs to, or none if any is empty, and is then answered 429 with
+Retry-After. Buckets live in this process (each API replica limits on its own). Only `/api/`
+is limited: health, metrics, the OpenAPI document and the console's static files are not, and
+neither are node agents calling their own routes with a valid node token (they heartbeat and
+ship logs several times a second and are authenticated infrastructure, not users).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import problem
+from api.middleware import REQUEST_ID, SECURITY_HEADERS
+from core.security import verify_node_token
+from core.settings import Settings
+
+LIMITED_PREFIX = "/api/"
+AGENT_PREFIX = "/api/v1/agent/"
+
+
+class TokenBuckets:
+    """Token buckets of one shape (rate, burst) by key; at most `max_buckets`, least recently
+    used dropped first (a dropped bucket comes back full, as a new client's would)."""
+
+    def __init__(self, rate: float, burst: int, max_buckets: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.max_buckets = max_buckets
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key → (tokens, at)
+
+    def level(self, key: str, now: float) -> float:
+        """Tokens in `key`'s bucket at `now`."""
+        tokens, at = self._buckets.get(key, (self.burst, now))
+        return min(self.burst, tokens + max(0.0, now - at) * self.rate)
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until `key`'s bucket holds a whole token; 0 if it does now."""
+        missing = 1.0 - self.level(key, now)
+        return missing / self.rate if missing > 0 else 0.0
+
+    def take(self, key: str, now: float) -> None:
+        tokens = self.level(key, now) - 1.0
+        at = max(now, self._buckets.get(key, (0.0, now))[1])  # a clock going back refills nothing
+        self._buckets[key] = (tokens, at)
+        self._buckets.move_to_end(key)
+        while len(self._buckets) > self.max_buckets:
+            self._buckets.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+def take_all(pairs: Sequence[tuple[TokenBuckets, str]], now: float) -> float:
+    """One token from every (buckets, key) if all have one: 0. Otherwise nothing is taken and
+    the answer is the seconds until all of them will have one."""
+    wait = max((buckets.wait(key, now) for buckets, key in pairs), default=0.0)
+    if wait > 0:
+        return wait
+    for buckets, key in pairs:
+        buckets.take(key, now)
+    return 0.0
+
+
+def retry_after(wait: float) -> int:
+    """Retry-After is whole seconds; never 0, which a client would take as "retry now"."""
+    return max(1, math.ceil(wait))
+
+
+class ApiRateLimits:
+    """The API's two limiters. `clock` is monotonic seconds; tests swap in one they control."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.enabled = settings.rate_limit_enabled
+        self.per_ip = TokenBuckets(settings.api_rate_per_ip, settings.api_burst_per_ip,
+                                   settings.rate_limit_max_buckets)
+        self.per_key = TokenBuckets(settings.api_rate_per_key, settings.api_burst_per_key,
+                                    settings.rate_limit_max_buckets)
+        self.clock = clock
+
+    def check(self, ip: str, credential: str | None) -> tuple[float, str]:
+        """(seconds to wait, which limit) — (0, "") when the request may go on."""
+        now = self.clock()
+        pairs = [(self.per_ip, ip)]
+        key = None
+        if credential is not None:
+            # Keys are kept as hashes only: the limiter must not become a second copy of them.
+            key = hashlib.sha256(credential.encode()).hexdigest()[:32]
+            pairs.append((self.per_key, key))
+        wait = take_all(pairs, now)
+        if wait == 0:
+            return 0.0, ""
+        by_key = key is not None and self.per_key.wait(key, now) >= self.per_ip.wait(ip, now)
+        return wait, "API key" if by_key else "client IP"
+
+
+def _bearer(headers: dict[bytes, bytes]) -> str | None:
+    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+class RateLimitMiddleware:
+    """Pure ASGI, outside EdgeMiddleware: a refused request costs no body read and no audit row.
+    It answers with the same request id and security headers EdgeMiddleware would add."""
+
+    def __init__(self, app: ASGIApp, limits: ApiRateLimits, secret_key: str) -> None:
+        self.app = app
+        self.limits = limits
+        self.secret_key = secret_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not self.limits.enabled or not path.startswith(LIMITED_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        credential = _bearer(headers)
+        if (credential is not None and path.startswith(AGENT_PREFIX)
+                and verify_node_token(self.secret_key, credential) is not None):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        wait, which = self.limits.check(client[0] if client else "unknown", credential)
+        if wait == 0:
+            await self.app(scope, receive, send)
+            return
+        given = headers.get(b"x-request-id", b"").decode(errors="replace")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        seconds = retry_after(wait)
+        resp = problem(429, "rate-limited", "Too many requests",
+                       f"the {which} rate limit is exceeded; retry in {seconds} s", path,
+                       request_id=request_id, retry_after=seconds)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"retry-after", str(seconds).encode()),
+                                      (b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
+            await send(message)
+
+        await resp(scope, receive, send_with_headers)

@@ -1,0 +1,402 @@
+"""Allocations: a ready fleet server for a match, in one atomic step, with seat tokens.
+
+The allocation itself is one call into the matchmaker store (`matchmaker.allocator`): Redis
+directly when the platform has it, else the matchmaker that holds the in-process store. No
+Temporal call is on the path: the fleet's autoscaler is woken afterwards, off the answer's
+critical path, to refill its buffer (or to add capacity when nothing was ready).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import insert, select
+from sqlalchemy.exc import SQLAlchemyError
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from api.deps import CurrentUser, SessionDep, SettingsDep, get_current_user, require_scope
+from api.errors import declares, problems
+from api.routes.fleets import owned_fleet
+from api.routes.games import GAME_NAME, Labels
+from core import logging as log_context
+from core.db.models import Allocation, Fleet, User, new_id
+from core.db.session import SessionFactory
+from core.errors import Forbidden, NotFound, Unavailable
+from core.fleets import FleetLifecycle, NoReadyServer, fleet_workflow_id
+from core.security import hash_api_key
+from core.settings import Settings
+from matchmaker.allocator import FleetRegistry, registry_for, seat_for
+from matchmaker.errors import MatchmakerError
+from matchmaker.models import Allocated, AllocateRequest, ReleaseRequest
+from matchmaker.models import NoReadyServer as StoreNoReadyServer
+
+# No router-wide scope check: POST checks it in `allocation_caller`, the other routes in their own.
+log = logging.getLogger("gsf.api.allocations")
+router = APIRouter(prefix="/api/v1/allocations", tags=["allocations"])
+SCOPED = [Depends(require_scope("servers"))]
+
+WAKE_EVERY = 1.0  # seconds: at most one autoscaler wake-up per fleet and API process
+POLL_FIRST, POLL_MAX = 0.02, 0.25  # seconds between tries while waiting for a ready server
+FLEETS_TTL = 1.0  # seconds a caller's resolved fleets are reused (a fleet changes far less often)
+CALLER_TTL = 2.0  # seconds an API key, once checked, is trusted for allocations without the database
+
+
+class AllocationCreate(BaseModel):
+    """Allocate from one fleet (id or name), or from any of the caller's fleets of a game."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fleet: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    game: Annotated[str, Field(pattern=GAME_NAME)] | None = None
+    selector: Labels = Field(default_factory=dict, description="labels the server must have (its fleet's labels, "
+                             "`gsf.version`)")
+    players: Annotated[int, Field(ge=1, le=1000, description="seats to reserve, one token each")] = 1
+    wait_seconds: Annotated[float, Field(ge=0, le=600, description="with no ready server, wait this long "
+                                         "for one instead of answering no-ready-server at once")] = 0.0
+
+    @model_validator(mode="after")
+    def _target(self) -> AllocationCreate:
+        if (self.fleet is None) == (self.game is None):
+            raise ValueError("give either fleet or game")
+        return self
+
+
+class SeatPublic(BaseModel):
+    player_id: str
+    token: str
+    ws_url: str  # the server's address with this seat's token
+    expires_at: float
+
+
+class AllocationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    owner_id: str
+    fleet_id: str
+    server_id: str
+    ws_url: str
+    player_ids: list[str]
+    status: str
+    created_at: datetime
+    released_at: datetime | None
+
+
+class AllocationCreated(AllocationPublic):
+    seats: list[SeatPublic]
+    token: str  # the first seat's, for the common one-player case
+
+
+class AllocationsPublic(BaseModel):
+    items: list[AllocationPublic]
+    count: int
+
+
+@declares(503)
+async def fleet_registry(request: Request) -> FleetRegistry:
+    """The one registry of this API process, made on first use (tests may put their own on app.state).
+    `async def` although it never awaits: FastAPI runs a plain `def` dependency in a worker
+    thread, and two requests at once would each make a registry."""
+    state = request.app.state
+    registry: FleetRegistry | None = getattr(state, "fleet_registry", None)
+    if registry is None:
+        registry = state.fleet_registry = registry_for(state.settings)
+    return registry
+
+
+async def close_fleet_registry(app: FastAPI) -> None:
+    """Close the registry's connections on shutdown, if it was ever made."""
+    records: AllocationLog | None = getattr(app.state, "allocation_log", None)
+    if records is not None:
+        await records.settle()  # every allocation answered gets its record
+    registry: FleetRegistry | None = getattr(app.state, "fleet_registry", None)
+    if registry is not None:
+        app.state.fleet_registry = None
+        await registry.aclose()
+    for task in list(getattr(app.state, "fleet_wakes", ())):
+        task.cancel()
+
+
+RegistryDep = Annotated[FleetRegistry, Depends(fleet_registry)]
+
+
+@dataclass(frozen=True, slots=True)
+class FleetRef:
+    """What allocation needs of a fleet: its id, for the store; its name and policy, for answers."""
+
+    id: str
+    name: str
+    replicas: int | None
+
+
+class AllocationLog:
+    """Allocation records, written off the answer's path, in groups (one commit for every
+    allocation that arrived while the previous one ran).
+
+    An allocation is made when the store says so; its record is the caller's history of it. On
+    this machine a record's commit waits behind every other writer of the SQLite file (the audit
+    log, agents' heartbeats and logs, the control worker), and waiting for it put a tail of
+    hundreds of milliseconds on allocations. So the answer goes out first; this process's own
+    reads (GET, DELETE, the list) wait for the records still pending, so a caller always finds
+    the allocation it was just given. Another API replica may not see it for a few milliseconds.
+    """
+
+    RETRIES = 3
+
+    def __init__(self, sessions: SessionFactory) -> None:
+        self.sessions = sessions
+        self.pending: dict[str, Allocation] = {}  # added and not written yet
+        self.queue: list[Allocation] = []
+        self.flushing: asyncio.Task[None] | None = None
+
+    def add(self, row: Allocation) -> None:
+        self.pending[row.id] = row
+        self.queue.append(row)
+        if self.flushing is None or self.flushing.done():
+            self.flushing = asyncio.create_task(self._flush())
+
+    async def settle(self, allocation_id: str | None = None) -> None:
+        """Wait until `allocation_id` (None: every record added so far) has been written."""
+        while (allocation_id in self.pending if allocation_id else self.pending) and self.flushing is not None \
+                and not self.flushing.done():
+            await asyncio.shield(self.flushing)
+
+    async def _flush(self) -> None:
+        while self.queue:
+            batch, self.queue = self.queue, []
+            rows = [{"id": r.id, "owner_id": r.owner_id, "fleet_id": r.fleet_id, "server_id": r.server_id,
+                     "player_ids": r.player_ids, "ws_url": r.ws_url, "status": r.status,
+                     "created_at": r.created_at} for r in batch]
+            for attempt in range(self.RETRIES):
+                try:
+                    async with self.sessions() as session:
+                        # A Core insert of the batch: the ORM's unit of work costs more than the rows.
+                        await session.execute(insert(Allocation), rows)
+                        await session.commit()
+                    break
+                except SQLAlchemyError:
+                    log.exception("writing %d allocation records failed (attempt %d)", len(rows), attempt + 1)
+                    await asyncio.sleep(0.2 * 2 ** attempt)
+            for r in batch:
+                self.pending.pop(r.id, None)
+
+
+def _log(request: Request) -> AllocationLog:
+    log: AllocationLog | None = getattr(request.app.state, "allocation_log", None)
+    if log is None:
+        log = request.app.state.allocation_log = AllocationLog(request.app.state.sessions)
+    return log
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who allocates: what `api.deps.get_current_user` found for the key, and when it looked."""
+
+    id: str
+    is_admin: bool
+    key_id: str
+    scopes: tuple[str, ...]
+    checked_at: float
+
+
+@declares(401, 403, security="apiKey")
+async def allocation_caller(request: Request) -> Caller:
+    """The caller of POST /allocations, checked exactly as every route checks it (api.deps), then
+    remembered for CALLER_TTL seconds per key: the two queries of that check cost more than the
+    allocation itself, on the platform's hottest path. A revoked or expired key keeps allocating
+    for at most CALLER_TTL seconds; failed checks are never remembered."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    digest = hash_api_key(token.strip()) if scheme.lower() == "bearer" and token.strip() else ""
+    callers: dict[str, Caller] | None = getattr(request.app.state, "allocation_callers", None)
+    if callers is None:
+        callers = request.app.state.allocation_callers = {}
+    now = time.monotonic()
+    caller = callers.get(digest) if digest else None
+    if caller is None or now - caller.checked_at > CALLER_TTL:
+        async with request.app.state.sessions() as session:
+            user = await get_current_user(request, session)  # raises Unauthorized as everywhere
+        caller = Caller(user.id, user.is_admin, str(request.state.key_id), tuple(request.state.scopes), now)
+        if len(callers) > 10_000:
+            callers.clear()
+        callers[digest] = caller
+    else:  # what get_current_user leaves for the audit log and the scope check
+        request.state.user_id, request.state.key_id, request.state.scopes = caller.id, caller.key_id, \
+            list(caller.scopes)
+        log_context.user.set(caller.id)
+    if "servers" not in caller.scopes and "admin" not in caller.scopes:
+        raise Forbidden("this key lacks the `servers` scope")
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(allocation_caller)]
+
+
+async def _fleets(request: Request, user: Caller, body: AllocationCreate) -> list[FleetRef]:
+    """The fleets to allocate from, reused for FLEETS_TTL: resolving them is a query per request."""
+    cache: dict[tuple[str, str, str], tuple[float, list[FleetRef]]] | None = getattr(
+        request.app.state, "allocation_fleets", None)
+    if cache is None:
+        cache = request.app.state.allocation_fleets = {}
+    key = (user.id, body.fleet or "", body.game or "")
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and now - hit[0] < FLEETS_TTL:
+        return hit[1]
+    async with request.app.state.sessions() as session:
+        if body.fleet is not None:
+            found = [await owned_fleet(session, user, body.fleet, active=True)]
+        else:
+            query = select(Fleet).where(Fleet.game == body.game, Fleet.status == FleetLifecycle.ACTIVE.value,
+                                        Fleet.owner_id == user.id)
+            found = list((await session.scalars(query.order_by(Fleet.created_at))).all())
+    if not found:
+        raise NotFound(f"you have no fleet of game {body.game!r}")
+    refs = [FleetRef(f.id, f.name, f.replicas) for f in found]
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[key] = (now, refs)
+    return refs
+
+
+def _wake(request: Request, fleets: list[FleetRef] | list[Fleet], only_buffered: bool) -> None:
+    """Signal the fleets' autoscalers in the background (never on the answer's path), at most
+    once a second per fleet: an allocation took a buffer server, or found none ready."""
+    state = request.app.state
+    client: Client | None = state.temporal
+    if client is None:
+        return
+    last: dict[str, float] | None = getattr(state, "fleet_woken", None)
+    if last is None:
+        last = state.fleet_woken = {}
+    tasks: set[asyncio.Task[None]] | None = getattr(state, "fleet_wakes", None)
+    if tasks is None:
+        tasks = state.fleet_wakes = set()
+    now = time.monotonic()
+    for fleet in fleets:
+        if (only_buffered and fleet.replicas is not None) or now - last.get(fleet.id, -WAKE_EVERY) < WAKE_EVERY:
+            continue
+        last[fleet.id] = now
+
+        async def signal(workflow_id: str = fleet_workflow_id(fleet.id)) -> None:
+            with contextlib.suppress(RPCError):
+                await client.get_workflow_handle(workflow_id).signal("wake")
+
+        task = asyncio.create_task(signal())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+
+async def _allocate(request: Request, registry: FleetRegistry, settings: Settings, fleets: list[FleetRef],
+                    body: AllocationCreate, req: AllocateRequest) -> Allocated:
+    """One try, or tries until `wait_seconds` (capped by the setting) pass."""
+    deadline = time.monotonic() + min(body.wait_seconds, settings.allocation_max_wait_seconds)
+    pause = POLL_FIRST
+    while True:
+        try:
+            return await registry.allocate(req)
+        except StoreNoReadyServer:
+            _wake(request, fleets, only_buffered=False)
+            if time.monotonic() + pause > deadline:
+                names = ", ".join(f.name for f in fleets)
+                raise NoReadyServer(f"no ready server in {names} matches; the autoscaler was told") from None
+        except MatchmakerError as exc:
+            raise Unavailable(f"the matchmaker store: {exc.detail}") from None
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, POLL_MAX)
+        # Seats are counted from the moment they are handed out, not from the request.
+        req.until = time.time() + settings.seat_reservation_seconds
+
+
+@router.post("", status_code=201, response_model=AllocationCreated, responses=problems(404, 409, 503))
+async def allocate(body: AllocationCreate, request: Request, user: CallerDep, settings: SettingsDep,
+                   registry: RegistryDep) -> Response:
+    """Allocate a ready server matching the selector, now (no-ready-server if none) or within `wait_seconds`."""
+    # No database session is held on this path: the caller and its fleets come from short-lived
+    # caches, the record goes through AllocationLog.
+    fleets = await _fleets(request, user, body)
+    owner_id = user.id
+    ttl = settings.seat_reservation_seconds
+    allocation_id = new_id()
+    req = AllocateRequest(fleet_ids=[f.id for f in fleets], labels=dict(body.selector), allocation_id=allocation_id,
+                          player_ids=[uuid.uuid4().hex for _ in range(body.players)], until=time.time() + ttl)
+    got = await _allocate(request, registry, settings, fleets, body, req)
+    now = time.time()
+    room = got.room
+    row = Allocation(id=allocation_id, owner_id=owner_id, fleet_id=got.fleet_id, server_id=room.server_id,
+                     player_ids=list(req.player_ids), ws_url=room.ws_url, status="allocated",
+                     created_at=datetime.now(UTC))
+    _log(request).add(row)
+    _wake(request, [f for f in fleets if f.id == got.fleet_id], only_buffered=True)
+    seats = [seat_for(settings.secret_key, room, pid, max(0.0, req.until - now), now) for pid in req.player_ids]
+    created = AllocationCreated(
+        id=row.id, owner_id=row.owner_id, fleet_id=row.fleet_id, server_id=row.server_id, ws_url=row.ws_url,
+        player_ids=row.player_ids, status=row.status, created_at=row.created_at, released_at=None,
+        seats=[SeatPublic(player_id=s.player_id, token=s.token, ws_url=s.ws_url, expires_at=s.expires_at)
+               for s in seats], token=seats[0].token)
+    # Serialized here: FastAPI would validate the model it was just given once more.
+    return Response(created.model_dump_json(), status_code=201, media_type="application/json")
+
+
+async def _owned(session: SessionDep, user: User, allocation_id: str) -> Allocation:
+    row = await session.get(Allocation, allocation_id) if len(allocation_id) <= 32 else None
+    if row is None or (row.owner_id != user.id and not user.is_admin):
+        raise NotFound(f"no allocation {allocation_id!r}")
+    return row
+
+
+@router.get("", response_model=AllocationsPublic, dependencies=SCOPED, responses=problems(404))
+async def list_allocations(request: Request, user: CurrentUser, session: SessionDep,
+                           fleet: Annotated[str | None, Query(max_length=64)] = None,
+                           status: Annotated[str | None, Query(pattern="^(allocated|released)$")] = None,
+                           limit: Annotated[int, Query(ge=1, le=500)] = 100) -> AllocationsPublic:
+    """The caller's allocations, newest first (admins see all)."""
+    await _log(request).settle()
+    query = select(Allocation)
+    if not user.is_admin:
+        query = query.where(Allocation.owner_id == user.id)
+    if fleet:
+        query = query.where(Allocation.fleet_id == (await owned_fleet(session, user, fleet)).id)
+    if status:
+        query = query.where(Allocation.status == status)
+    rows = (await session.scalars(query.order_by(Allocation.created_at.desc(), Allocation.id).limit(limit))).all()
+    return AllocationsPublic(items=[AllocationPublic.model_validate(r) for r in rows], count=len(rows))
+
+
+@router.get("/{allocation_id}", response_model=AllocationPublic, dependencies=SCOPED)
+async def get_allocation(allocation_id: str, request: Request, user: CurrentUser,
+                         session: SessionDep) -> AllocationPublic:
+    """One allocation."""
+    await _log(request).settle(allocation_id)
+    return AllocationPublic.model_validate(await _owned(session, user, allocation_id))
+
+
+@router.delete("/{allocation_id}", response_model=AllocationPublic, responses=problems(503), dependencies=SCOPED)
+async def release_allocation(allocation_id: str, request: Request, user: CurrentUser, session: SessionDep,
+                             registry: RegistryDep) -> AllocationPublic:
+    """End an allocation now: the server is ready again, or replaced (its fleet's `on_empty`); idempotent."""
+    await _log(request).settle(allocation_id)
+    row = await _owned(session, user, allocation_id)
+    if row.status != "released":
+        fleet = await session.get(Fleet, row.fleet_id)
+        retire = fleet is None or fleet.on_empty != "ready" or fleet.status != FleetLifecycle.ACTIVE.value
+        try:
+            await registry.release(ReleaseRequest(fleet_id=row.fleet_id, server_id=row.server_id,
+                                                  allocation_id=row.id, retire=retire))
+        except MatchmakerError as exc:
+            raise Unavailable(f"the matchmaker store: {exc.detail}") from None
+        row.status, row.released_at = "released", datetime.now(UTC)
+        await session.commit()
+        if fleet is not None:
+            _wake(request, [fleet], only_buffered=False)
+    return AllocationPublic.model_validate(row)

@@ -1,0 +1,346 @@
+"""Fleets: one game version on N servers, kept by FleetWorkflow; scale, roll out, delete."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any, Protocol
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
+from api.errors import problems
+from api.routes.games import GAME_NAME, Labels, build_of, game_version, owned_game
+from api.routes.servers import plan_limits
+from core.db.models import Fleet, FleetServer, Game, GameServer, new_id
+from core.errors import BadRequest, Conflict, NotFound, Unavailable
+from core.fleets import (
+    RESERVED_LABEL_PREFIX,
+    SURGE_RE,
+    ConfigureFleetInput,
+    DeleteFleetInput,
+    FleetInput,
+    FleetLifecycle,
+    FleetSpec,
+    FleetView,
+    OnEmpty,
+    fleet_workflow_id,
+)
+from core.queues import workflow_ui_url
+from core.settings import Settings
+from core.temporal import SA_OWNER, SA_STATUS
+
+router = APIRouter(prefix="/api/v1/fleets", tags=["fleets"], dependencies=[Depends(require_scope("servers"))])
+
+Surge = Annotated[str, Field(pattern=SURGE_RE.pattern)]
+Size = Annotated[int, Field(ge=0, le=10_000)]
+UPDATE_TIMEOUT = 30.0
+
+
+class FleetCreate(BaseModel):
+    """A fleet: `replicas` for a fixed size, or `buffer` ready servers on top of the allocated
+    ones within [`min_size`, `max_size`]."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(pattern=GAME_NAME)]
+    game: Annotated[str, Field(pattern=GAME_NAME)]
+    version: Annotated[int, Field(ge=1)] | None = None
+    replicas: Size | None = None
+    buffer: Size | None = None
+    min_size: Size = 0
+    max_size: Size | None = None
+    labels: Labels = Field(default_factory=dict)
+    node_selector: Labels = Field(default_factory=dict)
+    plan: Annotated[str, Field(max_length=40)] = ""
+    memory_mb: Annotated[int, Field(ge=16)] | None = None
+    cpus: Annotated[float, Field(gt=0)] | None = None
+    pids: Annotated[int, Field(ge=8)] | None = None
+    max_surge: Surge = "25%"
+    max_unavailable: Surge = "25%"
+    on_empty: OnEmpty = OnEmpty.REPLACE
+
+    @model_validator(mode="after")
+    def _policy(self) -> FleetCreate:
+        if (self.replicas is None) == (self.buffer is None):
+            raise ValueError("give either replicas (a fixed size) or buffer (ready servers to keep)")
+        if self.replicas is not None and (self.min_size or self.max_size is not None):
+            raise ValueError("min_size and max_size go with a buffer policy")
+        if self.buffer is not None and self.max_size is None:
+            raise ValueError("a buffer policy needs max_size: the most servers the fleet may grow to")
+        if self.max_size is not None and self.max_size < self.min_size:
+            raise ValueError("max_size is below min_size")
+        if any(k.startswith(RESERVED_LABEL_PREFIX) for k in self.labels):
+            raise ValueError(f"labels starting with {RESERVED_LABEL_PREFIX!r} are the platform's")
+        if self.max_surge.strip("%") == "0" and self.max_unavailable.strip("%") == "0":
+            raise ValueError("max_surge and max_unavailable cannot both be 0: a rollout could never move")
+        return self
+
+
+class FleetUpdate(BaseModel):
+    """What changes: the size (`replicas`, or `buffer`/`min_size`/`max_size`), the game
+    `version` (a rolling update), the rollout limits, what an emptied server becomes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    replicas: Size | None = None
+    buffer: Size | None = None
+    min_size: Size | None = None
+    max_size: Size | None = None
+    version: Annotated[int, Field(ge=1)] | None = None
+    max_surge: Surge | None = None
+    max_unavailable: Surge | None = None
+    on_empty: OnEmpty | None = None
+
+    @model_validator(mode="after")
+    def _policy(self) -> FleetUpdate:
+        if self.replicas is not None and (self.buffer, self.min_size, self.max_size) != (None, None, None):
+            raise ValueError("give replicas or a buffer policy, not both")
+        return self
+
+
+class FleetServerPublic(BaseModel):
+    server_id: str
+    version: int
+    phase: str
+    status: str
+    players: int = 0
+
+
+class FleetPublic(BaseModel):
+    id: str
+    name: str
+    owner_id: str
+    game: str
+    version: int
+    replicas: int | None
+    buffer: int
+    min_size: int
+    max_size: int
+    labels: dict[str, Any]
+    node_selector: dict[str, Any]
+    limits: dict[str, Any]
+    max_surge: str
+    max_unavailable: str
+    on_empty: str
+    status: str
+    counts: dict[str, Any]
+    capacity_limited: bool
+    workflow_id: str
+    workflow_url: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class FleetDetail(FleetPublic):
+    servers: list[FleetServerPublic] = []
+
+
+class FleetsPublic(BaseModel):
+    items: list[FleetPublic]
+    count: int
+
+
+def fleet_public(fleet: Fleet, settings: Settings, cls: type[FleetPublic] = FleetPublic) -> FleetPublic:
+    return cls(id=fleet.id, name=fleet.name, owner_id=fleet.owner_id, game=fleet.game, version=fleet.version,
+               replicas=fleet.replicas, buffer=fleet.buffer, min_size=fleet.min_size, max_size=fleet.max_size,
+               labels=dict(fleet.labels or {}), node_selector=dict(fleet.node_selector or {}),
+               limits=dict(fleet.limits or {}), max_surge=fleet.max_surge, max_unavailable=fleet.max_unavailable,
+               on_empty=fleet.on_empty, status=fleet.status, counts=dict(fleet.counts or {}),
+               capacity_limited=fleet.capacity_limited, workflow_id=fleet.workflow_id,
+               workflow_url=workflow_ui_url(settings.temporal_ui_url, settings.temporal_namespace, fleet.workflow_id),
+               created_at=fleet.created_at, updated_at=fleet.updated_at)
+
+
+class Owner(Protocol):
+    """Whoever asks: a user, or the allocation path's remembered caller."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def is_admin(self) -> bool: ...
+
+
+async def owned_fleet(session: AsyncSession, user: Owner, ref: str, active: bool = False) -> Fleet:
+    """The caller's fleet by id or name (a live one by name); another user's is a 404."""
+    fleet = await session.get(Fleet, ref) if len(ref) <= 32 else None
+    if fleet is None:
+        query = select(Fleet).where(Fleet.name == ref, Fleet.status != FleetLifecycle.DELETED.value)
+        if not user.is_admin:
+            query = query.where(Fleet.owner_id == user.id)
+        fleet = await session.scalar(query.order_by((Fleet.owner_id != user.id), Fleet.created_at.desc()).limit(1))
+    if fleet is None or (fleet.owner_id != user.id and not user.is_admin):
+        raise NotFound(f"no fleet {ref!r}")
+    if active and fleet.status != FleetLifecycle.ACTIVE.value:
+        raise Conflict(f"fleet {fleet.name!r} is {fleet.status}")
+    return fleet
+
+
+def _check_size(settings: Settings, *sizes: int | None) -> None:
+    biggest = max((s for s in sizes if s is not None), default=0)
+    if biggest > settings.fleet_max_size:
+        raise BadRequest(f"a fleet holds at most {settings.fleet_max_size} servers (GSF_FLEET_MAX_SIZE)")
+
+
+@router.post("", status_code=201, response_model=FleetDetail, responses=problems(404, 409, 503))
+async def create_fleet(body: FleetCreate, request: Request, response: Response, user: CurrentUser,
+                       session: SessionDep, temporal: TemporalDep, settings: SettingsDep) -> FleetPublic:
+    """Create a fleet of one game version; its workflow starts the servers."""
+    max_size = body.max_size or 0
+    _check_size(settings, body.replicas, max_size)
+    game = await owned_game(session, user, body.game)
+    version = await game_version(session, game, body.version)
+    taken = await session.scalar(select(func.count()).select_from(Fleet).where(
+        Fleet.owner_id == user.id, Fleet.name == body.name, Fleet.status != FleetLifecycle.DELETED.value))
+    if taken:
+        raise Conflict(f"you have a fleet named {body.name!r} already")
+    plan = body.plan or settings.default_plan
+    limits = plan_limits(settings, plan, memory_mb=body.memory_mb, cpus=body.cpus, pids=body.pids)
+    fleet_id = new_id()
+    spec = FleetSpec(build=build_of(version), replicas=body.replicas, buffer=body.buffer or 0,
+                     min_size=body.min_size, max_size=max_size if body.replicas is None else 0,
+                     labels=dict(body.labels), node_selector=dict(body.node_selector), limits=limits, plan=plan,
+                     max_surge=body.max_surge, max_unavailable=body.max_unavailable, on_empty=body.on_empty)
+    fleet = Fleet(id=fleet_id, owner_id=user.id, name=body.name, game_id=game.id, game=game.name,
+                  version_id=version.id, version=version.version, replicas=spec.replicas, buffer=spec.buffer,
+                  min_size=spec.min_size, max_size=spec.max_size, labels=spec.labels, node_selector=spec.node_selector,
+                  limits={**limits.model_dump(), "plan": plan}, max_surge=spec.max_surge,
+                  max_unavailable=spec.max_unavailable, on_empty=spec.on_empty.value,
+                  status=FleetLifecycle.ACTIVE.value, workflow_id=fleet_workflow_id(fleet_id))
+    session.add(fleet)
+    await session.commit()
+    try:
+        handle = await temporal.start_workflow(
+            "FleetWorkflow",
+            FleetInput(fleet_id=fleet_id, owner_id=user.id, name=body.name, game=game.name, spec=spec,
+                       sync_seconds=settings.fleet_sync_seconds,
+                       failure_backoff_max_seconds=settings.fleet_failure_backoff_max_seconds,
+                       control_queue=settings.control_queue),
+            id=fleet.workflow_id, task_queue=settings.control_queue,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(SA_OWNER, user.id),
+                                                     SearchAttributePair(SA_STATUS, FleetLifecycle.ACTIVE.value)]))
+    except RPCError as exc:
+        fleet.status = FleetLifecycle.DELETED.value
+        await session.commit()
+        raise Unavailable(f"Temporal refused the fleet: {exc.message}") from None
+    fleet.run_id = handle.first_execution_run_id or handle.result_run_id
+    await session.commit()
+    response.headers["Location"] = str(request.url_for("get_fleet", fleet_ref=fleet_id))
+    return fleet_public(fleet, settings, FleetDetail)
+
+
+@router.get("", response_model=FleetsPublic)
+async def list_fleets(user: CurrentUser, session: SessionDep, settings: SettingsDep,
+                      game: Annotated[str | None, Query(max_length=64)] = None,
+                      include_deleted: bool = False) -> FleetsPublic:
+    """The caller's fleets with their last counts (admins see all)."""
+    query = select(Fleet)
+    if not user.is_admin:
+        query = query.where(Fleet.owner_id == user.id)
+    if game:
+        query = query.where(Fleet.game == game)
+    if not include_deleted:
+        query = query.where(Fleet.status != FleetLifecycle.DELETED.value)
+    rows = (await session.scalars(query.order_by(Fleet.created_at.desc(), Fleet.id).limit(500))).all()
+    return FleetsPublic(items=[fleet_public(f, settings) for f in rows], count=len(rows))
+
+
+async def _live_view(temporal: Client, fleet: Fleet) -> FleetView | None:
+    """The workflow's own view (servers and phases), or None once it has ended."""
+    if fleet.status == FleetLifecycle.DELETED.value:
+        return None
+    try:
+        return await asyncio.wait_for(temporal.get_workflow_handle(fleet.workflow_id).query(
+            "status", result_type=FleetView), 10)
+    except (RPCError, TimeoutError):
+        return None
+
+
+@router.get("/{fleet_ref}", response_model=FleetDetail)
+async def get_fleet(fleet_ref: str, user: CurrentUser, session: SessionDep, temporal: TemporalDep,
+                    settings: SettingsDep) -> FleetPublic:
+    """One fleet (by id or name) with its servers: version, phase, status, players."""
+    fleet = await owned_fleet(session, user, fleet_ref)
+    detail = fleet_public(fleet, settings, FleetDetail)
+    assert isinstance(detail, FleetDetail)
+    view = await _live_view(temporal, fleet)
+    if view is not None:
+        detail.servers = [FleetServerPublic(server_id=s.server_id, version=s.version, phase=s.phase.value,
+                                            status=s.status, players=s.players) for s in view.servers]
+        detail.counts = view.counts.model_dump()
+    else:
+        rows = (await session.execute(select(FleetServer, GameServer.status).join(
+            GameServer, GameServer.id == FleetServer.server_id).where(FleetServer.fleet_id == fleet.id)
+            .order_by(FleetServer.created_at))).all()
+        detail.servers = [FleetServerPublic(server_id=fs.server_id, version=fs.version, phase="gone", status=status)
+                          for fs, status in rows]
+    return detail
+
+
+async def _update(temporal: Client, fleet: Fleet, name: str, arg: Any) -> FleetView:
+    handle = temporal.get_workflow_handle(fleet.workflow_id)
+    try:
+        return await asyncio.wait_for(handle.execute_update(name, arg, result_type=FleetView), UPDATE_TIMEOUT)
+    except WorkflowUpdateFailedError as exc:
+        raise Conflict(str(exc.cause or exc)) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise Conflict(f"fleet {fleet.name!r} has ended") from None
+        raise Unavailable(f"Temporal: {exc.message}") from None
+    except TimeoutError:
+        raise Unavailable("the fleet did not answer in time; try again") from None
+
+
+@router.patch("/{fleet_ref}", response_model=FleetDetail, responses=problems(409, 503))
+async def update_fleet(fleet_ref: str, body: FleetUpdate, user: CurrentUser, session: SessionDep,
+                       temporal: TemporalDep, settings: SettingsDep) -> FleetPublic:
+    """Scale a fleet, change its policy, or roll out another game version."""
+    fleet = await owned_fleet(session, user, fleet_ref, active=True)
+    _check_size(settings, body.replicas, body.max_size)
+    to_buffer = body.replicas is None and (body.buffer, body.min_size, body.max_size) != (None, None, None)
+    if to_buffer and fleet.replicas is not None and body.max_size is None:
+        raise BadRequest("a buffer policy needs max_size: the most servers the fleet may grow to")
+    version = None
+    if body.version is not None:
+        game = await session.get(Game, fleet.game_id)
+        assert game is not None
+        version = await game_version(session, game, body.version)
+    view = await _update(temporal, fleet, "configure", ConfigureFleetInput(
+        replicas=body.replicas, buffer=body.buffer, min_size=body.min_size, max_size=body.max_size,
+        build=build_of(version) if version is not None else None, max_surge=body.max_surge,
+        max_unavailable=body.max_unavailable, on_empty=body.on_empty))
+    spec = view.spec
+    fleet.replicas, fleet.buffer, fleet.min_size, fleet.max_size = spec.replicas, spec.buffer, spec.min_size, \
+        spec.max_size
+    fleet.max_surge, fleet.max_unavailable, fleet.on_empty = spec.max_surge, spec.max_unavailable, spec.on_empty.value
+    if version is not None:
+        fleet.version_id, fleet.version = version.id, version.version
+    await session.commit()
+    detail = fleet_public(fleet, settings, FleetDetail)
+    assert isinstance(detail, FleetDetail)
+    detail.counts = view.counts.model_dump()
+    return detail
+
+
+@router.delete("/{fleet_ref}", status_code=202, response_model=FleetDetail, responses=problems(409, 503))
+async def delete_fleet(fleet_ref: str, user: CurrentUser, session: SessionDep, temporal: TemporalDep,
+                       settings: SettingsDep, force: bool = False) -> FleetPublic:
+    """Delete a fleet: idle servers stop now, allocated ones once their players leave (`force`: now)."""
+    fleet = await owned_fleet(session, user, fleet_ref)
+    if fleet.status == FleetLifecycle.DELETED.value:
+        return fleet_public(fleet, settings, FleetDetail)
+    try:
+        await _update(temporal, fleet, "delete", DeleteFleetInput(force=force))
+    except Conflict:
+        pass  # deleted or ended meanwhile: the record below says so once written
+    if fleet.status == FleetLifecycle.ACTIVE.value:
+        fleet.status = FleetLifecycle.DELETING.value
+        await session.commit()
+    return fleet_public(fleet, settings, FleetDetail)

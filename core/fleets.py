@@ -1,0 +1,364 @@
+"""Fleets (issue #10): what FleetWorkflow and its activities pass through Temporal, the planner
+that decides which servers a fleet starts and retires, and the errors of games and allocation.
+
+A fleet runs one game version on N servers. Its size is either fixed (`replicas`, allocated
+servers included, as in Agones) or a buffer policy: `buffer` ready servers on top of the
+allocated ones, within [`min_size`, `max_size`]. A changed version rolls out with `max_surge`
+extra servers and at most `max_unavailable` ready servers missing (Agones' RollingUpdate);
+allocated servers keep their version until their players leave.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from core.contracts import Limits
+from core.errors import BadRequest, Conflict
+
+# --- errors (GsfError: the API maps them to problem+json) -------------------------------------
+
+
+class CodeRejected(BadRequest):
+    """An uploaded game version has blocking analysis findings; `findings` lists them."""
+
+    slug, status, title = "code-rejected", 422, "Code rejected"
+
+
+class NoReadyServer(Conflict):
+    """An allocation found no ready, unallocated server in the fleets it may use. The fleet's
+    autoscaler is told; ask again, or send `wait_seconds` to wait for one."""
+
+    slug, status, title = "no-ready-server", 409, "No ready server"
+
+
+# --- spec -------------------------------------------------------------------------------------
+
+def fleet_workflow_id(fleet_id: str) -> str:
+    """FleetWorkflow's id (kept here beside the fleet's contracts, as core/queues.py keeps the others)."""
+    return f"fleet-{fleet_id}"
+
+
+RESERVED_LABEL_PREFIX = "gsf."
+FLEET_LABEL = "gsf.fleet"  # every fleet server's room carries its fleet and version as labels
+VERSION_LABEL = "gsf.version"
+SURGE_RE = re.compile(r"^(\d{1,4})(%?)$")
+
+
+class OnEmpty(StrEnum):
+    """What an allocated server becomes once its players have left."""
+
+    REPLACE = "replace"  # stopped; a fresh server takes its place (a clean room per match)
+    READY = "ready"  # back in the pool as it is (the game keeps its room state)
+
+
+class FleetPhase(StrEnum):
+    DEPLOYING = "deploying"  # its deployment has not reached a listed, running room yet
+    READY = "ready"  # running, listed, in the pool
+    ALLOCATED = "allocated"
+    RETIRING = "retiring"  # out of the pool, being stopped
+
+
+class FleetLifecycle(StrEnum):
+    ACTIVE = "active"
+    DELETING = "deleting"
+    DELETED = "deleted"
+
+
+class FleetBuild(BaseModel):
+    """The game version a fleet runs: the upload's content hash and what deploying it needs."""
+
+    version: int
+    version_id: str
+    source_sha256: str
+    filename: str = "game.js"
+    max_players: int = 0
+    allow_rules: list[str] = Field(default_factory=list)  # what the admin allowed at upload
+
+
+class FleetSpec(BaseModel):
+    build: FleetBuild
+    replicas: int | None = None  # fixed size; None: the buffer policy below
+    buffer: int = 0
+    min_size: int = 0
+    max_size: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    limits: Limits = Field(default_factory=Limits)
+    plan: str = ""
+    max_surge: str = "25%"
+    max_unavailable: str = "25%"
+    on_empty: OnEmpty = OnEmpty.REPLACE
+
+
+def rollout_count(value: str, total: int, round_up: bool) -> int:
+    """`max_surge`/`max_unavailable` as a number of servers: "2" or a percentage of `total`
+    (surge rounds up, unavailable down, as Agones and Kubernetes do)."""
+    match = SURGE_RE.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is neither a count nor a percentage")
+    number = int(match.group(1))
+    if not match.group(2):
+        return number
+    exact = total * number / 100
+    return math.ceil(exact) if round_up else math.floor(exact)
+
+
+def desired_size(spec: FleetSpec, allocated: int) -> int:
+    """How many servers the fleet wants in all, allocated ones included."""
+    if spec.replicas is not None:
+        return spec.replicas
+    return max(spec.min_size, min(spec.max_size, allocated + spec.buffer))
+
+
+# --- workflow contracts -------------------------------------------------------------------------
+
+
+class FleetServer(BaseModel):
+    server_id: str
+    version: int
+    phase: FleetPhase = FleetPhase.DEPLOYING
+    status: str = "pending"  # its GameServerWorkflow's status as recorded
+    players: int = 0
+    allocation_id: str = ""
+    created_at: datetime
+
+
+class FleetState(BaseModel):
+    lifecycle: FleetLifecycle = FleetLifecycle.ACTIVE
+    generation: int = 1  # counts spec changes
+    servers: dict[str, FleetServer] = Field(default_factory=dict)
+    force_delete: bool = False
+    seq: int = 0  # orders the fleet's records
+    failures: int = 0  # servers lost in a row (failed deployments, crashes past the restart limit)
+    last_failure_at: datetime | None = None
+    capacity_limited: bool = False
+    replaced: int = 0  # servers started to replace lost ones, over the fleet's life
+
+
+class FleetInput(BaseModel):
+    fleet_id: str
+    owner_id: str
+    name: str
+    game: str
+    spec: FleetSpec
+    sync_seconds: float = 5.0
+    failure_backoff_max_seconds: float = 60.0
+    control_queue: str = "gsf-control"
+    # Carried across continue-as-new.
+    state: FleetState | None = None
+
+
+class FleetCounts(BaseModel):
+    desired: int = 0
+    ready: int = 0
+    allocated: int = 0
+    deploying: int = 0
+    retiring: int = 0
+    total: int = 0
+
+
+class FleetView(BaseModel):
+    """The `status` query and the answer of the fleet's updates."""
+
+    fleet_id: str
+    lifecycle: FleetLifecycle
+    generation: int
+    spec: FleetSpec
+    counts: FleetCounts
+    capacity_limited: bool
+    servers: list[FleetServer]
+
+
+class ConfigureFleetInput(BaseModel):
+    """Update `configure`: what changes; None keeps the current value. `replicas` switches to a
+    fixed size, any of `buffer`/`min_size`/`max_size` to the buffer policy; `build` rolls out."""
+
+    replicas: int | None = None
+    buffer: int | None = None
+    min_size: int | None = None
+    max_size: int | None = None
+    build: FleetBuild | None = None
+    max_surge: str | None = None
+    max_unavailable: str | None = None
+    on_empty: OnEmpty | None = None
+
+
+class DeleteFleetInput(BaseModel):
+    """Update `delete`: stop every server that is not allocated now, the allocated ones as their
+    players leave; `force` stops those too."""
+
+    force: bool = False
+
+
+class FleetMemberInput(BaseModel):
+    server_id: str
+    stale: bool = False
+
+
+class SyncFleetInput(BaseModel):
+    fleet_id: str
+    members: list[FleetMemberInput]
+    ready_when_empty: bool
+    limits: Limits
+    node_selector: dict[str, str] = Field(default_factory=dict)
+
+
+class ServerObservation(BaseModel):
+    server_id: str
+    status: str | None  # None: no record
+    state: Literal["ready", "allocated", "retiring"] | None
+    listed: bool = False
+    players: int = 0
+    allocation_id: str = ""
+
+
+class SyncFleetResult(BaseModel):
+    servers: list[ServerObservation]
+    headroom: int  # servers of the fleet's size that still fit on matching nodes
+
+
+class StartFleetServerInput(BaseModel):
+    fleet_id: str
+    owner_id: str
+    fleet_name: str
+    game: str
+    server_id: str
+    build: FleetBuild
+    labels: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    limits: Limits = Field(default_factory=Limits)
+    plan: str = ""
+
+
+class StartFleetServerResult(BaseModel):
+    server_id: str
+    workflow_id: str
+
+
+class RetireFleetServersInput(BaseModel):
+    fleet_id: str
+    server_ids: list[str]
+
+
+class RetireFleetServersResult(BaseModel):
+    server_ids: list[str]
+
+
+class StopFleetServerInput(BaseModel):
+    server_id: str
+
+
+class StopFleetServerResult(BaseModel):
+    status: str
+
+
+class RecordFleetInput(BaseModel):
+    fleet_id: str
+    seq: int
+    at: datetime
+    lifecycle: FleetLifecycle
+    version: int
+    counts: FleetCounts
+    capacity_limited: bool = False
+
+
+class RecordFleetResult(BaseModel):
+    applied: bool
+
+
+class DropFleetInput(BaseModel):
+    fleet_id: str
+
+
+class DropFleetResult(BaseModel):
+    pass
+
+
+# --- planner ------------------------------------------------------------------------------------
+
+TERMINAL = frozenset({"failed", "rejected", "stopped", "deleted"})
+FAILED = frozenset({"failed", "rejected"})
+
+
+def phase_of(obs: ServerObservation) -> FleetPhase | None:
+    """A member's phase from what its record and the store say; None: it is gone."""
+    if obs.status is None or obs.status in TERMINAL:
+        return None
+    if obs.state == "retiring" or obs.status == "stopping":
+        return FleetPhase.RETIRING
+    if obs.state == "allocated":
+        return FleetPhase.ALLOCATED
+    if obs.status == "running" and obs.listed and obs.state == "ready":
+        return FleetPhase.READY
+    return FleetPhase.DEPLOYING
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    start: int  # new servers of the current version
+    retire: list[str]  # unallocated servers to take out of the pool and stop
+    desired: int
+    capacity_limited: bool = False
+
+
+def _scale_down_order(servers: list[FleetServer]) -> list[FleetServer]:
+    """Idle ready servers first (newest first), then those still deploying."""
+    return sorted(servers, key=lambda s: (s.phase != FleetPhase.READY, -s.created_at.timestamp(), s.server_id))
+
+
+def plan_fleet(spec: FleetSpec, servers: list[FleetServer], headroom: int, deleting: bool = False,
+               force: bool = False) -> FleetPlan:
+    """What to do next: start `start` servers of the current version, retire `retire`.
+
+    Never retires an allocated server (unless a forced delete); keeps the unallocated ones at
+    `desired - allocated`; during a rollout keeps them within `max_surge` above that and
+    their ready ones within `max_unavailable` below it; starts no more than `headroom` fit.
+    """
+    live = [s for s in servers if s.phase != FleetPhase.RETIRING]
+    allocated = [s for s in live if s.phase == FleetPhase.ALLOCATED]
+    idle = [s for s in live if s.phase in (FleetPhase.DEPLOYING, FleetPhase.READY)]
+    if deleting:
+        going = idle + (allocated if force else [])
+        return FleetPlan(0, [s.server_id for s in going], 0)
+    desired = desired_size(spec, len(allocated))
+    target = max(0, desired - len(allocated))
+    version = spec.build.version
+    new = [s for s in idle if s.version == version]
+    old = [s for s in idle if s.version != version]
+    retire: list[FleetServer] = []
+    if old:
+        surge = rollout_count(spec.max_surge, target, round_up=True)
+        unavailable = rollout_count(spec.max_unavailable, target, round_up=False)
+        if surge == 0 and unavailable == 0:
+            unavailable = 1  # a rollout must be able to move
+        start = min(target - len(new), target + surge - len(new) - len(old))
+        # Old servers still deploying serve nobody: they go at once. Old ready ones go as far as
+        # the ready servers left stay within max_unavailable of the target.
+        old_deploying = [s for s in old if s.phase == FleetPhase.DEPLOYING]
+        old_ready = sorted((s for s in old if s.phase == FleetPhase.READY),
+                           key=lambda s: (s.version, s.created_at.timestamp(), s.server_id))
+        ready_now = len(old_ready) + sum(1 for s in new if s.phase == FleetPhase.READY)
+        may_go = max(0, ready_now - max(0, target - unavailable))
+        retire = old_deploying + old_ready[:may_go]
+    else:
+        start = target - len(new)
+        if start < 0:
+            retire = _scale_down_order(new)[:-start]
+    wanted = max(0, start)
+    start = min(wanted, max(0, headroom))
+    return FleetPlan(start, [s.server_id for s in retire], desired, capacity_limited=start < wanted)
+
+
+def count(spec: FleetSpec, servers: list[FleetServer]) -> FleetCounts:
+    phases = [s.phase for s in servers]
+    allocated = phases.count(FleetPhase.ALLOCATED)
+    return FleetCounts(desired=desired_size(spec, allocated), ready=phases.count(FleetPhase.READY),
+                       allocated=allocated, deploying=phases.count(FleetPhase.DEPLOYING),
+                       retiring=phases.count(FleetPhase.RETIRING), total=len(phases))
