@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -10,10 +13,13 @@ from core.contracts import DeregisterServerInput, EmptyResult, RegisterServerInp
 
 
 class MatchmakingActivities:
-    def __init__(self, http: httpx.AsyncClient, node_token: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, node_token: str,
+                 status: Callable[[str, str], Awaitable[dict[str, Any] | None]] | None = None) -> None:
         # `http` has the matchmaker's base URL; injected so tests can hand in a transport.
         self.http = http
         self.headers = {"Authorization": f"Bearer {node_token}"}
+        # The game's own status (players, metadata, lock) by server id and ws_url, from its node.
+        self.status = status
 
     @activity.defn(name="register_with_matchmaker")
     async def register_with_matchmaker(self, input: RegisterServerInput) -> EmptyResult:
@@ -24,9 +30,14 @@ class MatchmakingActivities:
             raise ApplicationError(f"matchmaker refused registration: {resp.text[:300]}",
                                    type="RegistrationRefused", non_retryable=True)
         resp.raise_for_status()
-        # The first heartbeat; the agent's relay keeps players and metadata current from here on.
-        beat = {"players": 0, "max_players": input.max_players, "metadata": {}, "locked": False, "ready": True,
-                "generation": resp.json().get("generation")}
+        # The first heartbeat lists the room with what the game reports now (its onCreate has run:
+        # `wait_ready` saw it healthy), so the list never shows it without its metadata; the agent's
+        # relay keeps it current from here on.
+        status = await self.status(input.server_id, input.ws_url) if self.status is not None else None
+        status = status or {}
+        beat = {"players": int(status.get("players", 0)), "max_players": input.max_players,
+                "metadata": status.get("metadata") or {}, "locked": bool(status.get("locked", False)),
+                "ready": True, "generation": resp.json().get("generation")}
         resp = await self.http.put(f"/servers/{input.server_id}/heartbeat", json=beat, headers=self.headers)
         resp.raise_for_status()
         return EmptyResult()

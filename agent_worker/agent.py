@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -120,7 +121,7 @@ class Agent:
         async with httpx.AsyncClient(base_url=self.settings.matchmaker_url, timeout=10,
                                      transport=self.metrics.relay_transport()) as mm_http, \
                 httpx.AsyncClient(base_url=self.settings.public_api_url, timeout=10) as api_http:
-            matchmaking = MatchmakingActivities(mm_http, self.token)
+            matchmaking = MatchmakingActivities(mm_http, self.token, status=self._status_of)
             steps = StepActivities(self.docker, self.settings, self.containers)
             with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES + 4,
                                     thread_name_prefix="gsf-activity") as executor:
@@ -330,6 +331,21 @@ class Agent:
                 "metadata": status.get("metadata") or {}, "locked": bool(status.get("locked", False)),
                 # Not ready while the game loads (onCreate): the room is not listed before then.
                 "ready": bool(status.get("ready", True))}
+
+    async def _status_of(self, server_id: str, ws_url: str) -> dict[str, Any] | None:
+        """A game's /status, found through the port of its ws_url (published on this node)."""
+        port = urllib.parse.urlsplit(ws_url).port
+        if not port:
+            return None
+        key = security.agent_key(self.settings.secret_key, server_id)
+        try:
+            async with httpx.AsyncClient(timeout=2) as probe:
+                resp = await probe.get(f"http://{self.settings.publish_host}:{port}/status",
+                                       headers={"Authorization": f"Bearer {key}"})
+            status = resp.json() if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        return status if isinstance(status, dict) else None
 
     async def _reregister(self, c: Container, beat: dict[str, Any], mm: httpx.AsyncClient) -> None:
         """The matchmaker restarted (in-process store) or expired the room: register it again."""
