@@ -17,16 +17,13 @@ from api.deps import ArtifactsDep, CurrentUser, SessionDep, SettingsDep, Tempora
 from api.errors import problems
 from api.routes.servers import plan_limits
 from api.schemas import ServerCreated
-from core.analysis import AnalysisLimits, analyze, invalid_allow_rules
+from api.uploads import allowed_rules, read_game_module
+from core.analysis import AnalysisLimits, analyze
 from core.db.models import Game, GameVersion, User, new_id
 from core.deploy import start_build
 from core.errors import (
     BadRequest,
-    Forbidden,
-    InvalidAllowList,
-    InvalidUpload,
     NotFound,
-    UploadTooLarge,
 )
 from core.fleets import CodeRejected, FleetBuild
 from core.queues import workflow_ui_url
@@ -152,18 +149,8 @@ async def upload_version(
     """Upload a new version of a game: analyzed now, refused with its findings if blocked."""
     if not GAME_NAME_RE.match(name):
         raise BadRequest("name: 1-64 characters of letters, digits, '_', '.', '-'")
-    if file.filename and not re.search(r"\.(c|m)?js$", file.filename):
-        raise InvalidUpload("the upload must be a JavaScript module (.js, .mjs or .cjs)")
-    source = await file.read(settings.max_upload_bytes + 1)
-    if len(source) > settings.max_upload_bytes:
-        raise UploadTooLarge(f"the game module is larger than {settings.max_upload_bytes} bytes")
-    if not source.strip():
-        raise InvalidUpload("the upload is empty")
-    allow = [r.strip() for r in allow_rules.split(",") if r.strip()]
-    if allow and not user.is_admin:
-        raise Forbidden("only an admin may allow analysis rules")
-    if bad := invalid_allow_rules(allow):
-        raise InvalidAllowList(f"allow_rules: unknown rules or rules that cannot be allowed: {', '.join(bad)}")
+    source = await read_game_module(file, settings)
+    allow = allowed_rules(allow_rules, user)
     filename = _filename(file.filename)
     limits = AnalysisLimits(max_bytes=settings.max_upload_bytes, max_depth=settings.analysis_max_depth,
                             time_budget_seconds=settings.analysis_time_budget_seconds)

@@ -26,18 +26,14 @@ from api.schemas import (
     ServerPublic,
     ServersPublic,
 )
-from core.analysis import invalid_allow_rules
+from api.uploads import allowed_rules, read_game_module
 from core.contracts import GameServerInput, Limits, ServerStatus, StopServerInput, StopServerResult
 from core.db.models import GameServer, LogLine, ServerEvent, StatSample, User, new_id
 from core.errors import (
     BadRequest,
-    Forbidden,
-    InvalidAllowList,
     InvalidLimits,
-    InvalidUpload,
     NotFound,
     Unavailable,
-    UploadTooLarge,
 )
 from core.queues import gameserver_workflow_id, workflow_ui_url
 from core.settings import Settings
@@ -145,18 +141,8 @@ async def create_server(
     """Upload a game module and deploy it as a new server."""
     if not NAME_RE.match(name):
         raise BadRequest("name: 1-64 characters of letters, digits, space, '_', '.', '-'")
-    if file.filename and not re.search(r"\.(c|m)?js$", file.filename):
-        raise InvalidUpload("the upload must be a JavaScript module (.js, .mjs or .cjs)")
-    source = await file.read(settings.max_upload_bytes + 1)
-    if len(source) > settings.max_upload_bytes:
-        raise UploadTooLarge(f"the game module is larger than {settings.max_upload_bytes} bytes")
-    if not source.strip():
-        raise InvalidUpload("the upload is empty")
-    allow = [r.strip() for r in allow_rules.split(",") if r.strip()]
-    if allow and not user.is_admin:
-        raise Forbidden("only an admin may allow analysis rules")
-    if bad := invalid_allow_rules(allow):
-        raise InvalidAllowList(f"allow_rules: unknown rules or rules that cannot be allowed: {', '.join(bad)}")
+    source = await read_game_module(file, settings)
+    allow = allowed_rules(allow_rules, user)
     parsed_labels = _parse_labels(labels, "labels")
     selector = _parse_labels(node_selector, "node_selector")
     sha = await asyncio.to_thread(artifacts.put, "sources", source)
