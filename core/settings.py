@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     matchmaker_port: int = 8100
     matchmaker_url: str = ""
     redis_url: str = ""
+    matchmaker_redis_prefix: str = Field(
+        default="gsf:mm:", min_length=1,
+        description="Key prefix of the matchmaker's registry in Redis: platforms (or test runs) sharing "
+                    "one Redis database each use their own. The API's allocator uses the same prefix.")
 
     # Shared secrets. `secret_key` signs seat tokens (per-server keys are derived from it)
     # and node tokens; the embedded default is generated once and kept in the data folder.

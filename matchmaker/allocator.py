@@ -47,8 +47,6 @@ from matchmaker.models import (
 )
 from matchmaker.store import RedisStore, Store
 
-DEFAULT_PREFIX = "gsf:mm:"  # the matchmaker's own (matchmaker.app), which imports this module
-
 
 def platform_token(secret_key: str) -> str:
     """The bearer token of the matchmaker's platform endpoints (allocation and fleet state)."""
@@ -257,7 +255,7 @@ class HttpRegistry(FleetRegistry):
 def registry_for(settings: Settings) -> FleetRegistry:
     """Redis directly when the platform has one, else the matchmaker's in-process store over HTTP."""
     if settings.redis_url:
-        return StoreRegistry(RedisStore.from_url(settings.redis_url, DEFAULT_PREFIX), owns_store=True)
+        return StoreRegistry(RedisStore.from_url(settings.redis_url, settings.matchmaker_redis_prefix), owns_store=True)
     # Allocations come in bursts: keep enough connections open that a burst does not queue on them.
     http = httpx.AsyncClient(base_url=settings.matchmaker_url, timeout=httpx.Timeout(10.0),
                              limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))

@@ -32,13 +32,9 @@ from matchmaker.stream import StreamHub
 
 log = logging.getLogger("gsf.matchmaker")
 
-DEFAULT_PREFIX = "gsf:mm:"
-
-
 def create_app(settings: Settings | None = None, store: Store | None = None,
                clock: Callable[[], float] | None = None, *,
-               keepalive_seconds: float = 15.0, sweep_seconds: float | None = None,
-               redis_prefix: str = DEFAULT_PREFIX) -> FastAPI:
+               keepalive_seconds: float = 15.0, sweep_seconds: float | None = None) -> FastAPI:
     """The matchmaker app. Without a store: Redis if `settings.redis_url`, else in-process.
 
     `clock` gives unix seconds (tests pass a controllable one). A store handed in is not closed
@@ -47,7 +43,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     settings = settings or get_settings()
     owns_store = store is None
     if store is None:
-        store = (RedisStore.from_url(settings.redis_url, redis_prefix) if settings.redis_url
+        store = (RedisStore.from_url(settings.redis_url, settings.matchmaker_redis_prefix) if settings.redis_url
                  else MemoryStore())
     if sweep_seconds is None:
         sweep_seconds = max(0.05, min(1.0, settings.room_ttl_seconds / 4))

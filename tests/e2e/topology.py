@@ -1,6 +1,6 @@
 """The production topology on one machine: every platform process on its own, PostgreSQL, Redis, Temporal.
 
-A fresh PostgreSQL database and a Redis database of its own per run, a Temporal dev server on its own
+A fresh PostgreSQL database and Redis keys of its own (a key prefix) per run, a Temporal dev server on its own
 SQLite file and ports, then `gsf api`, `gsf matchmaker`, `gsf control-worker`, two `gsf agent`s and
 `gsf fake-tripo` as separate OS processes, each with its own environment. Any of them can be killed
 (SIGKILL) and started again on the same settings.
@@ -75,7 +75,6 @@ class Topology:
     nodes: tuple[str, str] = ("", "")
     procs: dict[str, Proc] = field(default_factory=dict)
     db_name: str = ""
-    redis_db: int = -1
     api_url: str = ""
     mm_url: str = ""
     tripo_url: str = ""
@@ -93,7 +92,7 @@ class Topology:
 
     @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:6379/{self.redis_db}"
+        return "redis://127.0.0.1:6379/0"
 
     def _create_database(self) -> None:
         import asyncpg
@@ -121,26 +120,16 @@ class Topology:
         if self.db_name:
             asyncio.run(run())
 
-    def _claim_redis_db(self) -> None:
-        """An empty Redis database of this run's own: `gsf matchmaker` keeps its fixed key prefix
-        (`gsf:mm:`), so a database number is what separates runs (and other tests, which use db 0)."""
-        for index in range(15, 0, -1):
-            client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{index}")
-            try:
-                if client.dbsize() == 0 and client.set("gsf:e2e:claim", self.run, nx=True):
-                    self.redis_db = index
-                    return
-            finally:
-                client.close()
-        raise RuntimeError("no empty Redis database (1-15) to run in")
+    @property
+    def redis_prefix(self) -> str:
+        """This run's own keys in the shared Redis: the matchmaker registry and the model-status cache."""
+        return f"gsf:e2e:{self.run}:"
 
     def _clean_redis(self) -> None:
-        if self.redis_db < 0:
-            return
         client = redis.Redis.from_url(self.redis_url)
         try:
             for _ in range(100):  # bounded: each round deletes up to 1000 keys
-                keys = list(client.scan_iter(count=1000))[:1000]
+                keys = list(client.scan_iter(match=self.redis_prefix + "*", count=1000))[:1000]
                 if not keys:
                     break
                 client.delete(*keys)
@@ -157,7 +146,8 @@ class Topology:
                 "GSF_MATCHMAKER_PORT": self.mm_url.rsplit(":", 1)[1], "GSF_AGENT_HEARTBEAT_SECONDS": "1",
                 "GSF_TRIPO_BASE_URL": self.tripo_url, "GSF_TRIPO_API_KEY": self.tripo_key,
                 "GSF_TRIPO_POLL_INITIAL_SECONDS": "0.3", "GSF_TRIPO_POLL_MAX_SECONDS": "1",
-                "GSF_MODEL_STATUS_CACHE_PREFIX": f"gsf:e2e:{self.run}:model-status:"}
+                "GSF_MATCHMAKER_REDIS_PREFIX": f"{self.redis_prefix}mm:",
+                "GSF_MODEL_STATUS_CACHE_PREFIX": f"{self.redis_prefix}model-status:"}
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -170,7 +160,6 @@ class Topology:
         self.tripo_url = f"http://127.0.0.1:{tripo_port}"
         self.nodes = (unique("dist-a"), unique("dist-b"))
         self._create_database()
-        self._claim_redis_db()
 
         control = self.root / "control"
         env = self._base_env(control)
