@@ -239,7 +239,7 @@ class Settings(BaseSettings):
     def _resolve(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
         if not self.database_url:
-            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'gsf.db'}"
+            self.database_url = default_database_url(self.data_dir)
         if not self.matchmaker_url:
             self.matchmaker_url = f"http://{self.matchmaker_host}:{self.matchmaker_port}"
         if not self.public_api_url:
@@ -270,6 +270,11 @@ class Settings(BaseSettings):
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+
+def default_database_url(data_dir: Path) -> str:
+    """The embedded default platform database: a SQLite file in the data folder."""
+    return f"sqlite+aiosqlite:///{data_dir / 'gsf.db'}"
 
 
 def _local_secret(data_dir: Path) -> str:

@@ -17,6 +17,11 @@ from matchmaker.app import create_app
 from matchmaker.deps import Matchmaker
 
 
+# On SIGTERM: stop accepting, answer the requests already being read, then close; a request still
+# open after this long (a stuck client) is cut. Open list streams are ended at once (hub.close).
+GRACE_SECONDS = 5
+
+
 class MatchmakerServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
         super().__init__(config)
@@ -31,7 +36,8 @@ def build_server(settings: Settings | None = None, log_level: str = "info") -> M
     settings = settings or get_settings()
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.matchmaker_host, port=settings.matchmaker_port,
-                            lifespan="on", log_level=log_level, proxy_headers=False)
+                            lifespan="on", log_level=log_level, proxy_headers=False,
+                            timeout_graceful_shutdown=GRACE_SECONDS)
     return MatchmakerServer(config, app)
 
 

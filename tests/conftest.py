@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -84,6 +87,161 @@ def settings(tmp_path: Path, node_id: str, temporal_env: WorkflowEnvironment) ->
     )
 
 
+# --- The platform database: SQLite files, or PostgreSQL (CI's second configuration) ----------------
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# `GSF_TEST_DATABASE=postgresql` (`make test-postgres`) gives every data folder a test makes, in this
+# process, a fresh database of its own in the real PostgreSQL where the embedded default would put a
+# SQLite file there; the default is `sqlite`. Each is dropped when the test (or module, or session)
+# that made it ends.
+TEST_DATABASE = os.environ.get("GSF_TEST_DATABASE", "sqlite")
+
+
+def _pg_admin(statement: str) -> None:
+    """One admin statement on a loop of its own in a thread: this may run inside a test's loop (a
+    Settings made in an async fixture), and asyncio.run here would unset the loop pytest-asyncio keeps."""
+    import asyncpg
+
+    async def run() -> None:
+        admin = await asyncpg.connect(PG_ADMIN)
+        try:
+            await admin.execute(statement)
+        finally:
+            await admin.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            pool.submit(asyncio.run, run()).result()
+        except (OSError, asyncpg.PostgresError) as exc:
+            pytest.fail(f"PostgreSQL on 127.0.0.1:5432 does not answer ({exc}); start it "
+                        "(pg_ctlcluster <version> main start) or run the tests on SQLite", pytrace=False)
+
+
+class PostgresPerDataDir:
+    """Stands in for core.settings.default_database_url: one fresh PostgreSQL database per data folder."""
+
+    def __init__(self) -> None:
+        self.by_dir: dict[Path, str] = {}
+
+    def __call__(self, data_dir: Path) -> str:
+        if data_dir not in self.by_dir:
+            name = "gsf_test_" + uuid.uuid4().hex[:12]
+            _pg_admin(f'CREATE DATABASE "{name}"')
+            self.by_dir[data_dir] = name
+        return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.by_dir[data_dir]}"
+
+    def drop_since(self, mark: int) -> None:
+        """Drop the databases made after the first `mark` (made by the scope that is ending)."""
+        for data_dir in list(self.by_dir)[mark:]:
+            _pg_admin(f'DROP DATABASE IF EXISTS "{self.by_dir.pop(data_dir)}" WITH (FORCE)')
+
+
+_PER_DATA_DIR = PostgresPerDataDir()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _platform_database_session() -> Iterator[None]:
+    if TEST_DATABASE == "sqlite":
+        yield
+        return
+    if TEST_DATABASE != "postgresql":
+        pytest.fail(f"GSF_TEST_DATABASE={TEST_DATABASE!r}: use sqlite or postgresql", pytrace=False)
+    import core.settings
+
+    saved = core.settings.default_database_url
+    core.settings.default_database_url = _PER_DATA_DIR
+    try:
+        yield
+    finally:
+        core.settings.default_database_url = saved
+        _PER_DATA_DIR.drop_since(0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _platform_database_module() -> Iterator[None]:
+    mark = len(_PER_DATA_DIR.by_dir)
+    yield
+    _PER_DATA_DIR.drop_since(mark)
+
+
+@pytest.fixture(autouse=True)
+def _platform_database_test() -> Iterator[None]:
+    mark = len(_PER_DATA_DIR.by_dir)
+    yield
+    _PER_DATA_DIR.drop_since(mark)
+
+
+# Tests that never open the platform database: the PostgreSQL pass leaves them out, and the SQLite
+# pass holds them to it (`_engines_opened`): one that opens a platform database fails, naming this list.
+NO_PLATFORM_DB = ("tests/matchmaker/", "tests/gameserver/", "tests/sandbox/test_hostile.py",
+                  "tests/sandbox/test_isolation.py", "tests/sandbox/test_runtime.py",
+                  "tests/sandbox/test_watchdog.py", "tests/core/test_analysis", "tests/core/test_security.py",
+                  "tests/bench/", "tests/docs/", "tests/cli/", "tests/test_compose.py",
+                  "tests/test_platform_image.py")
+
+
+def _declared_db_free(item: pytest.Item) -> bool:
+    return str(Path(str(item.path)).relative_to(REPO)).startswith(NO_PLATFORM_DB)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PostgreSQL pass runs what the SQLite pass could not have run on PostgreSQL: it leaves out
+    the tests that take `database_url` (every pass runs them on both databases), the e2e tests (they
+    start the platform as processes, each with the database its own settings name) and the tests
+    in NO_PLATFORM_DB."""
+    if TEST_DATABASE != "postgresql":
+        return
+    keep, left_out = [], []
+    for item in items:
+        ran_already = ("database_url" in getattr(item, "fixturenames", ()) or item.get_closest_marker("e2e")
+                       or _declared_db_free(item))
+        (left_out if ran_already else keep).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = keep
+
+
+_CURRENT_TEST: list[str] = [""]
+_ENGINES: list[tuple[str, str]] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    _CURRENT_TEST[0] = item.nodeid
+    try:
+        return (yield)
+    finally:
+        _CURRENT_TEST[0] = ""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _engines_opened() -> Iterator[None]:
+    """Every platform engine this process opens, by the test that was running (setup included)."""
+    import core.db.session
+
+    real = core.db.session.create_async_engine
+
+    def recording(url: Any, *args: Any, **kwargs: Any) -> Any:
+        _ENGINES.append((_CURRENT_TEST[0], str(url)))
+        return real(url, *args, **kwargs)
+
+    core.db.session.create_async_engine = recording
+    try:
+        yield
+    finally:
+        core.db.session.create_async_engine = real
+
+
+@pytest.fixture(autouse=True)
+def _db_free_tests_stay_so(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if _declared_db_free(request.node):
+        opened = [url for test, url in _ENGINES if test == request.node.nodeid]
+        if opened:
+            pytest.fail(f"{request.node.nodeid} opened a platform database ({opened[0]}); take it out of "
+                        "NO_PLATFORM_DB in tests/conftest.py, so that the PostgreSQL pass runs it", pytrace=False)
+
+
 @pytest.fixture
 def cleanup_docker(docker_client: docker.DockerClient, settings: Settings) -> Iterator[None]:
     yield
@@ -110,7 +268,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
     name = "gsf_test_" + uuid.uuid4().hex[:12]
     try:
-        admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+        admin = await asyncpg.connect(PG_ADMIN)
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(f"PostgreSQL on 127.0.0.1:5432 does not answer ({exc}); start it "
                     "(pg_ctlcluster <version> main start) or set it up as CI does", pytrace=False)

@@ -7,12 +7,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from core.settings import Settings
+import core.settings
+from core.settings import Settings, default_database_url
 
 
 def test_embedded_defaults(tmp_path: Path) -> None:
     s = Settings(data_dir=tmp_path / "d")
-    assert s.database_url == f"sqlite+aiosqlite:///{tmp_path / 'd' / 'gsf.db'}"
+    assert default_database_url(tmp_path / "d") == f"sqlite+aiosqlite:///{tmp_path / 'd' / 'gsf.db'}"
+    # The default (a PostgreSQL database of its own when the suite runs with GSF_TEST_DATABASE=postgresql).
+    assert s.database_url == core.settings.default_database_url(s.data_dir)
     assert s.matchmaker_url == "http://127.0.0.1:8100"
     assert s.public_api_url == "http://127.0.0.1:8000"
     assert s.control_queue == "gsf-control"

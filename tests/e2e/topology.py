@@ -40,6 +40,7 @@ class Proc:
     log: Path
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    signalled_at: int = 0
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
@@ -51,6 +52,17 @@ class Proc:
         if self.popen is not None and self.popen.poll() is None:
             self.popen.send_signal(signal.SIGKILL)
             self.popen.wait(10)
+
+    def stop_signal(self) -> None:
+        """SIGTERM, without waiting: the caller watches how the process ends (`log_since_signal`)."""
+        assert self.popen is not None and self.popen.poll() is None, f"{self.name} is not running"
+        self.signalled_at = self.log.stat().st_size if self.log.exists() else 0
+        self.popen.send_signal(signal.SIGTERM)
+
+    def log_since_signal(self) -> str:
+        with open(self.log, "rb") as f:
+            f.seek(self.signalled_at)
+            return f.read().decode(errors="replace")
 
     def stop(self, timeout: float = 10) -> None:
         if self.popen is None or self.popen.poll() is not None:

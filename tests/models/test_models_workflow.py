@@ -160,7 +160,12 @@ async def test_cancel_mid_poll(h: Harness, fake_tripo: FakeServer) -> None:
         resp = await api.delete(f"/api/v1/models/{job}")
         assert resp.status_code == 200, resp.text
         assert resp.json()["status"] == "cancelled" and resp.json()["error"]["code"] == "Cancelled"
-        desc = await h.client.get_workflow_handle(model_workflow_id(job)).describe()
+        # The record says cancelled first (its activity is the workflow's last step); the run closes next.
+        for _ in range(100):
+            desc = await h.client.get_workflow_handle(model_workflow_id(job)).describe()
+            if desc.status != WorkflowExecutionStatus.RUNNING:
+                break
+            await asyncio.sleep(0.1)
         assert desc.status == WorkflowExecutionStatus.CANCELED
         polls = fake.count("GET", "/v2/openapi/task/")
         await asyncio.sleep(0.8)
