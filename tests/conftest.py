@@ -186,15 +186,18 @@ def _declared_db_free(item: pytest.Item) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The PostgreSQL pass runs what the SQLite pass could not have run on PostgreSQL: it leaves out
-    the tests that take `database_url` (every pass runs them on both databases), the e2e tests (they
+    the tests parametrized over both databases (`database_url`, or a parameter that is "sqlite" or
+    "postgresql": every pass runs them on both), the e2e tests (they
     start the platform as processes, each with the database its own settings name) and the tests
     in NO_PLATFORM_DB."""
     if TEST_DATABASE != "postgresql":
         return
     keep, left_out = [], []
     for item in items:
-        ran_already = ("database_url" in getattr(item, "fixturenames", ()) or item.get_closest_marker("e2e")
-                       or _declared_db_free(item))
+        callspec = getattr(item, "callspec", None)
+        on_both = callspec is not None and not {"sqlite", "postgresql"}.isdisjoint(map(str, callspec.params.values()))
+        ran_already = ("database_url" in getattr(item, "fixturenames", ()) or on_both
+                       or item.get_closest_marker("e2e") or _declared_db_free(item))
         (left_out if ran_already else keep).append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
