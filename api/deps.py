@@ -1,4 +1,8 @@
-"""Annotated dependencies: settings, DB session, Temporal client, the calling user or node agent."""
+"""Annotated dependencies: settings, DB session, Temporal client, the calling user or node agent.
+
+Every dependency is an `async def`, even one that never awaits: FastAPI runs a plain `def` in a
+worker thread, a thread hop per request on every route that uses it.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from core.settings import Settings
 from core.temporal import connect
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -44,7 +48,7 @@ async def get_temporal(request: Request) -> Client:
     return client
 
 
-def get_artifacts(request: Request) -> LocalArtifactStore:
+async def get_artifacts(request: Request) -> LocalArtifactStore:
     store: LocalArtifactStore = request.app.state.artifacts
     return store
 
@@ -57,20 +61,24 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+async def check_api_key(session: AsyncSession, key: str) -> tuple[User, ApiKey]:
+    """The user an API key belongs to and the key's row, in one query; Unauthorized for an
+    unknown, revoked or expired key."""
+    found = (await session.execute(
+        select(User, ApiKey).join(ApiKey, ApiKey.user_id == User.id)
+        .where(ApiKey.prefix == security.key_prefix(key), ApiKey.key_hash == security.hash_api_key(key)))).first()
+    if found is None or found[1].revoked_at is not None:
+        raise Unauthorized("unknown or revoked API key")
+    user, row = found
+    expires = row.expires_at
+    if expires is not None and (expires.replace(tzinfo=UTC) if expires.tzinfo is None else expires) < datetime.now(UTC):
+        raise Unauthorized("API key expired")
+    return user, row
+
+
 @declares(401, security="apiKey")
 async def get_current_user(request: Request, session: Annotated[AsyncSession, Depends(get_session)]) -> User:
-    key = _bearer(request)
-    row = await session.scalar(select(ApiKey).where(ApiKey.prefix == security.key_prefix(key),
-                                                    ApiKey.key_hash == security.hash_api_key(key)))
-    now = datetime.now(UTC)
-    if row is None or row.revoked_at is not None:
-        raise Unauthorized("unknown or revoked API key")
-    if row.expires_at is not None and (row.expires_at.replace(tzinfo=UTC) if row.expires_at.tzinfo is None
-                                       else row.expires_at) < now:
-        raise Unauthorized("API key expired")
-    user = await session.get(User, row.user_id)
-    if user is None:
-        raise Unauthorized("unknown or revoked API key")
+    user, row = await check_api_key(session, _bearer(request))
     # For the audit log and scope checks further down.
     request.state.user_id, request.state.key_id, request.state.scopes = user.id, row.id, list(row.scopes or [])
     log_context.user.set(str(user.id))
@@ -97,14 +105,14 @@ def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, None]]:
 
 
 @declares(403)
-def require_admin(user: Annotated[User, Depends(get_current_user)]) -> User:
+async def require_admin(user: Annotated[User, Depends(get_current_user)]) -> User:
     if not user.is_admin:
         raise Forbidden("this needs an admin key")
     return user
 
 
 @declares(401, security="nodeToken")
-def get_agent_node(request: Request) -> str:
+async def get_agent_node(request: Request) -> str:
     node_id = security.verify_node_token(request.app.state.settings.secret_key, _bearer(request))
     if node_id is None:
         raise Unauthorized("unknown node token")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +17,10 @@ log = logging.getLogger("gsf.api")
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 # Node agents call these every few seconds; they are not user actions.
 QUIET_PREFIXES = ("/api/v1/agent/",)
+
+# A route that writes its own audit entry (with its record, in one transaction) sets this in the
+# request's state, so the call is not audited twice.
+AUDITED = "audited"
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # The console is plain ES modules from this origin; it talks to this API and to game servers (ws:).
@@ -86,22 +91,28 @@ class EdgeMiddleware:
             await resp(scope, receive, send_with_headers)
         finally:
             if scope["method"] in MUTATING and not scope.get("path", "").startswith(QUIET_PREFIXES):
-                await self._audit(scope, status[0], request_id)
+                await self._audit(scope, status[0])
 
-    async def _audit(self, scope: Scope, status: int, request_id: str) -> None:
+    async def _audit(self, scope: Scope, status: int) -> None:
         state = scope.get("state", {})
         sessions = getattr(scope["app"].state, "sessions", None)
-        if sessions is None:
+        if sessions is None or state.get(AUDITED):
             return
-        client = scope.get("client") or ("", 0)
         try:
             async with sessions() as session:
-                session.add(AuditEntry(user_id=state.get("user_id"), key_id=state.get("key_id"),
-                                       method=scope["method"], path=scope.get("path", "")[:400], status=status,
-                                       request_id=request_id, client=str(client[0])[:64]))
+                session.add(AuditEntry(**audit_fields(scope, status)))
                 await session.commit()
         except SQLAlchemyError:
             log.exception("audit entry for %s %s not written", scope["method"], scope.get("path"))
+
+
+def audit_fields(scope: Scope, status: int) -> dict[str, Any]:
+    """An audit entry's columns for a call: who (as auth left it in the state), what, how it ended."""
+    state = scope.get("state", {})
+    client = scope.get("client") or ("", 0)
+    return {"user_id": state.get("user_id"), "key_id": state.get("key_id"), "method": scope["method"],
+            "path": scope.get("path", "")[:400], "status": status, "request_id": state.get("request_id", ""),
+            "client": str(client[0])[:64]}
 
 
 class BodyTooLarge(Exception):

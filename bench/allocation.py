@@ -18,6 +18,9 @@ register theirs, members of a fleet record with no workflow. The allocation path
 only the autoscaler, which is not on that path, is absent.
 - the hop: the allocation call alone from this process, through the matchmaker's HTTP platform
   endpoint and, with Redis, straight to Redis (what the API does when GSF_REDIS_URL is set).
+Beside each of the last two, the API process's CPU time per allocation (user + system, from the
+kernel's accounting): it moves far less than latency with what else the machine runs, and at
+200/s it says how busy the API's one process is.
 Rate limits are switched off (GSF_RATE_LIMIT_ENABLED=false): this measures allocation, not the
 limiter, whose per-key default (20/s) would otherwise be the figure. Allocation requests go out
 through a minimal keep-alive HTTP/1.1 client (the one the API uses for its own hop), so that on
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -40,6 +44,7 @@ from typing import Any
 
 import docker
 import httpx
+import psutil
 import redis
 import websockets
 from sqlalchemy import select
@@ -68,6 +73,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def api_process(up: int) -> psutil.Process:
+    """The API process among `gsf up`'s children (`python -m cli.main api`)."""
+    for child in psutil.Process(up).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            cmd = child.cmdline()
+            if "cli.main" in cmd and cmd[-1] == "api":
+                return child
+    raise RuntimeError("gsf up has no API process")
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -303,11 +323,16 @@ async def run_platform(store: str, args: argparse.Namespace, client: docker.Dock
         if direct is not None:
             out["hop_redis_direct"] = summary(await hop(direct, pool, 2.0))
         await bench.allocate(pool)  # a first allocation opens the API's connections
+        api = api_process(proc.pid)
+        before = cpu_seconds(api)
         samples, refused = await bench.at_rate(pool, TARGET_RATE, args.seconds)
-        out["api_at_200_per_s"] = {**summary(samples), "refused": refused}
+        after = cpu_seconds(api)
+        cpu = round((after - before) * 1000 / max(1, len(samples)), 2)
+        out["api_at_200_per_s"] = {**summary(samples), "refused": refused, "api_cpu_ms_per_allocation": cpu}
         rate, samples = await bench.throughput(pool, THROUGHPUT_CLIENTS, args.seconds)
+        cpu = round((cpu_seconds(api) - after) * 1000 / max(1, len(samples)), 2)
         out["api_throughput"] = {**summary(samples), "allocations_per_s": round(rate, 1),
-                                 "clients": THROUGHPUT_CLIENTS}
+                                 "clients": THROUGHPUT_CLIENTS, "api_cpu_ms_per_allocation": cpu}
         out["load_average_at_end"] = round(os.getloadavg()[0], 2)
         print(f"[{store}] pool done: {json.dumps(out)}", flush=True)
         resp = await bench.api.delete(f"/api/v1/fleets/{fleet}", params={"force": "true"})
@@ -340,11 +365,13 @@ def render(report: dict[str, Any]) -> str:
             ("store call via the matchmaker's HTTP endpoint (in-process store)", "memory", "hop_matchmaker_http"),
             ("store call via the matchmaker's HTTP endpoint (Redis store)", "redis", "hop_matchmaker_http"),
             ("store call straight to Redis (what the API does with Redis)", "redis", "hop_redis_direct")]
-    lines = ["| path | p50 ms | p99 ms | allocations/s | n |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| path | p50 ms | p99 ms | allocations/s | API CPU ms per allocation | n |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for label, store, key in rows:
         r = report.get(store, {}).get(key)
         if r:
-            lines.append(f"| {label} | {r['p50_ms']} | {r['p99_ms']} | {r.get('allocations_per_s', '')} | {r['n']} |")
+            lines.append(f"| {label} | {r['p50_ms']} | {r['p99_ms']} | {r.get('allocations_per_s', '')} "
+                         f"| {r.get('api_cpu_ms_per_allocation', '')} | {r['n']} |")
     v = report["verdict"]
     loads = ", ".join(f"{store} {r['load_average_at_start']} → {r.get('load_average_at_end', '?')}"
                       for store, r in report.items() if isinstance(r, dict) and "load_average_at_start" in r)

@@ -58,22 +58,27 @@ def api() -> None:
     import uvicorn
 
     from api.main import create_app
+    from core.heap import settle_heap
 
     _logging()
     s = get_settings()
+    app = create_app(s)
+    settle_heap()  # the objects of startup out of the collector's way (the p99 of allocation)
     # Open event streams must not hold a stop for long: `gsf up` waits 10 s per child.
-    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level="warning", timeout_graceful_shutdown=2,
+    uvicorn.run(app, host=s.api_host, port=s.api_port, log_level="warning", timeout_graceful_shutdown=2,
                 log_config=None)  # uvicorn writes through the handler _logging() set up
 
 
 @app.command()
 def matchmaker() -> None:
     """Run the matchmaker."""
+    from core.heap import settle_heap
     from matchmaker.server import build_server
 
     # MatchmakerServer ends open SSE streams first, so a stop never waits on a watching browser.
     server = build_server(get_settings(), log_level="warning")
     _logging()  # after uvicorn.Config, which installs handlers of its own
+    settle_heap()  # full collections over startup's objects paused it 60-380 ms under load
     server.run()
 
 

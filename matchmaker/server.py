@@ -16,7 +16,6 @@ from core.settings import Settings, get_settings
 from matchmaker.app import create_app
 from matchmaker.deps import Matchmaker
 
-
 # On SIGTERM: stop accepting, answer the requests already being read, then close; a request still
 # open after this long (a stuck client) is cut. Open list streams are ended at once (hub.close).
 GRACE_SECONDS = 5

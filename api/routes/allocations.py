@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,14 +24,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, get_current_user, require_scope
+from api.deps import CurrentUser, SessionDep, SettingsDep, check_api_key, require_scope
 from api.errors import declares, problems
+from api.middleware import AUDITED, audit_fields
+from api.recent import Recent
 from api.routes.fleets import owned_fleet
 from api.routes.games import GAME_NAME, Labels
 from core import logging as log_context
-from core.db.models import Allocation, Fleet, User, new_id
+from core.db.models import Allocation, AuditEntry, Fleet, User, new_id
 from core.db.session import SessionFactory
-from core.errors import Forbidden, NotFound, Unavailable
+from core.errors import Forbidden, NotFound, Unauthorized, Unavailable
 from core.fleets import FleetLifecycle, NoReadyServer, fleet_workflow_id
 from core.security import hash_api_key
 from core.settings import Settings
@@ -44,10 +46,12 @@ from matchmaker.models import NoReadyServer as StoreNoReadyServer
 log = logging.getLogger("gsf.api.allocations")
 router = APIRouter(prefix="/api/v1/allocations", tags=["allocations"])
 SCOPED = [Depends(require_scope("servers"))]
+ALLOCATIONS = Allocation.metadata.tables[Allocation.__tablename__]
+AUDIT_LOG = AuditEntry.metadata.tables[AuditEntry.__tablename__]
 
 WAKE_EVERY = 1.0  # seconds: at most one autoscaler wake-up per fleet and API process
 POLL_FIRST, POLL_MAX = 0.02, 0.25  # seconds between tries while waiting for a ready server
-FLEETS_TTL = 1.0  # seconds a caller's resolved fleets are reused (a fleet changes far less often)
+FLEETS_TTL = 2.0  # seconds a caller's resolved fleets are reused (a fleet changes far less often)
 CALLER_TTL = 2.0  # seconds an API key, once checked, is trusted for allocations without the database
 
 
@@ -116,9 +120,7 @@ async def fleet_registry(request: Request) -> FleetRegistry:
 
 async def close_fleet_registry(app: FastAPI) -> None:
     """Close the registry's connections on shutdown, if it was ever made."""
-    records: AllocationLog | None = getattr(app.state, "allocation_log", None)
-    if records is not None:
-        await records.settle()  # every allocation answered gets its record
+    await settle_records(app)  # every allocation answered gets its record
     registry: FleetRegistry | None = getattr(app.state, "fleet_registry", None)
     if registry is not None:
         app.state.fleet_registry = None
@@ -140,28 +142,35 @@ class FleetRef:
 
 
 class AllocationLog:
-    """Allocation records, written off the answer's path, in groups (one commit for every
-    allocation that arrived while the previous one ran).
+    """Allocation records and their audit entries, written off the answer's path, in groups (one
+    transaction for every allocation that arrived while the previous one ran).
 
     An allocation is made when the store says so; its record is the caller's history of it. On
-    this machine a record's commit waits behind every other writer of the SQLite file (the audit
-    log, agents' heartbeats and logs, the control worker), and waiting for it put a tail of
-    hundreds of milliseconds on allocations. So the answer goes out first; this process's own
-    reads (GET, DELETE, the list) wait for the records still pending, so a caller always finds
+    this machine a record's commit waits behind every other writer of the SQLite file (agents'
+    heartbeats and logs, the control worker), and waiting for it put a tail of hundreds of
+    milliseconds on allocations. So the answer goes out first; this process's own reads (GET,
+    DELETE, the list, the audit log) wait for the records still pending, so a caller always finds
     the allocation it was just given. Another API replica may not see it for a few milliseconds.
+    The call's audit entry goes in the same transaction as its record (EdgeMiddleware would
+    otherwise commit one of its own per allocation): the audit log still has every allocation
+    answered, with who made it.
     """
 
     RETRIES = 3
+    # A write waits this long for company: at 200 allocations/s a few records share a transaction
+    # (each costs the API a session, two inserts and a commit). Reads of this process wait for it.
+    LINGER = 0.02
 
     def __init__(self, sessions: SessionFactory) -> None:
         self.sessions = sessions
-        self.pending: dict[str, Allocation] = {}  # added and not written yet
-        self.queue: list[Allocation] = []
+        self.pending: set[str] = set()  # ids added and not written yet
+        self.queue: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.flushing: asyncio.Task[None] | None = None
 
-    def add(self, row: Allocation) -> None:
-        self.pending[row.id] = row
-        self.queue.append(row)
+    def add(self, record: dict[str, Any], audit: dict[str, Any]) -> None:
+        """Write `record` (an Allocation's columns) and `audit` (its AuditEntry's) in one transaction."""
+        self.pending.add(record["id"])
+        self.queue.append((record, audit))
         if self.flushing is None or self.flushing.done():
             self.flushing = asyncio.create_task(self._flush())
 
@@ -172,23 +181,30 @@ class AllocationLog:
             await asyncio.shield(self.flushing)
 
     async def _flush(self) -> None:
+        await asyncio.sleep(self.LINGER)
         while self.queue:
             batch, self.queue = self.queue, []
-            rows = [{"id": r.id, "owner_id": r.owner_id, "fleet_id": r.fleet_id, "server_id": r.server_id,
-                     "player_ids": r.player_ids, "ws_url": r.ws_url, "status": r.status,
-                     "created_at": r.created_at} for r in batch]
+            records, audits = [r for r, _ in batch], [a for _, a in batch]
             for attempt in range(self.RETRIES):
                 try:
                     async with self.sessions() as session:
-                        # A Core insert of the batch: the ORM's unit of work costs more than the rows.
-                        await session.execute(insert(Allocation), rows)
+                        # Inserts into the tables, not the ORM classes: the ORM's bulk path costs
+                        # more than the rows.
+                        await session.execute(insert(ALLOCATIONS), records)
+                        await session.execute(insert(AUDIT_LOG), audits)
                         await session.commit()
                     break
                 except SQLAlchemyError:
-                    log.exception("writing %d allocation records failed (attempt %d)", len(rows), attempt + 1)
+                    log.exception("writing %d allocation records failed (attempt %d)", len(records), attempt + 1)
                     await asyncio.sleep(0.2 * 2 ** attempt)
-            for r in batch:
-                self.pending.pop(r.id, None)
+            self.pending.difference_update(r["id"] for r in records)
+
+
+async def settle_records(app: FastAPI) -> None:
+    """Wait for every allocation record (and audit entry) this process has answered but not written."""
+    records: AllocationLog | None = getattr(app.state, "allocation_log", None)
+    if records is not None:
+        await records.settle()
 
 
 def _log(request: Request) -> AllocationLog:
@@ -200,40 +216,45 @@ def _log(request: Request) -> AllocationLog:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who allocates: what `api.deps.get_current_user` found for the key, and when it looked."""
+    """Who allocates: the user and key `api.deps.check_api_key` found."""
 
     id: str
     is_admin: bool
     key_id: str
     scopes: tuple[str, ...]
-    checked_at: float
+
+
+def _recent(request: Request, name: str, ttl: float) -> Recent[Any, Any]:
+    recent: Recent[Any, Any] | None = getattr(request.app.state, name, None)
+    if recent is None:
+        recent = Recent(ttl)
+        setattr(request.app.state, name, recent)
+    return recent
 
 
 @declares(401, 403, security="apiKey")
 async def allocation_caller(request: Request) -> Caller:
-    """The caller of POST /allocations, checked exactly as every route checks it (api.deps), then
-    remembered for CALLER_TTL seconds per key: the two queries of that check cost more than the
-    allocation itself, on the platform's hottest path. A revoked or expired key keeps allocating
-    for at most CALLER_TTL seconds; failed checks are never remembered."""
+    """The caller of POST /allocations, checked exactly as every route checks it
+    (`api.deps.check_api_key`), then remembered for CALLER_TTL seconds per key (`api.recent`):
+    that query costs more than the allocation itself, on the platform's hottest path. A revoked or
+    expired key keeps allocating for at most CALLER_TTL seconds; failed checks are never remembered."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    digest = hash_api_key(token.strip()) if scheme.lower() == "bearer" and token.strip() else ""
-    callers: dict[str, Caller] | None = getattr(request.app.state, "allocation_callers", None)
-    if callers is None:
-        callers = request.app.state.allocation_callers = {}
-    now = time.monotonic()
-    caller = callers.get(digest) if digest else None
-    if caller is None or now - caller.checked_at > CALLER_TTL:
-        async with request.app.state.sessions() as session:
-            user = await get_current_user(request, session)  # raises Unauthorized as everywhere
-        caller = Caller(user.id, user.is_admin, str(request.state.key_id), tuple(request.state.scopes), now)
-        if len(callers) > 10_000:
-            callers.clear()
-        callers[digest] = caller
-    else:  # what get_current_user leaves for the audit log and the scope check
-        request.state.user_id, request.state.key_id, request.state.scopes = caller.id, caller.key_id, \
-            list(caller.scopes)
-        log_context.user.set(caller.id)
+    key = token.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise Unauthorized("send `Authorization: Bearer <api key>`")
+    sessions: SessionFactory = request.app.state.sessions
+
+    async def check() -> Caller:
+        async with sessions() as session:
+            user, row = await check_api_key(session, key)
+        return Caller(user.id, user.is_admin, row.id, tuple(row.scopes or ()))
+
+    callers: Recent[str, Caller] = _recent(request, "allocation_callers", CALLER_TTL)
+    caller = await callers.get(hash_api_key(key), check)
+    # What get_current_user leaves for the audit log, the access log and the scope check.
+    request.state.user_id, request.state.key_id, request.state.scopes = caller.id, caller.key_id, list(caller.scopes)
+    log_context.user.set(caller.id)
     if "servers" not in caller.scopes and "admin" not in caller.scopes:
         raise Forbidden("this key lacks the `servers` scope")
     return caller
@@ -243,30 +264,25 @@ CallerDep = Annotated[Caller, Depends(allocation_caller)]
 
 
 async def _fleets(request: Request, user: Caller, body: AllocationCreate) -> list[FleetRef]:
-    """The fleets to allocate from, reused for FLEETS_TTL: resolving them is a query per request."""
-    cache: dict[tuple[str, str, str], tuple[float, list[FleetRef]]] | None = getattr(
-        request.app.state, "allocation_fleets", None)
-    if cache is None:
-        cache = request.app.state.allocation_fleets = {}
-    key = (user.id, body.fleet or "", body.game or "")
-    now = time.monotonic()
-    hit = cache.get(key)
-    if hit is not None and now - hit[0] < FLEETS_TTL:
-        return hit[1]
-    async with request.app.state.sessions() as session:
-        if body.fleet is not None:
-            found = [await owned_fleet(session, user, body.fleet, active=True)]
-        else:
-            query = select(Fleet).where(Fleet.game == body.game, Fleet.status == FleetLifecycle.ACTIVE.value,
-                                        Fleet.owner_id == user.id)
-            found = list((await session.scalars(query.order_by(Fleet.created_at))).all())
-    if not found:
-        raise NotFound(f"you have no fleet of game {body.game!r}")
-    refs = [FleetRef(f.id, f.name, f.replicas) for f in found]
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[key] = (now, refs)
-    return refs
+    """The fleets to allocate from, reused for FLEETS_TTL (`api.recent`): resolving them is a
+    query per request. A fleet being deleted stays allocatable until its workflow retires its
+    servers from the store; this adds at most FLEETS_TTL to that window."""
+    sessions: SessionFactory = request.app.state.sessions
+
+    async def resolve() -> list[FleetRef]:
+        async with sessions() as session:
+            if body.fleet is not None:
+                found = [await owned_fleet(session, user, body.fleet, active=True)]
+            else:
+                query = select(Fleet).where(Fleet.game == body.game, Fleet.status == FleetLifecycle.ACTIVE.value,
+                                            Fleet.owner_id == user.id)
+                found = list((await session.scalars(query.order_by(Fleet.created_at))).all())
+        if not found:
+            raise NotFound(f"you have no fleet of game {body.game!r}")
+        return [FleetRef(f.id, f.name, f.replicas) for f in found]
+
+    fleets: Recent[tuple[str, str, str], list[FleetRef]] = _recent(request, "allocation_fleets", FLEETS_TTL)
+    return await fleets.get((user.id, body.fleet or "", body.game or ""), resolve)
 
 
 def _wake(request: Request, fleets: list[FleetRef] | list[Fleet], only_buffered: bool) -> None:
@@ -325,7 +341,6 @@ async def allocate(body: AllocationCreate, request: Request, user: CallerDep, se
     # No database session is held on this path: the caller and its fleets come from short-lived
     # caches, the record goes through AllocationLog.
     fleets = await _fleets(request, user, body)
-    owner_id = user.id
     ttl = settings.seat_reservation_seconds
     allocation_id = new_id()
     req = AllocateRequest(fleet_ids=[f.id for f in fleets], labels=dict(body.selector), allocation_id=allocation_id,
@@ -333,17 +348,19 @@ async def allocate(body: AllocationCreate, request: Request, user: CallerDep, se
     got = await _allocate(request, registry, settings, fleets, body, req)
     now = time.time()
     room = got.room
-    row = Allocation(id=allocation_id, owner_id=owner_id, fleet_id=got.fleet_id, server_id=room.server_id,
-                     player_ids=list(req.player_ids), ws_url=room.ws_url, status="allocated",
-                     created_at=datetime.now(UTC))
-    _log(request).add(row)
+    record: dict[str, Any] = {
+        "id": allocation_id, "owner_id": user.id, "fleet_id": got.fleet_id, "server_id": room.server_id,
+        "player_ids": list(req.player_ids), "ws_url": room.ws_url, "status": "allocated",
+        "created_at": datetime.now(UTC)}
+    # Audited with the record (see AllocationLog): EdgeMiddleware skips this call.
+    _log(request).add(record, {**audit_fields(request.scope, 201), "at": record["created_at"]})
+    setattr(request.state, AUDITED, True)
     _wake(request, [f for f in fleets if f.id == got.fleet_id], only_buffered=True)
     seats = [seat_for(settings.secret_key, room, pid, max(0.0, req.until - now), now) for pid in req.player_ids]
     created = AllocationCreated(
-        id=row.id, owner_id=row.owner_id, fleet_id=row.fleet_id, server_id=row.server_id, ws_url=row.ws_url,
-        player_ids=row.player_ids, status=row.status, created_at=row.created_at, released_at=None,
+        **record, released_at=None, token=seats[0].token,
         seats=[SeatPublic(player_id=s.player_id, token=s.token, ws_url=s.ws_url, expires_at=s.expires_at)
-               for s in seats], token=seats[0].token)
+               for s in seats])
     # Serialized here: FastAPI would validate the model it was just given once more.
     return Response(created.model_dump_json(), status_code=201, media_type="application/json")
 

@@ -84,12 +84,12 @@ router = APIRouter(prefix="/api/v1/models", tags=["models"], lifespan=lifespan,
                    dependencies=[Depends(require_scope("models"))])
 
 
-def get_model_store(request: Request) -> ObjectStore:
+async def get_model_store(request: Request) -> ObjectStore:
     store: ObjectStore = request.app.state.model_store
     return store
 
 
-def get_model_cache(request: Request) -> ModelStatusCache | None:
+async def get_model_cache(request: Request) -> ModelStatusCache | None:
     cache: ModelStatusCache | None = request.app.state.model_cache
     return cache
 
@@ -326,7 +326,7 @@ async def list_model_jobs(
     settings: SettingsDep,
     status: Annotated[ModelJobStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,  # the database's integers end somewhere
 ) -> ModelJobsPublic:
     """List the caller's model jobs, newest first."""
     query = select(ModelJob).where(ModelJob.owner_id == user.id)

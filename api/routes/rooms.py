@@ -24,8 +24,10 @@ PASSED_HEADERS = ("content-type", "retry-after")
 
 
 @declares(503)
-def matchmaker_http(request: Request) -> httpx.AsyncClient:
-    """The one client to the matchmaker, created on first use (tests may put their own on app.state)."""
+async def matchmaker_http(request: Request) -> httpx.AsyncClient:
+    """The one client to the matchmaker, created on first use (tests may put their own on app.state).
+    `async def` although it never awaits: FastAPI runs a plain `def` dependency in a worker
+    thread, and two requests at once would each make a client (one of them never closed)."""
     state = request.app.state
     client: httpx.AsyncClient | None = getattr(state, "matchmaker_http", None)
     if client is None:

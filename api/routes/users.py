@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from api.deps import AdminUser, CurrentUser, SessionDep
 from api.errors import problems
+from api.routes.allocations import settle_records
 from core import security
 from core.db.models import ApiKey, AuditEntry, User
 from core.errors import Conflict, Forbidden, NotFound
@@ -118,7 +119,7 @@ async def list_keys(user: CurrentUser, session: SessionDep) -> list[KeyPublic]:
 
 @router.delete("/keys/{key_id}", status_code=204)
 async def revoke_key(key_id: str, user: CurrentUser, session: SessionDep) -> Response:
-    """Revoke one of the caller's keys; it stops working at once."""
+    """Revoke one of the caller's keys; it stops working at once (for allocating, within 2 s)."""
     row = await session.get(ApiKey, key_id) if len(key_id) <= 32 else None
     if row is None or row.user_id != user.id:
         raise NotFound(f"no key {key_id!r}")
@@ -141,10 +142,11 @@ class AuditPublic(BaseModel):
 
 
 @router.get("/audit", response_model=list[AuditPublic])
-async def audit(admin: AdminUser, session: SessionDep,
+async def audit(request: Request, admin: AdminUser, session: SessionDep,
                 user_id: Annotated[str | None, Query(max_length=32)] = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditPublic]:
     """Mutating calls, newest first (admin)."""
+    await settle_records(request.app)  # allocations' entries are written with their records, off their path
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if user_id:
         query = query.where(AuditEntry.user_id == user_id)

@@ -95,8 +95,9 @@ async def test_agent_process_killed_mid_build_is_replaced_by_another_node(
            "GSF_API_PORT": str(h.settings.api_port), "GSF_MATCHMAKER_PORT": str(h.settings.matchmaker_port),
            "GSF_GAME_NETWORK": h.settings.game_network, "GSF_AGENT_HEARTBEAT_SECONDS": "2",
            "GSF_NODE_LABELS": '{"pool": "' + uid + '"}'}
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "agent", "--node-id", doomed], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Popen returns at once (the test then waits on the node, not on the process).
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "agent", "--node-id", doomed],  # noqa: ASYNC220
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         await h.wait_node_online(doomed)
         h.start_agent(survivor, node_labels={"pool": uid})

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from api.routes.allocations import CALLER_TTL
 from core.db.models import Allocation, Fleet, Game, GameVersion, User, new_id
 from core.fleets import fleet_workflow_id
 from core.security import node_token
@@ -32,9 +33,11 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    # 200 allocations from one key in one burst: above the default per-key burst.
+    # 200 allocations from one key in one burst: above the default per-key burst. The fake rooms
+    # of `_fleet_without_workflow` never heartbeat again: on a busy machine the burst alone can
+    # outlast the default room TTL (6 s), and an expired room is not ready.
     return settings.model_copy(update={"api_burst_per_key": 1000, "api_burst_per_ip": 1000,
-                                       "fleet_sync_seconds": 0.5})
+                                       "fleet_sync_seconds": 0.5, "room_ttl_seconds": 120.0})
 
 
 @pytest.fixture
@@ -229,8 +232,49 @@ async def test_200_concurrent_allocations_through_the_api_get_50_distinct_server
         first = won[0]
         assert (await api.delete(f"/api/v1/allocations/{first['id']}")).json()["status"] == "released"
         again = await api.post("/api/v1/allocations", json={"fleet": fleet_id})
-        assert again.status_code == 201 and again.json()["server_id"] == first["server_id"]
+        assert again.status_code == 201 and again.json()["server_id"] == first["server_id"], again.text
         assert_problem(await api.post("/api/v1/allocations", json={"fleet": fleet_id}), 409, "no-ready-server")
+
+
+async def test_allocations_are_audited_and_a_revoked_key_stops_allocating(h: Harness) -> None:
+    """The allocation route writes its audit entries with its records (not through the generic
+    audit), and remembers a checked key for CALLER_TTL: both must keep what they replace."""
+    admin = await h.user_key("root@example.com", admin=True)
+    key = await h.user_key("dev@example.com")
+    await _fleet_without_workflow(h, "dev@example.com", 5)
+    async with h.sessions() as session:
+        user_id = await session.scalar(select(User.id).where(User.email == "dev@example.com"))
+    async with h.api(key) as api, h.api(admin) as root:
+        made = [await api.post("/api/v1/allocations", json={"fleet": "arena"}) for _ in range(3)]
+        assert [r.status_code for r in made] == [201, 201, 201]
+        assert_problem(await api.post("/api/v1/allocations", json={"fleet": "nowhere"}), 404, "not-found")
+
+        async def audited() -> list[dict[str, Any]]:
+            entries = (await root.get("/api/v1/audit", params={"user_id": user_id})).json()
+            return [e for e in entries if e["method"] == "POST" and e["path"] == "/api/v1/allocations"]
+
+        # The allocations' entries are there as soon as they are answered ...
+        posts = await audited()
+        assert {e["request_id"] for e in posts if e["status"] == 201} == {r.headers["x-request-id"] for r in made}
+        # ... a refused call's once EdgeMiddleware has written it, after its answer went out.
+        for _ in range(50):
+            if sorted(e["status"] for e in posts) == [201, 201, 201, 404]:
+                break
+            await asyncio.sleep(0.1)
+            posts = await audited()
+        assert sorted(e["status"] for e in posts) == [201, 201, 201, 404]
+
+        second = (await api.post("/api/v1/keys", json={"name": "revoked soon"})).json()
+        async with h.api(second["key"]) as doomed:
+            assert (await doomed.post("/api/v1/allocations", json={"fleet": "arena"})).status_code == 201
+            assert (await api.delete(f"/api/v1/keys/{second['id']}")).status_code == 204
+            assert_problem(await doomed.get("/api/v1/keys"), 401, "unauthorized")  # every other route: at once
+            revoked = time.monotonic()
+            while (resp := await doomed.post("/api/v1/allocations", json={"fleet": "arena"})).status_code != 401:
+                assert resp.status_code in (201, 409), resp.text
+                assert time.monotonic() - revoked < CALLER_TTL + 1.0, "a revoked key kept allocating"
+                await asyncio.sleep(0.1)
+            assert_problem(resp, 401, "unauthorized")
 
 
 async def gsf(h: Harness, key: str, *args: str) -> tuple[int, str]:
