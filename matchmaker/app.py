@@ -26,7 +26,7 @@ from core.settings import Settings, get_settings
 from matchmaker.deps import Matchmaker
 from matchmaker.errors import MatchmakerError, StaleHeartbeat, StoreUnavailable, problem
 from matchmaker.ratelimit import JOIN_PLAYER_HEADER, JoinLimiter, JoinRateLimitMiddleware
-from matchmaker.routes import router
+from matchmaker.routes import heartbeat_router, router
 from matchmaker.store import MemoryStore, RedisStore, Store, Subscription
 from matchmaker.stream import StreamHub
 
@@ -47,8 +47,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
                  else MemoryStore())
     if sweep_seconds is None:
         sweep_seconds = max(0.05, min(1.0, settings.room_ttl_seconds / 4))
+    # FastAPI's native telemetry reports to OpenTelemetry's global providers, which gsf never
+    # installs (core.tracing keeps its own); left on, it looks them up on every request, a
+    # tenth of a heartbeat's cost.
     app = FastAPI(title="gsf matchmaker", version="1", lifespan=_lifespan,
-                  summary="Room registry, live room list and seat reservations")
+                  summary="Room registry, live room list and seat reservations",
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.matchmaker = Matchmaker(
         settings=settings, store=store, clock=clock or time.time, owns_store=owns_store,
         keepalive_seconds=keepalive_seconds, sweep_seconds=sweep_seconds)
@@ -63,6 +67,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     if settings.metrics_token:
         app.add_middleware(MetricsTokenMiddleware, token=settings.metrics_token)
     app.add_middleware(CatchAllMiddleware)
+    app.include_router(heartbeat_router)
     app.include_router(router)
     document(app, limited=lambda method, path: (method, path) == ("POST", "/join"), always=(500, 503),
              per_operation=ROUTE_PROBLEMS, body_limit=False,

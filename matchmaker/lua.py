@@ -18,25 +18,60 @@ local function live_reserved(id, rn, now)
   return redis.call("ZCOUNT", reskey(id), "(" .. now, "+inf")
 end
 
--- Every message on `P events` is a JSON array of events. A batch script sets BATCH to a
--- table and publishes it once at the end: one message per call, not one per room.
+-- Every message on `P events` is a JSON array of events, each already JSON text. A batch
+-- script sets BATCH to a table and publishes it once at the end: one message per call, not
+-- one per room.
 local BATCH = nil
 local function publish(event)
   if BATCH then BATCH[#BATCH + 1] = event
-  else redis.call("PUBLISH", P .. "events", cjson.encode({event})) end
+  else redis.call("PUBLISH", P .. "events", "[" .. event .. "]") end
 end
 
 local function flush()
-  if BATCH and #BATCH > 0 then redis.call("PUBLISH", P .. "events", cjson.encode(BATCH)) end
+  if BATCH and #BATCH > 0 then
+    redis.call("PUBLISH", P .. "events", "[" .. table.concat(BATCH, ",") .. "]")
+  end
   BATCH = nil
 end
 
+-- The fields of a room that one registration never changes, as the members of a JSON object
+-- (kept in the room hash as `pub`). Events are built from it by concatenation: encoding the
+-- whole room for every changed heartbeat would cost Redis more than the heartbeat itself.
+-- Times are stored as JSON-compatible decimal strings (see the module docstring).
+local function static_json(id, name, game, owner, node, ws, labels, created)
+  return '"server_id":' .. cjson.encode(id) .. ',"name":' .. cjson.encode(name) ..
+    ',"game":' .. cjson.encode(game) .. ',"owner_id":' .. cjson.encode(owner) ..
+    ',"node_id":' .. cjson.encode(node) .. ',"ws_url":' .. cjson.encode(ws) ..
+    ',"labels":' .. labels .. ',"created_at":' .. created
+end
+
+local function bool_json(flag)
+  if flag == "1" then return "true" end
+  return "false"
+end
+
+-- An `added` / `updated` event: [kind, room as the room list shows it, seats reconciled].
+local function room_event(kind, pub, gen, players, maxp, reserved, locked, ready, meta, hb)
+  local pl = math.min(players, maxp)
+  local shown = math.min(reserved, maxp - pl)
+  if hb == "" then hb = "null" end
+  return '["' .. kind .. '",{' .. pub .. ',"generation":' .. gen .. ',"players":' .. pl ..
+    ',"max_players":' .. maxp .. ',"reserved":' .. shown .. ',"free_seats":' ..
+    (maxp - pl - shown) .. ',"locked":' .. bool_json(locked) .. ',"ready":' ..
+    bool_json(ready) .. ',"metadata":' .. meta .. ',"heartbeat_at":' .. hb .. '}]'
+end
+
+-- The same from a room hash as HGETALL returns it (flat field, value list).
 local function publish_room(kind, id, reserved, h)
-  publish({kind, id, tostring(reserved), h})
+  local m = {}
+  for i = 1, #h, 2 do m[h[i]] = h[i + 1] end
+  local pub = m.pub or static_json(id, m.name, m.game, m.owner, m.node, m.ws, m.labels, m.created)
+  publish(room_event(kind, pub, m.gen, tonumber(m.players), tonumber(m.max), tonumber(reserved),
+    m.locked, m.ready, m.meta, m.hb))
 end
 
 local function publish_removed(id, reason, game, labels)
-  publish({"removed", id, reason, game, labels})
+  publish(cjson.encode({"removed", id, reason, game, labels}))
 end
 
 -- Fleets (issue #10): `P fl:<fleet>` hash of member id -> slot, `P flr:<fleet>` set of the
@@ -78,7 +113,8 @@ end
 local gen = redis.call("INCR", P .. "gen")
 local fields = {"id", id, "name", ARGV[5], "game", ARGV[6], "owner", ARGV[7], "node", ARGV[8],
   "ws", ARGV[9], "max", ARGV[10], "labels", ARGV[11], "created", now, "gen", gen, "ready", "0",
-  "players", "0", "locked", "0", "meta", "{}", "state", "null", "hb", "", "exp", exp, "rn", "0"}
+  "players", "0", "locked", "0", "meta", "{}", "state", "null", "hb", "", "exp", exp, "rn", "0",
+  "pub", static_json(id, ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[11], now)}
 local n = tonumber(ARGV[12])
 for j = 13, 12 + 2 * n, 2 do
   fields[#fields + 1] = "l:" .. ARGV[j]
@@ -96,19 +132,24 @@ return {tostring(gen), tostring(expired)}
 """
 
 # One heartbeat as a decoded JSON array: [id, gen|"", players, max, locked "0"|"1",
-# ready "0"|"1", meta_json, state_json, [meta k, v, ...], [player ids]|null].
-# Reply, one string: "ok,gen,ready,reserved,free,lag" | "nf,expired" | "fb" | "stale,gen".
+# ready "0"|"1", meta_json, state_json, [meta k, v, ...]|null, [player ids]|null].
+# Reply, one string: "ok,gen,ready,reserved,free,lag" | "nf,expired" | "fb" | "stale,gen" |
+# "meta". The metadata's filter fields (`m:<k>` values) are needed only when the metadata
+# changed, which is rare: the client leaves them out (null), and a heartbeat whose metadata
+# changed is then not applied but answered "meta", to be sent again with them. Later
+# heartbeats of that room in the same call wait too, so a room's heartbeats stay in order.
 # Batches travel as one JSON argument and come back as one string: packing a dozen arguments
 # and parsing a reply array per heartbeat costs the client more than the script costs Redis.
 _HEARTBEAT_FN = r"""
+local WAITING = {}
 local function heartbeat(node, now_s, exp, hb)
   local id, gen_arg, players, max_arg = hb[1], hb[2], hb[3], hb[4]
   local locked, ready, meta, state, metas, pids = hb[5], hb[6], hb[7], hb[8], hb[9], hb[10]
-  local players_s = tostring(players)
+  if WAITING[id] then return "meta" end
   local now = tonumber(now_s)
   local rk = rkey(id)
   local f = redis.call("HMGET", rk, "node", "gen", "exp", "ready", "players", "max", "locked",
-    "meta", "hb", "rn")
+    "meta", "hb", "rn", "pub")
   if not f[1] then return "nf,0" end
   if tonumber(f[3]) <= now then drop(id, "expired"); return "nf,1" end
   if f[1] ~= node then return "fb" end
@@ -117,9 +158,14 @@ local function heartbeat(node, now_s, exp, hb)
     if gen_arg < gen then return "stale," .. f[2] end
     if gen_arg > gen then return "nf,0" end
   end
+  if meta ~= f[8] and metas == cjson.null then
+    WAITING[id] = true
+    return "meta"
+  end
 
+  local old_players, old_max = tonumber(f[5]), tonumber(f[6])
   local maxp = max_arg
-  if maxp == 0 then maxp = tonumber(f[6]) end
+  if maxp == 0 then maxp = old_max end
 
   -- Seats: drop expired reservations, then release the ones whose players arrived.
   local old_rn = tonumber(f[10] or "0")
@@ -130,40 +176,55 @@ local function heartbeat(node, now_s, exp, hb)
     if pids ~= cjson.null then
       for _, pid in ipairs(pids) do redis.call("ZREM", resk, pid) end
     else
-      local rise = players - tonumber(f[5])
+      local rise = players - old_players
       if rise > 0 then redis.call("ZPOPMIN", resk, rise) end
     end
     reserved = redis.call("ZCARD", resk)
   end
 
+  -- One HSET of what changed, besides the times and the state (which is not read back: it
+  -- may be large, and writing it costs less than comparing it).
+  local w = {"hb", now_s, "exp", exp, "state", state}
+  local changed = false
+  local function put(name, value)
+    w[#w + 1] = name
+    w[#w + 1] = value
+  end
+  if players ~= old_players then put("players", players); changed = true end
+  if maxp ~= old_max then put("max", maxp); changed = true end
+  if locked ~= f[7] then put("locked", locked); changed = true end
+  if ready ~= f[4] then put("ready", ready) end
+  if reserved ~= old_rn then put("rn", reserved); changed = true end
   if meta ~= f[8] then
     local dels = {}
     for k, _ in pairs(cjson.decode(f[8])) do dels[#dels + 1] = "m:" .. k end
     if #dels > 0 then redis.call("HDEL", rk, unpack(dels)) end
-    for j = 1, #metas, 2 do redis.call("HSET", rk, "m:" .. metas[j], metas[j + 1]) end
+    for j = 1, #metas, 2 do put("m:" .. metas[j], metas[j + 1]) end
+    put("meta", meta)
+    changed = true
   end
-
-  local max_s = tostring(maxp)
-  redis.call("HSET", rk, "players", players_s, "max", max_s, "locked", locked, "ready", ready,
-    "meta", meta, "state", state, "hb", now_s, "exp", exp, "rn", reserved)
+  redis.call("HSET", rk, unpack(w))
   redis.call("ZADD", P .. "exp", exp, id)
 
   local lag = ""
-  if f[9] and f[9] ~= "" then lag = tostring(now - tonumber(f[9])) end
+  if f[9] and f[9] ~= "" then lag = now - tonumber(f[9]) end
   local was, is = f[4] == "1", ready == "1"
-  if is and not was then
-    publish_room("added", id, reserved, redis.call("HGETALL", rk))
+  if is and (changed or not was) then
+    local kind = "added"
+    if was then kind = "updated" end
+    if f[11] then
+      publish(room_event(kind, f[11], f[2], players, maxp, reserved, locked, ready, meta, now_s))
+    else  -- registered before rooms kept `pub`
+      publish_room(kind, id, reserved, redis.call("HGETALL", rk))
+    end
   elseif was and not is then
     local g = redis.call("HMGET", rk, "game", "labels")
     publish_removed(id, "not-ready", g[1], g[2])
-  elseif is and (players_s ~= f[5] or max_s ~= f[6] or locked ~= f[7] or meta ~= f[8]
-                 or reserved ~= old_rn) then
-    publish_room("updated", id, reserved, redis.call("HGETALL", rk))
   end
 
   local pl = math.min(players, maxp)
   local shown = math.min(reserved, maxp - pl)
-  return table.concat({"ok", f[2], ready, tostring(shown), tostring(maxp - pl - shown), lag}, ",")
+  return "ok," .. f[2] .. "," .. ready .. "," .. shown .. "," .. (maxp - pl - shown) .. "," .. lag
 end
 """
 

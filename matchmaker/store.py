@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import orjson
 import redis.asyncio as aioredis
 
 from matchmaker import lua
@@ -713,17 +714,25 @@ def _room_from_hash(h: dict[str, str], reserved: int, detail: bool = False) -> R
 
 def _events_from_message(data: str) -> list[RoomEvent]:
     """A `P events` message: a JSON array of events (one per room a script call changed)."""
-    return [_event_from_item(item) for item in json.loads(data)]
+    return [_event_from_item(item) for item in orjson.loads(data)]
 
 
 def _event_from_item(msg: list[Any]) -> RoomEvent:
+    """`["removed", id, reason, game, labels JSON]` or `[kind, room]` (see matchmaker.lua)."""
     if msg[0] == "removed":
         _, server_id, reason, game, labels = msg
         return RoomEvent("removed", server_id, game or "", json.loads(labels or "{}"),
                          reason=reason)
-    kind, server_id, reserved, flat = msg
-    room = _room_from_hash(_pairs(flat), int(reserved))
-    return RoomEvent(kind, server_id, room.game, room.labels, room)
+    kind, fields = msg
+    room = RoomPublic(**fields)
+    return RoomEvent(kind, room.server_id, room.game, room.labels, room)
+
+
+async def _as_received(message: Any) -> Any:
+    """Hand a pub/sub message on as it came. redis-py's default handler (RESP3 push messages)
+    formats each one for a debug log even when that log is off, which for a batch's events
+    costs a replica more than receiving them."""
+    return message
 
 
 class _PubSubSubscription(Subscription):
@@ -749,7 +758,7 @@ class RedisStore(Store):
     """A registry shared by several matchmaker replicas.
 
     Keys (prefix P): `P room:<id>` hash per room (labels as `l:<k>`, metadata as `m:<k>` fields
-    for filtering), `P res:<id>` sorted set of seat reservations by expiry, `P exp` sorted set
+    for filtering, `pub` the unchanging part of its events as JSON), `P res:<id>` sorted set of seat reservations by expiry, `P exp` sorted set
     of rooms by expiry, `P game:<game>` set of room ids, `P gen` generation counter, and the
     pub/sub channel `P events`. Scripts build key names from the prefix, so this is for a
     single Redis (or a single hash slot), not Redis Cluster.
@@ -813,54 +822,51 @@ class RedisStore(Store):
             ready=False, generation=int(gen), created_at=float(_num(now)), heartbeat_at=None,
         )
 
-    @staticmethod
-    def _heartbeat_item(server_id: str, beat: Heartbeat) -> list[Any]:
-        """A heartbeat as the Lua `heartbeat` function reads it (see matchmaker.lua)."""
-        return [
-            server_id, "" if beat.generation is None else beat.generation, beat.players,
-            beat.max_players, "1" if beat.locked else "0", "1" if beat.ready else "0",
-            beat.metadata_json, beat.state_json,
-            [x for k, v in beat.metadata.items() for x in (k, filter_value(v))],
-            beat.player_ids,
-        ]
-
-    def _heartbeat_outcome(self, server_id: str, reply: str) -> HeartbeatOutcome:
-        fields = reply.split(",")
-        status = fields[0]
-        if status == "ok":
-            _, gen, ready, reserved, free, lag = fields
+    def _heartbeat_outcome(self, server_id: str, reply: str) -> HeartbeatOutcome | MatchmakerError:
+        """What one reply of the Lua `heartbeat` means: the outcome, or the refusal (raised for
+        a single heartbeat, reported in its place in a batch)."""
+        if reply[:3] == "ok,":
+            _, gen, ready, reserved, free, lag = reply.split(",")
             return HeartbeatOutcome(server_id, int(gen), ready == "1", int(reserved), int(free),
                                     float(lag) if lag else None)
+        fields = reply.split(",")
+        status = fields[0]
         if status == "fb":
-            raise Forbidden(f"server {server_id!r} belongs to another node")
+            return Forbidden(f"server {server_id!r} belongs to another node")
         if status == "stale":
-            raise StaleHeartbeat(f"heartbeat is older than generation {fields[1]}",
-                                 int(fields[1]))
+            return StaleHeartbeat(f"heartbeat is older than generation {fields[1]}", int(fields[1]))
         self.expired_total += int(fields[1])
-        raise RoomNotFound(f"no room {server_id!r}; register it again")
+        return RoomNotFound(f"no room {server_id!r}; register it again")
 
     async def heartbeat(self, server_id: str, node_id: str, beat: Heartbeat, now: float,
                         ttl: float) -> HeartbeatOutcome:
-        item = json.dumps(self._heartbeat_item(server_id, beat), separators=(",", ":"))
-        reply = await self._heartbeat(args=[self.prefix, node_id, _num(now), _num(now + ttl),
-                                            item])
-        return self._heartbeat_outcome(server_id, reply)
+        args = [self.prefix, node_id, _num(now), _num(now + ttl)]
+        reply = await self._heartbeat(args=[*args, orjson.dumps(_heartbeat_item(server_id, beat))])
+        if reply == "meta":
+            reply = await self._heartbeat(args=[
+                *args, orjson.dumps(_heartbeat_item(server_id, beat, meta_fields=True))])
+        out = self._heartbeat_outcome(server_id, reply)
+        if isinstance(out, MatchmakerError):
+            raise out
+        return out
 
     async def heartbeat_many(self, node_id: str, beats: Sequence[BatchHeartbeat], now: float,
                              ttl: float) -> list[HeartbeatOutcome | MatchmakerError]:
         if not beats:
             return []
-        items = json.dumps([self._heartbeat_item(b.server_id, b) for b in beats],
-                           separators=(",", ":"))
-        reply = await self._heartbeat_many(args=[self.prefix, node_id, _num(now),
-                                                 _num(now + ttl), items])
-        results: list[HeartbeatOutcome | MatchmakerError] = []
-        for beat, one in zip(beats, reply.split(";"), strict=True):
-            try:
-                results.append(self._heartbeat_outcome(beat.server_id, one))
-            except MatchmakerError as exc:
-                results.append(exc)
-        return results
+        args = [self.prefix, node_id, _num(now), _num(now + ttl)]
+        items = orjson.dumps([_heartbeat_item(b.server_id, b) for b in beats])
+        replies = (await self._heartbeat_many(args=[*args, items])).split(";")
+        # Those whose metadata changed go again, in order, with their filter fields.
+        again = [i for i, reply in enumerate(replies) if reply == "meta"]
+        if again:
+            items = orjson.dumps([_heartbeat_item(beats[i].server_id, beats[i], meta_fields=True)
+                                  for i in again])
+            for i, reply in zip(again, (await self._heartbeat_many(args=[*args, items])).split(";"),
+                                strict=True):
+                replies[i] = reply
+        return [self._heartbeat_outcome(b.server_id, reply)
+                for b, reply in zip(beats, replies, strict=True)]
 
     async def deregister(self, server_id: str, node_id: str, now: float) -> bool:
         reply = await self._deregister(args=[self.prefix, server_id, node_id, _num(now)])
@@ -978,7 +984,7 @@ class RedisStore(Store):
         return StoreStats(registered, listed, players, reserved, free)
 
     async def subscribe(self) -> Subscription:
-        pubsub = self.redis.pubsub()
+        pubsub = self.redis.pubsub(push_handler_func=_as_received)
         await pubsub.subscribe(self.prefix + "events")
         return _PubSubSubscription(pubsub)
 
@@ -988,6 +994,18 @@ class RedisStore(Store):
         async for key in self.redis.scan_iter(match=self.prefix + "*", count=1000):
             deleted += int(await self.redis.delete(key))
         return deleted
+
+
+def _heartbeat_item(server_id: str, beat: Heartbeat, meta_fields: bool = False) -> tuple[Any, ...]:
+    """A heartbeat as the Lua `heartbeat` function reads it (see matchmaker.lua). The metadata's
+    filter fields go only with `meta_fields` (or when there are none): the script asks for them
+    when the metadata changed."""
+    fields: list[str] | None = None
+    if meta_fields or not beat.metadata:
+        fields = [x for k, v in beat.metadata.items() for x in (k, filter_value(v))]
+    return (server_id, "" if beat.generation is None else beat.generation, beat.players,
+            beat.max_players, "1" if beat.locked else "0", "1" if beat.ready else "0",
+            beat.metadata_json, beat.state_json, fields, beat.player_ids)
 
 
 def _nothing_to_join(flt: RoomFilter, fleet_game: bool) -> MatchmakerError:
