@@ -176,7 +176,7 @@ def _platform_database_test() -> Iterator[None]:
 NO_PLATFORM_DB = ("tests/matchmaker/", "tests/gameserver/", "tests/sandbox/test_hostile.py",
                   "tests/sandbox/test_isolation.py", "tests/sandbox/test_runtime.py",
                   "tests/sandbox/test_watchdog.py", "tests/core/test_analysis", "tests/core/test_security.py",
-                  "tests/bench/", "tests/docs/", "tests/cli/", "tests/test_compose.py",
+                  "tests/docs/", "tests/cli/", "tests/test_compose.py",
                   "tests/test_platform_image.py")
 
 

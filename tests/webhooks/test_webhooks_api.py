@@ -259,7 +259,9 @@ async def test_gives_up_after_the_retry_window_and_disables_a_failing_webhook(
 async def test_deleting_a_webhook_cancels_its_pending_deliveries(settings: Settings,
                                                                 temporal_env: WorkflowEnvironment,
                                                                 receiver: Receiver) -> None:
-    s = webhook_settings(settings, webhook_backoff_initial_seconds=60, webhook_backoff_max_seconds=60)
+    # The next attempt is a minute away and well inside the retry window: the delivery waits, not gives up.
+    s = webhook_settings(settings, webhook_backoff_initial_seconds=60, webhook_backoff_max_seconds=60,
+                         webhook_retry_seconds=3600)
     receiver.fail["/gone"] = 10_000
     async with platform(s, temporal_env.client, agent=False) as h:
         key = await h.user_key("dev@example.com")
