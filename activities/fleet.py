@@ -78,9 +78,12 @@ class FleetActivities:
         ids = [m.server_id for m in input.members]
         started = datetime.now(UTC)
         statuses = await shielded(self._statuses(ids))
-        slots = await self._registry(self.registry.sync(
-            input.fleet_id, [FleetMember(server_id=m.server_id, stale=m.stale) for m in input.members],
-            input.ready_when_empty))
+        held = await shielded(self._open_allocations(input.fleet_id))
+        members = []
+        for m in input.members:
+            aid, hold = held.get(m.server_id, ("", 0.0))
+            members.append(FleetMember(server_id=m.server_id, stale=m.stale, allocation_id=aid, hold_until=hold))
+        slots = await self._registry(self.registry.sync(input.fleet_id, members, input.ready_when_empty))
         by_id = {s.server_id: s for s in slots.slots}
         await shielded(self._end_allocations(input.fleet_id, {s.allocation_id for s in slots.slots}, started))
         out = []
@@ -99,6 +102,22 @@ class FleetActivities:
         async with self.sessions() as session:
             rows = await session.execute(select(GameServer.id, GameServer.status).where(GameServer.id.in_(ids)))
             return {sid: status for sid, status in rows.all()}
+
+    async def _open_allocations(self, fleet_id: str) -> dict[str, tuple[str, float]]:
+        """server id -> (allocation id, hold until) of the allocations the records hold open.
+
+        The store keeps allocation state; these records only let a store that lost it (the
+        in-process store of a restarted matchmaker) take it back, so a server a match is using
+        is not handed out again. The hold is the seat reservation the allocation was given."""
+        hold = self.settings.seat_reservation_seconds
+        async with self.sessions() as session:
+            rows = await session.execute(select(Allocation.server_id, Allocation.id, Allocation.created_at).where(
+                Allocation.fleet_id == fleet_id, Allocation.status == "allocated").order_by(Allocation.created_at))
+            out: dict[str, tuple[str, float]] = {}
+            for server_id, aid, created in rows.all():
+                at = created if created.tzinfo else created.replace(tzinfo=UTC)
+                out[server_id] = (aid, at.timestamp() + hold)  # ordered: a server's newest record wins
+            return out
 
     async def _end_allocations(self, fleet_id: str, live: set[str], before: datetime) -> None:
         """Allocations the store no longer holds (their players left) are released in the records

@@ -578,7 +578,8 @@ end
 return out
 """
 
-# ARGV: P, fleet, now, empty_to "r"|"x", n, (id, stale "1"|"0")...
+# ARGV: P, fleet, now, empty_to "r"|"x", n, (id, stale "1"|"0", open allocation id or "", hold)...
+# A member the store lacks is added ready, or allocated (exclusively) to its open allocation.
 # Reply: per member {id, slot letter, listed "1"|"0", players, reserved, allocation id}.
 FLEET_SYNC = _PRELUDE + r"""
 local fleet, now_s, empty_to = ARGV[2], ARGV[3], ARGV[4]
@@ -587,11 +588,12 @@ local now = tonumber(now_s)
 local n = tonumber(ARGV[5])
 local keep, out = {}, {}
 for j = 0, n - 1 do
-  local id, stale = ARGV[6 + 2 * j], ARGV[7 + 2 * j]
+  local id, stale, open_aid, open_hold = ARGV[6 + 4 * j], ARGV[7 + 4 * j], ARGV[8 + 4 * j], ARGV[9 + 4 * j]
   keep[id] = true
   local st = redis.call("HGET", fk, id)
   if not st then
     st = "r"
+    if open_aid ~= "" then st = allocated_slot(open_aid, now_s, open_hold, "1") end
     redis.call("HSET", P .. "flof", id, fleet)
     if redis.call("EXISTS", rkey(id)) == 1 then redis.call("HSET", rkey(id), "fleet", fleet) end
   end

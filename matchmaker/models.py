@@ -449,16 +449,25 @@ class FleetMembers(BaseModel):
 
 
 class FleetMember(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     server_id: ServerId
     # An outdated member (an older game version, or a fleet being deleted) never goes back to
     # ready: once its players are gone it is retired.
     stale: bool = False
+    # The allocation the platform's records hold open on this server, if any. A store that lacks
+    # the member (an in-process store after a matchmaker restart) takes it back as allocated to
+    # that id, exclusively, held until `hold_until`, instead of as ready: it is never handed out
+    # twice. A store that has the member keeps its own state.
+    allocation_id: Annotated[str, Field(pattern=r"^([A-Za-z0-9_.:-]{1,64})?$")] = ""
+    hold_until: float = 0.0
 
 
 class FleetSyncRequest(BaseModel):
     """POST /fleets/{id}/sync (platform): the fleet's members as the platform knows them.
 
-    Atomically: members the store lacks are added ready, members it has but the list lacks are
+    Atomically: members the store lacks are added ready (or allocated, when the platform holds
+    an allocation open on them), members it has but the list lacks are
     forgotten, allocated members whose hold has passed and whose room is empty (no players, no
     live seat) go back to ready, or are retired when `ready_when_empty` is off or they are stale."""
 

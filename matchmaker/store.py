@@ -630,7 +630,10 @@ class MemoryStore(Store):
             self._fleet_of.pop(server_id, None)
         out: list[FleetSlot] = []
         for member in req.members:
+            known = member.server_id in fleet.slots
             slot = fleet.add(member.server_id)
+            if not known and member.allocation_id:
+                slot.allocate(member.allocation_id, member.hold_until, exclusive=True)
             self._fleet_of[member.server_id] = fleet_id
             room = self._rooms.get(member.server_id)
             present = room is not None and room.expires_at > now
@@ -950,7 +953,8 @@ class RedisStore(Store):
         return Released(released=False, state=SLOT_STATES.get(reply))
 
     async def fleet_sync(self, fleet_id: str, req: FleetSyncRequest, now: float) -> FleetSlots:
-        members = [x for m in req.members for x in (m.server_id, "1" if m.stale else "0")]
+        members = [x for m in req.members
+                   for x in (m.server_id, "1" if m.stale else "0", m.allocation_id, _num(m.hold_until))]
         reply = await self._fleet_sync(args=[self.prefix, fleet_id, _num(now),
                                              "r" if req.ready_when_empty else "x",
                                              len(req.members), *members])

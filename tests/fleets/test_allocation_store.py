@@ -219,3 +219,35 @@ async def test_a_selector_finds_the_one_matching_server_of_a_big_fleet(mm: MM) -
     assert taken == set(ids)
     with pytest.raises(Exception, match="no ready server"):
         await mm.store.allocate(request(["big"], now=now), now)
+
+
+async def test_a_store_that_lost_its_members_takes_open_allocations_back(mm: MM) -> None:
+    """As after a restart of a matchmaker on the in-process store: the platform's sync names the
+    allocation its records hold open on each member, and a member the store lacks comes back
+    allocated to it (exclusively, held as given), not ready. A member the store has keeps its state."""
+    ids = await fleet_of(mm, "fw", 3)
+    now = mm.clock.now
+    taken = await mm.store.allocate(request(["fw"], now=now), now)
+    sid = taken.room.server_id
+    await mm.store.fleet_drop("fw")  # everything the store knew of the fleet, gone
+    held = {sid: ("alloc-1", now + 6.0)}
+    members = [FleetMember(server_id=s, allocation_id=held.get(s, ("", 0.0))[0], hold_until=held.get(s, ("", 0.0))[1])
+               for s in ids]
+    back = {s.server_id: s for s in (await mm.store.fleet_sync(
+        "fw", FleetSyncRequest(members=members, ready_when_empty=True), now)).slots}
+    assert (back[sid].state, back[sid].allocation_id) == ("allocated", "alloc-1")
+    assert {s: back[s].state for s in ids if s != sid} == {s: "ready" for s in ids if s != sid}
+    got = [(await mm.store.allocate(request(["fw"], now=now), now)).room.server_id for _ in range(2)]
+    assert sorted(got) == sorted(set(ids) - {sid})
+    with pytest.raises(Exception, match="no ready server"):
+        await mm.store.allocate(request(["fw"], now=now), now)
+    joined = await mm.client.post("/join", json={"server_id": sid})
+    assert joined.status_code == 409 and joined.json()["type"].endswith("/room-locked"), "exclusive, as a match"
+    # Members the store has keep their own state, whatever the records say.
+    stale_claim = [FleetMember(server_id=s, allocation_id="old-record", hold_until=now + 60) for s in ids]
+    kept = (await mm.store.fleet_sync("fw", FleetSyncRequest(members=stale_claim), now)).slots
+    assert {s.server_id: s.allocation_id for s in kept}[sid] == "alloc-1"
+    # Past its hold, with nobody in it (the first seat expired too), it ends like any other.
+    await tick(mm, 18, {s: 0 for s in ids})
+    final = await slots(mm, "fw", ids)
+    assert final[sid] == "ready"

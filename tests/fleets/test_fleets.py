@@ -218,3 +218,31 @@ async def test_quick_join_takes_a_fleet_server_which_is_ready_again_after_its_pl
         back = await wait_fleet(api, fid, lambda f: exactly(f, ready=1), "ready again", timeout=60)
         assert ready_ids(back) == {server_id}
         await delete_fleet(h, api, fid)
+
+
+async def test_a_restarted_matchmaker_keeps_allocated_servers_out_of_the_pool(h: Harness) -> None:
+    """The in-process store forgets everything when the matchmaker restarts; the platform's open
+    allocation records bring the allocated server back as allocated, never as ready."""
+    key = await h.user_key("dev@example.com")
+    async with h.api(key) as api, httpx.AsyncClient(base_url=h.settings.matchmaker_url) as mm:
+        await upload(api, GAMES / "chat.js", "chat")
+        fleet = await create_fleet(api, name="duo", game="chat", replicas=2)
+        fid = fleet["id"]
+        await wait_fleet(api, fid, lambda f: exactly(f, ready=2), "2 ready")
+        first = (await allocate(api, fleet=fid)).json()
+        async with websockets.connect(first["seats"][0]["ws_url"]) as ws:
+            await recv_type(ws, "welcome")
+            await h.stop("matchmaker")
+            await h.start_matchmaker()
+            # Rooms come back with the agent's next heartbeats, membership with the next sync.
+            second = await allocate(api, fleet=fid, wait_seconds=30)
+            assert second.status_code == 201, second.text
+            assert second.json()["server_id"] != first["server_id"], "an allocated server handed out twice"
+            third = await allocate(api, fleet=fid)
+            assert third.status_code == 409 and third.json()["type"].endswith("/no-ready-server")
+            rooms = (await mm.get("/servers", params={"game": "chat"})).json()["items"]
+            assert first["server_id"] in {r["server_id"] for r in rooms}
+            row = (await api.get(f"/api/v1/allocations/{first['id']}")).json()
+            assert row["status"] == "allocated", "the record of a live match was ended"
+            await chat(ws, "the match goes on")
+        await delete_fleet(h, api, fid)
