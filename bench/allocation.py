@@ -10,8 +10,9 @@ Per store (the embedded in-process one, then Redis), a `gsf up` of its own in a 
 - latency on the real fleet: one client allocating (timed) and releasing (not timed) in a loop.
 - at the target rate: POST /api/v1/allocations sent at 200/s (open loop: each latency counts from
   the moment its request was due, so a slow answer cannot hide the ones queued behind it).
-- throughput: 16 clients allocating back to back for --seconds.
-The last two need more ready servers than this machine can run (5,000 game servers): they draw
+- the same with one of the two cores taken by a spinning process (the machine is shared).
+- throughput: 16 clients allocating back to back for --seconds (or until the pool runs dry).
+These need more ready servers than this machine can run (10,000 game servers): they draw
 from a pool of --pool rooms registered through the matchmaker's node API exactly as agents
 register theirs, members of a fleet record with no workflow. The allocation path is the same
 (API key, fleet lookup, the store's atomic allocation, the allocation's record, signed seats);
@@ -33,12 +34,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import socket
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +91,24 @@ def api_process(up: int) -> psutil.Process:
 def cpu_seconds(process: psutil.Process) -> float:
     times = process.cpu_times()
     return float(times.user + times.system)
+
+
+def spin(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+
+
+@contextlib.contextmanager
+def busy_core(seconds: float) -> Iterator[None]:
+    """A process spinning on one core for at most `seconds` (it stops by itself), ended on exit."""
+    proc = multiprocessing.get_context("spawn").Process(target=spin, args=(seconds,), daemon=True)
+    proc.start()
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.join(5)
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -329,6 +350,16 @@ async def run_platform(store: str, args: argparse.Namespace, client: docker.Dock
         after = cpu_seconds(api)
         cpu = round((after - before) * 1000 / max(1, len(samples)), 2)
         out["api_at_200_per_s"] = {**summary(samples), "refused": refused, "api_cpu_ms_per_allocation": cpu}
+        # The same rate with one of the two cores taken by a spinning process: the platform shares
+        # its machine (an agent's game servers, a build), and a p99 that holds only when the machine
+        # is idle is not one a user gets.
+        before = cpu_seconds(api)
+        with busy_core(args.seconds + 1.0):
+            samples, refused = await bench.at_rate(pool, TARGET_RATE, args.seconds)
+        after = cpu_seconds(api)
+        cpu = round((after - before) * 1000 / max(1, len(samples)), 2)
+        out["api_at_200_per_s_one_core_busy"] = {**summary(samples), "refused": refused,
+                                                 "api_cpu_ms_per_allocation": cpu}
         rate, samples = await bench.throughput(pool, THROUGHPUT_CLIENTS, args.seconds)
         cpu = round((cpu_seconds(api) - after) * 1000 / max(1, len(samples)), 2)
         out["api_throughput"] = {**summary(samples), "allocations_per_s": round(rate, 1),
@@ -360,6 +391,8 @@ def render(report: dict[str, Any]) -> str:
             ("API allocation, real fleet, 1 client, Redis", "redis", "api_real_fleet_1_client"),
             ("API allocation at 200/s (open loop)", "memory", "api_at_200_per_s"),
             ("API allocation at 200/s (open loop), Redis", "redis", "api_at_200_per_s"),
+            ("API allocation at 200/s, one core busy", "memory", "api_at_200_per_s_one_core_busy"),
+            ("API allocation at 200/s, one core busy, Redis", "redis", "api_at_200_per_s_one_core_busy"),
             (f"API allocation, {THROUGHPUT_CLIENTS} clients back to back", "memory", "api_throughput"),
             (f"API allocation, {THROUGHPUT_CLIENTS} clients back to back, Redis", "redis", "api_throughput"),
             ("store call via the matchmaker's HTTP endpoint (in-process store)", "memory", "hop_matchmaker_http"),
@@ -381,24 +414,34 @@ def render(report: dict[str, Any]) -> str:
               (f"p99 at 200 allocations/s: {v['p99_at_rate_ms']} ms (target ≤ {TARGET_P99_MS:g} ms) — "
               f"{'OK' if v['p99_ok'] else 'MISSED'}; throughput {v['allocations_per_s']}/s "
               f"(target ≥ {TARGET_RATE:g}/s) — {'OK' if v['throughput_ok'] else 'MISSED'}")]
+    busy = [f"{store} {r['api_at_200_per_s_one_core_busy']['p99_ms']} ms" for store, r in report.items()
+            if isinstance(r, dict) and "api_at_200_per_s_one_core_busy" in r]
+    if busy:
+        lines.append(f"p99 at 200 allocations/s with one of the two cores busy: {', '.join(busy)}")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", type=int, default=4, help="real servers in the warm fleet")
-    parser.add_argument("--pool", type=int, default=5000, help="registered rooms for the rate and throughput runs")
+    parser.add_argument("--pool", type=int, default=10000, help="registered rooms for the rate and throughput runs")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--skip-redis", action="store_true")
+    parser.add_argument("--only-redis", action="store_true",
+                        help="the Redis run alone (for work on it; the report then has no verdict)")
     args = parser.parse_args()
     client = docker.from_env()
     settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="gsf-bench-images-")))
     images.ensure_base_image(client, settings)
     images.ensure_runtime_image(client, settings)
     report: dict[str, Any] = {}
-    for store in ("memory",) + (() if args.skip_redis else ("redis",)):
+    stores = ("redis",) if args.only_redis else ("memory",) + (() if args.skip_redis else ("redis",))
+    for store in stores:
         report[store] = asyncio.run(run_platform(store, args, client))
+    if "memory" not in report:
+        print(json.dumps(report, indent=2))
+        return
     # The verdict is the embedded default's: the setup every `gsf up` gets.
     mem = report["memory"]
     p99 = mem["api_at_200_per_s"]["p99_ms"]

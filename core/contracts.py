@@ -329,6 +329,9 @@ class PipelineInput(BaseModel):
     variables: dict[str, Any] = Field(default_factory=dict)
     control_queue: str = "gsf-control"
     node_schedule_to_start_seconds: float = 30.0
+    # How long a run paused on a failed step waits for resume before it fails; None (runs started
+    # before this field existed) waits for ever, as those runs' histories did.
+    pause_timeout_seconds: float | None = None
 
 
 class PipelineState(BaseModel):

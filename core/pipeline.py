@@ -7,8 +7,9 @@ A pipeline (DESIGN §5) is YAML:
     variables: {server_id: null, source_sha256: null}     # name -> default (null = required)
     steps:
       - {type: build_image, name: build, params: {server_id: "${server_id}", ...}, timeout_seconds: 600}
-    cleanup:                                              # run when the pipeline is cancelled
+    cleanup:                                              # run when the pipeline is cancelled or fails
       - {type: remove_container, params: {server_id: "${server_id}"}}
+    pause_timeout_seconds: 86400                          # a failed step waits this long for resume
 
 `${name}` refers to a variable, `${steps.<step name>.<field>}` to an earlier step's output.
 A string that is exactly one reference keeps the referenced value's type.
@@ -89,6 +90,8 @@ class PipelineDef(BaseModel):
     variables: dict[str, Any] = Field(default_factory=dict)
     steps: list[StepDef] = Field(min_length=1, max_length=100)
     cleanup: list[StepDef] = Field(default_factory=list, max_length=50)
+    # A failed step pauses the run for `resume`; past this the run fails (cleanup runs). 0: fail at once.
+    pause_timeout_seconds: float = Field(default=86_400.0, ge=0, le=30 * 86_400.0)
 
 
 class PipelineInvalid(BadRequest):

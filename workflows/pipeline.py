@@ -32,7 +32,9 @@ from workflows.steps import NON_RETRYABLE, NodeLost, execute_step
 
 @workflow.defn(name="PipelineWorkflow")
 class PipelineWorkflow:
-    """Runs each step as an activity on the node's queue; a failed step pauses the run.
+    """Runs each step as an activity on the node's queue; a failed step pauses the run. A pause
+    that lasts longer than `pause_timeout_seconds` (0: none at all) fails the run: its cleanup
+    steps run and it ends `failed`.
 
     Updates: `resume(ResumePipelineInput) -> PipelineState` — retry the failed step, optionally with
              changed variables; refused unless the run is paused.
@@ -77,9 +79,9 @@ class PipelineWorkflow:
                 if await self._run_step(index, input.steps[index], outputs):
                     index += 1
                     continue
-                self.s.status = PipelineStatus.PAUSED
-                self._record()
-                await workflow.wait_condition(lambda: self.resume_requested)
+                if not await self._paused():
+                    await self._failed(outputs)
+                    return self.s
                 self.resume_requested = False
                 self.s.status = PipelineStatus.RUNNING
                 self.s.error = None
@@ -92,6 +94,34 @@ class PipelineWorkflow:
             self._record()
             await asyncio.gather(*self.records, return_exceptions=True)
         return self.s
+
+    async def _paused(self) -> bool:
+        """Wait for `resume`: True when it came, False when the pause outlived the definition's
+        `pause_timeout_seconds` (a run started before that setting existed waits for ever)."""
+        timeout = self.input.pause_timeout_seconds
+        if timeout is not None and timeout <= 0:
+            return False
+        self.s.status = PipelineStatus.PAUSED
+        self._record()
+        try:
+            await workflow.wait_condition(lambda: self.resume_requested,
+                                          timeout=None if timeout is None else timedelta(seconds=timeout),
+                                          timeout_summary="pause timeout: the run fails unless resumed")
+        except TimeoutError:
+            return False
+        return True
+
+    async def _failed(self, outputs: dict[str, dict[str, Any]]) -> None:
+        """Give up the run: the steps after the failed one are skipped, the cleanup steps run."""
+        if self.input.pause_timeout_seconds:
+            self.s.error = f"{self.s.error}; not resumed within {self.input.pause_timeout_seconds:g} s"
+        for st in self.s.steps:
+            if st.status == StepStatus.PENDING and not st.cleanup:
+                st.status = StepStatus.SKIPPED
+        self.s.status = PipelineStatus.FAILED
+        offset = len(self.input.steps)
+        for i, step in enumerate(self.input.cleanup):
+            await self._run_step(offset + i, step, outputs)  # best effort, as on cancel
 
     async def _run_step(self, index: int, step: StepDef, outputs: dict[str, dict[str, Any]]) -> bool:
         st = self.s.steps[index]

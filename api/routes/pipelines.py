@@ -121,7 +121,8 @@ async def run_pipeline(body: PipelineCreate, request: Request, user: CurrentUser
             PipelineInput(run_id=run_id, owner_id=user.id, name=definition.name, node_id=node_id,
                           steps=definition.steps, cleanup=definition.cleanup, variables=variables,
                           control_queue=settings.control_queue,
-                          node_schedule_to_start_seconds=settings.node_schedule_to_start_seconds),
+                          node_schedule_to_start_seconds=settings.node_schedule_to_start_seconds,
+                          pause_timeout_seconds=definition.pause_timeout_seconds),
             id=run.workflow_id, task_queue=settings.control_queue)
     except RPCError as exc:
         run.status, run.error = "failed", f"could not start its workflow: {exc.message}"

@@ -116,6 +116,12 @@ steps:
   - {type: noop, name: first}
   - {type: pull_image, name: pull, params: {image: gsf-missing-image:none}, retry: {maximum_attempts: 1}}
 """
+GIVES_UP = """
+name: gives-up
+pause_timeout_seconds: 0
+steps:
+  - {type: pull_image, name: pull, params: {image: gsf-missing-image:none}, retry: {maximum_attempts: 1}}
+"""
 SUCCEEDS = """
 name: succeeds
 steps:
@@ -131,6 +137,8 @@ async def test_pipeline_events(h: Harness, receiver: Receiver) -> None:
                                                                     "pipeline.failed"])
         paused_run = (await api.post("/api/v1/pipelines", json={"yaml": PAUSES, "node_id": h.settings.node_id})).json()
         ok_run = (await api.post("/api/v1/pipelines", json={"yaml": SUCCEEDS, "node_id": h.settings.node_id})).json()
+        failed_run = (await api.post("/api/v1/pipelines", json={"yaml": GIVES_UP,
+                                                                "node_id": h.settings.node_id})).json()
         paused = verified(await receiver.wait_event("/pipes", "pipeline.paused", where=of(paused_run["id"])),
                           hook["secret"])
         assert paused["resource"]["failed_step"] == "pull" and "gsf-missing-image" in paused["resource"]["error"]
@@ -138,6 +146,9 @@ async def test_pipeline_events(h: Harness, receiver: Receiver) -> None:
         done = verified(await receiver.wait_event("/pipes", "pipeline.succeeded", where=of(ok_run["id"])),
                         hook["secret"])
         assert done["resource"]["name"] == "succeeds" and done["resource"]["error"] is None
+        failed = verified(await receiver.wait_event("/pipes", "pipeline.failed", where=of(failed_run["id"])),
+                          hook["secret"])
+        assert failed["resource"]["failed_step"] == "pull" and failed["resource"]["status"] == "failed"
         await api.post(f"/api/v1/pipelines/{paused_run['id']}/cancel")
 
 

@@ -128,12 +128,46 @@ async def test_cancel_stops_the_running_step_and_runs_cleanup(h: Harness) -> Non
         assert steps["tidy"]["status"] == "succeeded" and steps["tidy"]["logs"] == ["cleaned up"], str(done["state"])
 
 
+GIVES_UP = """
+name: gives-up
+pause_timeout_seconds: {timeout}
+steps:
+  - {{type: noop, name: first}}
+  - {{type: pull_image, name: pull, params: {{image: gsf-missing-image:none}}, retry: {{maximum_attempts: 1}}}}
+  - {{type: noop, name: never}}
+cleanup:
+  - {{type: noop, name: tidy, params: {{message: "cleaned up"}}}}
+"""
+
+
+@pytest.mark.parametrize("timeout", [0, 1.5])
+async def test_a_pause_past_its_timeout_fails_the_run_and_runs_cleanup(h: Harness, timeout: float) -> None:
+    """0: a failed step fails the run at once; otherwise the run waits that long for resume."""
+    key = await h.user_key("ops@example.com")
+    async with h.api(key) as api:
+        resp = await api.post("/api/v1/pipelines", json={"yaml": GIVES_UP.format(timeout=timeout),
+                                                         "node_id": h.settings.node_id})
+        assert resp.status_code == 202, resp.text
+        run_id = resp.json()["id"]
+        if timeout:
+            assert (await wait_pipeline(api, run_id, {"paused", "failed"}))["status"] == "paused"
+        done = await wait_pipeline(api, run_id, {"failed"}, timeout=30)
+        steps = {s["name"]: s["status"] for s in done["state"]["steps"]}
+        assert steps == {"first": "succeeded", "pull": "failed", "never": "skipped", "tidy": "succeeded"}
+        assert "gsf-missing-image" in done["error"]
+        if timeout:
+            assert f"not resumed within {timeout:g} s" in done["error"]
+        refused = await api.post(f"/api/v1/pipelines/{run_id}/resume", json={})
+        assert refused.status_code == 409, "a failed run cannot be resumed"
+
+
 @pytest.mark.parametrize(("body", "loc"), [
     ({"yaml": "name: x\nsteps:\n  - {type: noop}\n  - {type: teleport}\n"}, "steps[1].type"),
     ({"yaml": "name: x\nsteps:\n  - {type: sleep, params: {seconds: -1}}\n"}, "steps[0].params.seconds"),
     ({"yaml": "name: x\nsteps:\n  - {type: noop, params: {surprise: 1}}\n"}, "steps[0].params.surprise"),
     ({"yaml": "name: x\nsteps: [\n"}, ""),
     ({"yaml": "name: x\nsteps: []\n"}, "steps"),
+    ({"yaml": "name: x\npause_timeout_seconds: -1\nsteps:\n  - {type: noop}\n"}, "pause_timeout_seconds"),
     ({"definition": "no-such-pipeline"}, "definition"),
     ({"definition": "gameserver-start"}, "variables.node_id"),
 ])
