@@ -25,11 +25,13 @@ pytestmark = [pytest.mark.docker, pytest.mark.temporal]
 HISTORIES = Path(__file__).parent / "histories"
 
 
-async def record_history(h: Harness, server_id: str, name: str) -> None:
-    """With GSF_RECORD_HISTORIES=1, keep this run's history for the replay test (after a deliberate change)."""
+async def record_history(h: Harness, server_id: str, name: str, workflow_id: str | None = None) -> None:
+    """With GSF_RECORD_HISTORIES=1, keep this run's history (a server's, or `workflow_id`'s) for
+    the replay test (after a deliberate change)."""
     if os.environ.get("GSF_RECORD_HISTORIES") != "1":
         return
-    history = await h.client.get_workflow_handle(gameserver_workflow_id(server_id)).fetch_history()
+    handle = h.client.get_workflow_handle(workflow_id or gameserver_workflow_id(server_id))
+    history = await handle.fetch_history()
     HISTORIES.mkdir(exist_ok=True)
     (HISTORIES / f"{name}.json").write_text(history.to_json())
 

@@ -11,6 +11,7 @@ import pytest
 
 from core.settings import Settings
 from tests.harness import Harness, platform
+from tests.workflows.test_gameserver import record_history
 
 pytestmark = [pytest.mark.docker, pytest.mark.temporal]
 
@@ -95,6 +96,7 @@ async def test_failed_step_pauses_and_resume_retries_it(h: Harness) -> None:
         assert done["state"]["steps"][2]["logs"] == [f"pulled {h.settings.base_image}"]
         again = await api.post(f"/api/v1/pipelines/{run_id}/resume", json={})
         assert again.status_code == 409, "only a paused run can be resumed"
+        await record_history(h, "", "pipeline_pause_resume", workflow_id=done["workflow_id"])
 
 
 LONG = """
@@ -159,6 +161,8 @@ async def test_a_pause_past_its_timeout_fails_the_run_and_runs_cleanup(h: Harnes
             assert f"not resumed within {timeout:g} s" in done["error"]
         refused = await api.post(f"/api/v1/pipelines/{run_id}/resume", json={})
         assert refused.status_code == 409, "a failed run cannot be resumed"
+        if timeout:
+            await record_history(h, "", "pipeline_pause_timeout", workflow_id=done["workflow_id"])
 
 
 @pytest.mark.parametrize(("body", "loc"), [
