@@ -12,9 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import websockets.sync.client as ws_client
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
-
+from bench.dev_reload import GAME_V, pong_version, until_version
 from tests.conftest import GAMES, REPO
 
 SCRIPTS = REPO / "examples" / "scripts"
@@ -81,20 +79,8 @@ def test_reload_on_save_with_findings(tmp_path: Path) -> None:
         proc.stdout.close()
 
 
-GAME_V = "module.exports = {{ onMessage(room, player, type) {{ room.send(player, 'pong', {{ version: {v} }}); }} }};\n"
-
-
-def pong_version(port: int) -> int:
-    """Connect, send one frame, and return the version the game answers with."""
-    with ws_client.connect(f"ws://127.0.0.1:{port}/ws", open_timeout=1) as ws:
-        ws.send(json.dumps({"type": "ping"}))
-        while True:
-            frame = json.loads(ws.recv(timeout=2))
-            if frame["type"] == "pong":
-                return int(frame["data"]["version"])
-
-
-def test_a_save_is_live_within_a_second(tmp_path: Path) -> None:
+def test_every_save_goes_live(tmp_path: Path) -> None:
+    """Each save is the code that answers next, every time (how fast: bench/dev_reload.py)."""
     game = tmp_path / "game.js"
     game.write_text(GAME_V.format(v=1))
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "dev", str(game), "--port", "0"], cwd=REPO,
@@ -111,23 +97,10 @@ def test_a_save_is_live_within_a_second(tmp_path: Path) -> None:
             time.sleep(0.05)
         port = int(ready.group(1))
         assert pong_version(port) == 1
-        timings = []
         for version in (2, 3, 4):
             time.sleep(0.3)  # a distinct save, as an editor makes it
-            saved = time.monotonic()
             game.write_text(GAME_V.format(v=version))
-            seen = 0
-            while seen != version and time.monotonic() - saved < 5:
-                try:
-                    seen = pong_version(port)
-                except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed):
-                    time.sleep(0.01)  # the old runtime is going, the new one not up yet
-            timings.append(time.monotonic() - saved)
-            assert seen == version, "".join(out)
-        # Within a second of the save; the median, so a scheduler hiccup of a loaded machine
-        # does not decide it, with a hard cap on every save.
-        shown = ", ".join(f"{t:.2f}" for t in timings)
-        assert sorted(timings)[1] <= 1.0 and max(timings) <= 2.0, f"seconds from save to live: {shown}"
+            until_version(port, version, time.monotonic(), limit=15)
         deadline = time.monotonic() + 5  # gsf dev says so after its own health probe
         while "".join(out).count("reloaded") < 3:
             assert time.monotonic() < deadline, "".join(out)
