@@ -27,9 +27,11 @@ from core.webhooks import (
     FinishDeliveryResult,
     PruneWebhookLogInput,
     PruneWebhookLogResult,
+    SecretUnreadable,
     SweepNodeLivenessInput,
     SweepNodeLivenessResult,
     body_bytes,
+    open_secret,
     sign,
 )
 from core.webhooks_net import (
@@ -99,8 +101,14 @@ class WebhookActivities:
             return AttemptDeliveryResult(outcome=AttemptOutcome.GONE,
                                          error=f"the webhook is disabled: {hook.disabled_reason or 'by its owner'}")
         body = body_bytes(input.event)
+        try:
+            secret = open_secret(self.settings.secret_key, hook.secret)
+        except SecretUnreadable as exc:  # no retry can sign it: the owner sees why in the attempt log
+            result = AttemptDeliveryResult(outcome=AttemptOutcome.REFUSED, error=f"cannot sign the delivery: {exc}")
+            await shielded(self._log_attempt(input, result))
+            return result
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                   SIGNATURE_HEADER: sign(hook.secret, body, int(time.time())),
+                   SIGNATURE_HEADER: sign(secret, body, int(time.time())),
                    "X-GSF-Event": input.event.type.value, "X-GSF-Event-Id": input.event.id,
                    "X-GSF-Delivery": delivery.id, "X-GSF-Attempt": str(input.attempt)}
         status_code: int | None = None

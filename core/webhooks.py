@@ -6,17 +6,25 @@ Wire format of one delivery (docs/webhooks.md):
     X-GSF-Event: <type>, X-GSF-Event-Id: <event id>, X-GSF-Delivery: <delivery id>, X-GSF-Attempt: <n>
 The event id stays the same across retries (receivers de-duplicate on it); the timestamp is the attempt's,
 so a receiver can refuse replays of old deliveries.
+
+At rest the signing secret is sealed (Fernet, with a key derived from `GSF_SECRET_KEY`); only the
+attempt activity opens it, to sign.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel, Field
 
 SIGNATURE_HEADER = "X-GSF-Signature"
@@ -89,6 +97,40 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     """The `X-GSF-Signature` value of `body` sent at `timestamp` (unix seconds)."""
     mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={mac}"
+
+
+# --- the secret at rest -------------------------------------------------------------------
+
+# A sealed secret is this prefix + a Fernet token. The version names the key derivation, so a later
+# scheme can sit beside this one while rows are migrated.
+SEALED_PREFIX = "fernet1:"
+# HKDF `info`: the key sealing webhook secrets is of no use for anything else derived from GSF_SECRET_KEY.
+SEALING_LABEL = b"gsf/webhook-secrets/v1"
+
+
+class SecretUnreadable(Exception):
+    """A stored secret cannot be opened: not sealed (schema not migrated), or sealed under another GSF_SECRET_KEY."""
+
+
+@lru_cache(maxsize=8)
+def _fernet(secret_key: str) -> Fernet:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=SEALING_LABEL).derive(secret_key.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def seal_secret(secret_key: str, secret: str) -> str:
+    """The form a webhook's signing secret is stored in."""
+    return SEALED_PREFIX + _fernet(secret_key).encrypt(secret.encode()).decode()
+
+
+def open_secret(secret_key: str, sealed: str) -> str:
+    """The signing secret of a stored value; `SecretUnreadable` if this key did not seal it."""
+    if not sealed.startswith(SEALED_PREFIX):
+        raise SecretUnreadable("the stored secret is not sealed; run `gsf db upgrade`")
+    try:
+        return _fernet(secret_key).decrypt(sealed[len(SEALED_PREFIX):].encode()).decode()
+    except (InvalidToken, UnicodeDecodeError):
+        raise SecretUnreadable("the stored secret was sealed with another GSF_SECRET_KEY") from None
 
 
 # --- Temporal inputs and results ----------------------------------------------------------

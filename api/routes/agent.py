@@ -1,23 +1,109 @@
-"""Endpoints the node agents call with their node token: heartbeat, logs, sources."""
+"""Endpoints the node agents call with their node token: heartbeat, logs, stats, sources.
+
+A node reads and writes only what concerns the servers placed on it (and the sources of its own
+builds); anything else answers as if it did not exist.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import WorkflowQueryFailedError
+from temporalio.service import RPCError
 
-from api.deps import AgentNode, ArtifactsDep, SessionDep
+from api.deps import AgentNode, ArtifactsDep, SessionDep, get_temporal
 from api.errors import problems
 from api.schemas import AgentHeartbeat, AgentLogs
-from core.db.models import GameServer, LogLine, Node, StatSample
-from core.errors import Forbidden, NotFound
+from core.contracts import GameServerState, PipelineStatus, ServerStatus
+from core.db.models import GameServer, LogLine, Node, PipelineRun, StatSample
+from core.errors import Forbidden, NotFound, Unavailable
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
+
+# A server in one of these states is placed nowhere any more (or never will be).
+ENDED = (ServerStatus.REJECTED.value, ServerStatus.FAILED.value, ServerStatus.STOPPED.value,
+         ServerStatus.DELETED.value)
+PIPELINE_DONE = (PipelineStatus.SUCCEEDED.value, PipelineStatus.FAILED.value, PipelineStatus.CANCELLED.value)
+# Workflows asked per request at most (see `_placed_here`), and how long each may take to answer.
+MAX_WORKFLOW_LOOKUPS = 10
+WORKFLOW_LOOKUP_SECONDS = 5.0
+
+
+async def _workflow_node(request: Request, workflow_id: str) -> str | None:
+    """The node the server's workflow has placed it on, or None (not placed, ended, or no answer)."""
+    try:
+        temporal = await get_temporal(request)
+        state: GameServerState = await asyncio.wait_for(temporal.get_workflow_handle(workflow_id).query(
+            "state", result_type=GameServerState), WORKFLOW_LOOKUP_SECONDS)
+    except (Unavailable, RPCError, WorkflowQueryFailedError, TimeoutError):
+        return None
+    return state.node_id
+
+
+async def _placed_here(request: Request, node_id: str, unplaced: Iterable[tuple[str, str]]) -> set[str]:
+    """Of servers whose record names no node yet, as (server id, workflow id): those placed on `node_id`.
+
+    The workflow records a server's node off its critical path, so the node's first requests (the
+    source fetch of the build, even the first log lines) can come before the record does. The
+    workflow chose the node before it scheduled anything there, so it is the one to ask."""
+    candidates = list(unplaced)[:MAX_WORKFLOW_LOOKUPS]
+    nodes = await asyncio.gather(*(_workflow_node(request, wid) for _, wid in candidates))
+    return {sid for (sid, _), node in zip(candidates, nodes, strict=True) if node == node_id}
+
+
+async def _servers_on_node(request: Request, session: AsyncSession, node_id: str,
+                           server_ids: Iterable[str]) -> tuple[set[str], set[str]]:
+    """Of `server_ids`: (those placed on the caller's node, those the platform knows at all)."""
+    ids = set(server_ids)
+    if not ids:
+        return set(), set()
+    rows = (await session.execute(select(GameServer.id, GameServer.node_id, GameServer.status,
+                                         GameServer.workflow_id).where(GameServer.id.in_(ids)))).all()
+    here = {row.id for row in rows if row.node_id == node_id}
+    unplaced = [(row.id, row.workflow_id) for row in rows if row.node_id is None and row.status not in ENDED]
+    if unplaced:
+        here |= await _placed_here(request, node_id, unplaced)
+    return here, {row.id for row in rows}
+
+
+def _pipeline_sources(run: PipelineRun) -> set[str]:
+    """The source hashes a pipeline run's `build_image` steps build (literal or `${variable}`)."""
+    found: set[str] = set()
+    definition: dict[str, Any] = run.definition or {}
+    for step in [*(definition.get("steps") or []), *(definition.get("cleanup") or [])]:
+        if not isinstance(step, dict) or step.get("type") != "build_image":
+            continue
+        value = (step.get("params") or {}).get("source_sha256", "${source_sha256}")
+        if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
+            value = (run.variables or {}).get(value[2:-1])
+        if isinstance(value, str):
+            found.add(value)
+    return found
+
+
+async def _source_wanted_by(request: Request, session: AsyncSession, node_id: str, sha: str) -> bool:
+    """Whether a server placed on the node, or a live pipeline run there, builds the source `sha`."""
+    placed = await session.scalar(select(GameServer.id).where(
+        GameServer.source_sha256 == sha, GameServer.node_id == node_id).limit(1))
+    if placed is not None:
+        return True
+    runs = (await session.scalars(select(PipelineRun).where(
+        PipelineRun.node_id == node_id, PipelineRun.status.notin_(PIPELINE_DONE)))).all()
+    if any(sha in _pipeline_sources(run) for run in runs):
+        return True
+    unplaced = (await session.execute(
+        select(GameServer.id, GameServer.workflow_id)
+        .where(GameServer.source_sha256 == sha, GameServer.node_id.is_(None), GameServer.status.notin_(ENDED))
+        .order_by(GameServer.created_at.desc()).limit(MAX_WORKFLOW_LOOKUPS))).all()
+    return bool(await _placed_here(request, node_id, [(row.id, row.workflow_id) for row in unplaced]))
 
 
 @router.put("/heartbeat", status_code=204)
@@ -47,26 +133,26 @@ async def heartbeat(body: AgentHeartbeat, node_id: AgentNode, session: SessionDe
 
 
 @router.post("/logs", status_code=204, responses=problems(403))
-async def ship_logs(body: AgentLogs, node_id: AgentNode, session: SessionDep) -> Response:
+async def ship_logs(body: AgentLogs, request: Request, node_id: AgentNode, session: SessionDep) -> Response:
     """Append log lines of servers that run on the caller's node."""
-    ids = {line.server_id for line in body.lines}
-    if ids:
-        rows = (await session.execute(select(GameServer.id, GameServer.node_id)
-                                      .where(GameServer.id.in_(ids)))).all()
-        owners = {row[0]: row[1] for row in rows}
-        foreign = [sid for sid in ids if owners.get(sid) not in (node_id, None)]
-        if foreign:
-            raise Forbidden(f"servers {foreign[:3]} do not run on node {node_id}")
+    here, known = await _servers_on_node(request, session, node_id, (line.server_id for line in body.lines))
+    foreign = sorted(known - here)
+    if foreign:
+        raise Forbidden(f"servers {foreign[:3]} do not run on node {node_id}")
+    if here:  # lines of servers nobody knows (a pipeline's own containers) are dropped
         session.add_all(LogLine(server_id=line.server_id, container_id=line.container_id, ts=line.ts,
-                                stream=line.stream, line=line.line) for line in body.lines if line.server_id in owners)
+                                stream=line.stream, line=line.line) for line in body.lines if line.server_id in here)
         await session.commit()
     return Response(status_code=204)
 
 
-@router.get("/logs/{server_id}/cursor")
-async def log_cursor(server_id: str, node_id: AgentNode, session: SessionDep,
+@router.get("/logs/{server_id}/cursor", responses=problems(404))
+async def log_cursor(server_id: str, request: Request, node_id: AgentNode, session: SessionDep,
                      container_id: Annotated[str, Query(max_length=80)] = "") -> dict[str, str | None]:
     """Timestamp of the last shipped line, so a restarted agent resumes without gaps or repeats."""
+    here, _ = await _servers_on_node(request, session, node_id, [server_id])
+    if server_id not in here:
+        raise NotFound(f"no server {server_id!r} on node {node_id}")
     query = select(LogLine.ts).where(LogLine.server_id == server_id)
     if container_id:
         query = query.where(LogLine.container_id == container_id)
@@ -74,9 +160,13 @@ async def log_cursor(server_id: str, node_id: AgentNode, session: SessionDep,
     return {"ts": ts.isoformat() if ts else None}
 
 
-@router.get("/sources/{sha}")
-async def get_source(sha: str, node_id: AgentNode, artifacts: ArtifactsDep) -> Response:
-    """The bytes of an uploaded game module, for an agent on another host."""
+@router.get("/sources/{sha}", responses=problems(404))
+async def get_source(sha: str, request: Request, node_id: AgentNode, session: SessionDep,
+                     artifacts: ArtifactsDep) -> Response:
+    """The bytes of a game module that the caller's node builds, for an agent on another host."""
+    # Another node's source is a 404 like a missing one: a token must not tell which uploads exist.
+    if not await _source_wanted_by(request, session, node_id, sha):
+        raise NotFound(f"no source {sha}")
     try:
         data = await asyncio.to_thread(artifacts.get, "sources", sha)
     except (KeyError, ValueError):
@@ -125,11 +215,9 @@ KEEP_SAMPLES = 120
 
 
 @router.post("/stats", status_code=204)
-async def ship_stats(body: StatsIn, node_id: AgentNode, session: SessionDep) -> Response:
-    """Resource samples of the servers on the caller's node; the newest few per server are kept."""
-    ids = {s.server_id for s in body.samples}
-    rows = (await session.execute(select(GameServer.id, GameServer.node_id).where(GameServer.id.in_(ids)))).all()
-    mine = {row[0] for row in rows if row[1] in (node_id, None)}
+async def ship_stats(body: StatsIn, request: Request, node_id: AgentNode, session: SessionDep) -> Response:
+    """Resource samples of the servers on the caller's node (others are dropped); the newest few are kept."""
+    mine, _ = await _servers_on_node(request, session, node_id, (s.server_id for s in body.samples))
     session.add_all(StatSample(**s.model_dump()) for s in body.samples if s.server_id in mine)
     await session.flush()
     for sid in mine:
@@ -139,4 +227,3 @@ async def ship_stats(body: StatsIn, node_id: AgentNode, session: SessionDep) -> 
             await session.execute(delete(StatSample).where(StatSample.server_id == sid, StatSample.id <= cutoff))
     await session.commit()
     return Response(status_code=204)
-

@@ -21,7 +21,14 @@ from core.errors import Conflict, Forbidden, NotFound, Unavailable
 from core.events import EventEmitter
 from core.queues import workflow_ui_url
 from core.settings import Settings
-from core.webhooks import ADMIN_ONLY, SUBSCRIBABLE, DeliveryStatus, EventType, WebhookEvent
+from core.webhooks import (
+    ADMIN_ONLY,
+    SUBSCRIBABLE,
+    DeliveryStatus,
+    EventType,
+    WebhookEvent,
+    seal_secret,
+)
 from core.webhooks_net import MAX_URL_LENGTH, AddressPolicy, resolve_target
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
@@ -162,7 +169,7 @@ async def create_webhook(body: WebhookCreate, request: Request, user: CurrentUse
     now = datetime.now(UTC)
     secret = body.secret or "whsec_" + secrets.token_urlsafe(32)
     hook = Webhook(owner_id=user.id, url=body.url, events=[e.value for e in body.events],
-                   description=body.description, secret=secret, enabled=True, created_at=now, updated_at=now)
+                   description=body.description, secret=seal_secret(settings.secret_key, secret), enabled=True, created_at=now, updated_at=now)
     session.add(hook)
     await session.commit()
     return WebhookCreated.model_validate({**WebhookPublic.model_validate(hook).model_dump(), "secret": secret})

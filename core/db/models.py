@@ -253,7 +253,9 @@ class AuditEntry(Base):
 
 
 class Webhook(Base):
-    """A user's receiver of platform events; `secret` signs every delivery (shown once, never in history)."""
+    """A user's receiver of platform events; `secret` signs every delivery (shown once, never in history).
+
+    `secret` holds it sealed with a key derived from GSF_SECRET_KEY (`core.webhooks.seal_secret`)."""
 
     __tablename__ = "webhooks"
 
@@ -262,7 +264,7 @@ class Webhook(Base):
     url: Mapped[str] = mapped_column(String(2000))
     events: Mapped[list[Any]] = mapped_column(default=list)
     description: Mapped[str] = mapped_column(String(200), default="")
-    secret: Mapped[str] = mapped_column(String(200))
+    secret: Mapped[str] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_at: Mapped[datetime | None] = mapped_column(default=None)
     disabled_reason: Mapped[str | None] = mapped_column(Text, default=None)
