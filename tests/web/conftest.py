@@ -46,11 +46,17 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory,
-             docker_client: docker.DockerClient) -> Iterator[Platform]:
+def platform_env() -> dict[str, str]:
+    """GSF_* settings a test module wants for its platform (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient,
+             platform_env: dict[str, str]) -> Iterator[Platform]:
     data = tmp_path_factory.mktemp("gsf-web") / "data"
     node = unique("web-node")
-    env = up_env(data, node, unique("gsf-web-net"))
+    env = {**up_env(data, node, unique("gsf-web-net")), **platform_env}
     data.mkdir(parents=True)
     log = data.parent / "up.log"
     try:

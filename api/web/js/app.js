@@ -9,6 +9,9 @@ import * as server from './pages/server.js';
 import * as uploadPage from './pages/upload.js';
 import * as rooms from './pages/rooms.js';
 import * as play from './pages/play.js';
+import * as fleets from './pages/fleets.js';
+import * as fleet from './pages/fleet.js';
+import * as games from './pages/games.js';
 
 const routes = [
   { pattern: /^\/signin$/, page: signin, nav: null, open: true },
@@ -17,6 +20,9 @@ const routes = [
   { pattern: /^\/upload$/, page: uploadPage, nav: 'upload' },
   { pattern: /^\/rooms$/, page: rooms, nav: 'rooms' },
   { pattern: /^\/play\/([\w.:-]+)$/, page: play, nav: 'rooms' },
+  { pattern: /^\/fleets$/, page: fleets, nav: 'fleets' },
+  { pattern: /^\/fleets\/([\w.-]+)$/, page: fleet, nav: 'fleets' },
+  { pattern: /^\/games$/, page: games, nav: 'games' },
 ];
 
 let current = null; // { controller, cleanup }

@@ -105,6 +105,29 @@ function renderBanner() {
   shown = { source, labels, kind: last.kind, count: messages.size, text };
 }
 
+// --- form fields ---------------------------------------------------------------------------------
+
+/** A labelled form field: the control gets `id`, a hint and an error line it is described by. */
+export function field(id, label, control, hint) {
+  const hintId = hint ? `${id}-hint` : null;
+  const error = h('p', { id: `${id}-error`, class: 'field-error', hidden: true });
+  control.id = id;
+  control.setAttribute('aria-describedby', [hintId, `${id}-error`].filter(Boolean).join(' '));
+  return h('div', { class: 'field' }, h('label', { for: id }, label), control,
+    hint ? h('p', { id: hintId, class: 'hint' }, hint) : null, error);
+}
+
+/** Show (or with no message, clear) the error line of a field made by `field`. */
+export function setError(control, message) {
+  const error = document.getElementById(`${control.id}-error`);
+  if (message) control.setAttribute('aria-invalid', 'true');
+  else control.removeAttribute('aria-invalid');
+  if (error) {
+    error.textContent = message ?? '';
+    error.hidden = !message;
+  }
+}
+
 // --- dialogs -------------------------------------------------------------------------------------
 
 /** Ask before something that cannot be undone; resolves true when confirmed. Esc cancels. */

@@ -2,7 +2,7 @@
 // token, and hand the frames to a small client for the game (chat, tic-tac-toe, arena, or raw).
 
 import { ApiError, api, eventStream } from '../api.js';
-import { clear, h, pageHeading, problemText } from '../ui.js';
+import { clear, clock, h, pageHeading, problemText } from '../ui.js';
 import * as chat from '../games/chat.js';
 import * as tictactoe from '../games/tictactoe.js';
 import * as arena from '../games/arena.js';
@@ -10,6 +10,15 @@ import * as raw from '../games/raw.js';
 
 const CLIENTS = { tictactoe, chat, arena, raw };
 const OPEN_TIMEOUT_MS = 10000;
+
+// Seats handed over by another page (an allocation on the fleet page), by server id. Kept in
+// memory only: a seat token is good for one connection and a few seconds.
+const offered = new Map();
+
+/** Let the next Join on `#/play/<serverId>` use this seat ({ws_url, token, expires_at}) instead of reserving one. */
+export function offerSeat(serverId, seat) {
+  offered.set(serverId, seat);
+}
 
 export function guessClient(game) {
   const g = (game ?? '').toLowerCase().replace(/[^a-z]/g, '');
@@ -35,6 +44,15 @@ export async function render(main, { signal, params: [serverId] }) {
 
   let socket = null;
   let game = null;
+  let held = offered.get(serverId) ?? null;
+  offered.delete(serverId);
+  const heldNote = h('p', { class: 'hint', role: 'status', dataset: { testid: 'held-seat' } });
+  const drawHeld = () => {
+    if (held && held.expires_at * 1000 <= Date.now()) held = null;
+    heldNote.textContent = held ? `You hold an allocated seat until ${clock(new Date(held.expires_at * 1000))}: Join uses it.` : '';
+    heldNote.hidden = !held;
+  };
+  drawHeld();
   const clientSelect = h('select', { id: 'client-kind' },
     Object.entries({ tictactoe: 'Tic-tac-toe', chat: 'Chat room', arena: 'Arena', raw: 'Raw frames' })
       .map(([v, t]) => h('option', { value: v, selected: v === guessClient(room.game) }, t)));
@@ -48,7 +66,7 @@ export async function render(main, { signal, params: [serverId] }) {
     h('div', { class: 'grid-2' },
       h('div', { class: 'field' }, h('label', { for: 'player-name' }, 'Your name (optional)'), nameInput),
       h('div', { class: 'field' }, h('label', { for: 'client-kind' }, 'Game client'), clientSelect)),
-    h('div', { class: 'actions' }, joinButton, leaveButton));
+    heldNote, h('div', { class: 'actions' }, joinButton, leaveButton));
 
   const occupancy = h('p', { class: 'muted', dataset: { testid: 'occupancy' } });
   const drawOccupancy = (gone) => {
@@ -90,6 +108,14 @@ export async function render(main, { signal, params: [serverId] }) {
   joinForm.addEventListener('submit', async (event) => {
     event.preventDefault();
     showError('');
+    drawHeld();
+    if (held) {
+      const seat = held;
+      held = null;
+      drawHeld();
+      connect(seat);
+      return;
+    }
     setConnection('connecting', 'Reserving a seat…');
     let seat;
     try {

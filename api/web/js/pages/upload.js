@@ -4,7 +4,9 @@
 
 import { ApiError, NetworkError, api, eventStream, upload } from '../api.js';
 import { renderFindings } from '../findings.js';
-import { DONE, STEPS, banner, bytes, clear, clock, coalesce, h, pageHeading, problemText, statusBadge } from '../ui.js';
+import {
+  DONE, STEPS, banner, bytes, clear, clock, coalesce, field, h, pageHeading, problemText, setError, statusBadge,
+} from '../ui.js';
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$/;
 const LABELS_RE = /^\s*([A-Za-z0-9][A-Za-z0-9_.-]{0,62}\s*=\s*[^,]{0,128})(\s*,\s*[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\s*=\s*[^,]{0,128})*\s*$/;
@@ -12,25 +14,6 @@ const STEP_TEXT = {
   pending: 'Uploaded', analyzing: 'Analyzing the code', building: 'Building the image',
   starting: 'Starting the container', running: 'Running',
 };
-
-function field(id, label, control, hint) {
-  const hintId = hint ? `${id}-hint` : null;
-  const error = h('p', { id: `${id}-error`, class: 'field-error', hidden: true });
-  control.id = id;
-  control.setAttribute('aria-describedby', [hintId, `${id}-error`].filter(Boolean).join(' '));
-  return h('div', { class: 'field' }, h('label', { for: id }, label), control,
-    hint ? h('p', { id: hintId, class: 'hint' }, hint) : null, error);
-}
-
-function setError(control, message) {
-  const error = document.getElementById(`${control.id}-error`);
-  if (message) control.setAttribute('aria-invalid', 'true');
-  else control.removeAttribute('aria-invalid');
-  if (error) {
-    error.textContent = message ?? '';
-    error.hidden = !message;
-  }
-}
 
 export async function render(main, { signal, getConfig }) {
   let config = null;
