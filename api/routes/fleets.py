@@ -111,6 +111,7 @@ class FleetServerPublic(BaseModel):
     phase: str
     status: str
     players: int = 0
+    node_id: str | None = None
 
 
 class FleetPublic(BaseModel):
@@ -272,15 +273,20 @@ async def get_fleet(fleet_ref: str, user: CurrentUser, session: SessionDep, temp
     assert isinstance(detail, FleetDetail)
     view = await _live_view(temporal, fleet)
     if view is not None:
+        ids = [s.server_id for s in view.servers]
+        placed = (await session.execute(select(GameServer.id, GameServer.node_id)
+                                        .where(GameServer.id.in_(ids)))).all()
+        nodes = {sid: node for sid, node in placed}
         detail.servers = [FleetServerPublic(server_id=s.server_id, version=s.version, phase=s.phase.value,
-                                            status=s.status, players=s.players) for s in view.servers]
+                                            status=s.status, players=s.players, node_id=nodes.get(s.server_id))
+                          for s in view.servers]
         detail.counts = view.counts.model_dump()
     else:
-        rows = (await session.execute(select(FleetServer, GameServer.status).join(
+        rows = (await session.execute(select(FleetServer, GameServer.status, GameServer.node_id).join(
             GameServer, GameServer.id == FleetServer.server_id).where(FleetServer.fleet_id == fleet.id)
             .order_by(FleetServer.created_at))).all()
-        detail.servers = [FleetServerPublic(server_id=fs.server_id, version=fs.version, phase="gone", status=status)
-                          for fs, status in rows]
+        detail.servers = [FleetServerPublic(server_id=fs.server_id, version=fs.version, phase="gone", status=status,
+                                            node_id=node_id) for fs, status, node_id in rows]
     return detail
 
 

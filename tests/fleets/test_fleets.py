@@ -228,7 +228,8 @@ async def test_a_restarted_matchmaker_keeps_allocated_servers_out_of_the_pool(h:
         await upload(api, GAMES / "chat.js", "chat")
         fleet = await create_fleet(api, name="duo", game="chat", replicas=2)
         fid = fleet["id"]
-        await wait_fleet(api, fid, lambda f: exactly(f, ready=2), "2 ready")
+        ready = await wait_fleet(api, fid, lambda f: exactly(f, ready=2), "2 ready")
+        assert {s["node_id"] for s in ready["servers"]} == {h.settings.node_id}
         first = (await allocate(api, fleet=fid)).json()
         async with websockets.connect(first["seats"][0]["ws_url"]) as ws:
             await recv_type(ws, "welcome")

@@ -33,7 +33,6 @@ export async function render(main, { signal, params: [id], navigate }) {
     return undefined;
   }
   let allocations = [];
-  const nodes = new Map(); // server id -> node id (a server keeps its node)
 
   // --- header and actions ------------------------------------------------------------------------
   const badge = h('span', { class: 'title-badge' });
@@ -161,7 +160,7 @@ export async function render(main, { signal, params: [id], navigate }) {
       h('td', { 'data-label': 'Status' }, statusBadge(s.status)),
       h('td', { 'data-label': 'Version' }, `v${s.version}`),
       h('td', { 'data-label': 'Players', class: 'num' }, String(s.players ?? 0)),
-      h('td', { 'data-label': 'Node' }, nodes.get(s.server_id) ?? '–'))));
+      h('td', { 'data-label': 'Node' }, s.node_id ?? '–'))));
   }
 
   function drawAllocations() {
@@ -185,13 +184,6 @@ export async function render(main, { signal, params: [id], navigate }) {
     if (focused) allocBody.querySelector(`[aria-label="${CSS.escape(focused)}"]`)?.focus();
   }
 
-  async function loadNodes() {
-    // The fleet's view has no node: the server list has it (one request for every server missing one).
-    if (!(fleet.servers ?? []).some((s) => !nodes.has(s.server_id))) return;
-    const page = await api('/api/v1/servers?limit=200', { signal, retries: 0, quiet: true });
-    for (const s of page.items) if (s.node_id) nodes.set(s.id, s.node_id);
-  }
-
   const updates = poll(async () => {
     const [next, allocs] = await Promise.all([
       api(`/api/v1/fleets/${encodeURIComponent(id)}`, { signal }),
@@ -199,7 +191,6 @@ export async function render(main, { signal, params: [id], navigate }) {
     ]);
     fleet = next;
     allocations = allocs.items;
-    await loadNodes().catch((error) => { if (error?.name === 'AbortError') throw error; });
     drawFleet();
     drawAllocations();
   }, EVERY_MS, signal);
