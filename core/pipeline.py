@@ -194,6 +194,27 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
     return text
 
 
+# Step parameters that name something a user owns: the API checks them for every caller but admins.
+GUARDED_PARAMS = ("server_id", "owner_id", "source_sha256")
+
+
+def guarded_params(pipeline: PipelineDef, variables: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    """(place, parameter, value) of every step parameter in GUARDED_PARAMS, resolved with the
+    run's variables; the value is None when only an earlier step's output will decide it."""
+    out: list[tuple[str, str, str | None]] = []
+    for section in ("steps", "cleanup"):
+        for index, step in enumerate(getattr(pipeline, section)):
+            spec = STEP_TYPES[step.type]
+            params = {**dict(spec.defaults), **resolve(step.params, variables, {}, strict=False)}
+            for name in GUARDED_PARAMS:
+                if name not in params:
+                    continue
+                value = params[name]
+                known = not (isinstance(value, str) and REF.search(value))
+                out.append((f"{section}[{index}].params.{name}", name, str(value) if known else None))
+    return out
+
+
 def with_variables(pipeline: PipelineDef, given: dict[str, Any]) -> dict[str, Any]:
     """Defaults overridden by the caller's values; a variable without either is an error."""
     unknown = sorted(set(given) - set(pipeline.variables))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import func, select
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
@@ -15,8 +15,8 @@ from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, require_
 from api.errors import problems
 from core import pipeline as defs
 from core.contracts import PipelineInput, PipelineState, ResumePipelineInput, SelectNodeInput
-from core.db.models import Node, PipelineRun, User, new_id
-from core.errors import Conflict, NoCapacity, NotFound, Unavailable
+from core.db.models import Game, GameServer, GameVersion, Node, PipelineRun, User, new_id
+from core.errors import Conflict, Forbidden, NoCapacity, NotFound, Unavailable
 from core.queues import pipeline_workflow_id, workflow_ui_url
 from core.settings import Settings
 
@@ -72,6 +72,40 @@ def _public(run: PipelineRun, settings: Settings, state: PipelineState | None = 
         created_at=run.created_at, updated_at=run.updated_at)
 
 
+async def check_guarded(session: SessionDep, user: User, definition: defs.PipelineDef,
+                        variables: dict[str, Any]) -> None:
+    """A pipeline acts for its caller: the servers, owner and uploads its steps name must be the
+    caller's (admins may name anyone's). A server id the platform does not know is the run's own
+    (a container no deployment made); one that belongs to somebody else is refused."""
+    if user.is_admin:
+        return
+    guarded = defs.guarded_params(definition, variables)
+    late = [place for place, _, value in guarded if value is None]
+    if late:
+        raise defs.PipelineInvalid(
+            f"{late[0]} is decided by an earlier step's output; give it directly or as a variable",
+            errors=[{"loc": place, "msg": "must not depend on a step's output"} for place in late])
+    values: dict[str, set[str]] = {}
+    for _, name, value in guarded:
+        values.setdefault(name, set()).add(str(value))
+    refused: list[str] = []
+    if values.get("owner_id", set()) - {user.id}:
+        refused.append("owner_id names another user")
+    if servers := values.get("server_id"):
+        foreign = (await session.scalars(select(GameServer.id).where(
+            GameServer.id.in_(servers), GameServer.owner_id != user.id))).all()
+        refused += [f"server {sid} is not yours" for sid in sorted(foreign)]
+    if sources := values.get("source_sha256"):
+        mine = set((await session.scalars(select(GameServer.source_sha256).where(
+            GameServer.source_sha256.in_(sources), GameServer.owner_id == user.id))).all())
+        mine |= set((await session.scalars(select(GameVersion.source_sha256).join(
+            Game, Game.id == GameVersion.game_id).where(
+            GameVersion.source_sha256.in_(sources), Game.owner_id == user.id))).all())
+        refused += [f"source {sha[:12]}... is not one you uploaded" for sha in sorted(sources - mine)]
+    if refused:
+        raise Forbidden("this pipeline names what is not yours: " + "; ".join(refused[:5]))
+
+
 async def _owned(session: SessionDep, user: User, run_id: str) -> PipelineRun:
     run = await session.get(PipelineRun, run_id) if len(run_id) <= 32 else None
     if run is None or (run.owner_id != user.id and not user.is_admin):
@@ -91,13 +125,14 @@ async def _live(temporal: TemporalDep, run: PipelineRun) -> PipelineState | None
         return None
 
 
-@router.post("", status_code=202, response_model=PipelinePublic, responses=problems(409))
+@router.post("", status_code=202, response_model=PipelinePublic, responses=problems(403, 409))
 async def run_pipeline(body: PipelineCreate, request: Request, user: CurrentUser, session: SessionDep,
                        temporal: TemporalDep, settings: SettingsDep) -> PipelinePublic:
     """Validate a pipeline and start it on a node (by id, or the least-loaded match of a selector)."""
     text = defs.load_named(body.definition) if body.definition is not None else body.yaml or ""
     definition = defs.parse(text)
     variables = defs.with_variables(definition, body.variables)
+    await check_guarded(session, user, definition, variables)
     if body.node_id:
         node = await session.get(Node, body.node_id)
         if node is None:
@@ -178,7 +213,7 @@ async def cancel_pipeline(run_id: str, user: CurrentUser, session: SessionDep, t
     return _public(run, settings, await _live(temporal, run))
 
 
-@router.post("/{run_id}/resume", response_model=PipelinePublic, responses=problems(409))
+@router.post("/{run_id}/resume", response_model=PipelinePublic, responses=problems(403, 409))
 async def resume_pipeline(run_id: str, body: ResumePipelineInput, user: CurrentUser, session: SessionDep,
                           temporal: TemporalDep, settings: SettingsDep) -> PipelinePublic:
     """Retry the failed step of a paused run, optionally with changed variables."""
@@ -187,6 +222,12 @@ async def resume_pipeline(run_id: str, body: ResumePipelineInput, user: CurrentU
     if unknown:
         raise defs.PipelineInvalid(f"unknown variables: {', '.join(unknown)}",
                                    errors=[{"loc": f"variables.{u}", "msg": "not declared"} for u in unknown])
+    if body.variables:  # the run's own variables were checked when it started
+        try:
+            definition = defs.PipelineDef.model_validate(run.definition)
+        except ValidationError:
+            raise Conflict("this run's definition can no longer be read; start a new run") from None
+        await check_guarded(session, user, definition, {**(run.variables or {}), **body.variables})
     handle = temporal.get_workflow_handle(run.workflow_id)
     try:
         state = await handle.execute_update("resume", body, result_type=PipelineState)

@@ -165,6 +165,79 @@ async def test_a_pause_past_its_timeout_fails_the_run_and_runs_cleanup(h: Harnes
             await record_history(h, "", "pipeline_pause_timeout", workflow_id=done["workflow_id"])
 
 
+STOPS = """
+name: stops
+variables: {target: null, owner: null}
+steps:
+  - {type: pull_image, name: pull, params: {image: gsf-missing-image:none}, retry: {maximum_attempts: 1}}
+  - {type: stop_container, name: stop, params: {server_id: "${target}"}}
+cleanup:
+  - {type: noop, name: tidy, params: {message: "for ${owner}"}}
+"""
+FROM_OUTPUT = """
+name: from-output
+steps:
+  - {type: noop, name: first}
+  - {type: stop_container, name: stop, params: {server_id: "${steps.first.message}"}}
+"""
+STARTS = """
+name: starts
+variables: {owner: null}
+steps:
+  - {type: start_container, name: start, params: {server_id: s-1, owner_id: "${owner}", name: n, game: g,
+                                                  image: "gsf-missing-image:none", max_players: 2}}
+"""
+BUILDS = """
+name: builds
+variables: {sha: null}
+steps:
+  - {type: build_image, name: build, params: {server_id: own-build-1, source_sha256: "${sha}"}}
+"""
+
+
+async def test_a_pipeline_may_name_only_the_callers_servers_and_uploads(h: Harness) -> None:
+    """Steps act on servers and uploads by id: another user's are refused, on run and on resume;
+    an admin may name anyone's."""
+    from core.bootstrap import create_user_key
+    from core.db.models import Game, GameServer, GameVersion
+
+    alice, _ = await create_user_key(h.sessions, "alice@example.com")
+    async with h.sessions() as s:
+        theirs = GameServer(owner_id=alice.id, name="alice-1", game="g", source_sha256="a" * 64, max_players=2,
+                            workflow_id="w-alice-1", status="running", node_id=h.settings.node_id)
+        game = Game(owner_id=alice.id, name="alices-game")
+        s.add_all([theirs, game])
+        await s.flush()
+        s.add(GameVersion(game_id=game.id, version=1, source_sha256="b" * 64, max_players=2))
+        await s.commit()
+    key = await h.user_key("bob@example.com")
+    node = h.settings.node_id
+    async with h.api(key) as bob, h.api(await h.user_key("ops@example.com", admin=True)) as admin:
+        def run(api: httpx.AsyncClient, yaml: str, **variables: Any) -> Any:
+            return api.post("/api/v1/pipelines", json={"yaml": yaml, "node_id": node, "variables": variables})
+
+        refused = await run(bob, STOPS, target=theirs.id, owner="x")
+        assert refused.status_code == 403 and f"server {theirs.id} is not yours" in refused.json()["detail"]
+        refused = await run(bob, STARTS, owner=alice.id)
+        assert refused.status_code == 403 and "owner_id names another user" in refused.json()["detail"]
+        for sha in ("a" * 64, "b" * 64):  # a server's upload, a game version's upload
+            refused = await run(bob, BUILDS, sha=sha)
+            assert refused.status_code == 403 and "is not one you uploaded" in refused.json()["detail"], refused.text
+        late = await run(bob, FROM_OUTPUT)
+        assert late.status_code == 422 and late.json()["errors"][0]["loc"] == "steps[1].params.server_id"
+        # A server id nobody has is the run's own; a paused run cannot be pointed at another's server.
+        own = await run(bob, STOPS, target="bobs-own-container", owner="bob")
+        assert own.status_code == 202, own.text
+        run_id = own.json()["id"]
+        assert (await wait_pipeline(bob, run_id, {"paused"}))["status"] == "paused"
+        hijack = await bob.post(f"/api/v1/pipelines/{run_id}/resume", json={"variables": {"target": theirs.id}})
+        assert hijack.status_code == 403, hijack.text
+        assert (await bob.post(f"/api/v1/pipelines/{run_id}/cancel")).status_code == 200
+        ops = await run(admin, STOPS, target=theirs.id, owner="ops")
+        assert ops.status_code == 202, ops.text
+        assert (await admin.post(f"/api/v1/pipelines/{ops.json()['id']}/cancel")).status_code == 200
+
+
 @pytest.mark.parametrize(("body", "loc"), [
     ({"yaml": "name: x\nsteps:\n  - {type: noop}\n  - {type: teleport}\n"}, "steps[1].type"),
     ({"yaml": "name: x\nsteps:\n  - {type: sleep, params: {seconds: -1}}\n"}, "steps[0].params.seconds"),
