@@ -3,6 +3,10 @@ for the in-process and the Redis store, next to redis-benchmark SET/GET from the
 (right before and right after the Redis figures; the Redis target is 30% of the mean SET/s).
 
     .venv/bin/python -m bench.matchmaker [--rooms 10000] [--seconds 5] [--skip-redis]
+        [--parts store,httpx,raw,list]
+
+`--parts` runs some figures only (the others are left out of the tables and targets), e.g.
+`--parts raw --no-write` for the heartbeat targets alone.
 
 What each figure is:
 - store: the Store API called directly in this process (no HTTP, no app).
@@ -65,6 +69,7 @@ LIST_PARAMS = {"game": "game-1", "label.region": "eu", "metadata.mode": "ranked"
                "sort": "-players", "limit": "50"}
 LIST_ALL_PARAMS = {"sort": "-players", "limit": "50"}
 
+PARTS = ("store", "httpx", "raw", "list")
 HTTPX_WORKERS = 8
 RAW_CONNECTIONS = 32
 BATCH_WORKERS = 4  # concurrent batches (connections), for every client
@@ -305,7 +310,8 @@ async def raw_heartbeats(port: int, rooms: int, seconds: float, connections: int
             await client.aclose()
 
 
-async def bench_http(kind: str, prefix: str, rooms: int, seconds: float) -> dict[str, Any]:
+async def bench_http(kind: str, prefix: str, rooms: int, seconds: float,
+                     parts: frozenset[str] = frozenset(PARTS)) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = multiprocessing.get_context("spawn").Process(
@@ -331,7 +337,8 @@ async def bench_http(kind: str, prefix: str, rooms: int, seconds: float) -> dict
                 return 1
 
             try:
-                out["httpx_heartbeats_per_s"] = round(await run_for(seconds, HTTPX_WORKERS, one))
+                if "httpx" in parts:
+                    out["httpx_heartbeats_per_s"] = round(await run_for(seconds, HTTPX_WORKERS, one))
             finally:
                 for client in clients:
                     await client.aclose()
@@ -345,14 +352,19 @@ async def bench_http(kind: str, prefix: str, rooms: int, seconds: float) -> dict
                 resp.raise_for_status()
                 return check_batch(resp.json()["results"])
 
-            out["httpx_batch_heartbeats_per_s"] = round(await run_for(seconds, BATCH_WORKERS, batch))
-            out["raw_heartbeats_per_s"] = round(
-                await raw_heartbeats(port, rooms, seconds, RAW_CONNECTIONS, batch=False))
-            out["raw_batch_heartbeats_per_s"] = round(
-                await raw_heartbeats(port, rooms, seconds, BATCH_WORKERS, batch=True))
+            if "httpx" in parts:
+                out["httpx_batch_heartbeats_per_s"] = round(
+                    await run_for(seconds, BATCH_WORKERS, batch))
+            if "raw" in parts:
+                out["raw_heartbeats_per_s"] = round(
+                    await raw_heartbeats(port, rooms, seconds, RAW_CONNECTIONS, batch=False))
+                out["raw_batch_heartbeats_per_s"] = round(
+                    await raw_heartbeats(port, rooms, seconds, BATCH_WORKERS, batch=True))
 
             for name, params, n in [("list_filtered", LIST_PARAMS, 500),
                                     ("list_all", LIST_ALL_PARAMS, 100)]:
+                if "list" not in parts:
+                    break
                 samples = []
                 for _ in range(n):
                     t = time.perf_counter()
@@ -398,16 +410,19 @@ def redis_benchmark(requests: int) -> dict[str, Any]:
 # --- main ------------------------------------------------------------------------------------------
 
 
-async def run(rooms: int, seconds: float, skip_redis: bool) -> dict[str, Any]:
+async def run(rooms: int, seconds: float, skip_redis: bool,
+              parts: frozenset[str] = frozenset(PARTS)) -> dict[str, Any]:
     results: dict[str, Any] = {
-        "rooms": rooms, "seconds_per_figure": seconds,
+        "rooms": rooms, "seconds_per_figure": seconds, "parts": sorted(parts),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(), "loadavg_before": os.getloadavg()},
     }
-    memory = MemoryStore()
-    await seed(memory, rooms)
-    results["memory"] = {"store": await bench_store(memory, rooms, seconds),
-                         "http": await bench_http("memory", "", rooms, seconds)}
+    results["memory"] = {"store": {}}
+    if "store" in parts:
+        memory = MemoryStore()
+        await seed(memory, rooms)
+        results["memory"]["store"] = await bench_store(memory, rooms, seconds)
+    results["memory"]["http"] = await bench_http("memory", "", rooms, seconds, parts)
 
     if not skip_redis:
         # Right before and right after the Redis figures, so that the reference sees the same
@@ -418,11 +433,13 @@ async def run(rooms: int, seconds: float, skip_redis: bool) -> dict[str, Any]:
         http_store = RedisStore(store.redis, prefix + "http:")
         try:
             await store.start()
-            await seed(store, rooms)
-            results["redis"] = {"store": await bench_store(store, rooms, seconds)}
-            await store.delete_all()
+            results["redis"] = {"store": {}}
+            if "store" in parts:
+                await seed(store, rooms)
+                results["redis"]["store"] = await bench_store(store, rooms, seconds)
+                await store.delete_all()
             results["redis"]["http"] = await bench_http("redis", http_store.prefix, rooms,
-                                                        seconds)
+                                                        seconds, parts)
             results["redis_version"] = (await store.redis.info("server"))["redis_version"]
         finally:
             await http_store.delete_all()
@@ -437,8 +454,8 @@ async def run(rooms: int, seconds: float, skip_redis: bool) -> dict[str, Any]:
 def reference_set_rate(r: dict[str, Any]) -> float:
     """redis-benchmark's SET/s (50 clients, no pipelining): the mean of the runs before and
     after the Redis figures."""
-    return statistics.mean(r[key]["set_default_per_s"]
-                           for key in ("redis_benchmark", "redis_benchmark_after"))
+    return float(statistics.mean(r[key]["set_default_per_s"]
+                                 for key in ("redis_benchmark", "redis_benchmark_after")))
 
 
 def evaluate(r: dict[str, Any]) -> dict[str, Any]:
@@ -446,24 +463,34 @@ def evaluate(r: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     # Each target is taken with the raw client: httpx costs more CPU than the server it drives,
     # on the same two cores (its figures stay in the ingest table).
-    for label, value in [("HTTP, per-request, raw client", mem["raw_heartbeats_per_s"]),
-                         ("HTTP, batch of 100, raw client", mem["raw_batch_heartbeats_per_s"])]:
-        out[f"in-process heartbeats/s >= 5,000 ({label})"] = {
-            "value": value, "met": value >= TARGET_MEMORY_HB}
-    p99 = mem["list_filtered"]["p99_ms"]
-    out["in-process GET /servers p99 <= 20 ms (HTTP, filtered, 50 per page)"] = {
-        "value": p99, "met": p99 <= TARGET_MEMORY_LIST_P99_MS}
+    # A figure left out with --parts has no target row.
+    for label, value in [("HTTP, per-request, raw client", mem.get("raw_heartbeats_per_s")),
+                         ("HTTP, batch of 100, raw client", mem.get("raw_batch_heartbeats_per_s"))]:
+        if value is not None:
+            out[f"in-process heartbeats/s >= 5,000 ({label})"] = {
+                "value": value, "met": value >= TARGET_MEMORY_HB}
+    if "list_filtered" in mem:
+        p99 = mem["list_filtered"]["p99_ms"]
+        out["in-process GET /servers p99 <= 20 ms (HTTP, filtered, 50 per page)"] = {
+            "value": p99, "met": p99 <= TARGET_MEMORY_LIST_P99_MS}
     if "redis" in r:
         floor = TARGET_REDIS_SHARE * reference_set_rate(r)
         red = r["redis"]
-        for label, value in [("store, per call, 32 concurrent", red["store"]["heartbeats_per_s"]),
-                             ("store, batch of 100", red["store"]["batch_heartbeats_per_s"]),
-                             ("HTTP, per-request, raw client", red["http"]["raw_heartbeats_per_s"]),
+        for label, value in [("store, per call, 32 concurrent", red["store"].get("heartbeats_per_s")),
+                             ("store, batch of 100", red["store"].get("batch_heartbeats_per_s")),
+                             ("HTTP, per-request, raw client", red["http"].get("raw_heartbeats_per_s")),
                              ("HTTP, batch of 100, raw client",
-                              red["http"]["raw_batch_heartbeats_per_s"])]:
-            out[f"Redis heartbeats/s >= 30% of redis-benchmark SET ({label})"] = {
-                "value": value, "floor": round(floor), "met": value >= floor}
+                              red["http"].get("raw_batch_heartbeats_per_s"))]:
+            if value is not None:
+                out[f"Redis heartbeats/s >= 30% of redis-benchmark SET ({label})"] = {
+                    "value": value, "floor": round(floor), "met": value >= floor}
     return out
+
+
+def _n(figures: dict[str, Any], key: str) -> str:
+    """A throughput cell: the figure with thousands separators, or - if it was not run."""
+    value = figures.get(key)
+    return "-" if value is None else f"{value:,}"
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -504,9 +531,10 @@ def markdown(r: dict[str, Any]) -> str:
         if kind not in r:
             continue
         s, h = r[kind]["store"], r[kind]["http"]
-        lines.append(f"| {kind} | {s['heartbeats_per_s']:,} | {s['batch_heartbeats_per_s']:,} | "
-                     f"{h['httpx_heartbeats_per_s']:,} | {h['raw_heartbeats_per_s']:,} | "
-                     f"{h['httpx_batch_heartbeats_per_s']:,} | {h['raw_batch_heartbeats_per_s']:,} |")
+        lines.append(f"| {kind} | {_n(s, 'heartbeats_per_s')} | {_n(s, 'batch_heartbeats_per_s')} | "
+                     f"{_n(h, 'httpx_heartbeats_per_s')} | {_n(h, 'raw_heartbeats_per_s')} | "
+                     f"{_n(h, 'httpx_batch_heartbeats_per_s')} | "
+                     f"{_n(h, 'raw_batch_heartbeats_per_s')} |")
     query = ("Filtered: `game=game-1&label.region=eu&metadata.mode=ranked&free=true"
              "&sort=-players&limit=50` (about 370 of 10,000 rooms match). All: "
              "`sort=-players&limit=50` over every room. HTTP figures are client-observed with "
@@ -518,6 +546,8 @@ def markdown(r: dict[str, Any]) -> str:
         if kind not in r:
             continue
         for where in ("store", "http"):
+            if "list_filtered" not in r[kind][where]:
+                continue
             f, a = r[kind][where]["list_filtered"], r[kind][where]["list_all"]
             lines.append(f"| {kind} | {where} | {f['p50_ms']} | {f['p99_ms']} | {a['p50_ms']} | "
                          f"{a['p99_ms']} |")
@@ -534,9 +564,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help="comma-separated figures to run: " + ", ".join(PARTS)
+                        + " (store includes its list latencies; list = HTTP list latencies)")
     args = parser.parse_args()
+    parts = frozenset(p.strip() for p in args.parts.split(",") if p.strip())
+    if not parts or parts - set(PARTS):
+        parser.error(f"--parts takes some of {', '.join(PARTS)}")
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        results = runner.run(run(args.rooms, args.seconds, args.skip_redis))
+        results = runner.run(run(args.rooms, args.seconds, args.skip_redis, parts))
     text = markdown(results)
     print(text)
     if not args.no_write:

@@ -69,22 +69,28 @@ _BEARER = "bearer "
 async def get_node_caller(request: Request) -> NodeCaller:
     """Authenticate a node by its token. One flat dependency: heartbeats are the hot path, and
     each nested dependency costs FastAPI more than verifying the token does."""
-    header = request.headers.get("authorization", "")
+    mm: Matchmaker = request.app.state.matchmaker
+    return NodeCaller(mm, authenticate_node(mm, request.headers.get("authorization", "")))
+
+
+def authenticate_node(mm: Matchmaker, header: str) -> str:
+    """The node id an `Authorization` header's node token speaks for; Unauthorized if none.
+
+    Shared by the routes (through `get_node_caller`) and the heartbeat fast path."""
     if header[: len(_BEARER)].lower() != _BEARER:
         raise Unauthorized("node endpoints need Authorization: Bearer <node token>")
-    mm: Matchmaker = request.app.state.matchmaker
     token = header[len(_BEARER):].strip()
     node_id = token.rpartition(".")[0]
     known = mm.node_tokens.get(node_id)
     if known is not None:
         if not hmac.compare_digest(token.encode(errors="replace"), known.encode()):
             raise Unauthorized("the node token is not valid")
-        return NodeCaller(mm, node_id)
+        return node_id
     verified = verify_node_token(mm.settings.secret_key, token)
     if verified is None:
         raise Unauthorized("the node token is not valid")
     mm.node_tokens[verified] = token
-    return NodeCaller(mm, verified)
+    return verified
 
 
 MatchmakerDep = Annotated[Matchmaker, Depends(get_matchmaker)]
@@ -93,6 +99,9 @@ NodeDep = Annotated[NodeCaller, Depends(get_node_caller)]
 
 class NodeRoute(APIRoute):
     """A node endpoint on the heartbeat hot path: `(path params..., body: Model, caller: NodeDep)`.
+
+    The app normally answers these routes before FastAPI does (matchmaker.fastpath, with the
+    same steps); this route class serves them when that is off.
 
     Declared and documented like any route, but its arguments are resolved here: the node
     token by `get_node_caller`, the body validated by pydantic straight from the request bytes

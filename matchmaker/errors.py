@@ -13,11 +13,14 @@
 
 no-room-available is a 409, not a 404: the target resource (/join) exists; what blocks the
 request is the current state of the registry (every matching room is full, locked or absent).
-429 rate-limited has no class: matchmaker.ratelimit answers it before /join runs.
+429 rate-limited has no class: matchmaker.ratelimit answers it before /join runs. Neither has
+413 request-too-large: matchmaker.edge (and the heartbeat fast path) answer it for a body over
+the size limit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from fastapi.responses import JSONResponse
@@ -31,6 +34,46 @@ def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JS
     body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail,
             **extra}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+# The answers below are shared by the app's exception handlers and the heartbeat fast path
+# (matchmaker.fastpath), so that both spell every error the same way.
+
+
+def error_problem(exc: MatchmakerError) -> JSONResponse:
+    """A MatchmakerError's answer."""
+    if isinstance(exc, StaleHeartbeat):
+        return problem(exc.status, exc.slug, exc.title, exc.detail,
+                       current_generation=exc.current_generation)
+    return problem(exc.status, exc.slug, exc.title, exc.detail)
+
+
+def validation_problem(errors: Iterable[Mapping[str, Any]]) -> JSONResponse:
+    """422 for pydantic/FastAPI validation errors: every error's loc, msg and type; the first
+    one in the detail."""
+    listed = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", ""))} for e in errors]
+    first = listed[0] if listed else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(x) for x in first["loc"])
+    return problem(422, "validation-error", "Validation error",
+                   f"{where}: {first['msg']}" if where else str(first["msg"]), errors=listed)
+
+
+def internal_problem() -> JSONResponse:
+    """500 for an unhandled exception: no stack trace, no message (it is logged instead)."""
+    return problem(500, "internal-error", "Internal error",
+                   "the matchmaker failed to handle this request")
+
+
+def store_unavailable_problem() -> JSONResponse:
+    """503 for a Redis connection or timeout error (any other Redis error is a 500)."""
+    return error_problem(StoreUnavailable("the room registry cannot be reached; try again shortly"))
+
+
+def too_large_problem(limit: int) -> JSONResponse:
+    """413 for a request body over the size limit."""
+    return problem(413, "request-too-large", "Request too large",
+                   f"the request body is larger than {limit} bytes")
 
 
 class MatchmakerError(Exception):

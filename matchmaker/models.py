@@ -28,6 +28,7 @@ KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 MAX_METADATA_BYTES = 32 * 1024
 MAX_STATE_BYTES = 128 * 1024
 MAX_LIMIT = 200
+MAX_BATCH = 1000  # heartbeats in one POST /heartbeats
 
 ServerId = Annotated[str, Field(pattern=ID_PATTERN)]
 LabelKey = Annotated[str, Field(pattern=KEY_PATTERN)]
@@ -129,7 +130,7 @@ class HeartbeatBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    heartbeats: Annotated[list[BatchHeartbeat], Field(max_length=1000)]
+    heartbeats: Annotated[list[BatchHeartbeat], Field(max_length=MAX_BATCH)]
 
 
 class JoinById(BaseModel):

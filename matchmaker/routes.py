@@ -72,14 +72,32 @@ async def register(body: ServerRegistration, caller: NodeDep) -> RoomDetail:
     return room
 
 
-# Heartbeats are the hot path: these routes resolve their arguments themselves (NodeRoute).
+# Heartbeats are the hot path: matchmaker.fastpath serves these two routes ahead of FastAPI.
+# They are declared here for the OpenAPI document, and serve when the fast path is off, resolving
+# their arguments themselves (NodeRoute).
 heartbeat_router = APIRouter(route_class=NodeRoute)
 
 
 @heartbeat_router.put("/servers/{server_id}/heartbeat", tags=["nodes"], response_model=HeartbeatAck)
 async def heartbeat(server_id: str, body: Heartbeat, caller: NodeDep) -> Response:
     """Relay a game server's status: players, max players, metadata, lock, readiness, state."""
-    mm, node = caller.mm, caller.node_id
+    return Response(await apply_heartbeat(caller.mm, caller.node_id, server_id, body),
+                    media_type="application/json")
+
+
+@heartbeat_router.post("/heartbeats", tags=["nodes"], response_model=HeartbeatBatchResult)
+async def heartbeats(body: HeartbeatBatch, caller: NodeDep) -> Response:
+    """Relay the status of several servers of one node at once; each is answered on its own."""
+    return Response(await apply_heartbeats(caller.mm, caller.node_id, body),
+                    media_type="application/json")
+
+
+# What the two heartbeat routes do once the caller and the body are known, shared with
+# matchmaker.fastpath, which serves the same routes without FastAPI.
+
+
+async def apply_heartbeat(mm: Matchmaker, node: str, server_id: str, body: Heartbeat) -> bytes:
+    """Apply one heartbeat and count it; the HeartbeatAck as JSON, or the MatchmakerError."""
     try:
         out = await mm.store.heartbeat(server_id, node, body, mm.clock(), mm.ttl)
     except MatchmakerError as exc:
@@ -88,16 +106,15 @@ async def heartbeat(server_id: str, body: Heartbeat, caller: NodeDep) -> Respons
     mm.metrics.heartbeats["ok"] += 1
     if out.lag is not None:
         mm.metrics.observe_lag(out.lag)
-    # Serialized here, as for batches: the hot path skips the response model's generic encoding.
-    return Response(HeartbeatAck(server_id=out.server_id, generation=out.generation, listed=out.listed,
-                                 reserved=out.reserved, free_seats=out.free_seats).model_dump_json(),
-                    media_type="application/json")
+    # A plain dict in the order of HeartbeatAck's fields, encoded by orjson: the hot path skips
+    # the response model's generic encoding.
+    return orjson.dumps({"server_id": out.server_id, "generation": out.generation,
+                         "listed": out.listed, "reserved": out.reserved,
+                         "free_seats": out.free_seats})
 
 
-@heartbeat_router.post("/heartbeats", tags=["nodes"], response_model=HeartbeatBatchResult)
-async def heartbeats(body: HeartbeatBatch, caller: NodeDep) -> Response:
-    """Relay the status of several servers of one node at once; each is answered on its own."""
-    mm, node = caller.mm, caller.node_id
+async def apply_heartbeats(mm: Matchmaker, node: str, body: HeartbeatBatch) -> bytes:
+    """Apply a batch and count each heartbeat; the HeartbeatBatchResult as JSON."""
     outcomes = await mm.store.heartbeat_many(node, body.heartbeats, mm.clock(), mm.ttl)
     counts = mm.metrics.heartbeats
     results: list[dict[str, Any]] = []
@@ -117,7 +134,7 @@ async def heartbeats(body: HeartbeatBatch, caller: NodeDep) -> Response:
         counts["ok"] += ok
     # Plain dicts in the order of BatchHeartbeatResult's fields, encoded by orjson: a hundred
     # result models cost more to build and encode than the batch costs to apply.
-    return Response(orjson.dumps({"results": results}), media_type="application/json")
+    return orjson.dumps({"results": results})
 
 
 @router.delete("/servers/{server_id}", status_code=204, tags=["nodes"])
