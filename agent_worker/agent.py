@@ -285,10 +285,10 @@ class Agent:
             return
         resp = await mm.post("/heartbeats", json={"heartbeats": [b for _, b in beats.values()]},
                              headers=self.headers)
-        if resp.status_code == 422:
-            # One status the matchmaker refuses (a game's oversized metadata, say) must not silence
-            # the node's other rooms: this round, each goes on its own.
-            log.warning("matchmaker refused the heartbeat batch: %s", resp.text[:300])
+        if resp.status_code in (413, 422):
+            # One status the matchmaker refuses (a game's oversized metadata, say), or a batch too
+            # large as a whole, must not silence the node's other rooms: this round, each goes on its own.
+            log.warning("matchmaker refused the heartbeat batch: %s %s", resp.status_code, resp.text[:300])
             for c, beat in beats.values():
                 one = await mm.put(f"/servers/{beat['server_id']}/heartbeat", headers=self.headers,
                                    json={k: v for k, v in beat.items() if k != "server_id"})
