@@ -204,7 +204,9 @@ async def join(body: JoinRequest, mm: MatchmakerDep) -> SeatPublic:
     seat = sign_seat_token(seat_secret(mm.settings.secret_key, room.server_id), room.server_id,
                            player_id, ttl, now=now)
     sep = "&" if "?" in room.ws_url else "?"
-    return SeatPublic(server_id=room.server_id, ws_url=f"{room.ws_url}{sep}token={quote(seat.token)}",
+    # The runtime takes the player's display name from the address (`name`, cleaned there).
+    name = f"&name={quote(body.player_name, safe='')}" if body.player_name else ""
+    return SeatPublic(server_id=room.server_id, ws_url=f"{room.ws_url}{sep}token={quote(seat.token)}{name}",
                       token=seat.token, player_id=player_id, expires_at=seat.expires_at)
 
 

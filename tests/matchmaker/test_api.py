@@ -275,6 +275,15 @@ async def test_join_appends_the_token_to_an_existing_query(mm: MM) -> None:
     assert parse_qs(urlsplit(seat["ws_url"]).query) == {"room": ["a"], "token": [seat["token"]]}
 
 
+async def test_join_carries_the_player_name_to_the_runtime(mm: MM) -> None:
+    """The runtime names a player from the address's `name`: a join's player_name goes there."""
+    sid = await mm.ready_room()
+    seat = (await mm.client.post("/join", json={"server_id": sid, "player_name": "Ada & Bob?"})).json()
+    assert parse_qs(urlsplit(seat["ws_url"]).query) == {"token": [seat["token"]], "name": ["Ada & Bob?"]}
+    quick = (await mm.client.post("/join", json={"game": "chess", "player_name": "Cy"})).json()
+    assert parse_qs(urlsplit(quick["ws_url"]).query)["name"] == ["Cy"]
+
+
 async def test_join_errors(mm: MM) -> None:
     full = await mm.ready_room(players=2, max_players=2)
     locked = await mm.ready_room(locked=True)
