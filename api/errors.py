@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 
+from core.asgi import BodyTooLarge
 from core.errors import PROBLEM_BASE, GsfError
 
 log = logging.getLogger("gsf.api")
@@ -62,6 +63,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        if isinstance(exc, BodyTooLarge):  # a body sent without a length, read past the limit
+            return problem(413, "request-too-large", "Request too large", str(exc.detail), request.url.path,
+                           request_id=_request_id(request))
         slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
         resp = problem(exc.status_code, slug, slug.replace("-", " ").capitalize(), str(exc.detail),
                        request.url.path, request_id=_request_id(request))

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem
+from core.asgi import BodyTooLarge, limited_receive
 from core.db.models import AuditEntry
 
 log = logging.getLogger("gsf.api")
@@ -71,20 +72,9 @@ class EdgeMiddleware:
             await resp(scope, receive, send_with_headers)
             return
 
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
         try:
-            await self.app(scope, limited_receive, send_with_headers)
-        except BodyTooLarge:
+            await self.app(scope, limited_receive(receive, limit), send_with_headers)
+        except BodyTooLarge:  # read outside a route (a route's read is answered by api.errors)
             resp = problem(413, "request-too-large", "Request too large",
                            f"the request body is larger than {limit} bytes", scope.get("path", ""),
                            request_id=request_id)
@@ -115,5 +105,3 @@ def audit_fields(scope: Scope, status: int) -> dict[str, Any]:
             "client": str(client[0])[:64]}
 
 
-class BodyTooLarge(Exception):
-    """A chunked body grew past the limit."""

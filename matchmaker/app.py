@@ -22,9 +22,10 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import document, http_error_headers
+from core.asgi import BodyTooLarge
 from core.settings import Settings, get_settings
 from matchmaker.deps import Matchmaker
-from matchmaker.edge import BodyLimitMiddleware, BodyTooLarge, PlayerCORSMiddleware
+from matchmaker.edge import BodyLimitMiddleware, PlayerCORSMiddleware
 from matchmaker.errors import (
     MatchmakerError,
     error_problem,

@@ -18,10 +18,10 @@ CORS headers (a preflight for them is refused), so no web page can drive them wi
 
 from __future__ import annotations
 
-from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.asgi import BodyTooLarge, limited_receive
 from matchmaker.errors import too_large_problem
 from matchmaker.models import MAX_BATCH
 
@@ -43,15 +43,6 @@ def declared_length(scope: Scope) -> int | None:
     return None
 
 
-class BodyTooLarge(HTTPException):
-    """Raised while a body is read past its limit. An HTTPException, so that FastAPI's body
-    reading lets it through (it turns any other error into a 400) to the app's handler."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than {limit} bytes")
-        self.limit = limit
-
-
 class BodyLimitMiddleware:
     """Pure ASGI: refuses a declared length over the limit at once, counts what is read."""
 
@@ -67,17 +58,7 @@ class BodyLimitMiddleware:
         if length is not None and length > limit:
             await too_large_problem(limit)(scope, receive, send)
             return
-        received = 0
         started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
@@ -86,7 +67,7 @@ class BodyLimitMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive(receive, limit), tracking_send)
         except BodyTooLarge:
             if not started:
                 await too_large_problem(limit)(scope, receive, send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -170,6 +171,17 @@ async def test_every_response_has_a_request_id_and_security_headers(h: Harness) 
         big = await api.post("/api/v1/pipelines", content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
                              headers={"content-type": "application/json"})
         assert_problem(big, 413, "request-too-large")
+
+        # The same without a length (chunked): counted while the route reads it, still a 413.
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"{"
+            for _ in range(21):
+                yield b" " * 100_000
+            yield b"}"
+
+        streamed = await api.post("/api/v1/pipelines", content=chunks(), headers={"content-type": "application/json"})
+        assert "content-length" not in streamed.request.headers
+        assert_problem(streamed, 413, "request-too-large")
 
 
 async def test_users_keys_scopes_and_audit(h: Harness) -> None:

@@ -55,13 +55,19 @@ async def stored(engine: AsyncEngine) -> dict[str, str]:
         return {row[0]: row[1] for row in (await conn.execute(sa.select(HOOKS.c.id, HOOKS.c.secret))).all()}
 
 
+async def schema_before_with_a_user(engine: AsyncEngine) -> None:
+    """The schema as it was before sealing, and the user u1 who owns the webhooks."""
+    await alembic(engine, command.upgrade, BEFORE)
+    async with engine.begin() as conn:
+        await conn.execute(USERS.insert().values(id="u1", email="old@example.com", name="old", is_admin=False,
+                                                 created_at=AT))
+
+
 async def test_the_migration_seals_existing_secrets_and_the_downgrade_unseals_them(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        await alembic(engine, command.upgrade, BEFORE)
+        await schema_before_with_a_user(engine)
         async with engine.begin() as conn:
-            await conn.execute(USERS.insert().values(id="u1", email="old@example.com", name="old", is_admin=False,
-                                                     created_at=AT))
             await conn.execute(HOOKS.insert(), [
                 {"id": hid, "owner_id": "u1", "url": "https://hooks.example.com/" + hid, "description": "",
                  "secret": secret, "events": ["server.running"], "enabled": True, "created_at": AT,
@@ -97,10 +103,8 @@ async def test_without_a_key_handed_over_the_migration_uses_the_settings(
     get_settings.cache_clear()
     engine = make_engine(database_url)
     try:
-        await alembic(engine, command.upgrade, BEFORE)
+        await schema_before_with_a_user(engine)
         async with engine.begin() as conn:
-            await conn.execute(USERS.insert().values(id="u1", email="old@example.com", name="old", is_admin=False,
-                                                     created_at=AT))
             await conn.execute(HOOKS.insert().values(
                 id="h1", owner_id="u1", url="https://hooks.example.com/", description="", secret=PLAIN["h1"],
                 events=["server.running"], enabled=True, created_at=AT, updated_at=AT))
