@@ -77,9 +77,15 @@ class StepActivities:
                 raise ApplicationError(f"write_config: {path!r} must be a relative path inside the volume",
                                        type="StepRefused", non_retryable=True)
         try:
-            self.client.volumes.get(input.volume)
+            volume = self.client.volumes.get(input.volume)
         except docker.errors.NotFound:
             self.client.volumes.create(input.volume, labels={"gsf.kind": "config"})
+        else:
+            # Only a volume this step made: a pipeline must not write into whatever else the node's
+            # Docker holds (a database's data, another service's volume).
+            if (volume.attrs.get("Labels") or {}).get("gsf.kind") != "config":
+                raise ApplicationError(f"write_config: volume {input.volume!r} exists and is not a config volume "
+                                       "made by write_config", type="StepRefused", non_retryable=True)
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             for path, content in sorted(input.files.items()):

@@ -238,6 +238,30 @@ async def test_a_pipeline_may_name_only_the_callers_servers_and_uploads(h: Harne
         assert (await admin.post(f"/api/v1/pipelines/{ops.json()['id']}/cancel")).status_code == 200
 
 
+async def test_write_config_writes_only_into_config_volumes(h: Harness, docker_client: docker.DockerClient) -> None:
+    """A volume the step did not make (a database's, say) is refused; one it made is written."""
+    other = docker_client.volumes.create(f"gsf-test-foreign-{h.settings.node_id}")
+    mine = f"gsf-test-cfg-{h.settings.node_id}"
+    yaml = ("name: writes\nvariables: {volume: null}\nsteps:\n"
+            "  - {type: write_config, name: write, params: {volume: '${volume}', files: {a.txt: hi}},"
+            " retry: {maximum_attempts: 1}}\n")
+    try:
+        async with h.api(await h.user_key("ops@example.com", admin=True)) as api:
+            refused = (await api.post("/api/v1/pipelines", json={"yaml": yaml, "node_id": h.settings.node_id,
+                                                                 "variables": {"volume": other.name}})).json()
+            paused = await wait_pipeline(api, refused["id"], {"paused", "succeeded"})
+            assert paused["status"] == "paused" and "is not a config volume" in paused["error"]
+            await api.post(f"/api/v1/pipelines/{refused['id']}/cancel")
+            for _ in range(2):  # made by the first run, written again by the second
+                ok = (await api.post("/api/v1/pipelines", json={"yaml": yaml, "node_id": h.settings.node_id,
+                                                                "variables": {"volume": mine}})).json()
+                assert (await wait_pipeline(api, ok["id"], {"paused", "succeeded"}))["status"] == "succeeded"
+    finally:
+        other.remove(force=True)
+        for volume in docker_client.volumes.list(filters={"name": mine}):
+            volume.remove(force=True)
+
+
 @pytest.mark.parametrize(("body", "loc"), [
     ({"yaml": "name: x\nsteps:\n  - {type: noop}\n  - {type: teleport}\n"}, "steps[1].type"),
     ({"yaml": "name: x\nsteps:\n  - {type: sleep, params: {seconds: -1}}\n"}, "steps[0].params.seconds"),
