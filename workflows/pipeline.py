@@ -118,10 +118,11 @@ class PipelineWorkflow:
         for st in self.s.steps:
             if st.status == StepStatus.PENDING and not st.cleanup:
                 st.status = StepStatus.SKIPPED
-        self.s.status = PipelineStatus.FAILED
+        self.s.status = PipelineStatus.RUNNING  # its cleanup: ended only when that has run
         offset = len(self.input.steps)
         for i, step in enumerate(self.input.cleanup):
             await self._run_step(offset + i, step, outputs)  # best effort, as on cancel
+        self.s.status = PipelineStatus.FAILED
 
     async def _run_step(self, index: int, step: StepDef, outputs: dict[str, dict[str, Any]]) -> bool:
         st = self.s.steps[index]
