@@ -194,24 +194,29 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
     return text
 
 
-# Step parameters that name something a user owns: the API checks them for every caller but admins.
-GUARDED_PARAMS = ("server_id", "owner_id", "source_sha256")
+# Step parameters that name something a user owns (a server, a user, an upload, an image), and the
+# step types where they do (None: every type that has the parameter). The API checks them for every
+# caller but admins; `image` of pull_image names a registry image, nobody's.
+GUARDED_PARAMS: dict[str, frozenset[str] | None] = {
+    "server_id": None, "owner_id": None, "source_sha256": None, "remove_image": None,
+    "image": frozenset({"start_container"})}
 
 
-def guarded_params(pipeline: PipelineDef, variables: dict[str, Any]) -> list[tuple[str, str, str | None]]:
-    """(place, parameter, value) of every step parameter in GUARDED_PARAMS, resolved with the
-    run's variables; the value is None when only an earlier step's output will decide it."""
-    out: list[tuple[str, str, str | None]] = []
+def guarded_params(pipeline: PipelineDef, variables: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(place, parameter, value) of every step parameter in GUARDED_PARAMS that is set, resolved
+    with the run's variables (a step type's defaults included); the value is None when only an
+    earlier step's output will decide it. Values are as given: the caller checks their type."""
+    out: list[tuple[str, str, Any]] = []
     for section in ("steps", "cleanup"):
         for index, step in enumerate(getattr(pipeline, section)):
             spec = STEP_TYPES[step.type]
             params = {**dict(spec.defaults), **resolve(step.params, variables, {}, strict=False)}
-            for name in GUARDED_PARAMS:
-                if name not in params:
+            for name, types in GUARDED_PARAMS.items():
+                if name not in params or params[name] is None or (types is not None and step.type not in types):
                     continue
                 value = params[name]
-                known = not (isinstance(value, str) and REF.search(value))
-                out.append((f"{section}[{index}].params.{name}", name, str(value) if known else None))
+                late = isinstance(value, str) and REF.search(value) is not None
+                out.append((f"{section}[{index}].params.{name}", name, None if late else value))
     return out
 
 

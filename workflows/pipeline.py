@@ -50,6 +50,7 @@ class PipelineWorkflow:
             StepState(index=i, name=step.name, type=step.type, cleanup=i >= len(input.steps))
             for i, step in enumerate([*input.steps, *input.cleanup])])
         self.resume_requested = False
+        self.giving_up = False  # the run failed for good; its cleanup runs
         self.records: list[asyncio.Task[Any]] = []
 
     @workflow.query
@@ -67,6 +68,8 @@ class PipelineWorkflow:
     def _validate_resume(self, input: ResumePipelineInput) -> None:
         if self.s.status != PipelineStatus.PAUSED:
             raise ValueError(f"the pipeline is {self.s.status.value}, not paused")
+        if self.resume_requested:  # two resumes in one task: the first one counts
+            raise ValueError("the pipeline is being resumed already")
 
     @workflow.run
     async def run(self, input: PipelineInput) -> PipelineState:
@@ -108,11 +111,12 @@ class PipelineWorkflow:
                                           timeout=None if timeout is None else timedelta(seconds=timeout),
                                           timeout_summary="pause timeout: the run fails unless resumed")
         except TimeoutError:
-            return False
+            return self.resume_requested  # a resume accepted in the same task as the timer wins
         return True
 
     async def _failed(self, outputs: dict[str, dict[str, Any]]) -> None:
         """Give up the run: the steps after the failed one are skipped, the cleanup steps run."""
+        self.giving_up = True
         if self.input.pause_timeout_seconds:
             self.s.error = f"{self.s.error}; not resumed within {self.input.pause_timeout_seconds:g} s"
         for st in self.s.steps:
@@ -167,18 +171,18 @@ class PipelineWorkflow:
 
     async def _cancelled(self, outputs: dict[str, dict[str, Any]]) -> None:
         for st in self.s.steps:
-            if st.cleanup:
-                continue
-            if st.status in (StepStatus.RUNNING, StepStatus.FAILED):
-                st.status, st.ended_at = StepStatus.CANCELLED, workflow.now()
-            elif st.status == StepStatus.PENDING:
+            if st.status == StepStatus.RUNNING or (st.status == StepStatus.FAILED and not self.giving_up):
+                st.status, st.ended_at = StepStatus.CANCELLED, workflow.now()  # (a cleanup step of a failed run)
+            elif st.status == StepStatus.PENDING and not st.cleanup:
                 st.status = StepStatus.SKIPPED
         self.s.status = PipelineStatus.CANCELLING
         self._record()
         offset = len(self.input.steps)
         for i, step in enumerate(self.input.cleanup):
-            # Cleanup is best effort: one failing step does not stop the others.
-            await self._run_step(offset + i, step, outputs)
+            # Cleanup is best effort: one failing step does not stop the others. A failed run's
+            # cleanup may have begun already: what ran is not run again.
+            if self.s.steps[offset + i].status == StepStatus.PENDING:
+                await self._run_step(offset + i, step, outputs)
         self.s.status = PipelineStatus.CANCELLED
 
     def _record(self) -> None:

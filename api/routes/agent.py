@@ -7,6 +7,7 @@ builds); anything else answers as if it did not exist.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -35,17 +36,33 @@ PIPELINE_DONE = (PipelineStatus.SUCCEEDED.value, PipelineStatus.FAILED.value, Pi
 # Workflows asked per request at most (see `_placed_here`), and how long each may take to answer.
 MAX_WORKFLOW_LOOKUPS = 10
 WORKFLOW_LOOKUP_SECONDS = 5.0
+LOOKUP_TTL = 2.0  # seconds a workflow's answer is reused
+NOT_PLACED_TTL = 0.5  # ... and its "nowhere" (or silence): a placement may come any moment
 
 
 async def _workflow_node(request: Request, workflow_id: str) -> str | None:
-    """The node the server's workflow has placed it on, or None (not placed, ended, or no answer)."""
+    """The node the server's workflow has placed it on, or None (not placed, ended, or no answer).
+    Answers are kept per API process (a None for less long): an agent shipping logs every second
+    must not cost a Temporal query each time."""
+    cache: dict[str, tuple[float, str | None]] = getattr(request.app.state, "workflow_nodes", None) or {}
+    request.app.state.workflow_nodes = cache
+    now = time.monotonic()
+    hit = cache.get(workflow_id)
+    if hit is not None and now - hit[0] < (LOOKUP_TTL if hit[1] is not None else NOT_PLACED_TTL):
+        return hit[1]
+    node: str | None = None
     try:
-        temporal = await get_temporal(request)
-        state: GameServerState = await asyncio.wait_for(temporal.get_workflow_handle(workflow_id).query(
-            "state", result_type=GameServerState), WORKFLOW_LOOKUP_SECONDS)
+        async with asyncio.timeout(WORKFLOW_LOOKUP_SECONDS):  # connecting included
+            temporal = await get_temporal(request)
+            state: GameServerState = await temporal.get_workflow_handle(workflow_id).query(
+                "state", result_type=GameServerState)
+            node = state.node_id
     except (Unavailable, RPCError, WorkflowQueryFailedError, TimeoutError):
-        return None
-    return state.node_id
+        pass
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[workflow_id] = (now, node)
+    return node
 
 
 async def _placed_here(request: Request, node_id: str, unplaced: Iterable[tuple[str, str]]) -> set[str]:
@@ -61,7 +78,7 @@ async def _placed_here(request: Request, node_id: str, unplaced: Iterable[tuple[
 
 async def _servers_on_node(request: Request, session: AsyncSession, node_id: str,
                            server_ids: Iterable[str]) -> tuple[set[str], set[str]]:
-    """Of `server_ids`: (those placed on the caller's node, those the platform knows at all)."""
+    """Of `server_ids`: (those placed on the caller's node, those recorded on another node)."""
     ids = set(server_ids)
     if not ids:
         return set(), set()
@@ -71,19 +88,21 @@ async def _servers_on_node(request: Request, session: AsyncSession, node_id: str
     unplaced = [(row.id, row.workflow_id) for row in rows if row.node_id is None and row.status not in ENDED]
     if unplaced:
         here |= await _placed_here(request, node_id, unplaced)
-    return here, {row.id for row in rows}
+    return here, {row.id for row in rows if row.node_id not in (None, node_id)}
 
 
 def _pipeline_sources(run: PipelineRun) -> set[str]:
-    """The source hashes a pipeline run's `build_image` steps build (literal or `${variable}`)."""
+    """The source hashes a pipeline run's `build_image` steps build (literal or `${variable}`, with
+    the run's variables as the last resume left them)."""
     found: set[str] = set()
     definition: dict[str, Any] = run.definition or {}
+    variables = run.variables or {}  # as the last resume left them
     for step in [*(definition.get("steps") or []), *(definition.get("cleanup") or [])]:
         if not isinstance(step, dict) or step.get("type") != "build_image":
             continue
         value = (step.get("params") or {}).get("source_sha256", "${source_sha256}")
         if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
-            value = (run.variables or {}).get(value[2:-1])
+            value = variables.get(value[2:-1])
         if isinstance(value, str):
             found.add(value)
     return found
@@ -135,11 +154,13 @@ async def heartbeat(body: AgentHeartbeat, node_id: AgentNode, session: SessionDe
 @router.post("/logs", status_code=204, responses=problems(403))
 async def ship_logs(body: AgentLogs, request: Request, node_id: AgentNode, session: SessionDep) -> Response:
     """Append log lines of servers that run on the caller's node."""
-    here, known = await _servers_on_node(request, session, node_id, (line.server_id for line in body.lines))
-    foreign = sorted(known - here)
-    if foreign:
-        raise Forbidden(f"servers {foreign[:3]} do not run on node {node_id}")
-    if here:  # lines of servers nobody knows (a pipeline's own containers) are dropped
+    here, elsewhere = await _servers_on_node(request, session, node_id, (line.server_id for line in body.lines))
+    if elsewhere:
+        raise Forbidden(f"servers {sorted(elsewhere)[:3]} do not run on node {node_id}")
+    # Lines of servers nobody knows (a pipeline's own containers), or not known to be here yet
+    # (placed, its record not written, its workflow silent), are dropped: never a refused batch
+    # that the agent would send again and again, holding up the node's other lines.
+    if here:
         session.add_all(LogLine(server_id=line.server_id, container_id=line.container_id, ts=line.ts,
                                 stream=line.stream, line=line.line) for line in body.lines if line.server_id in here)
         await session.commit()

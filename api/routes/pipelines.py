@@ -74,9 +74,9 @@ def _public(run: PipelineRun, settings: Settings, state: PipelineState | None = 
 
 async def check_guarded(session: SessionDep, user: User, definition: defs.PipelineDef,
                         variables: dict[str, Any]) -> None:
-    """A pipeline acts for its caller: the servers, owner and uploads its steps name must be the
-    caller's (admins may name anyone's). A server id the platform does not know is the run's own
-    (a container no deployment made); one that belongs to somebody else is refused."""
+    """A pipeline acts for its caller: the servers, owner, uploads and images its steps name must be
+    the caller's own (admins may name anyone's). A server must be one the platform records as the
+    caller's: containers of servers nobody recorded are an operator's business."""
     if user.is_admin:
         return
     guarded = defs.guarded_params(definition, variables)
@@ -85,23 +85,33 @@ async def check_guarded(session: SessionDep, user: User, definition: defs.Pipeli
         raise defs.PipelineInvalid(
             f"{late[0]} is decided by an earlier step's output; give it directly or as a variable",
             errors=[{"loc": place, "msg": "must not depend on a step's output"} for place in late])
+    odd = [place for place, _, value in guarded if not isinstance(value, str)]
+    if odd:
+        raise defs.PipelineInvalid(f"{odd[0]} must be text",
+                                   errors=[{"loc": place, "msg": "must be text"} for place in odd])
     values: dict[str, set[str]] = {}
     for _, name, value in guarded:
-        values.setdefault(name, set()).add(str(value))
+        values.setdefault(name, set()).add(value)
     refused: list[str] = []
     if values.get("owner_id", set()) - {user.id}:
         refused.append("owner_id names another user")
     if servers := values.get("server_id"):
-        foreign = (await session.scalars(select(GameServer.id).where(
-            GameServer.id.in_(servers), GameServer.owner_id != user.id))).all()
-        refused += [f"server {sid} is not yours" for sid in sorted(foreign)]
+        mine = set((await session.scalars(select(GameServer.id).where(
+            GameServer.id.in_(servers), GameServer.owner_id == user.id))).all())
+        refused += [f"server {sid} is not one of yours" for sid in sorted(servers - mine)]
     if sources := values.get("source_sha256"):
-        mine = set((await session.scalars(select(GameServer.source_sha256).where(
+        owned = set((await session.scalars(select(GameServer.source_sha256).where(
             GameServer.source_sha256.in_(sources), GameServer.owner_id == user.id))).all())
-        mine |= set((await session.scalars(select(GameVersion.source_sha256).join(
+        owned |= set((await session.scalars(select(GameVersion.source_sha256).join(
             Game, Game.id == GameVersion.game_id).where(
             GameVersion.source_sha256.in_(sources), Game.owner_id == user.id))).all())
-        refused += [f"source {sha[:12]}... is not one you uploaded" for sha in sorted(sources - mine)]
+        refused += [f"source {sha[:12]}... is not one you uploaded" for sha in sorted(sources - owned)]
+    if images := values.get("image", set()) | values.get("remove_image", set()):
+        built = set((await session.scalars(select(GameServer.image).where(
+            GameServer.image.in_(images), GameServer.owner_id == user.id))).all())
+        built |= set((await session.scalars(select(GameVersion.image).join(
+            Game, Game.id == GameVersion.game_id).where(GameVersion.image.in_(images), Game.owner_id == user.id))).all())
+        refused += [f"image {image} is not one built from your uploads" for image in sorted(images - built)]
     if refused:
         raise Forbidden("this pipeline names what is not yours: " + "; ".join(refused[:5]))
 
@@ -222,17 +232,30 @@ async def resume_pipeline(run_id: str, body: ResumePipelineInput, user: CurrentU
     if unknown:
         raise defs.PipelineInvalid(f"unknown variables: {', '.join(unknown)}",
                                    errors=[{"loc": f"variables.{u}", "msg": "not declared"} for u in unknown])
-    if body.variables:  # the run's own variables were checked when it started
+    live = None
+    if body.variables:  # the run's variables so far were checked when they were given
         try:
             definition = defs.PipelineDef.model_validate(run.definition)
         except ValidationError:
             raise Conflict("this run's definition can no longer be read; start a new run") from None
-        await check_guarded(session, user, definition, {**(run.variables or {}), **body.variables})
+        live = await _live(temporal, run)  # earlier resumes changed variables the record does not have
+        if live is None:
+            raise Conflict("the run has ended, or its workflow does not answer")
+        await check_guarded(session, user, definition, {**live.variables, **body.variables})
+    # The record carries the variables the run goes on with before the run does: a node fetching
+    # the source a resumed build names is answered from it (api/routes/agent.py).
+    before = run.variables
+    if body.variables and live is not None:
+        run.variables = {**live.variables, **body.variables}
+        await session.commit()
     handle = temporal.get_workflow_handle(run.workflow_id)
     try:
         state = await handle.execute_update("resume", body, result_type=PipelineState)
-    except WorkflowUpdateFailedError as exc:
+    except (WorkflowUpdateFailedError, RPCError) as exc:
+        if body.variables:
+            run.variables = before
+            await session.commit()
+        if isinstance(exc, RPCError):
+            raise Conflict(f"the run has ended: {exc.message}") from None
         raise Conflict(str(exc.cause) if exc.cause else "the run is not paused") from None
-    except RPCError as exc:
-        raise Conflict(f"the run has ended: {exc.message}") from None
     return _public(run, settings, state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
 import docker
@@ -165,6 +166,36 @@ async def test_a_pause_past_its_timeout_fails_the_run_and_runs_cleanup(h: Harnes
             await record_history(h, "", "pipeline_pause_timeout", workflow_id=done["workflow_id"])
 
 
+CLEANS_SLOWLY = """
+name: cleans-slowly
+pause_timeout_seconds: 0
+steps:
+  - {type: pull_image, name: pull, params: {image: gsf-missing-image:none}, retry: {maximum_attempts: 1}}
+cleanup:
+  - {type: noop, name: first-tidy}
+  - {type: sleep, name: slow-tidy, params: {seconds: 60}}
+  - {type: noop, name: last-tidy}
+"""
+
+
+async def test_a_cancel_during_a_failed_runs_cleanup_runs_no_cleanup_step_twice(h: Harness) -> None:
+    key = await h.user_key("ops@example.com")
+    async with h.api(key) as api:
+        run_id = (await api.post("/api/v1/pipelines", json={"yaml": CLEANS_SLOWLY,
+                                                            "node_id": h.settings.node_id})).json()["id"]
+        for _ in range(300):
+            body = (await api.get(f"/api/v1/pipelines/{run_id}")).json()
+            if body["state"]["steps"] and body["state"]["steps"][2]["status"] == "running":
+                break
+            await asyncio.sleep(0.1)
+        assert body["status"] == "running", "the run is cleaning up after it gave up"
+        assert (await api.post(f"/api/v1/pipelines/{run_id}/cancel")).status_code == 200
+        done = await wait_pipeline(api, run_id, {"cancelled"}, timeout=30)
+        steps = {s["name"]: (s["status"], s["attempts"]) for s in done["state"]["steps"]}
+        assert steps == {"pull": ("failed", 1), "first-tidy": ("succeeded", 1), "slow-tidy": ("cancelled", 1),
+                         "last-tidy": ("succeeded", 1)}, steps
+
+
 STOPS = """
 name: stops
 variables: {target: null, owner: null}
@@ -210,14 +241,15 @@ async def test_a_pipeline_may_name_only_the_callers_servers_and_uploads(h: Harne
         await s.flush()
         s.add(GameVersion(game_id=game.id, version=1, source_sha256="b" * 64, max_players=2))
         await s.commit()
-    key = await h.user_key("bob@example.com")
+    bob_user, key = await create_user_key(h.sessions, "bob@example.com")
+    key_owner = bob_user.id
     node = h.settings.node_id
     async with h.api(key) as bob, h.api(await h.user_key("ops@example.com", admin=True)) as admin:
         def run(api: httpx.AsyncClient, yaml: str, **variables: Any) -> Any:
             return api.post("/api/v1/pipelines", json={"yaml": yaml, "node_id": node, "variables": variables})
 
         refused = await run(bob, STOPS, target=theirs.id, owner="x")
-        assert refused.status_code == 403 and f"server {theirs.id} is not yours" in refused.json()["detail"]
+        assert refused.status_code == 403 and f"server {theirs.id} is not one of yours" in refused.json()["detail"]
         refused = await run(bob, STARTS, owner=alice.id)
         assert refused.status_code == 403 and "owner_id names another user" in refused.json()["detail"]
         for sha in ("a" * 64, "b" * 64):  # a server's upload, a game version's upload
@@ -225,8 +257,21 @@ async def test_a_pipeline_may_name_only_the_callers_servers_and_uploads(h: Harne
             assert refused.status_code == 403 and "is not one you uploaded" in refused.json()["detail"], refused.text
         late = await run(bob, FROM_OUTPUT)
         assert late.status_code == 422 and late.json()["errors"][0]["loc"] == "steps[1].params.server_id"
-        # A server id nobody has is the run's own; a paused run cannot be pointed at another's server.
-        own = await run(bob, STOPS, target="bobs-own-container", owner="bob")
+        unknown = await run(bob, STOPS, target="nobodys-container", owner="x")
+        assert unknown.status_code == 403 and "is not one of yours" in unknown.json()["detail"]
+        # YAML can type a value (`!!binary`) that pydantic would turn into the id: only text is taken.
+        typed = await run(bob, STOPS.replace('"${target}"', "!!binary " + base64.b64encode(
+            theirs.id.encode()).decode()), target="-", owner="x")
+        assert typed.status_code == 422 and typed.json()["errors"][0]["msg"] == "must be text", typed.text
+        refused = await run(bob, STARTS, owner=key_owner)  # an image nobody built from bob's uploads
+        assert refused.status_code == 403 and "is not one built from your uploads" in refused.json()["detail"]
+        # Bob's own server; a paused run cannot be pointed at another's server.
+        async with h.sessions() as s:
+            bobs = GameServer(owner_id=key_owner, name="bob-1", game="g", source_sha256="c" * 64, max_players=2,
+                              workflow_id="w-bob-1", status="running", node_id=h.settings.node_id)
+            s.add(bobs)
+            await s.commit()
+        own = await run(bob, STOPS, target=bobs.id, owner="bob")
         assert own.status_code == 202, own.text
         run_id = own.json()["id"]
         assert (await wait_pipeline(bob, run_id, {"paused"}))["status"] == "paused"

@@ -4,10 +4,10 @@ Revision ID: a35a74138564
 Revises: 2161bb5e75bb
 Create Date: 2026-11-22 20:40:00.000000
 
-The key is the platform's `secret_key`: the one `core.db.migrate` hands over in the Alembic config's
-attributes (`secret_key`), else the process's settings (GSF_SECRET_KEY, or the development secret in
-the data folder), which every process of one platform shares. It is read only when there are rows to
-convert, so a fresh database needs none.
+The key is the platform's `secret_key`: the process's settings (GSF_SECRET_KEY, or the development
+secret in the data folder), which every process of one platform shares, unless a caller hands one
+over in the Alembic config's attributes (`secret_key`; the tests do). It is read only when there
+are rows to convert, so a fresh database needs none.
 """
 from __future__ import annotations
 
