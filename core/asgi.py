@@ -1,9 +1,10 @@
-"""What the API's and the matchmaker's ASGI edges share: a request body read against a size limit."""
+"""What the API's and the matchmaker's ASGI edges share: a request body read against a size limit,
+and a `send` that knows whether an answer has begun."""
 
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
-from starlette.types import Message, Receive
+from starlette.types import Message, Receive, Send
 
 
 class BodyTooLarge(HTTPException):
@@ -29,3 +30,16 @@ def limited_receive(receive: Receive, limit: int) -> Receive:
         return message
 
     return limited
+
+
+class TrackedSend:
+    """`send`, noting whether the response has begun: after that, an error can only be logged."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)

@@ -19,10 +19,10 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import document, http_error_headers
-from core.asgi import BodyTooLarge
+from core.asgi import BodyTooLarge, TrackedSend
 from core.settings import Settings, get_settings
 from matchmaker.deps import Matchmaker
 from matchmaker.edge import BodyLimitMiddleware, PlayerCORSMiddleware
@@ -229,19 +229,12 @@ class CatchAllMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked)
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            if started:
+            if tracked.started:
                 return
             await internal_problem()(scope, receive, send)
 

@@ -19,9 +19,9 @@ CORS headers (a preflight for them is refused), so no web page can drive them wi
 from __future__ import annotations
 
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from core.asgi import BodyTooLarge, limited_receive
+from core.asgi import BodyTooLarge, TrackedSend, limited_receive
 from matchmaker.errors import too_large_problem
 from matchmaker.models import MAX_BATCH
 
@@ -58,18 +58,11 @@ class BodyLimitMiddleware:
         if length is not None and length > limit:
             await too_large_problem(limit)(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, limited_receive(receive, limit), tracking_send)
+            await self.app(scope, limited_receive(receive, limit), tracked)
         except BodyTooLarge:
-            if not started:
+            if not tracked.started:
                 await too_large_problem(limit)(scope, receive, send)
 
 

@@ -44,8 +44,9 @@ async def _workflow_node(request: Request, workflow_id: str) -> str | None:
     """The node the server's workflow has placed it on, or None (not placed, ended, or no answer).
     Answers are kept per API process (a None for less long): an agent shipping logs every second
     must not cost a Temporal query each time."""
-    cache: dict[str, tuple[float, str | None]] = getattr(request.app.state, "workflow_nodes", None) or {}
-    request.app.state.workflow_nodes = cache
+    cache: dict[str, tuple[float, str | None]] | None = getattr(request.app.state, "workflow_nodes", None)
+    if cache is None:
+        cache = request.app.state.workflow_nodes = {}
     now = time.monotonic()
     hit = cache.get(workflow_id)
     if hit is not None and now - hit[0] < (LOOKUP_TTL if hit[1] is not None else NOT_PLACED_TTL):

@@ -72,6 +72,17 @@ def _public(run: PipelineRun, settings: Settings, state: PipelineState | None = 
         created_at=run.created_at, updated_at=run.updated_at)
 
 
+async def _of_uploads(session: SessionDep, user: User, column: str, values: set[str]) -> set[str]:
+    """Of `values`, those that `column` (source_sha256 or image) holds on the user's servers or game versions."""
+    on_servers = getattr(GameServer, column)
+    on_versions = getattr(GameVersion, column)
+    found = set((await session.scalars(select(on_servers).where(
+        on_servers.in_(values), GameServer.owner_id == user.id))).all())
+    found |= set((await session.scalars(select(on_versions).join(Game, Game.id == GameVersion.game_id).where(
+        on_versions.in_(values), Game.owner_id == user.id))).all())
+    return found
+
+
 async def check_guarded(session: SessionDep, user: User, definition: defs.PipelineDef,
                         variables: dict[str, Any]) -> None:
     """A pipeline acts for its caller: the servers, owner, uploads and images its steps name must be
@@ -100,17 +111,10 @@ async def check_guarded(session: SessionDep, user: User, definition: defs.Pipeli
             GameServer.id.in_(servers), GameServer.owner_id == user.id))).all())
         refused += [f"server {sid} is not one of yours" for sid in sorted(servers - mine)]
     if sources := values.get("source_sha256"):
-        owned = set((await session.scalars(select(GameServer.source_sha256).where(
-            GameServer.source_sha256.in_(sources), GameServer.owner_id == user.id))).all())
-        owned |= set((await session.scalars(select(GameVersion.source_sha256).join(
-            Game, Game.id == GameVersion.game_id).where(
-            GameVersion.source_sha256.in_(sources), Game.owner_id == user.id))).all())
+        owned = await _of_uploads(session, user, "source_sha256", sources)
         refused += [f"source {sha[:12]}... is not one you uploaded" for sha in sorted(sources - owned)]
     if images := values.get("image", set()) | values.get("remove_image", set()):
-        built = set((await session.scalars(select(GameServer.image).where(
-            GameServer.image.in_(images), GameServer.owner_id == user.id))).all())
-        built |= set((await session.scalars(select(GameVersion.image).join(
-            Game, Game.id == GameVersion.game_id).where(GameVersion.image.in_(images), Game.owner_id == user.id))).all())
+        built = await _of_uploads(session, user, "image", images)
         refused += [f"image {image} is not one built from your uploads" for image in sorted(images - built)]
     if refused:
         raise Forbidden("this pipeline names what is not yours: " + "; ".join(refused[:5]))
