@@ -31,6 +31,7 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from core import listen
 from core import logging as log_context
 from core.settings import Settings
 
@@ -121,7 +122,9 @@ class AgentMetrics:
                     await writer.wait_closed()
 
         try:
-            server = await asyncio.start_server(handle, settings.agent_metrics_host, settings.agent_metrics_port)
+            # The socket handed over for that port, if any (core/listen.py), else bound here.
+            server = await asyncio.start_server(
+                handle, sock=listen.listener(settings.agent_metrics_host, settings.agent_metrics_port))
         except OSError as exc:
             log.error("agent metrics not served on %s:%s: %s", settings.agent_metrics_host,
                       settings.agent_metrics_port, exc)

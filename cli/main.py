@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from core import listen
 from core.errors import StartupError
 from core.settings import get_settings
 
@@ -65,8 +66,10 @@ def api() -> None:
     app = create_app(s)
     settle_heap()  # the objects of startup out of the collector's way (the p99 of allocation)
     # Open event streams must not hold a stop for long: `gsf up` waits 10 s per child.
-    uvicorn.run(app, host=s.api_host, port=s.api_port, log_level="warning", timeout_graceful_shutdown=2,
-                log_config=None)  # uvicorn writes through the handler _logging() set up
+    config = uvicorn.Config(app, host=s.api_host, port=s.api_port, log_level="warning", timeout_graceful_shutdown=2,
+                            log_config=None)  # uvicorn writes through the handler _logging() set up
+    # The socket `gsf up` bound and handed over, if it did (core/listen.py); else bound here.
+    uvicorn.Server(config).run(sockets=[listen.listener(s.api_host, s.api_port)])
 
 
 @app.command()
@@ -79,7 +82,8 @@ def matchmaker() -> None:
     server = build_server(get_settings(), log_level="warning")
     _logging()  # after uvicorn.Config, which installs handlers of its own
     settle_heap()  # full collections over startup's objects paused it 60-380 ms under load
-    server.run()
+    settings = get_settings()
+    server.run(sockets=[listen.listener(settings.matchmaker_host, settings.matchmaker_port)])
 
 
 @app.command("control-worker")
@@ -400,8 +404,9 @@ def fake_tripo(
     from activities.tripo_fake import create_fake_tripo_app
 
     _logging()
-    uvicorn.run(create_fake_tripo_app(api_keys=api_key or None, generation_seconds=generation_seconds),
-                host=host, port=port, log_level="warning")
+    config = uvicorn.Config(create_fake_tripo_app(api_keys=api_key or None, generation_seconds=generation_seconds),
+                            host=host, port=port, log_level="warning")
+    uvicorn.Server(config).run(sockets=[listen.listener(host, port)])
 
 def main() -> None:
     app()

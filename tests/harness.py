@@ -17,16 +17,19 @@ from temporalio.client import Client
 
 from activities.control_worker import run_control_worker
 from agent_worker.agent import Agent
+from core import listen
 from core.bootstrap import create_user_key
 from core.db.session import SessionFactory, create_schema, make_engine, make_session_factory
 from core.settings import Settings
 
 
-async def serve(app: FastAPI, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+async def serve(app: FastAPI, port: int, **config: Any) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """`app` under uvicorn in this loop, on the socket reserved for `port` (tests.conftest.reserve_port)."""
+    sock = listen.listener("127.0.0.1", port)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                           **config))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(200):
         if server.started or task.done():
             break

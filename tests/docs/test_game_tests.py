@@ -21,7 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from core.security import sign_seat_token
-from tests.conftest import GAMES, REPO, free_port
+from tests.conftest import GAMES, REPO
 
 RUNTIME = REPO / "gameserver" / "runtime"
 SAMPLES = REPO / "docs" / "samples"
@@ -132,17 +132,22 @@ def runtime(tmp_path: Path) -> Iterator[StartRuntime]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(game: Path, max_players: int) -> tuple[str, str]:
-        port, secret, server_id = free_port(), "parity-secret", "parity"
-        env = {**os.environ, "GSF_GAME_FILE": str(game), "PORT": str(port), "GSF_BIND_HOST": "127.0.0.1",
+        secret, server_id = "parity-secret", "parity"
+        # PORT=0: the runtime binds a free port itself and logs it (`listening ... port=N`).
+        env = {**os.environ, "GSF_GAME_FILE": str(game), "PORT": "0", "GSF_BIND_HOST": "127.0.0.1",
                "GSF_SERVER_ID": server_id, "GSF_MAX_PLAYERS": str(max_players), "GSF_SEAT_SECRET": secret,
                "GSF_AGENT_KEY": "agent"}
         log = (tmp_path / "runtime.log").open("wb")
         proc = subprocess.Popen([node(), str(RUNTIME / "server.js")], env=env, stdout=log, stderr=log)
         log.close()
         procs.append(proc)
+        port = 0
         for _ in range(200):
+            lines = (tmp_path / "runtime.log").read_text().splitlines()
+            port = port or next((int(dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)["port"])
+                                 for line in lines if line.startswith("listening ")), 0)
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                if port and httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                     return f"ws://127.0.0.1:{port}/ws", secret
             except httpx.HTTPError:
                 pass

@@ -13,6 +13,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -24,9 +25,10 @@ import docker.errors
 import httpx
 import redis
 
-from cli.up import port_open, temporal_binary, wait_http
-from core.temporal import dev_server_search_attribute_args
-from tests.conftest import REPO, free_port, unique
+from cli.temporal_server import start_dev_server
+from cli.up import port_open, wait_http
+from core import listen
+from tests.conftest import REPO, unique
 
 GSF = str(REPO / ".venv" / "bin" / "gsf")
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -41,11 +43,17 @@ class Proc:
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
     signalled_at: int = 0
+    # The listening socket the topology holds for this process (core/listen.py): the same on every start.
+    listener: socket.socket | None = None
 
     def start(self) -> None:
+        env, fds = self.env, tuple[int, ...]()
+        if self.listener is not None:
+            env = {**env, listen.ENV: listen.child_env([self.listener])}
+            fds = (self.listener.fileno(),)
         with open(self.log, "ab") as out:
-            self.popen = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env,
-                                          cwd=REPO, start_new_session=True)
+            self.popen = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                          cwd=REPO, start_new_session=True, pass_fds=fds)
         self.starts += 1
 
     def kill(self) -> None:
@@ -93,6 +101,7 @@ class Topology:
     temporal_port: int = 0
     key: str = ""
     networks: dict[str, str] = field(default_factory=dict)
+    listeners: dict[str, socket.socket] = field(default_factory=dict)
     secret: str = ""
     tripo_key: str = ""
 
@@ -165,34 +174,37 @@ class Topology:
         self.root.mkdir(parents=True, exist_ok=True)
         self.secret = secrets.token_urlsafe(32)
         self.tripo_key = "tsk_" + secrets.token_hex(8)
-        self.temporal_port = free_port()
-        self.api_url = f"http://127.0.0.1:{free_port()}"
-        self.mm_url = f"http://127.0.0.1:{free_port()}"
-        tripo_port = free_port()
+        # Bound here and handed to each process (no port is chosen and then bound by someone else);
+        # the Temporal dev server, which cannot take a socket, gets a port it is checked to own.
+        self.listeners = {name: listen.bind() for name in ("api", "matchmaker", "fake-tripo")}
+        self.api_url = f"http://127.0.0.1:{listen.port_of(self.listeners['api'])}"
+        self.mm_url = f"http://127.0.0.1:{listen.port_of(self.listeners['matchmaker'])}"
+        tripo_port = listen.port_of(self.listeners["fake-tripo"])
         self.tripo_url = f"http://127.0.0.1:{tripo_port}"
+        logs = self.root / "logs"
+        logs.mkdir(exist_ok=True)
+        temporal = start_dev_server(logs / "temporal.log", db_file=self.root / "temporal.db", ui_port=None,
+                                    new_session=True)
+        self.temporal_port = temporal.port
         self.nodes = (unique("dist-a"), unique("dist-b"))
         self._create_database()
 
         control = self.root / "control"
         env = self._base_env(control)
-        logs = self.root / "logs"
-        logs.mkdir(exist_ok=True)
-        self.procs["temporal"] = Proc("temporal", [
-            temporal_binary(), "server", "start-dev", "--db-filename", str(self.root / "temporal.db"),
-            "--ip", "127.0.0.1", "--port", str(self.temporal_port), "--headless", "--log-level", "warn",
-            *dev_server_search_attribute_args()], env, logs / "temporal.log")
+        # A restart (`restart("temporal")`) starts it again on the same port.
+        self.procs["temporal"] = Proc("temporal", temporal.argv, env, temporal.log_path, popen=temporal.proc, starts=1)
         self.procs["fake-tripo"] = Proc("fake-tripo", [
             GSF, "fake-tripo", "--port", str(tripo_port), "--generation-seconds", "0.5",
             "--api-key", self.tripo_key], env, logs / "fake-tripo.log")
+        self.procs["fake-tripo"].listener = self.listeners["fake-tripo"]
         for name in ("api", "matchmaker", "control-worker"):
-            self.procs[name] = Proc(name, [GSF, name], env, logs / f"{name}.log")
+            self.procs[name] = Proc(name, [GSF, name], env, logs / f"{name}.log", listener=self.listeners.get(name))
         for node in self.nodes:
             self.networks[node] = unique("gsf-dist-net")
             agent_env = {**self._base_env(self.root / node), "GSF_NODE_ID": node,
                          "GSF_GAME_NETWORK": self.networks[node], "GSF_NODE_LABELS": f'{{"topology": "{node}"}}'}
             self.procs[node] = Proc(node, [GSF, "agent"], agent_env, logs / f"{node}.log")
 
-        self.start_proc("temporal")
         migrated = subprocess.run([GSF, "db", "upgrade"], env=env, cwd=REPO, capture_output=True, text=True,
                                   timeout=120, check=False)
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
@@ -258,6 +270,8 @@ class Topology:
                 for n in docker_client.networks.list(names=[net]):
                     with contextlib.suppress(docker.errors.APIError):
                         n.remove()
+            for sock in self.listeners.values():
+                sock.close()
             self._clean_redis()
             self._drop_database()
 

@@ -21,7 +21,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.tripo_fake import FakeTripo, create_fake_tripo_app
 from core.settings import Settings
-from tests.conftest import free_port, unique
+from tests import leaks
+from tests.conftest import reserve_port, unique
 from tests.harness import Harness, platform, serve
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -50,7 +51,7 @@ async def fake_tripo() -> AsyncIterator[FakeServer]:
     """A fresh fake Tripo per test, with its own key (so each test has its own slot semaphore too)."""
     key = f"tsk_{uuid.uuid4().hex}"
     fake = FakeTripo(api_keys={key}, generation_seconds=0.5)
-    port = free_port()
+    port = reserve_port()
     server, task = await serve(create_fake_tripo_app(fake), port)
     try:
         yield FakeServer(fake, f"http://127.0.0.1:{port}", key)
@@ -104,10 +105,11 @@ class S3Server:
 def moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # binds a free port itself
     server.start()
-    yield f"http://127.0.0.1:{port}"
+    host, port = server.get_host_and_port()
+    leaks.keep_for_session(port=port)
+    yield f"http://{host}:{port}"
     server.stop()
 
 

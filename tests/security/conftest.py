@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from api.main import create_app
 from core.bootstrap import create_user_key
 from core.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import closed_port
 from tests.matchmaker.conftest import FakeClock
 
 SECRET = "security-test-secret"
@@ -51,7 +51,7 @@ MakeApi = Callable[..., Awaitable[Api]]
 def api_settings(tmp_path: Path, **overrides: Any) -> Settings:
     # Temporal on a closed port: these tests never reach a route that needs it.
     values: dict[str, Any] = {"env": "test", "data_dir": tmp_path / "data", "secret_key": SECRET,
-                              "temporal_address": f"127.0.0.1:{free_port()}"}
+                              "temporal_address": f"127.0.0.1:{closed_port()}"}
     values.update(overrides)
     (tmp_path / "data").mkdir(parents=True, exist_ok=True)
     return Settings(**values)

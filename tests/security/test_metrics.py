@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 from agent_worker.metrics import AgentMetrics
 from core.db.models import GameServer, User
 from matchmaker.app import create_app as create_matchmaker
-from tests.conftest import free_port
+from tests.conftest import reserve_port
 from tests.matchmaker.conftest import make_settings
 from tests.security.conftest import MakeApi, api_settings
 
@@ -137,7 +137,7 @@ async def scrape(port: int, token: str = "") -> httpx.Response:
 async def test_agent_metrics_count_activities_heartbeats_and_read_the_node(temporal_env: Any, tmp_path: Path) -> None:
     running = [3]
     metrics = AgentMetrics("node-7", lambda: running[0])
-    settings = api_settings(tmp_path, agent_metrics_port=free_port(), metrics_token="agent-secret")
+    settings = api_settings(tmp_path, agent_metrics_port=reserve_port(), metrics_token="agent-secret")
     server = asyncio.create_task(metrics.serve(settings))
     queue = f"gsf-test-metrics-{uuid.uuid4().hex[:8]}"
     try:
@@ -213,7 +213,7 @@ async def test_the_running_agent_serves_its_metrics(settings: Any, temporal_env:
     (one succeeds, one is refused) are counted."""
     from tests.harness import platform
 
-    port = free_port()
+    port = reserve_port()
     async with platform(settings.model_copy(update={"agent_metrics_port": port}), temporal_env.client) as h:
         key = await h.user_key("ops@example.com", admin=True)
         async with h.api(key) as api:

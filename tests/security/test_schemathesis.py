@@ -27,13 +27,14 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
+from core import listen
 from core.bootstrap import create_user_key
 from core.db.session import create_schema, make_engine, make_session_factory
 from core.security import node_token
 from core.settings import Settings
 from matchmaker.app import create_app as create_matchmaker
 from matchmaker.server import MatchmakerServer
-from tests.conftest import free_port, pg_available, unique
+from tests.conftest import pg_available, reserve_port, unique
 
 pytestmark = [pytest.mark.temporal]
 
@@ -100,7 +101,9 @@ class ServiceThread(threading.Thread):
             MatchmakerServer(uvicorn.Config(mm_app, host="127.0.0.1", port=s.matchmaker_port,
                                             log_level="warning", lifespan="on"), mm_app),
         ]
-        tasks = [asyncio.create_task(server.serve()) for server in self.servers]
+        ports = (s.api_port, s.matchmaker_port)
+        tasks = [asyncio.create_task(server.serve(sockets=[listen.listener("127.0.0.1", port)]))
+                 for server, port in zip(self.servers, ports, strict=True)]
         while not all(server.started for server in self.servers):
             if any(task.done() for task in tasks):
                 raise RuntimeError("a service did not start")
@@ -127,7 +130,7 @@ def services(request: pytest.FixtureRequest, temporal_env: WorkflowEnvironment,
     # Rate limits are off: they have their own tests, and here they would only hide routes.
     s = Settings(env="test", data_dir=data, secret_key=SECRET, rate_limit_enabled=False, database_url=url,
                  temporal_address=temporal_env.client.service_client.config.target_host,
-                 api_port=free_port(), matchmaker_port=free_port(), control_queue=unique("gsf-fuzz"),
+                 api_port=reserve_port(), matchmaker_port=reserve_port(), control_queue=unique("gsf-fuzz"),
                  node_id=NODE)
     thread = ServiceThread(s)
     thread.start()

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request, Response
 from temporalio.testing import WorkflowEnvironment
 
 from core.settings import Settings
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, reserve_port
 from tests.harness import Harness, platform, serve
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -93,7 +93,7 @@ def receiver_app(receiver: Receiver) -> FastAPI:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    port = free_port()
+    port = reserve_port()
     rec = Receiver(url=f"http://127.0.0.1:{port}")
     server, task = await serve(receiver_app(rec), port)
     try:

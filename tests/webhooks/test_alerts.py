@@ -13,11 +13,13 @@ import pytest
 import yaml
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 
+from cli.temporal_server import free_port
 from core.settings import Settings
 from core.webhooks_metrics import control_metrics_runtime
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, reserve_port
 from tests.harness import platform
 
 RULES_FILE = REPO / "deploy" / "prometheus" / "alerts.yml"
@@ -80,21 +82,38 @@ def test_metric_names_are_read_from_expressions() -> None:
     assert metric_names(expr) == {"gsf_x_bucket", "gsf_y", "gsf_z", "gsf_w"}
 
 
+METRICS_TOKEN = "alerts-test-scrape"  # the API's and matchmaker's /metrics answer 404 without one
+
+
 async def scrape(url: str) -> set[str]:
     async with httpx.AsyncClient(timeout=10) as http:
-        resp = await http.get(url)
+        resp = await http.get(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert resp.status_code == 200, f"{url}: {resp.status_code} {resp.text[:200]}"
     return exported_names(resp.text)
+
+
+def sdk_metrics_runtime(settings: Settings) -> tuple[Settings, Runtime]:
+    """The SDK's Prometheus server binds its port itself (in Rust; it takes no socket), so a port
+    taken between the choice and its bind is chosen again: retried, never assumed."""
+    last: Exception | None = None
+    for _ in range(5):
+        s = settings.model_copy(update={"control_metrics_port": free_port()})
+        try:
+            return s, control_metrics_runtime(s)
+        except ValueError as exc:  # "Failed starting Prometheus exporter: Address already in use"
+            last = exc
+    raise AssertionError(f"the SDK's metrics server never bound a port: {last}")
 
 
 @pytest.mark.docker
 @pytest.mark.temporal
 async def test_every_metric_the_rules_use_is_exported(settings: Settings, temporal_env: WorkflowEnvironment,
                                                       runtime_images: str, cleanup_docker: None) -> None:
-    s = settings.model_copy(update={"agent_metrics_port": free_port(), "control_metrics_port": free_port()})
+    s, runtime = sdk_metrics_runtime(settings.model_copy(update={"agent_metrics_port": reserve_port(),
+                                                                         "metrics_token": METRICS_TOKEN}))
     # The control worker's client, on a runtime that serves the SDK's metrics (as `gsf control-worker` does).
     client = await Client.connect(temporal_env.client.service_client.config.target_host,
-                                  data_converter=pydantic_data_converter, runtime=control_metrics_runtime(s))
+                                  data_converter=pydantic_data_converter, runtime=runtime)
     async with platform(s, client) as h:
         # A workflow task that fails (its input cannot be decoded): the failure counter gets its first sample.
         bad = await client.start_workflow("WebhookDeliveryWorkflow", {"not": "a delivery"},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import ssl
 from datetime import UTC, datetime, timedelta
@@ -10,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,7 +19,8 @@ from core.webhooks_net import (
     post,
     resolve_target,
 )
-from tests.conftest import free_port
+from tests.conftest import reserve_port
+from tests.harness import serve
 from tests.webhooks.conftest import Receiver, receiver_app
 
 STRICT = AddressPolicy()
@@ -153,17 +152,9 @@ def _tls_files(tmp: Path, name: str) -> tuple[Path, Path, Path]:
 async def test_https_to_the_pinned_address_checks_the_certificate_against_the_name(tmp_path: Path) -> None:
     ca, cert, key = _tls_files(tmp_path, "hooks.example")
     receiver = Receiver(url="")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(receiver_app(receiver), host="127.0.0.1", port=port, log_level="warning",
-                                           ssl_certfile=str(cert), ssl_keyfile=str(key)))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
+    port = reserve_port()
+    server, task = await serve(receiver_app(receiver), port, ssl_certfile=str(cert), ssl_keyfile=str(key))
     try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.02)
-
         async def local(host: str, port: int) -> list[str]:
             return ["127.0.0.1"]
 
