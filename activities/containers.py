@@ -7,8 +7,10 @@ the event loop, and they heartbeat so that cancellation and a dead agent are not
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -83,6 +85,44 @@ def hand_over_stdin(container: Container, data: bytes) -> None:
             raw.close()  # closing the SocketIO wrapper leaves its socket open
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def docker_reason(exc: docker.errors.APIError) -> str:
+    """The engine's refusal in its own words: `str(exc)` starts with the engine's internal URL
+    (`http+docker://localhost/v1.41/containers/<id>/start`), which a server's `error` must not show."""
+    said = exc.explanation or (exc.response.reason if exc.response is not None else "")
+    explanation = re.sub(r"[a-z][a-z0-9+.-]*://\S+", "<url>", str(said or ""))
+    return f"Docker refused it ({exc.status_code or 'no status'}): {explanation or 'no reason given'}"[:500]
+
+
+def docker_refusals(fn: F) -> F:
+    """An activity whose Docker errors fail it with `docker_reason` (type `DockerRefused`): a
+    400 (a request the engine will never take) at once, others through the retry policy."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except docker.errors.APIError as exc:
+            raise ApplicationError(docker_reason(exc), type="DockerRefused",
+                                   non_retryable=exc.status_code == 400) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _last_lines(lines: list[str], count: int, max_chars: int) -> list[str]:
+    """The last `count` whole lines that fit in `max_chars`."""
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines[-count:]):
+        size += len(line) + 1
+        if kept and size > max_chars:
+            break
+        kept.append(line)
+    return kept[::-1]
+
+
 def bridge_interface(network_attrs: dict[str, Any]) -> str:
     """The host-side interface of a Docker bridge network."""
     options = network_attrs.get("Options") or {}
@@ -101,6 +141,9 @@ class ContainerActivities:
         self.expected_stops: set[str] = set()
         self._lock = threading.Lock()
         self._guarded: set[str] = set()  # game networks whose host firewall rule is in place
+        # Called with (server_id, container_id) when a container ends before it was ready, before the
+        # failure is raised (and the container removed): the agent ships its output as the server's logs.
+        self.on_ended: Callable[[str, str], None] | None = None
 
     def check_runtime(self) -> None:
         """Fail early and clearly when the configured OCI runtime is not registered with Docker."""
@@ -215,6 +258,7 @@ class ContainerActivities:
     # --- activities ----------------------------------------------------------
 
     @activity.defn(name="ensure_image")
+    @docker_refusals
     def ensure_image(self, input: EnsureImageInput) -> EnsureImageResult:
         """Build the game image from runtime + source unless an image of that content already exists."""
         started = time.perf_counter()
@@ -240,6 +284,7 @@ class ContainerActivities:
         return EnsureImageResult(image=tag, built=built, duration_ms=(time.perf_counter() - started) * 1000)
 
     @activity.defn(name="start_container")
+    @docker_refusals
     def start_container(self, input: StartContainerInput) -> StartContainerResult:
         """Start the hardened container; a retry after a crash adopts the container it already started."""
         name = container_name(input.server_id)
@@ -278,6 +323,13 @@ class ContainerActivities:
                 # The secrets travel over stdin (below), never in the environment, which any
                 # process of the container can read back from /proc/<pid>/environ.
                 "GSF_SECRETS_STDIN": "1",
+                # Failures on stdout too: one pipe keeps the lines in order (Docker reads two apart).
+                "GSF_LOG_STREAM": "stdout",
+                # Per-connection frame limit (gameserver/runtime/server.js reads the same names).
+                "GSF_SERVER_MESSAGE_RATE": str(self.settings.server_message_rate),
+                "GSF_SERVER_MESSAGE_BURST": str(self.settings.server_message_burst),
+                "GSF_SERVER_MESSAGE_DROP_LIMIT": str(self.settings.server_message_drop_limit),
+                "GSF_SERVER_MESSAGE_DROP_WINDOW_MS": str(self.settings.server_message_drop_window_ms),
             },
             stdin_open=True,
             labels=labels,
@@ -330,6 +382,7 @@ class ContainerActivities:
                                     ws_url=f"ws://{host}:{port}/ws")
 
     @activity.defn(name="wait_ready")
+    @docker_refusals
     def wait_ready(self, input: WaitReadyInput) -> WaitReadyResult:
         """Probe the runtime's /health until it answers 200; a container that exits fails at once."""
         started = time.perf_counter()
@@ -349,14 +402,21 @@ class ContainerActivities:
                 last_beat = now
                 state = self._state(input.container_id)
                 if state is not None and state.get("Status") in ("exited", "dead"):
-                    raise ApplicationError(
-                        f"game server exited with code {state.get('ExitCode')} before it was ready: "
-                        f"{self._tail(input.container_id)}",
-                        type="ContainerExited", non_retryable=True)
+                    raise self._not_ready(input, f"game server exited with code {state.get('ExitCode')} "
+                                          "before it was ready", "ContainerExited", state.get("ExitCode"))
             # A refused connection on loopback costs microseconds: poll tightly, readiness is the critical path.
             time.sleep(0.01)
-        raise ApplicationError(f"game server not ready after {input.timeout_seconds:.0f} s: "
-                               f"{self._tail(input.container_id)}", type="ReadyTimeout", non_retryable=True)
+        raise self._not_ready(input, f"game server not ready after {input.timeout_seconds:.0f} s",
+                              "ReadyTimeout", None)
+
+    def _not_ready(self, input: WaitReadyInput, what: str, kind: str, exit_code: int | None) -> ApplicationError:
+        """The failure of a server that never got ready: its last output as lines, in order, in the
+        message and (as `log_tail`) in the details; the whole output goes to the server's logs."""
+        if self.on_ended is not None:
+            self.on_ended(input.server_id, input.container_id)
+        output = self._output(input.container_id, 50)
+        return ApplicationError(what + "".join(f"\n{line}" for line in _last_lines(output, 20, 2000)),
+                                {"exit_code": exit_code, "log_tail": output}, type=kind, non_retryable=True)
 
     def _state(self, container_id: str) -> dict[str, Any] | None:
         try:
@@ -364,14 +424,23 @@ class ContainerActivities:
         except docker.errors.NotFound:
             return {"Status": "dead", "ExitCode": None}
 
-    def _tail(self, container_id: str, lines: int = 5) -> str:
+    def _output(self, container_id: str, lines: int) -> list[str]:
+        """The container's last output lines (stdout and stderr), in the order they were written:
+        Docker reads the two streams apart, so its file can hold them out of order; its timestamps
+        put them back."""
         try:
-            out = self.client.api.logs(container_id, tail=lines).decode(errors="replace")
+            out = self.client.api.logs(container_id, tail=lines, timestamps=True).decode(errors="replace")
         except docker.errors.APIError:
-            return ""
-        return " | ".join(line for line in out.splitlines() if line.strip())[-800:]
+            return []
+        stamped = [line.partition(" ") for line in out.splitlines()]
+        return [text[:500] for _, _, text in sorted(stamped, key=lambda part: part[0]) if text.strip()]
+
+    def _tail(self, container_id: str, lines: int = 5) -> str:
+        """The last lines, one per line (no separator that would read as part of them)."""
+        return "\n".join(_last_lines(self._output(container_id, lines), lines, 800))
 
     @activity.defn(name="stop_container")
+    @docker_refusals
     def stop_container(self, input: StopContainerInput) -> StopContainerResult:
         """Stop (and with `remove`, remove) the server's container; idempotent."""
         stopped = removed = False

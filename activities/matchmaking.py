@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -13,11 +13,12 @@ from core.contracts import DeregisterServerInput, EmptyResult, RegisterServerInp
 
 
 class MatchmakingActivities:
-    def __init__(self, http: httpx.AsyncClient, node_token: str,
+    def __init__(self, http: httpx.AsyncClient, headers: Mapping[str, str],
                  status: Callable[[str, str], Awaitable[dict[str, Any] | None]] | None = None) -> None:
         # `http` has the matchmaker's base URL; injected so tests can hand in a transport.
         self.http = http
-        self.headers = {"Authorization": f"Bearer {node_token}"}
+        # The node token's `Authorization` header, shared with the agent, which renews it in place.
+        self.headers = headers
         # The game's own status (players, metadata, lock) by server id and ws_url, from its node.
         self.status = status
 
@@ -38,6 +39,8 @@ class MatchmakingActivities:
         beat = {"players": int(status.get("players", 0)), "max_players": input.max_players,
                 "metadata": status.get("metadata") or {}, "locked": bool(status.get("locked", False)),
                 "ready": True, "generation": resp.json().get("generation")}
+        if status.get("instance"):  # the game process these seats are for (a restart releases them)
+            beat["instance"] = str(status["instance"])[:64]
         resp = await self.http.put(f"/servers/{input.server_id}/heartbeat", json=beat, headers=self.headers)
         resp.raise_for_status()
         return EmptyResult()

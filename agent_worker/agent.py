@@ -33,6 +33,7 @@ from temporalio.worker import Worker
 from activities.containers import ContainerActivities, container_port
 from activities.matchmaking import MatchmakingActivities
 from activities.steps import StepActivities
+from agent_worker.credentials import NodeCredential
 from agent_worker.fingerprint import MetricsSampler, hardware, network
 from agent_worker.metrics import AgentMetrics
 from core import security
@@ -64,18 +65,21 @@ class Agent:
         self.settings = settings
         self.node_id = node_id
         self.client = client
-        self.token = security.node_token(settings.secret_key, node_id)
-        self.headers = {"Authorization": f"Bearer {self.token}"}
+        self.credential = NodeCredential(settings, node_id)
+        self.headers = self.credential.headers  # one dict, renewed in place (agent_worker/credentials.py)
         self.docker = docker.from_env()
         self.artifacts = LocalArtifactStore(settings.artifact_dir)
         self.containers = ContainerActivities(self.docker, settings, node_id, self._fetch_source)
+        self.containers.on_ended = self._ship_ended
         self.log_queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=100_000)
         self.log_threads: dict[str, threading.Thread] = {}
+        self._log_lock = threading.Lock()
         self.stopping = threading.Event()
         self._cpu_prev: dict[str, tuple[int, int]] = {}
         self._players: dict[str, int] = {}
         self.instances: list[dict[str, Any]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.mm: httpx.AsyncClient | None = None  # the matchmaker, while `run` runs
 
     # --- sources ------------------------------------------------------------------
 
@@ -121,7 +125,9 @@ class Agent:
         async with httpx.AsyncClient(base_url=self.settings.matchmaker_url, timeout=10,
                                      transport=self.metrics.relay_transport()) as mm_http, \
                 httpx.AsyncClient(base_url=self.settings.public_api_url, timeout=10) as api_http:
-            matchmaking = MatchmakingActivities(mm_http, self.token, status=self._status_of)
+            await self.credential.obtain(api_http)
+            self.mm = mm_http
+            matchmaking = MatchmakingActivities(mm_http, self.headers, status=self._status_of)
             steps = StepActivities(self.docker, self.settings, self.containers)
             with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES + 4,
                                     thread_name_prefix="gsf-activity") as executor:
@@ -183,7 +189,9 @@ class Agent:
             docker_version = ""
         body: dict[str, Any] = {
             "name": self.settings.node_name if self.settings.node_id == self.node_id else self.node_id,
-            "hardware": hardware(docker_version), "network": network(),
+            "hardware": hardware(docker_version),
+            # The address its game servers are reached at: the host of every ws_url it registers.
+            "network": {**network(), "public_host": self.settings.public_host},
             "labels": self.settings.node_labels, "heartbeat_seconds": self.settings.agent_heartbeat_seconds,
         }
         body["resources"] = {
@@ -191,7 +199,7 @@ class Agent:
             "memory_mb": body["hardware"]["memory_bytes"] // (1024 * 1024),
             "max_servers": 0,
         }
-        registered = False
+        registered = refused = False
         while True:
             try:
                 instances = len(await asyncio.to_thread(self._our_containers))
@@ -201,13 +209,17 @@ class Agent:
                     key: round(sum(float(i.get(key) or 0) for i in self.instances), 2)
                     for key in ("cpu_percent", "memory_bytes", "pids", "net_rx_bytes", "net_tx_bytes")}
                 resp = await api.put("/api/v1/agent/heartbeat", json=body, headers=self.headers)
+                if resp.status_code == 401:
+                    if await self.credential.renew(api):
+                        continue  # rotated: the token an operator put in the file, or a new enrollment
+                    refused = True  # revoked, or the node deleted: retry at the heartbeat pace, re-create nothing
                 resp.raise_for_status()
-                registered = True
+                registered, refused = True, False
             except (httpx.HTTPError, docker.errors.APIError) as exc:
                 # Until the first heartbeat lands, retry quickly: the API may still be starting.
-                if registered:
+                if registered and not refused:
                     log.warning("node heartbeat failed: %s", exc)
-            await asyncio.sleep(self.settings.agent_heartbeat_seconds if registered else 0.2)
+            await asyncio.sleep(self.settings.agent_heartbeat_seconds if registered or refused else 0.2)
 
     # --- matchmaker relay ----------------------------------------------------------------
 
@@ -330,7 +342,9 @@ class Agent:
                 "player_ids": list(status.get("player_ids") or []),
                 "metadata": status.get("metadata") or {}, "locked": bool(status.get("locked", False)),
                 # Not ready while the game loads (onCreate): the room is not listed before then.
-                "ready": bool(status.get("ready", True))}
+                "ready": bool(status.get("ready", True)),
+                # The game process: another one (a restart) releases the seats held for the last.
+                "instance": str(status["instance"])[:64] if status.get("instance") else None}
 
     async def _status_of(self, server_id: str, ws_url: str) -> dict[str, Any] | None:
         """A game's /status, found through the port of its ws_url (published on this node)."""
@@ -390,15 +404,38 @@ class Agent:
             self.containers.expected_stops.discard(cid)
             return
         exit_code = int(attrs["exitCode"]) if str(attrs.get("exitCode", "")).isdigit() else None
+        # Before the workflow hears of it (and removes the container for a restart): its output,
+        # also when it died before the relay began to follow it.
+        self._ship_ended(server_id, cid)
         try:
             oom = bool(self.docker.api.inspect_container(cid)["State"].get("OOMKilled"))
-            tail = self.docker.api.logs(cid, tail=20).decode(errors="replace").splitlines()
         except docker.errors.APIError:
-            oom, tail = False, []
+            oom = False
         report = CrashReport(container_id=cid, exit_code=exit_code, reason=self.containers._tail(cid, 3),
-                             oom_killed=oom, log_tail=[line[:500] for line in tail if line.strip()])
+                             oom_killed=oom, log_tail=self.containers._output(cid, 20))
         if self.loop is not None:
-            asyncio.run_coroutine_threadsafe(self._signal_crash(server_id, report), self.loop)
+            asyncio.run_coroutine_threadsafe(self._crashed(server_id, report), self.loop)
+
+    async def _crashed(self, server_id: str, report: CrashReport) -> None:
+        await self._unlist(server_id)
+        await self._signal_crash(server_id, report)
+
+    async def _unlist(self, server_id: str) -> None:
+        """The game process is gone: its room leaves the list (joins of it are refused as not ready)
+        and the seats held for it are released, until the restarted one is ready and registered.
+        Without this, the room stays listed until that registration, and every seat handed out
+        meanwhile meets a refused connection and holds a slot for the seat's lifetime."""
+        if self.mm is None:
+            return
+        try:
+            resp = await self.mm.put(f"/servers/{server_id}/heartbeat", headers=self.headers,
+                                     json={"players": 0, "ready": False, "instance": ""})
+        except httpx.HTTPError as exc:
+            log.info("could not unlist %s after its crash: %s", server_id, exc)
+            return
+        if resp.status_code not in (200, 404):  # 404: not registered (it never got ready)
+            log.info("could not unlist %s after its crash: %s %s", server_id, resp.status_code,
+                     resp.text[:200])
 
     async def _signal(self, server_id: str, signal: str, arg: Any) -> None:
         assert self.client is not None
@@ -449,20 +486,31 @@ class Agent:
         for c in await asyncio.to_thread(self._our_containers, True):
             if c.status in ("exited", "dead") and c.labels.get("gsf.server_id"):
                 state = c.attrs.get("State", {})
-                await self._signal_crash(c.labels["gsf.server_id"], CrashReport(
+                await self._crashed(c.labels["gsf.server_id"], CrashReport(
                     container_id=c.id, exit_code=state.get("ExitCode"), reason="found dead at agent start"))
 
     # --- logs ---------------------------------------------------------------------------------
 
     def _follow_logs(self, c: Container) -> None:
-        thread = self.log_threads.get(c.id)
-        if thread is not None and thread.is_alive():
-            return
-        server_id = c.labels.get("gsf.server_id", "")
-        thread = threading.Thread(target=self._tail_logs, args=(c.id, server_id), daemon=True,
-                                  name=f"gsf-logs-{c.short_id}")
-        self.log_threads[c.id] = thread
-        thread.start()
+        self._follow(c.labels.get("gsf.server_id", ""), c.id)
+
+    def _follow(self, server_id: str, cid: str, again: bool = True) -> threading.Thread:
+        """The thread that ships this container's output (started unless one runs, or with
+        `again=False` has run: an ended container has nothing more to say)."""
+        with self._log_lock:
+            thread = self.log_threads.get(cid)
+            if thread is not None and (thread.is_alive() or not again):
+                return thread
+            thread = threading.Thread(target=self._tail_logs, args=(cid, server_id), daemon=True,
+                                      name=f"gsf-logs-{cid[:12]}")
+            self.log_threads[cid] = thread
+            thread.start()
+            return thread
+
+    def _ship_ended(self, server_id: str, cid: str) -> None:
+        """A container that ended (before it was ready, or before the relay saw it run): queue
+        all it printed that is not shipped yet, as the server's logs, and wait until it is queued."""
+        self._follow(server_id, cid, again=False).join(timeout=3.0)
 
     def _tail_logs(self, cid: str, server_id: str) -> None:
         since = self._log_cursor(server_id, cid)

@@ -93,7 +93,7 @@ def install(app: FastAPI) -> None:
                        "the server failed to handle this request; it has been logged", request.url.path,
                        request_id=_request_id(request))
         # Starlette answers this one outside every middleware, EdgeMiddleware's headers included.
-        from api.middleware import SECURITY_HEADERS  # that module imports this one
+        from core.asgi import SECURITY_HEADERS
 
         resp.headers.update({k.decode(): v.decode() for k, v in SECURITY_HEADERS})
         if _request_id(request):

@@ -12,7 +12,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from api import deps, errors, metrics
+from api import deps, errors, metrics, spec_bounds
+from api.analysis_pool import AnalysisPool
 from api.middleware import EdgeMiddleware
 from api.ratelimit import ApiRateLimits, RateLimitMiddleware
 from api.routes import (
@@ -34,6 +35,7 @@ from api.routes import (
 )
 from core import tracing
 from core.artifacts import LocalArtifactStore
+from core.asgi import ClientAddressMiddleware, TrustedProxies
 from core.db.session import create_schema, make_engine, make_session_factory
 from core.logging import RequestContextMiddleware
 from core.settings import Settings, get_settings
@@ -54,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = make_session_factory(engine)
         app.state.artifacts = LocalArtifactStore(settings.artifact_dir)
+        app.state.analysis_pool = AnalysisPool(settings)  # issue #19: analyses off the event loop
         app.state.temporal = None
         with contextlib.suppress(RuntimeError, OSError):
             app.state.temporal = await connect(settings)
@@ -62,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await rooms.close_matchmaker_http(app)
             await allocations.close_fleet_registry(app)  # issue #10
+            await app.state.analysis_pool.close()
             await engine.dispose()
 
     app = FastAPI(title="Game Server Factory", version="0.1.0", lifespan=lifespan,
@@ -78,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        max_upload_bytes=max(settings.max_upload_bytes, settings.max_image_bytes))
     app.add_middleware(RateLimitMiddleware, limits=app.state.rate_limits, secret_key=settings.secret_key)
     app.add_middleware(metrics.ObserveMiddleware, metrics=app.state.metrics)
+    # Issue #19: the one place X-Forwarded-For is read, and only from GSF_TRUSTED_PROXIES.
+    app.add_middleware(ClientAddressMiddleware, proxies=TrustedProxies(settings.trusted_proxies))
     if settings.cors_origins:
         # Bearer keys, no cookies: credentials stay off, so a listed origin cannot ride a session.
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
@@ -95,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     tracing.instrument_fastapi(app, settings)  # request spans when GSF_OTEL_EXPORTER is set
     errors.document(app)
+    spec_bounds.install(app, settings)  # the plans and maxima this installation allows
     if (WEB_DIR / "index.html").exists():
         app.mount("/", ConsoleFiles(directory=WEB_DIR, html=True), name="web")
     return app

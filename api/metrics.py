@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import problems
 from core.contracts import ServerStatus
 from core.db.models import GameServer
-from core.errors import Unauthorized
+from core.errors import NotFound, Unauthorized
 from core.webhooks_metrics import PlatformCollector
 
 log = logging.getLogger("gsf.api")
@@ -121,20 +121,26 @@ async def refresh_from_database(request: Request, metrics: ApiMetrics) -> None:
         log.warning("database gauges for /metrics not read: %s", exc)
 
 
+def check_metrics_token(token: str, authorization: str) -> None:
+    """/metrics is on the public port, so it answers a scraper holding GSF_METRICS_TOKEN only:
+    NotFound while no token is set (nobody may scrape), Unauthorized for a missing or wrong one."""
+    if not token:
+        raise NotFound("/metrics is served only when GSF_METRICS_TOKEN is set")
+    scheme, _, given = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise Unauthorized("/metrics needs `Authorization: Bearer <metrics token>`")
+
+
 router = APIRouter(tags=["ops"])
 
 
 @router.get("/metrics", response_class=Response, responses={
     200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
           "description": "Prometheus text exposition format"},
-    **problems(401)})
+    **problems(401, 404)})
 async def metrics(request: Request) -> Response:
     """Prometheus metrics: requests, latency, in-flight requests, deployments by status."""
-    token: str = request.app.state.settings.metrics_token
-    if token:
-        given = request.headers.get("authorization", "").partition(" ")[2].strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise Unauthorized("/metrics needs `Authorization: Bearer <metrics token>`")
+    check_metrics_token(request.app.state.settings.metrics_token, request.headers.get("authorization", ""))
     api_metrics: ApiMetrics = request.app.state.metrics
     await refresh_from_database(request, api_metrics)
     return Response(api_metrics.render(), media_type=CONTENT_TYPE)

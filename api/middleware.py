@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem
-from core.asgi import BodyTooLarge, limited_receive
+from core.asgi import SECURITY_HEADERS, BodyTooLarge, limited_receive
 from core.db.models import AuditEntry
 
 log = logging.getLogger("gsf.api")
@@ -24,15 +24,6 @@ QUIET_PREFIXES = ("/api/v1/agent/",)
 AUDITED = "audited"
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-# The console is plain ES modules from this origin; it talks to this API and to game servers (ws:).
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
-    (b"content-security-policy", CSP.encode()),
-]
 
 
 class EdgeMiddleware:
@@ -99,6 +90,7 @@ class EdgeMiddleware:
 def audit_fields(scope: Scope, status: int) -> dict[str, Any]:
     """An audit entry's columns for a call: who (as auth left it in the state), what, how it ended."""
     state = scope.get("state", {})
+    # As core.asgi.ClientAddressMiddleware settled it: X-Forwarded-For counts from trusted proxies only.
     client = scope.get("client") or ("", 0)
     return {"user_id": state.get("user_id"), "key_id": state.get("key_id"), "method": scope["method"],
             "path": scope.get("path", "")[:400], "status": status, "request_id": state.get("request_id", ""),

@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem
-from api.middleware import REQUEST_ID, SECURITY_HEADERS
-from core.security import verify_node_token
+from api.middleware import REQUEST_ID
+from core.asgi import SECURITY_HEADERS
+from core.node_credentials import RecentTokens
 from core.settings import Settings
 
 LIMITED_PREFIX = "/api/"
@@ -117,6 +118,7 @@ class RateLimitMiddleware:
         self.app = app
         self.limits = limits
         self.secret_key = secret_key
+        self.agents = RecentTokens()  # live node credentials seen lately (core/node_credentials.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -126,9 +128,10 @@ class RateLimitMiddleware:
         headers = dict(scope["headers"])
         credential = _bearer(headers)
         if (credential is not None and path.startswith(AGENT_PREFIX)
-                and verify_node_token(self.secret_key, credential) is not None):
+                and await self.agents.node_of(scope["app"].state.sessions, credential) is not None):
             await self.app(scope, receive, send)
             return
+        # The peer, or what a GSF_TRUSTED_PROXIES proxy says (core.asgi); never the caller's header.
         client = scope.get("client")
         wait, which = self.limits.check(client[0] if client else "unknown", credential)
         if wait == 0:

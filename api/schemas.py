@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
+
+from core.limits import MIN_CPUS, MIN_MEMORY_MB, MIN_PIDS
 
 
 class ServerEventPublic(BaseModel):
@@ -131,6 +134,7 @@ class NodesPublic(BaseModel):
 
 
 NODE_TYPES = ("physical", "virtual", "container")
+PUBLIC_HOST = r"^[A-Za-z0-9][A-Za-z0-9.:-]*$"  # a host name, an IPv4 or an IPv6 address
 NODE_STATUSES = ("ready", "maintenance", "offline", "online")
 
 
@@ -159,10 +163,12 @@ class NodeCreate(BaseModel):
     labels: dict[str, str] = {}
     resources: dict[str, float] = {}
     capacity: NodeCapacity | None = None
+    # Where players reach the node's game servers (the host of every `ws_url` it registers).
+    public_host: str | None = Field(default=None, max_length=253, pattern=PUBLIC_HOST)
 
 
 class NodeCreated(NodePublic):
-    token: str
+    token: str  # the agent's credential, shown once (store it in the agent's token file)
 
 
 class NodeUpdate(BaseModel):
@@ -175,6 +181,7 @@ class NodeUpdate(BaseModel):
     labels: dict[str, str] | None = None
     resources: dict[str, float] | None = None
     capacity: NodeCapacity | None = None
+    public_host: str | None = Field(default=None, max_length=253, pattern=PUBLIC_HOST)
 
 
 class NodeStatusUpdate(BaseModel):
@@ -182,3 +189,51 @@ class NodeStatusUpdate(BaseModel):
 
     status: Literal["ready", "maintenance", "offline", "online"]
     reason: str = Field(default="", max_length=500)
+
+
+# --- Parameters every route shares (issue #19: one definition each, bounded) -------------------
+
+# No listing is that long, and it stays far inside every database's integers (an offset past
+# 2**63 was a 500 on SQLite and PostgreSQL).
+MAX_OFFSET = 1_000_000_000
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="how many items to skip")]
+# A row id a client hands back (`Last-Event-ID`): beyond this it names no row (64-bit signed).
+MAX_ROW_ID = 2**63 - 1
+
+LabelKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+LabelValue = Annotated[str, Field(max_length=128)]
+# patternProperties alone would let other keys through in the schema; the server refuses them.
+Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=32, json_schema_extra={"additionalProperties": False})]
+
+# Labels in a form field: up to 32 `key=value` pairs, comma-separated (a JSON object of strings
+# is taken too, but the schema states the one form it can check).
+_LABEL_PAIR = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}=[^,]{0,128}"
+LABELS_TEXT_SCHEMA: dict[str, Any] = {"pattern": f"^(?:{_LABEL_PAIR}(?:,{_LABEL_PAIR}){{0,31}})?$"}
+
+# Per-server overrides of a plan's limits. Their floors (core/limits.py) and the admin's maxima
+# are checked by `api.routes.servers.plan_limits`, which answers 422 `invalid-limits`; the
+# schema states the floors so a client (and schemathesis) knows them.
+_LIMIT_OVERRIDES: dict[str, tuple[str, float]] = {
+    "memory_mb": ("override the plan's memory limit (MiB, no swap)", MIN_MEMORY_MB),
+    "cpus": ("override the plan's CPU limit (cores)", MIN_CPUS),
+    "pids": ("override the plan's process and thread limit", MIN_PIDS),
+}
+
+
+def limit_override(name: str) -> dict[str, Any]:
+    """The keyword arguments of an override's `Form(...)` or `Field(...)`: description and floor."""
+    description, floor = _LIMIT_OVERRIDES[name]
+    return {"description": f"{description}; at least {floor:g}, at most the admin's maximum",
+            "json_schema_extra": {"minimum": floor}}
+
+
+def _limit_field(name: str) -> Any:
+    return Field(default=None, **limit_override(name))
+
+
+class LimitOverrides(BaseModel):
+    """The overrides of a plan's limits a JSON body may carry (fleets, deploys of a game version)."""
+
+    memory_mb: int | None = _limit_field("memory_mb")
+    cpus: float | None = _limit_field("cpus")
+    pids: int | None = _limit_field("pids")

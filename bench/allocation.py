@@ -36,7 +36,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -53,9 +52,9 @@ import websockets
 from sqlalchemy import select
 
 from cli.up import launch_background, stop_background
-from core.db.models import Fleet, Game, GameVersion, User, new_id
+from core import node_credentials
+from core.db.models import Fleet, Game, GameServer, GameVersion, Node, User, new_id
 from core.db.session import make_engine, make_session_factory
-from core.security import node_token
 from core.settings import Settings
 from gameserver import image as images
 from matchmaker.allocator import FleetRegistry, HttpRegistry, LeanHttp, StoreRegistry
@@ -70,12 +69,6 @@ POOL_NODE = "bench-pool-node"
 TARGET_RATE = 200.0
 TARGET_P99_MS = 50.0
 THROUGHPUT_CLIENTS = 16
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def api_process(up: int) -> psutil.Process:
@@ -224,13 +217,20 @@ class Bench:
                 session.add_all([game, version])
                 await session.flush()
                 session.add(fleet)
+                # The pool's rooms are placed on POOL_NODE, at its address, with a credential
+                # minted here as an enrollment would: what the matchmaker admits.
+                ids = [f"pool-{i:05d}" for i in range(count)]
+                session.add(Node(id=POOL_NODE, network={"public_host": "127.0.0.1"}))
+                session.add_all(GameServer(id=sid, owner_id=admin.id, name=sid, game="pool-game",
+                                           source_sha256="0" * 64, max_players=8, workflow_id=f"bench-{sid}",
+                                           status="running", node_id=POOL_NODE) for sid in ids)
+                token = await node_credentials.issue(session, POOL_NODE)
                 await session.commit()
         finally:
             await engine.dispose()
-        ids = [f"pool-{i:05d}" for i in range(count)]
         for start in range(0, count, 1000):
             await registry.add(fleet.id, ids[start:start + 1000])
-        node = {"Authorization": f"Bearer {node_token(self.secret, POOL_NODE)}"}
+        node = {"Authorization": f"Bearer {token}"}
         sem = asyncio.Semaphore(32)
 
         async def register(sid: str) -> None:
@@ -304,16 +304,17 @@ async def hop(registry: FleetRegistry, fleet: str, seconds: float) -> list[float
 async def run_platform(store: str, args: argparse.Namespace, client: docker.DockerClient) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"gsf-bench-alloc-{store}-"))
     node, network = f"bench-{uuid.uuid4().hex[:6]}", f"gsf-bench-{uuid.uuid4().hex[:6]}"
-    api_port, mm_port, t_port, ui_port = free_port(), free_port(), free_port(), free_port()
-    env = {**os.environ, "GSF_DATA_DIR": str(work / "data"), "GSF_API_PORT": str(api_port),
-           "GSF_MATCHMAKER_PORT": str(mm_port), "GSF_TEMPORAL_ADDRESS": f"127.0.0.1:{t_port}",
-           "GSF_TEMPORAL_UI_PORT": str(ui_port), "GSF_NODE_ID": node, "GSF_GAME_NETWORK": network,
+    # Port 0 everywhere: `gsf up` binds free ports itself, and launch_background writes them back into env.
+    env = {**os.environ, "GSF_DATA_DIR": str(work / "data"), "GSF_API_PORT": "0",
+           "GSF_MATCHMAKER_PORT": "0", "GSF_TEMPORAL_ADDRESS": "127.0.0.1:0",
+           "GSF_TEMPORAL_UI_PORT": "0", "GSF_NODE_ID": node, "GSF_GAME_NETWORK": network,
            "GSF_RATE_LIMIT_ENABLED": "false", "GSF_ROOM_TTL_SECONDS": "600", "GSF_LOG_LEVEL": "WARNING"}
     if store == "redis":
         redis.Redis.from_url(REDIS_URL).flushdb()
         env["GSF_REDIS_URL"] = REDIS_URL
     print(f"[{store}] starting gsf up in {work} ...", flush=True)
     proc = launch_background(env, work / "up.log", REPO)
+    api_port, mm_port = env["GSF_API_PORT"], env["GSF_MATCHMAKER_PORT"]  # the ports it got
     # The machine is shared: what else ran shows in the load average, kept next to the figures.
     out: dict[str, Any] = {"load_average_at_start": round(os.getloadavg()[0], 2)}
     bench: Bench | None = None

@@ -33,7 +33,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -57,6 +56,7 @@ from activities.containers import ContainerActivities, container_port
 from activities.placement import PlacementActivities
 from agent_worker.fingerprint import hardware
 from api.routes.servers import plan_limits
+from bench.ports import start_runtime
 from cli.dev import RUNTIME as RUNTIME_JS
 from core import security
 from core.contracts import Limits, SelectNodeInput, StartContainerInput, WaitReadyInput
@@ -84,12 +84,6 @@ class Options:
 
 
 # --- measuring ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def summary(samples: list[float], digits: int = 1) -> dict[str, float]:
@@ -331,15 +325,14 @@ class BareNode:
         node = shutil.which("node")
         if node is None:
             raise SystemExit("bench.density: Node.js is required on the host (apt-get install nodejs)")
-        port = free_port()
         server_id = f"bare{uuid.uuid4().hex[:8]}"
+        # PORT=0: the runtime binds a free port itself and logs it (bench/ports.py reads it).
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GSF_GAME_FILE": str(self.game),
-               "PORT": str(port), "GSF_BIND_HOST": "127.0.0.1", "GSF_SERVER_ID": server_id,
+               "GSF_BIND_HOST": "127.0.0.1", "GSF_SERVER_ID": server_id,
                "GSF_MAX_PLAYERS": "8", "GSF_SEAT_SECRET": security.seat_secret(self.secret, server_id),
                "GSF_AGENT_KEY": security.agent_key(self.secret, server_id), "NODE_ENV": "production"}
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen([node, str(RUNTIME_JS)], env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc, port = start_runtime([node, str(RUNTIME_JS)], env)
         wait_health(port)
         self.start_ms = (time.perf_counter() - t0) * 1000
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -34,12 +33,6 @@ from gameserver import image as images
 REPO = Path(__file__).resolve().parent.parent
 GAME = REPO / "examples" / "games" / "chat.js"
 RESULTS = Path(__file__).parent / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def play(ws_url: str) -> None:
@@ -79,9 +72,13 @@ class Raw:
             nano_cpus=500_000_000, init=True, labels={"gsf.kind": "bench"})
         try:
             port = None
-            while not port:
+            for _ in range(1000):  # the port Docker published it on
                 c.reload()
                 port = (c.ports.get("8080/tcp") or [{}])[0].get("HostPort")
+                if port or c.status not in ("created", "running"):
+                    break
+            if not port:
+                raise RuntimeError(f"raw container {c.short_id} has no published port ({c.status})")
             while True:
                 try:
                     if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
@@ -133,10 +130,10 @@ def main() -> None:
     client = docker.from_env()
     work = Path(tempfile.mkdtemp(prefix="gsf-bench-"))
     node, network = f"bench-{uuid.uuid4().hex[:6]}", f"gsf-bench-{uuid.uuid4().hex[:6]}"
-    api_port, mm_port, t_port, ui_port = free_port(), free_port(), free_port(), free_port()
-    env = {**os.environ, "GSF_DATA_DIR": str(work / "data"), "GSF_API_PORT": str(api_port),
-           "GSF_MATCHMAKER_PORT": str(mm_port), "GSF_TEMPORAL_ADDRESS": f"127.0.0.1:{t_port}",
-           "GSF_TEMPORAL_UI_PORT": str(ui_port), "GSF_NODE_ID": node, "GSF_GAME_NETWORK": network}
+    # Port 0 everywhere: `gsf up` binds free ports itself, and launch_background writes them back into env.
+    env = {**os.environ, "GSF_DATA_DIR": str(work / "data"), "GSF_API_PORT": "0", "GSF_MATCHMAKER_PORT": "0",
+           "GSF_TEMPORAL_ADDRESS": "127.0.0.1:0", "GSF_TEMPORAL_UI_PORT": "0", "GSF_NODE_ID": node,
+           "GSF_GAME_NETWORK": network}
     settings = Settings(data_dir=work / "data")
     images.ensure_base_image(client, settings)
     images.ensure_runtime_image(client, settings)
@@ -147,7 +144,8 @@ def main() -> None:
                                        "platform_fresh": []}
     try:
         key = (work / "data" / "admin.key").read_text().strip()
-        platform = Platform(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{mm_port}", key)
+        platform = Platform(f"http://127.0.0.1:{env['GSF_API_PORT']}", f"http://127.0.0.1:{env['GSF_MATCHMAKER_PORT']}",
+                            key)
         base = GAME.read_bytes()
         anchor = platform.deploy_and_play(base, "anchor")  # builds the cached image and keeps it in use
         raw_tag = raw.build(base)

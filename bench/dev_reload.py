@@ -31,7 +31,8 @@ from typing import Any
 import websockets.sync.client as ws_client
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from cli.dev import RUNTIME, free_port
+from bench.ports import start_runtime
+from cli.dev import RUNTIME
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -98,12 +99,12 @@ def bare_starts(game: Path, runs: int) -> list[float]:
         raise SystemExit("Node.js is required")
     game.write_text(GAME_V.format(v=7))
     timings = []
+    # PORT=0: the runtime binds a free port itself and logs it (bench/ports.py reads it).
+    env = {**os.environ, "GSF_GAME_FILE": str(game), "GSF_BIND_HOST": "127.0.0.1", "GSF_SERVER_ID": "bench",
+           "GSF_REQUIRE_TOKEN": "0", "GSF_AGENT_KEY": "bench", "GSF_SEAT_SECRET": "bench"}
     for _ in range(runs):
-        port = free_port()
-        env = {**os.environ, "GSF_GAME_FILE": str(game), "PORT": str(port), "GSF_BIND_HOST": "127.0.0.1",
-               "GSF_SERVER_ID": "bench", "GSF_REQUIRE_TOKEN": "0", "GSF_AGENT_KEY": "bench", "GSF_SEAT_SECRET": "bench"}
         started = time.monotonic()
-        proc = subprocess.Popen([node, str(RUNTIME)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc, port = start_runtime([node, str(RUNTIME)], env)
         try:
             timings.append(until_version(port, 7, started))
         finally:

@@ -45,7 +45,7 @@ import httpx
 import orjson
 import uvloop
 
-from core.security import node_token
+from core import listen
 from core.settings import Settings
 from matchmaker.models import (
     BatchHeartbeat,
@@ -54,11 +54,29 @@ from matchmaker.models import (
     RoomQuery,
     ServerRegistration,
 )
+from matchmaker.nodes import IDENTITY_PATH, NodeAuthority
 from matchmaker.store import MemoryStore, RedisStore, Store
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 SECRET = "bench-secret"
 NODE = "bench-node"
+# The bench node's credential. No API runs here, so the matchmaker's node authority asks a
+# stand-in that vouches for this token only (`bench_authority`); a heartbeat asks it nothing
+# (answers are cached), so the figures are the matchmaker's own.
+NODE_TOKEN = "gsfn_bench-node-credential"
+
+
+def bench_authority(token: str) -> NodeAuthority:
+    """The matchmaker's node authority, asking a stand-in API that knows `token` as NODE's."""
+
+    def api(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("authorization") != f"Bearer {token}":
+            return httpx.Response(401, json={"detail": "unknown node token"})
+        if request.url.path == IDENTITY_PATH:
+            return httpx.Response(200, json={"node_id": NODE, "public_host": "127.0.0.1"})
+        return httpx.Response(204)  # admit: every bench room is placed on NODE
+
+    return NodeAuthority("http://bench-api", transport=httpx.MockTransport(api))
 GAMES = 4
 REGIONS = ("eu", "us", "asia")
 MODES = ("ranked", "casual")
@@ -184,8 +202,8 @@ async def bench_store(store: Store, rooms: int, seconds: float) -> dict[str, Any
 # --- HTTP ------------------------------------------------------------------------------------------
 
 
-def _serve(kind: str, prefix: str, port: int, rooms: int) -> None:
-    """Server process: seed the store, then serve the matchmaker until SIGTERM."""
+def _serve(kind: str, prefix: str, sock: socket.socket, rooms: int) -> None:
+    """Server process: seed the store, then serve the matchmaker on `sock` (bound by the parent) until SIGTERM."""
     import uvicorn
 
     from matchmaker.app import create_app
@@ -198,21 +216,16 @@ def _serve(kind: str, prefix: str, port: int, rooms: int) -> None:
         settings = Settings(env="test", data_dir=Path(f"/tmp/gsf-bench-{os.getpid()}"),
                             secret_key=SECRET, room_ttl_seconds=TTL)
         app = create_app(settings, store)
+        app.state.matchmaker.nodes = bench_authority(NODE_TOKEN)
         # As matchmaker.server configures it (no proxy headers), on the bench's own store.
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+        config = uvicorn.Config(app, host="127.0.0.1", port=listen.port_of(sock), log_level="warning",
                                 access_log=False, loop="none", http="httptools", lifespan="on",
                                 proxy_headers=False)
-        await MatchmakerServer(config, app).serve()
+        await MatchmakerServer(config, app).serve(sockets=[sock])
         await store.close()
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_healthy(url: str, proc: BaseProcess) -> None:
@@ -246,7 +259,7 @@ class RawClient:
     @classmethod
     async def connect(cls, port: int) -> RawClient:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        return cls(reader, writer, f"Bearer {node_token(SECRET, NODE)}")
+        return cls(reader, writer, f"Bearer {NODE_TOKEN}")
 
     async def call(self, method: str, path: str, body: bytes) -> bytes:
         """Send one request and return the body of its 200 answer."""
@@ -312,15 +325,21 @@ async def raw_heartbeats(port: int, rooms: int, seconds: float, connections: int
 
 async def bench_http(kind: str, prefix: str, rooms: int, seconds: float,
                      parts: frozenset[str] = frozenset(PARTS)) -> dict[str, Any]:
-    port = free_port()
+    # Bound here and handed to the server process (multiprocessing passes the descriptor): no moment
+    # in which another socket could take the port.
+    sock = listen.bind("127.0.0.1")
+    port = listen.port_of(sock)
     url = f"http://127.0.0.1:{port}"
     proc = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(kind, prefix, port, rooms), daemon=True)
-    proc.start()
+        target=_serve, args=(kind, prefix, sock, rooms), daemon=True)
+    try:
+        proc.start()
+    finally:
+        sock.close()  # the server process has its own copy
     out: dict[str, Any] = {}
     try:
         await wait_healthy(url, proc)
-        headers = {"Authorization": f"Bearer {node_token(SECRET, NODE)}"}
+        headers = {"Authorization": f"Bearer {NODE_TOKEN}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as http:
 
             # One client (one connection) per worker: a shared pool's bookkeeping costs httpx

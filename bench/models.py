@@ -37,23 +37,16 @@ from typing import Any
 import httpx
 import psutil
 from redis import Redis
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from cli.up import temporal_binary
+from bench.ports import closed_port
+from cli.temporal_server import start_dev_server
+from core import listen
 from core.bootstrap import create_user_key
 from core.db.session import create_schema, make_engine, make_session_factory
-from core.temporal import SEARCH_ATTRIBUTES
 
 RESULTS = Path(__file__).parent / "results"
 GSF = str(Path(sys.executable).parent / "gsf")
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_http(url: str, timeout: float = 30) -> None:
@@ -68,9 +61,18 @@ async def wait_http(url: str, timeout: float = 30) -> None:
 
 
 @contextlib.contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def process(args: list[str], env: dict[str, str], log: Path,
+            sock: socket.socket | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`args` as a child process; `sock`: the listening socket it serves on, handed over (core/listen.py)."""
+    if sock is not None:
+        env = {**env, listen.ENV: listen.child_env([sock])}
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    pass_fds=() if sock is None else (sock.fileno(),))
+        finally:
+            if sock is not None:
+                sock.close()  # the child's now
         try:
             yield proc
         finally:
@@ -202,32 +204,43 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="gsf-bench-models-"))
     tripo_key = f"tsk_bench{uuid.uuid4().hex[:12]}"
     prefix = f"gsf-bench:{uuid.uuid4().hex[:8]}:"
-    env_server = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
-        search_attributes=list(SEARCH_ATTRIBUTES), port=free_port(), ui=False)
-    fake_port, api_port, api_cached_port = free_port(), free_port(), free_port()
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True)
+    # The servers' sockets are bound here and handed to each (core/listen.py); Temporal's port is one
+    # the dev server is checked to own (cli/temporal_server.py).
+    fake_sock, api_sock, api_cached_sock = listen.bind(), listen.bind(), listen.bind()
+    fake_port, api_port, api_cached_port = (listen.port_of(s) for s in (fake_sock, api_sock, api_cached_sock))
+    # No matchmaker runs: its address is a port nothing listens on (refused at once), held for the run.
+    no_matchmaker = closed_port()
+    sockets = (fake_sock, api_sock, api_cached_sock, no_matchmaker)
+    try:
+        temporal = await asyncio.to_thread(start_dev_server, logs / "temporal.log", ui_port=None)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
     env = {**os.environ, "GSF_ENV": "development", "GSF_DATA_DIR": str(data_dir),
-           "GSF_TEMPORAL_ADDRESS": env_server.client.service_client.config.target_host,
+           "GSF_TEMPORAL_ADDRESS": temporal.address,
            "GSF_CONTROL_QUEUE": f"bench-models-{uuid.uuid4().hex[:6]}",
            "GSF_TRIPO_API_KEY": tripo_key, "GSF_TRIPO_BASE_URL": f"http://127.0.0.1:{fake_port}",
            "GSF_TRIPO_CONCURRENCY": str(args.concurrency), "GSF_MODEL_STATUS_CACHE_PREFIX": prefix,
-           "GSF_REDIS_URL": REDIS_URL, "GSF_MATCHMAKER_PORT": str(free_port())}
+           "GSF_REDIS_URL": REDIS_URL, "GSF_MATCHMAKER_PORT": str(no_matchmaker.getsockname()[1]),
+           # This measures status reads, not the per-key rate limit (20/s by default), which would be the figure.
+           "GSF_RATE_LIMIT_ENABLED": "false"}
     no_redis = {**env, "GSF_REDIS_URL": ""}
-    logs = data_dir / "logs"
-    logs.mkdir(parents=True)
     engine = make_engine(f"sqlite+aiosqlite:///{data_dir / 'gsf.db'}")
-    await create_schema(engine)
     try:
+        await create_schema(engine)
         _, user_key = await create_user_key(make_session_factory(engine), "bench@example.com")
         with contextlib.ExitStack() as stack:
             stack.enter_context(process([GSF, "fake-tripo", "--port", str(fake_port), "--generation-seconds",
                                          str(args.generation_seconds), "--api-key", tripo_key], env,
-                                        logs / "fake.log"))
+                                        logs / "fake.log", fake_sock))
             worker = stack.enter_context(process([GSF, "control-worker"], env, logs / "worker.log"))
             stack.enter_context(process([GSF, "api"], {**no_redis, "GSF_API_PORT": str(api_port)},
-                                        logs / "api.log"))
+                                        logs / "api.log", api_sock))
             stack.enter_context(process([GSF, "api"], {**env, "GSF_API_PORT": str(api_cached_port)},
-                                        logs / "api-cached.log"))
+                                        logs / "api-cached.log", api_cached_sock))
             await wait_http(f"http://127.0.0.1:{fake_port}/_fake/state")
             for port in (api_port, api_cached_port):
                 await wait_http(f"http://127.0.0.1:{port}/health")
@@ -244,8 +257,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                                      "with_redis": f"http://127.0.0.1:{api_cached_port}"},
                                     user_key, ids, args.rate, args.seconds)
     finally:
+        for sock in sockets:
+            sock.close()  # a no-op for those handed over
         await engine.dispose()
-        await env_server.shutdown()
+        await asyncio.to_thread(temporal.stop)
         redis = Redis.from_url(REDIS_URL)
         keys = list(redis.scan_iter(match=prefix + "*", count=1000))
         if keys:

@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.raw_workflow import RawSequence, raw_empty
-from cli.up import temporal_binary
+from cli.temporal_server import start_dev_server
+from core import listen
 from core.contracts import PipelineInput, StepDef
 from core.settings import Settings
-from core.temporal import SEARCH_ATTRIBUTES
 from tests.harness import platform
 
 RESULTS = Path(__file__).parent / "results"
@@ -46,16 +46,17 @@ def pipeline_input(settings: Settings, node: str) -> PipelineInput:
 
 
 async def measure_orchestration(runs: int, concurrent: int, idle_seconds: float) -> dict[str, Any]:
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_binary(),
-                                                data_converter=pydantic_data_converter,
-                                                search_attributes=list(SEARCH_ATTRIBUTES))
     tmp = Path(tempfile.mkdtemp(prefix="gsf-bench-pipe-"))
-    settings = Settings(env="test", data_dir=tmp, temporal_address=env.client.service_client.config.target_host,
-                        api_port=_free(), matchmaker_port=_free(), control_queue=f"bench-control-{uuid.uuid4().hex[:6]}",
-                        agent_heartbeat_seconds=1.0)
-    client = env.client
+    # On a port the dev server is checked to own (cli/temporal_server.py).
+    temporal = await asyncio.to_thread(start_dev_server, tmp / "temporal.log", ui_port=None)
+    # The API's and the matchmaker's sockets, bound now and taken by the harness's servers (core/listen.py).
+    api_port, matchmaker_port = listen.hold(listen.bind()), listen.hold(listen.bind())
     out: dict[str, Any] = {}
     try:
+        client = await Client.connect(temporal.address, data_converter=pydantic_data_converter)
+        settings = Settings(env="test", data_dir=tmp, temporal_address=temporal.address, api_port=api_port,
+                            matchmaker_port=matchmaker_port, control_queue=f"bench-control-{uuid.uuid4().hex[:6]}",
+                            agent_heartbeat_seconds=1.0)
         async with platform(settings, client, agent=False) as h:
             nodes = [f"bench-{i}-{uuid.uuid4().hex[:4]}" for i in range(3)]
             for node in nodes:
@@ -100,7 +101,9 @@ async def measure_orchestration(runs: int, concurrent: int, idle_seconds: float)
                 out["raw_concurrent_wall_s"] = round(time.perf_counter() - t, 2)
             out["idle_agent"] = await asyncio.to_thread(measure_idle_agent, settings, idle_seconds)
     finally:
-        await env.shutdown()
+        listen.release(api_port)  # no-ops once the servers took them
+        listen.release(matchmaker_port)
+        await asyncio.to_thread(temporal.stop)
     return out
 
 
@@ -126,14 +129,6 @@ def measure_idle_agent(settings: Settings, seconds: float) -> dict[str, Any]:
     finally:
         proc.terminate()
         proc.wait(10)
-
-
-def _free() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:

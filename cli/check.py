@@ -82,13 +82,13 @@ def _print_human(out: Console, path: Path, data: bytes, report: AnalysisReport, 
 
 def _print_finding(out: Console, path: Path, source: SourceText, finding: Finding) -> None:
     head = Text()
-    head.append(f"  {path}:{finding.line}:{finding.column + 1}  ", style="bold")
+    head.append(f"  {path}:{finding.line}:{finding.column}  ", style="bold")
     head.append(finding.rule, style=_STYLE[finding.severity])
     head.append(f"  {finding.message}")
     out.print(head)
     if finding.source_line:
         line = source.line_text(finding.line)
-        shown, caret = display_line(line, finding.column)
+        shown, caret = display_line(line, max(0, finding.column - 1))  # columns are 1-based
         width = 1
         if finding.end_line == finding.line and finding.end_column > finding.column:
             width = min(finding.end_column - finding.column, max(1, len(shown) - caret))

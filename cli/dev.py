@@ -2,6 +2,10 @@
 
 It analyzes the module on every save, restarts the runtime with the new code, prints a local
 join URL, and with `--script` plays scripted clients against it and prints every frame.
+
+A module the analysis blocks (what the platform would refuse to deploy) is not run: at the start
+`gsf dev` exits with 1; on a save it keeps the last good version running. `--allow-blocked` runs
+it anyway (the runtime on this machine is not the platform's container sandbox: mind what it does).
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,23 +23,22 @@ from typing import Any
 
 from rich.console import Console
 
-from cli.check import run_check
+from cli.check import EXIT_BLOCKED, run_check
+from core import listen
 
 RUNTIME = Path(__file__).resolve().parent.parent / "gameserver" / "runtime" / "server.js"
 POLL_SECONDS = 0.1  # how often the module's mtime is checked
 console = Console(highlight=False)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class DevRuntime:
+    """The runtime on `game`, on a socket bound here once (port 0: a free one) and passed to every
+    start: a reload never frees the port, and a client connecting during one waits in the backlog."""
+
     def __init__(self, game: Path, port: int) -> None:
         self.game = game.resolve()
-        self.port = port
+        self.listener = listen.bind("127.0.0.1", port)
+        self.port = listen.port_of(self.listener)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -46,9 +48,11 @@ class DevRuntime:
         if not (RUNTIME.parent / "node_modules").is_dir():
             raise SystemExit("gsf dev: run `npm ci` in gameserver/runtime first (make up does)")
         env = {**os.environ, "GSF_GAME_FILE": str(self.game), "PORT": str(self.port), "GSF_BIND_HOST": "127.0.0.1",
+               "GSF_LISTEN_FD": str(self.listener.fileno()),
                "GSF_SERVER_ID": "dev", "GSF_REQUIRE_TOKEN": "0", "GSF_AGENT_KEY": "dev", "GSF_SEAT_SECRET": "dev"}
         # The runtime's own log goes to stderr, so stdout carries only this tool's lines (frames).
-        self.proc = subprocess.Popen([node, str(RUNTIME)], env=env, stdout=sys.stderr)
+        self.proc = subprocess.Popen([node, str(RUNTIME)], env=env, stdout=sys.stderr,
+                                     pass_fds=(self.listener.fileno(),))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -84,11 +88,26 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # the same way out as Ctrl-C, so the runtime is stopped too
 
 
-def run_dev(game: Path, port: int, players: int, script: Path | None, watch: bool = True) -> int:
-    port = port or free_port()
+def refuse_blocked(game: Path) -> None:
+    console.print(f"[bold red]gsf dev: not running {game.name}[/]: the analysis blocks it (the findings "
+                  "above), and the platform would refuse to deploy it. Fix them, or pass --allow-blocked "
+                  "to run it on this machine anyway.")
+
+
+def run_dev(game: Path, port: int, players: int, script: Path | None, watch: bool = True,
+            allow_blocked: bool = False) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    runtime = DevRuntime(game, port)
+    try:
+        runtime = DevRuntime(game, port)
+    except OSError as exc:
+        console.print(f"[red]gsf dev: cannot listen on 127.0.0.1:{port}: {exc.strerror}[/] (--port 0 picks a free one)")
+        return 1
+    port = runtime.port
     code = check(game)
+    if code == EXIT_BLOCKED and not allow_blocked:
+        refuse_blocked(game)
+        sys.stdout.flush()
+        return EXIT_BLOCKED
     runtime.start()
     try:
         if not runtime.wait_healthy():
@@ -114,10 +133,17 @@ def run_dev(game: Path, port: int, players: int, script: Path | None, watch: boo
                 continue
             if now != mtime:
                 mtime = now
-                # The new runtime boots while the analysis runs: a reload lands well within a second.
+                # Analysis first (milliseconds for a game module): a blocked save never replaces
+                # the version that is running.
+                if check(game) == EXIT_BLOCKED and not allow_blocked:
+                    running = runtime.proc is not None and runtime.proc.poll() is None
+                    console.print("[bold red]✗ not reloaded[/]: the analysis blocks the saved version; "
+                                  + ("the last good version keeps running" if running else "nothing is running")
+                                  + ". Fix it and save (or restart with --allow-blocked).")
+                    sys.stdout.flush()
+                    continue
                 runtime.stop()
                 runtime.start()
-                check(game)
                 if runtime.wait_healthy():
                     console.print(f"[green]reloaded[/]  join: ws://127.0.0.1:{port}/ws")
                 sys.stdout.flush()
@@ -129,6 +155,7 @@ def run_dev(game: Path, port: int, players: int, script: Path | None, watch: boo
         return 0
     finally:
         runtime.stop()
+        runtime.listener.close()
 
 
 async def play_script(port: int, players: int, steps: list[dict[str, Any]]) -> list[tuple[int, Any]]:

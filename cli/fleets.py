@@ -8,7 +8,17 @@ from typing import Any
 
 import httpx
 
-from cli.client import ApiError, call, console, err, make_client
+from cli.client import (
+    ApiError,
+    call,
+    compact_table,
+    console,
+    err,
+    id_column,
+    make_client,
+    resolve_id,
+    short_ids,
+)
 from core.settings import Settings
 
 
@@ -29,6 +39,12 @@ def _refused(what: str, exc: ApiError) -> int:
     for f in exc.body.get("findings", []):
         err.print(f"  {f['severity']} {f['line']}:{f['column']} {f['rule']} {f['message']}")
     return 1
+
+
+def _fleet(client: httpx.Client, ref: str) -> str:
+    """A fleet's id from its name, id, or a unique prefix of its id (live fleets first)."""
+    return resolve_id(client, "fleet", ref, "/api/v1/fleets", names=("name",),
+                      passes=({}, {"include_deleted": "true"}))
 
 
 def _upload(client: httpx.Client, game: str, file: Path) -> int:
@@ -57,11 +73,10 @@ def fleets(settings: Settings, as_json: bool) -> int:
     if as_json:
         print(json.dumps(page))
         return 0
-    from rich.table import Table
-
-    table = Table("id", "name", "game", "version", "size", "servers", "status")
+    short = short_ids(f["id"] for f in page["items"])
+    table = compact_table(id_column(), "name", "game", "version", "size", "servers", "status")
     for f in page["items"]:
-        table.add_row(f["id"], f["name"], f["game"], str(f["version"]), _size(f), _counts(f),
+        table.add_row(short[f["id"]], f["name"], f["game"], str(f["version"]), _size(f), _counts(f),
                       f["status"] + (" (no capacity)" if f["capacity_limited"] else ""))
     console.print(table)
     return 0
@@ -86,12 +101,13 @@ def fleet_create(settings: Settings, name: str, game: str, file: Path | None, ve
         except ApiError as exc:
             return _refused("fleet", exc)
     console.print(f"fleet [bold]{fleet['name']}[/] ({fleet['id']}): {fleet['game']} v{fleet['version']}, "
-                  f"{_size(fleet)}\nworkflow {fleet['workflow_url']}")
+                  f"{_size(fleet)}\nworkflow {fleet['workflow_url']}", soft_wrap=True)
     return 0
 
 
 def _patch(settings: Settings, fleet: str, body: dict[str, Any], game_file: Path | None = None) -> int:
     with make_client(settings) as client:
+        fleet = _fleet(client, fleet)
         try:
             if game_file is not None:
                 current = call(client, "GET", f"/api/v1/fleets/{fleet}")
@@ -123,6 +139,7 @@ def fleet_update(settings: Settings, fleet: str, version: int | None, file: Path
 
 def fleet_delete(settings: Settings, fleet: str, force: bool) -> int:
     with make_client(settings) as client:
+        fleet = _fleet(client, fleet)
         try:
             gone = call(client, "DELETE", f"/api/v1/fleets/{fleet}", params={"force": force})
         except ApiError as exc:
@@ -137,8 +154,8 @@ def allocate(settings: Settings, fleet: str | None, game: str | None, selector: 
     if (fleet is None) == (game is None):
         raise SystemExit("gsf: give --fleet or --game")
     body: dict[str, Any] = {"selector": _labels(selector), "players": players, "wait_seconds": wait}
-    body.update({"fleet": fleet} if fleet is not None else {"game": game})
     with make_client(settings) as client:
+        body.update({"fleet": _fleet(client, fleet)} if fleet is not None else {"game": game})
         try:
             got = call(client, "POST", "/api/v1/allocations", json=body)
         except ApiError as exc:
@@ -150,7 +167,7 @@ def allocate(settings: Settings, fleet: str | None, game: str | None, selector: 
     if as_json:
         print(json.dumps(got))
         return 0
-    console.print(f"allocation [bold]{got['id']}[/]: server {got['server_id']} at {got['ws_url']}")
-    for seat in got["seats"]:
-        console.print(f"  {seat['player_id']}  {seat['ws_url']}", highlight=False)
+    console.print(f"allocation [bold]{got['id']}[/]: server {got['server_id']} at {got['ws_url']}", soft_wrap=True)
+    for seat in got["seats"]:  # a seat's URL carries its token: one line, to be copied whole
+        console.print(f"  {seat['player_id']}  {seat['ws_url']}", highlight=False, soft_wrap=True)
     return 0

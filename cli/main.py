@@ -13,6 +13,7 @@ import typer
 
 from core import listen
 from core.errors import StartupError
+from core.request_bounds import MAX_PLAYERS, MIN_PLAYERS
 from core.settings import get_settings
 
 app = typer.Typer(help="Game Server Factory: host multiplayer JavaScript game servers.", no_args_is_help=True,
@@ -59,15 +60,15 @@ def api() -> None:
     import uvicorn
 
     from api.main import create_app
+    from api.server import uvicorn_config
     from core.heap import settle_heap
 
     _logging()
     s = get_settings()
     app = create_app(s)
     settle_heap()  # the objects of startup out of the collector's way (the p99 of allocation)
-    # Open event streams must not hold a stop for long: `gsf up` waits 10 s per child.
-    config = uvicorn.Config(app, host=s.api_host, port=s.api_port, log_level="warning", timeout_graceful_shutdown=2,
-                            log_config=None)  # uvicorn writes through the handler _logging() set up
+    # proxy_headers off: X-Forwarded-For is the platform's to read, from GSF_TRUSTED_PROXIES only.
+    config = uvicorn_config(app, s)
     # The socket `gsf up` bound and handed over, if it did (core/listen.py); else bound here.
     uvicorn.Server(config).run(sockets=[listen.listener(s.api_host, s.api_port)])
 
@@ -109,7 +110,8 @@ def agent(node_id: Annotated[str, typer.Option(help="this node's id")] = "") -> 
 def deploy(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     name: Annotated[str, typer.Option(help="server name")] = "",
-    max_players: Annotated[int | None, typer.Option(help="seats; default: the module's maxPlayers")] = None,
+    max_players: Annotated[int | None, typer.Option(
+        min=MIN_PLAYERS, max=MAX_PLAYERS, help="seats; default: the module's maxPlayers")] = None,
     label: Annotated[list[str] | None, typer.Option(help="key=value; repeatable")] = None,
     wait: Annotated[bool, typer.Option(help="follow the deployment until it runs")] = True,
     json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
@@ -129,7 +131,7 @@ def servers(json_output: Annotated[bool, typer.Option("--json")] = False) -> Non
 
 
 @app.command()
-def server(server_id: str) -> None:
+def server(server_id: Annotated[str, typer.Argument(help="the server's id, or any unique prefix of it")]) -> None:
     """Show one server and its status history."""
     from cli.client import show
 
@@ -178,11 +180,13 @@ def dev(
     port: Annotated[int, typer.Option(help="local port; 0 picks a free one")] = 8080,
     players: Annotated[int, typer.Option(help="scripted clients to connect")] = 2,
     script: Annotated[Path | None, typer.Option(help="JSON list of {player, type, data, wait}")] = None,
+    allow_blocked: Annotated[bool, typer.Option(
+        "--allow-blocked", help="run a module the analysis blocks (refused otherwise: exit 1)")] = False,
 ) -> None:
     """Run a game module locally in the platform runtime, reloading on save."""
     from cli.dev import run_dev
 
-    raise typer.Exit(run_dev(file, port, players, script))
+    raise typer.Exit(run_dev(file, port, players, script, allow_blocked=allow_blocked))
 
 
 db_app = typer.Typer(help="The platform database.", no_args_is_help=True)
@@ -248,6 +252,71 @@ def nodes(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
     from cli.client import nodes as run
 
     raise typer.Exit(run(get_settings(), json_output))
+
+
+users_app = typer.Typer(help="Users (admin): list, create, delete.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+UserRef = Annotated[str, typer.Argument(help="the user's id or email")]
+JsonOutput = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+@users_app.command("list")
+def users_list(json_output: JsonOutput = False) -> None:
+    """List users, deleted ones included."""
+    from cli.users import users_list as run
+
+    raise typer.Exit(run(get_settings(), json_output))
+
+
+@users_app.command("create")
+def users_create(email: str, name: Annotated[str, typer.Option(help="display name")] = "",
+                 admin: Annotated[bool, typer.Option("--admin", help="an admin user")] = False,
+                 json_output: JsonOutput = False) -> None:
+    """Create a user and print their first key (shown once)."""
+    from cli.users import users_create as run
+
+    raise typer.Exit(run(get_settings(), email, name, admin, json_output))
+
+
+@users_app.command("delete")
+def users_delete(user: UserRef) -> None:
+    """Delete a user: revoke their keys, delete their servers and fleets, cancel their pipelines."""
+    from cli.users import users_delete as run
+
+    raise typer.Exit(run(get_settings(), user))
+
+
+keys_app = typer.Typer(help="API keys: yours, or any user's with --user (admin).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+KeyUser = Annotated[str | None, typer.Option("--user", help="another user's id or email (admin)")]
+
+
+@keys_app.command("list")
+def keys_list(user: KeyUser = None, json_output: JsonOutput = False) -> None:
+    """List keys, without their secrets."""
+    from cli.users import keys_list as run
+
+    raise typer.Exit(run(get_settings(), user, json_output))
+
+
+@keys_app.command("create")
+def keys_create(name: Annotated[str, typer.Option(help="what the key is for")] = "",
+                scope: Annotated[list[str] | None, typer.Option(help="servers, models or admin; repeatable "
+                                                                "(default: servers and models)")] = None,
+                expires_in_days: Annotated[int | None, typer.Option(help="days until it stops working")] = None,
+                json_output: JsonOutput = False) -> None:
+    """Create a key for yourself with scopes your key holds (shown once)."""
+    from cli.users import keys_create as run
+
+    raise typer.Exit(run(get_settings(), name, scope or [], expires_in_days, json_output))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, user: KeyUser = None) -> None:
+    """Revoke a key: it stops working at once."""
+    from cli.users import keys_revoke as run
+
+    raise typer.Exit(run(get_settings(), key_id, user))
 
 
 pipeline_app = typer.Typer(help="Run and follow pipelines (config/pipeline/*.yaml or a YAML file).",

@@ -19,6 +19,7 @@ from rich.panel import Panel
 
 from cli.temporal_server import DevServer, start_dev_server, temporal_binary
 from core import listen
+from core.datadir import make_private_dirs, private_umask, secure_data_dir
 from core.settings import Settings
 
 __all__ = ["launch_background", "read_endpoints", "run_up", "stop_background", "temporal_binary"]
@@ -164,8 +165,8 @@ class Platform:
                          "GSF_TEMPORAL_UI_URL": self.settings.temporal_ui_url})
 
     def start(self) -> None:
-        self.data.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(self.data)  # 0700, and an older folder's files tightened to 0600
+        make_private_dirs(self.logs)
         self._bind_services()
         self._start_temporal()
         s = self.settings
@@ -295,6 +296,8 @@ class Platform:
 
 
 def run_up(settings: Settings) -> None:
+    # First: every file gsf up and its children (SQLite, Temporal, logs, uploads) make is 0600.
+    private_umask()
     platform = Platform(settings)
 
     def on_signal(signum: int, _frame: object) -> None:

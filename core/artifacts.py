@@ -1,4 +1,7 @@
-"""Content-addressed artifact store (game sources, later GLB models): local folder by default."""
+"""Content-addressed artifact store (game sources, later GLB models): local folder by default.
+
+Folders are 0700 and files 0600 (core/datadir.py): uploaded sources are their owners' code.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from core.datadir import make_private_dirs
+
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -16,7 +21,8 @@ def sha256_hex(data: bytes) -> str:
 
 
 class LocalArtifactStore:
-    """Files under `root/<kind>/<sha[:2]>/<sha>`; writes are atomic, so a crash never leaves half a file."""
+    """Files under `root/<kind>/<sha[:2]>/<sha>`; writes are atomic, so a crash never leaves half a file.
+    Folders it makes are 0700, files 0600, whatever the process's umask."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -31,8 +37,8 @@ class LocalArtifactStore:
         path = self._path(kind, sha)
         if path.exists():
             return sha
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        make_private_dirs(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # 0600
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)

@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core import security
+from core.datadir import make_private_dirs
 from core.db.models import ApiKey, User
 from core.db.session import SessionFactory
 
@@ -36,8 +37,9 @@ async def ensure_admin(sessions: SessionFactory, email: str, key_file: Path) -> 
     if exists is not None:
         return None
     _, key = await create_user_key(sessions, email, admin=True, name="admin")
-    key_file.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(key_file.parent)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file left by an earlier start keeps its mode through O_TRUNC
     with os.fdopen(fd, "w") as f:
         f.write(key + "\n")
     return key

@@ -371,16 +371,29 @@ class SleepInput(BaseModel):
     seconds: float = Field(ge=0, le=3600)
 
 
+class StepCaller(BaseModel):
+    """Whom a step that makes something on the node's Docker acts for: set by the API from the
+    run's owner, never from the pipeline's YAML. The node labels what it makes `gsf.owner_id` and
+    touches only what carries the caller's label (admins: anything gsf made)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    owner_id: str = Field(min_length=1, max_length=64)
+    admin: bool = False
+
+
 class PullImageInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     image: str = Field(min_length=1, max_length=300)
+    caller: StepCaller | None = None
 
 
 class PrepareNetworkInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = ""
+    name: str = Field(default="", pattern=r"^([a-zA-Z0-9][a-zA-Z0-9_.-]{0,63})?$")
+    caller: StepCaller | None = None
 
 
 class WriteConfigInput(BaseModel):
@@ -388,6 +401,7 @@ class WriteConfigInput(BaseModel):
 
     volume: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
     files: dict[str, str]
+    caller: StepCaller | None = None
 
 
 class ExecInput(BaseModel):

@@ -4,8 +4,9 @@
     ├── BadRequest                input the client can fix (400)
     │   ├── UploadTooLarge        the upload exceeds its size limit (413)
     │   ├── InvalidUpload         not a usable game module file (400)
+    │   │   └── NotText           an upload that is not UTF-8 text or holds a NUL byte (422)
     │   ├── InvalidAllowList      an allow list names unknown or fixed analysis rules (422)
-    │   ├── InvalidLimits         an unknown plan or limits above the admin's maxima (422)
+    │   ├── InvalidLimits         an unknown plan, limits below the floors or above the maxima (422)
     │   ├── InvalidImage          not a PNG, JPEG or WebP image of usable size (400)
     │   ├── InvalidPrompt         an empty or too long text prompt (422)
     │   ├── IdempotencyKeyReused  an Idempotency-Key sent again with another request (422)
@@ -53,12 +54,18 @@ class InvalidUpload(BadRequest):
     slug, status, title = "invalid-upload", 400, "Invalid upload"
 
 
+class NotText(InvalidUpload):
+    """A game module that is binary, not UTF-8, or holds a NUL byte: no JavaScript engine runs it."""
+
+    slug, status, title = "not-text", 422, "Upload is not text"
+
+
 class InvalidAllowList(BadRequest):
     slug, status, title = "invalid-allow-list", 422, "Invalid allow list"
 
 
 class InvalidLimits(BadRequest):
-    """An unknown plan, or resource limits beyond what the admin allows."""
+    """An unknown plan, or resource limits below what the runtime needs or beyond what the admin allows."""
 
     slug, status, title = "invalid-limits", 422, "Invalid resource limits"
 

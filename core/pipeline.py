@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,6 +39,7 @@ from core.contracts import (
     SleepInput,
     StartContainerInput,
     StartContainerResult,
+    StepCaller,
     StepDef,
     StepResult,
     StopContainerInput,
@@ -47,7 +48,10 @@ from core.contracts import (
     WaitReadyResult,
     WriteConfigInput,
 )
-from core.errors import BadRequest
+from core.errors import BadRequest, Forbidden, GsfError
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 PIPELINE_DIR = Path(__file__).resolve().parent.parent / "config" / "pipeline"
 REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
@@ -98,6 +102,18 @@ class PipelineInvalid(BadRequest):
     """A pipeline definition that cannot run; `errors` say where (step index and field)."""
 
     slug, status, title = "invalid-pipeline", 422, "Invalid pipeline"
+
+
+class RegistryNotAllowed(Forbidden):
+    """A `pull_image` of a registry that is not on the admin's list (`GSF_PIPELINE_REGISTRIES`)."""
+
+    slug, status, title = "registry-not-allowed", 403, "Registry not allowed"
+
+
+class PipelineQuotaExceeded(GsfError):
+    """A pipeline that would make more volumes or networks on a node than one user may have."""
+
+    slug, status, title = "pipeline-quota-exceeded", 429, "Pipeline quota exceeded"
 
 
 def resolve(value: Any, variables: dict[str, Any], outputs: dict[str, dict[str, Any]],
@@ -160,6 +176,8 @@ def parse(text: str) -> PipelineDef:
                 errors.append({"loc": f"{where}.type",
                                "msg": f"unknown step type {step.type!r}; known: {', '.join(sorted(STEP_TYPES))}"})
                 continue
+            if "caller" in step.params:
+                errors.append({"loc": f"{where}.params.caller", "msg": "set by the platform, not by a pipeline"})
             if not step.name:
                 step.name = f"{step.type}-{index}" if section == "steps" else f"cleanup-{step.type}-{index}"
             if step.name in names:
@@ -196,7 +214,8 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
 
 # Step parameters that name something a user owns (a server, a user, an upload, an image), and the
 # step types where they do (None: every type that has the parameter). The API checks them for every
-# caller but admins; `image` of pull_image names a registry image, nobody's.
+# caller but admins; `image` of pull_image names a registry image, nobody's (its registry must be
+# allowed: check_node_resources).
 GUARDED_PARAMS: dict[str, frozenset[str] | None] = {
     "server_id": None, "owner_id": None, "source_sha256": None, "remove_image": None,
     "image": frozenset({"start_container"})}
@@ -245,3 +264,88 @@ def load_named(name: str) -> str:
         raise PipelineInvalid(f"no pipeline {name!r}; known: {', '.join(known)}",
                               errors=[{"loc": "definition", "msg": "unknown"}])
     return path.read_text()
+
+
+# --- What a pipeline makes on the node's Docker (issue #19) -----------------------------------------
+# Steps that pull, make or reuse images, networks and volumes act for their caller: the API puts the
+# run's owner into their `caller` parameter, and the node touches only what is labelled with it.
+CALLER_STEPS = frozenset({"pull_image", "prepare_network", "write_config"})
+DEFAULT_REGISTRY = "docker.io"
+_DOCKER_HUB = {"docker.io", "index.docker.io", "registry-1.docker.io"}
+MAX_CONFIG_FILES = 256  # files one config volume may hold after a write_config
+
+
+def normalize_registry(host: str) -> str:
+    """A registry as the allow-list compares it: lower case, Docker Hub's aliases as `docker.io`."""
+    host = host.strip().lower().rstrip("/")
+    return DEFAULT_REGISTRY if host in _DOCKER_HUB else host
+
+
+def image_registry(image: str) -> str:
+    """The registry Docker pulls `image` from, by Docker's own rule (distribution/reference): the part
+    before the first `/` is a registry when it has a `.` or `:`, is `localhost` or has capitals;
+    otherwise (`node:20`, `library/node`) the image is Docker Hub's."""
+    first, slash, _ = image.strip().partition("/")
+    if not slash or (not any(c in first for c in ".:") and first != "localhost" and first == first.lower()):
+        return DEFAULT_REGISTRY
+    return normalize_registry(first)
+
+
+def registry_allowed(image: str, allowed: list[str]) -> bool:
+    return image_registry(image) in {normalize_registry(r) for r in allowed}
+
+
+def with_caller(pipeline: PipelineDef, caller: StepCaller) -> PipelineDef:
+    """A copy whose steps in CALLER_STEPS carry `caller` (what the node checks ownership against)."""
+    out = pipeline.model_copy(deep=True)
+    for step in [*out.steps, *out.cleanup]:
+        if step.type in CALLER_STEPS:
+            step.params = {**step.params, "caller": caller.model_dump()}
+    return out
+
+
+def check_node_resources(pipeline: PipelineDef, variables: dict[str, Any], settings: Settings,
+                         platform_network: str) -> None:
+    """The early, API-side form of what the node enforces for a caller who is not an admin: images
+    from allowed registries only, config content within the per-volume cap, no more volumes or
+    networks named than one user may have. Values decided by a step's output are left to the node."""
+    refused: list[dict[str, Any]] = []
+    too_big: list[dict[str, Any]] = []
+    volumes: set[str] = set()
+    networks: set[str] = set()
+    for section in ("steps", "cleanup"):
+        for index, step in enumerate(getattr(pipeline, section)):
+            if step.type not in CALLER_STEPS:
+                continue
+            where = f"{section}[{index}].params"
+            params = resolve(step.params, variables, {}, strict=False)
+            if step.type == "pull_image":
+                image = params.get("image")
+                if isinstance(image, str) and not REF.search(image) \
+                        and not registry_allowed(image, settings.pipeline_registries):
+                    refused.append({"loc": f"{where}.image", "msg": f"registry {image_registry(image)} is not allowed"})
+            elif step.type == "prepare_network":
+                name = params.get("name") or ""
+                if isinstance(name, str) and name and name != platform_network and not REF.search(name):
+                    networks.add(name)
+            else:
+                volume = params.get("volume")
+                if isinstance(volume, str) and not REF.search(volume):
+                    volumes.add(volume)
+                files = params.get("files")
+                if isinstance(files, dict):
+                    size = sum(len(v.encode()) for v in files.values() if isinstance(v, str))
+                    if size > settings.pipeline_max_config_bytes or len(files) > MAX_CONFIG_FILES:
+                        too_big.append({"loc": f"{where}.files", "msg": (
+                            f"{len(files)} file(s), {size} bytes: a config volume holds at most "
+                            f"{settings.pipeline_max_config_bytes} bytes in {MAX_CONFIG_FILES} files")})
+    if refused:
+        allowed = ", ".join(settings.pipeline_registries) or "none"
+        raise RegistryNotAllowed(f"{refused[0]['loc']}: {refused[0]['msg']} (allowed: {allowed})", errors=refused)
+    if too_big:
+        raise PipelineInvalid(f"{too_big[0]['loc']}: {too_big[0]['msg']}", errors=too_big)
+    for kind, names, limit in (("volumes", volumes, settings.pipeline_max_volumes_per_user),
+                               ("networks", networks, settings.pipeline_max_networks_per_user)):
+        if len(names) > limit:
+            raise PipelineQuotaExceeded(f"this pipeline names {len(names)} {kind}; one user may have {limit} "
+                                        "on a node", kind=kind, limit=limit)

@@ -1,4 +1,4 @@
-"""Keys and tokens: API keys (stored hashed), node tokens, per-server seat secrets and seat tokens.
+"""Keys and tokens: API keys and node tokens (stored hashed), node join proofs, per-server seat secrets and seat tokens.
 
 Seat token wire format (the Node.js runtime verifies the same):
     base64url(json payload) + "." + base64url(HMAC-SHA256(seat_secret, payload_b64))
@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 API_KEY_PREFIX = "gsf_"
+NODE_TOKEN_PREFIX = "gsfn_"
 
 
 def _b64(data: bytes) -> str:
@@ -47,20 +48,30 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-# --- node tokens ------------------------------------------------------------------
+# --- node credentials ------------------------------------------------------------------
+# A node agent authenticates with a credential the platform issued and stores hashed (table
+# `node_credentials`), so that it can be rotated and revoked. An agent gets its first one by
+# enrolling with its join proof: an HMAC of its node id under the platform secret, which every
+# agent holds already (it derives the per-server seat secrets from it). The proof only admits a
+# node never admitted before; it is no credential for any agent route (core/node_credentials.py).
 
 
-def node_token(secret_key: str, node_id: str) -> str:
-    return f"{node_id}.{_mac(secret_key, 'node:' + node_id)}"
+def new_node_token() -> tuple[str, str, str]:
+    """A fresh node token: (the token shown once, its lookup prefix, its stored hash)."""
+    token = NODE_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, key_prefix(token), hash_api_key(token)
 
 
-def verify_node_token(secret_key: str, token: str) -> str | None:
-    """The node id a token speaks for, or None."""
-    node_id, _, mac = token.rpartition(".")
-    if not node_id or not hmac.compare_digest(mac.encode(errors="replace"),
-                                              _mac(secret_key, "node:" + node_id).encode(errors="replace")):
-        return None
-    return node_id
+def is_node_token(token: str) -> bool:
+    return token.startswith(NODE_TOKEN_PREFIX) and len(token) > len(NODE_TOKEN_PREFIX) + 8
+
+
+def join_proof(secret_key: str, node_id: str) -> str:
+    return _mac(secret_key, "join:" + node_id)
+
+
+def verify_join_proof(secret_key: str, node_id: str, proof: str) -> bool:
+    return hmac.compare_digest(proof.encode(errors="replace"), join_proof(secret_key, node_id).encode())
 
 
 # --- seats --------------------------------------------------------------------------

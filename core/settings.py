@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, IPvAnyNetwork, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, IPvAnyNetwork, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.limits import MIN_CPUS, MIN_MEMORY_MB, below_floors
 from core.queues import CONTROL_QUEUE
 
 PLACEHOLDER_SECRET = "change-me"
+
+
+def _address_list(value: object) -> object:
+    """`GSF_TRUSTED_PROXIES`: `10.0.0.1, 10.1.0.0/16` as well as a JSON list."""
+    if isinstance(value, str):
+        text = value.strip()
+        return json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+    return value
 
 
 class Settings(BaseSettings):
@@ -82,6 +92,17 @@ class Settings(BaseSettings):
         "pids added to a server's limit under gVisor, whose own threads count against it"))
     server_log_max_size: str = "1m"
     server_log_max_files: int = 3
+    # Per-connection inbound frame limit of the game runtime (issue #19), handed to each container.
+    server_message_rate: float = Field(default=100.0, ge=0, le=1_000_000, description=(
+        "WebSocket frames per second one player connection may send to a game server (a token bucket's "
+        "refill); a frame over it is dropped and answered with an `error` frame `rate_limited`. 0: no limit"))
+    server_message_burst: int = Field(default=200, ge=1, le=1_000_000, description=(
+        "frames one player connection may send in a burst (the bucket's size)"))
+    server_message_drop_limit: int = Field(default=200, ge=1, le=100_000_000, description=(
+        "dropped (over-the-limit) frames within `server_message_drop_window_ms` after which the game server "
+        "closes the connection with 1008 (policy violation)"))
+    server_message_drop_window_ms: int = Field(default=10_000, ge=1, le=3_600_000, description=(
+        "the window (milliseconds) `server_message_drop_limit` counts dropped frames in"))
     # Resource plans a server can be deployed with; empty: small, standard (the server_* values)
     # and large. Per-upload overrides are allowed up to the admin-set maxima below.
     plans: dict[str, dict[str, float]] = Field(default_factory=dict)
@@ -110,12 +131,34 @@ class Settings(BaseSettings):
     # Pipelines: programs an `exec` step may run inside a server's container.
     pipeline_exec_allowed: list[str] = Field(default_factory=lambda: ["node"])
     node_schedule_to_start_seconds: float = 30.0
+    # What a pipeline of a user who is not an admin may make on a node's Docker (issue #19).
+    pipeline_registries: list[str] = Field(default_factory=list, description=(
+        'registries `pull_image` may pull from for users who are not admins, as JSON: `["ghcr.io", '
+        '"registry.internal:5000"]`; an image named without a registry (`node:20`) is from `docker.io`. '
+        "Empty (the default): no pulls but an admin's"))
+    pipeline_max_volumes_per_user: int = Field(default=4, ge=0, le=10_000, description=(
+        "config volumes (`write_config`) one user who is not an admin may have on a node, counted by "
+        "their `gsf.owner_id` label"))
+    pipeline_max_networks_per_user: int = Field(default=2, ge=0, le=1_000, description=(
+        "game networks (`prepare_network`) one user who is not an admin may have on a node, counted by "
+        "their `gsf.owner_id` label; the platform's own game network does not count"))
+    pipeline_max_config_bytes: int = Field(default=1024 * 1024, ge=1, le=64 * 1024 * 1024, description=(
+        "most bytes of file content one config volume may hold after a `write_config` of a user who is "
+        "not an admin"))
 
     # Uploads and analysis.
     max_upload_bytes: int = 1024 * 1024
     max_json_bytes: int = 1024 * 1024
     analysis_max_depth: int = 200
     analysis_time_budget_seconds: float = 5.0
+    # The API's analyses (POST /api/v1/analysis, game uploads) run in worker processes (issue #19).
+    analysis_workers: int = Field(default=1, ge=1, le=64, description=(
+        "worker processes the API runs uploaded code's analysis in, off its event loop; each is one busy "
+        "core while it analyzes"))
+    analysis_per_key: int = Field(default=1, ge=1, le=64, description=(
+        "analyses one API key may have running or waiting at once; one more is answered 429 with Retry-After"))
+    analysis_queue: int = Field(default=8, ge=1, le=10_000, description=(
+        "analyses running or waiting across all keys; one more is answered 503 with Retry-After"))
 
     # Matchmaker.
     seat_reservation_seconds: float = 15.0
@@ -145,8 +188,13 @@ class Settings(BaseSettings):
         default_factory=list, description='origins allowed to call the API from a browser, as JSON: '
         '`["https://console.example.com"]`; empty: no CORS headers at all')
     metrics_token: str = Field(
-        default="", description="if set, every `/metrics` (API, matchmaker, agent) needs `Authorization: Bearer "
-        "<token>`; empty: `/metrics` is open, like `/health` (keep it off the public network)")
+        default="", description="`/metrics` of the API and the matchmaker answers only `Authorization: Bearer "
+        "<token>` (401 without it); empty: they answer 404. The agent's own metrics port needs it too when set")
+    # Issue #19: X-Forwarded-For is believed only from these peers (core/asgi.py).
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode, BeforeValidator(_address_list)] = Field(
+        default_factory=list, description="reverse proxies (IPs or CIDRs, comma-separated or JSON) whose "
+        "`X-Forwarded-For` the API and the matchmaker believe: the client is the right-most address that is not "
+        "one of them. Empty: the header is ignored and the connecting peer is the client (rate limits, audit log)")
     agent_metrics_host: str = Field(default="127.0.0.1", description="address the node agent serves `/metrics` on")
     agent_metrics_port: int = Field(
         default=0, ge=0, le=65535, description="port of the node agent's `/metrics`; 0 (the default): no metrics server")
@@ -249,12 +297,17 @@ class Settings(BaseSettings):
         if not self.plans:
             standard = {"memory_mb": self.server_memory_mb, "cpus": self.server_cpus, "pids": self.server_pids}
             self.plans = {
-                "small": {"memory_mb": max(32, self.server_memory_mb // 2), "cpus": self.server_cpus / 2,
+                "small": {"memory_mb": max(MIN_MEMORY_MB, self.server_memory_mb // 2),
+                          "cpus": max(MIN_CPUS, self.server_cpus / 2),
                           "pids": self.server_pids},
                 "standard": standard,
                 "large": {"memory_mb": self.server_memory_mb * 2, "cpus": self.server_cpus * 2,
                           "pids": self.server_pids * 2},
             }
+        # A plan below what the runtime needs would start servers that never run (issue #19).
+        if bad := {name: below_floors(plan) for name, plan in self.plans.items() if below_floors(plan)}:
+            raise ValueError("plans below the runtime's floors (core/limits.py): "
+                             + "; ".join(f"{name}: {', '.join(why)}" for name, why in bad.items()))
         if self.secret_key == PLACEHOLDER_SECRET and self.env == "production":
             raise ValueError("GSF_SECRET_KEY is a placeholder; set a real secret in production")
         if not self.secret_key:
@@ -279,7 +332,7 @@ def default_database_url(data_dir: Path) -> str:
 
 def _local_secret(data_dir: Path) -> str:
     """A development secret kept in the data folder, so every local process agrees on it."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the owner's alone (core/datadir.py)
     path = data_dir / "secret.key"
     try:
         return path.read_text().strip()

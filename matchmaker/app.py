@@ -22,7 +22,13 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import document, http_error_headers
-from core.asgi import BodyTooLarge, TrackedSend
+from core.asgi import (
+    BodyTooLarge,
+    TrackedSend,
+    TrustedProxies,
+    settle_client,
+    with_security_headers,
+)
 from core.settings import Settings, get_settings
 from matchmaker.deps import Matchmaker
 from matchmaker.edge import BodyLimitMiddleware, PlayerCORSMiddleware
@@ -55,8 +61,13 @@ class MatchmakerApp(FastAPI):
     """
 
     front: ASGIApp | None = None
+    proxies: TrustedProxies = TrustedProxies(())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Before the fast path too, so every answer has them and every layer sees one client.
+        if scope["type"] == "http":
+            send = with_security_headers(send)
+        settle_client(scope, self.proxies)
         if self.front is not None and scope["type"] == "http" and not self.root_path:
             await self.front(scope, receive, send)
         else:
@@ -86,6 +97,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app = MatchmakerApp(title="gsf matchmaker", version="1", lifespan=_lifespan,
                         summary="Room registry, live room list and seat reservations",
                         telemetry={"tracing": False, "metrics": False, "logs": False})
+    app.proxies = TrustedProxies(settings.trusted_proxies)
     app.state.matchmaker = Matchmaker(
         settings=settings, store=store, clock=clock or time.time, owns_store=owns_store,
         keepalive_seconds=keepalive_seconds, sweep_seconds=sweep_seconds)
@@ -97,8 +109,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
     app.add_middleware(JoinRateLimitMiddleware, limiter=JoinLimiter.for_store(settings, store),
                        mm=app.state.matchmaker)
-    if settings.metrics_token:
-        app.add_middleware(MetricsTokenMiddleware, token=settings.metrics_token)
+    app.add_middleware(MetricsTokenMiddleware, token=settings.metrics_token)
     # Outermost last. The size limit comes before the join limiter, so an oversized join takes
     # no token; CORS is outside the catch-all, so a player route's 500 is readable too.
     app.add_middleware(BodyLimitMiddleware)
@@ -246,21 +257,28 @@ ROUTE_PROBLEMS: dict[tuple[str, str], tuple[int, ...]] = {
     ("PUT", "/servers/{server_id}/heartbeat"): (403, 409),
     ("DELETE", "/servers/{server_id}"): (403,),
     ("POST", "/join"): (404, 409),
-    ("GET", "/metrics"): (401,),
+    ("GET", "/metrics"): (401, 404),
 }
 
 
 class MetricsTokenMiddleware:
-    """`GET /metrics` needs `Authorization: Bearer <GSF_METRICS_TOKEN>` when one is set."""
+    """`GET /metrics` is on the public port, so it answers only `Authorization: Bearer
+    <GSF_METRICS_TOKEN>`: 404 while no token is set, 401 without the right one (as the API's)."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
         self.token = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("path") == "/metrics":
-            given = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")[2].strip()
-            if not hmac.compare_digest(given, self.token):
+        # Only the scrape: any other method goes on to the router, whose answer is the 405 (with
+        # `Allow`) that an undeclared method gets on every other path.
+        if scope["type"] == "http" and scope.get("path") == "/metrics" and scope.get("method") in ("GET", "HEAD"):
+            if not self.token:
+                await problem(404, "not-found", "Not found",
+                              "/metrics is served only when GSF_METRICS_TOKEN is set")(scope, receive, send)
+                return
+            scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self.token):
                 response = problem(401, "unauthorized", "Unauthorized",
                                    "/metrics needs Authorization: Bearer <metrics token>")
                 response.headers["WWW-Authenticate"] = "Bearer"

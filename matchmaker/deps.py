@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import inspect
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -15,10 +14,10 @@ from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 
 from api.errors import declares
-from core.security import verify_node_token
 from core.settings import Settings
 from matchmaker.errors import Unauthorized
 from matchmaker.metrics import Metrics
+from matchmaker.nodes import NodeAuthority
 from matchmaker.store import Store
 from matchmaker.stream import StreamHub
 
@@ -37,14 +36,19 @@ class Matchmaker:
     # Background loops check this as well as being cancelled: redis-py can swallow a
     # cancellation that lands mid-command, and a loop must still end.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    # Node id -> its token, for tokens that verified: comparing with a known token costs a
-    # heartbeat far less than computing the HMAC again. Only valid tokens get in, so it holds
-    # one entry per node.
-    node_tokens: dict[str, str] = field(default_factory=dict)
+    # Who vouches for node tokens (the API; matchmaker/nodes.py). Made from the settings on
+    # first use unless one is handed in (tests, benchmarks).
+    nodes: NodeAuthority | None = None
 
     @property
     def ttl(self) -> float:
         return self.settings.room_ttl_seconds
+
+    @property
+    def authority(self) -> NodeAuthority:
+        if self.nodes is None:
+            self.nodes = NodeAuthority(self.settings.public_api_url)
+        return self.nodes
 
 
 # Dependencies are `async def` although they never await: FastAPI runs plain `def`
@@ -56,10 +60,11 @@ async def get_matchmaker(request: Request) -> Matchmaker:
 
 @dataclass(frozen=True, slots=True)
 class NodeCaller:
-    """A node endpoint's caller: the matchmaker and the node its token speaks for."""
+    """A node endpoint's caller: the matchmaker, the node its token speaks for, the token."""
 
     mm: Matchmaker
     node_id: str
+    token: str
 
 
 _BEARER = "bearer "
@@ -70,27 +75,22 @@ async def get_node_caller(request: Request) -> NodeCaller:
     """Authenticate a node by its token. One flat dependency: heartbeats are the hot path, and
     each nested dependency costs FastAPI more than verifying the token does."""
     mm: Matchmaker = request.app.state.matchmaker
-    return NodeCaller(mm, authenticate_node(mm, request.headers.get("authorization", "")))
+    token = bearer_token(request.headers.get("authorization", ""))
+    return NodeCaller(mm, await mm.authority.identify(token), token)
 
 
-def authenticate_node(mm: Matchmaker, header: str) -> str:
+def bearer_token(header: str) -> str:
+    if header[: len(_BEARER)].lower() != _BEARER or not header[len(_BEARER):].strip():
+        raise Unauthorized("node endpoints need Authorization: Bearer <node token>")
+    return header[len(_BEARER):].strip()
+
+
+async def authenticate_node(mm: Matchmaker, header: str) -> str:
     """The node id an `Authorization` header's node token speaks for; Unauthorized if none.
 
-    Shared by the routes (through `get_node_caller`) and the heartbeat fast path."""
-    if header[: len(_BEARER)].lower() != _BEARER:
-        raise Unauthorized("node endpoints need Authorization: Bearer <node token>")
-    token = header[len(_BEARER):].strip()
-    node_id = token.rpartition(".")[0]
-    known = mm.node_tokens.get(node_id)
-    if known is not None:
-        if not hmac.compare_digest(token.encode(errors="replace"), known.encode()):
-            raise Unauthorized("the node token is not valid")
-        return node_id
-    verified = verify_node_token(mm.settings.secret_key, token)
-    if verified is None:
-        raise Unauthorized("the node token is not valid")
-    mm.node_tokens[verified] = token
-    return verified
+    Shared by the routes (through `get_node_caller`) and the heartbeat fast path. The API
+    vouches for tokens; its answers are cached a few seconds (matchmaker/nodes.py)."""
+    return await mm.authority.identify(bearer_token(header))
 
 
 MatchmakerDep = Annotated[Matchmaker, Depends(get_matchmaker)]

@@ -100,7 +100,7 @@ class HeartbeatFastPath:
         if length is not None and length > limit:
             return too_large_problem(limit)
         try:
-            node = authenticate_node(
+            node = await authenticate_node(
                 mm, authorization.decode("latin-1") if authorization is not None else "")
         except MatchmakerError as exc:
             return error_problem(exc)

@@ -100,11 +100,14 @@ end
 """
 
 # ARGV: P, id, now, exp, name, game, owner, node, ws, max, labels_json, n_labels, (k, v)...
+# Reply: {gen, expired}, or "fb" when a live room of another node has the id.
 REGISTER = _PRELUDE + r"""
 local id, now, exp = ARGV[2], ARGV[3], ARGV[4]
 local rk = rkey(id)
-local old = redis.call("HMGET", rk, "exp", "game")
+local old = redis.call("HMGET", rk, "exp", "game", "node")
 local expired = 0
+-- A live room of another node is not taken over (a hijack, or a move before it expired).
+if old[2] and old[3] ~= ARGV[8] and tonumber(old[1]) > tonumber(now) then return "fb" end
 if old[2] then
   local reason = "reregistered"
   if tonumber(old[1]) <= tonumber(now) then reason = "expired"; expired = 1 end
@@ -132,7 +135,8 @@ return {tostring(gen), tostring(expired)}
 """
 
 # One heartbeat as a decoded JSON array: [id, gen|"", players, max, locked "0"|"1",
-# ready "0"|"1", meta_json, state_json, [meta k, v, ...]|null, [player ids]|null].
+# ready "0"|"1", meta_json, state_json, [meta k, v, ...]|null, [player ids]|null,
+# instance|null (absent from older clients)].
 # Reply, one string: "ok,gen,ready,reserved,free,lag" | "nf,expired" | "fb" | "stale,gen" |
 # "meta". The metadata's filter fields (`m:<k>` values) are needed only when the metadata
 # changed, which is rare: the client leaves them out (null), and a heartbeat whose metadata
@@ -145,11 +149,13 @@ local WAITING = {}
 local function heartbeat(node, now_s, exp, hb)
   local id, gen_arg, players, max_arg = hb[1], hb[2], hb[3], hb[4]
   local locked, ready, meta, state, metas, pids = hb[5], hb[6], hb[7], hb[8], hb[9], hb[10]
+  local inst = hb[11]
+  if inst == cjson.null then inst = nil end
   if WAITING[id] then return "meta" end
   local now = tonumber(now_s)
   local rk = rkey(id)
   local f = redis.call("HMGET", rk, "node", "gen", "exp", "ready", "players", "max", "locked",
-    "meta", "hb", "rn", "pub")
+    "meta", "hb", "rn", "pub", "inst")
   if not f[1] then return "nf,0" end
   if tonumber(f[3]) <= now then drop(id, "expired"); return "nf,1" end
   if f[1] ~= node then return "fb" end
@@ -167,13 +173,18 @@ local function heartbeat(node, now_s, exp, hb)
   local maxp = max_arg
   if maxp == 0 then maxp = old_max end
 
-  -- Seats: drop expired reservations, then release the ones whose players arrived.
+  -- Seats: drop expired reservations, then release the ones whose players arrived; all of them
+  -- when the game process died ("") or another one runs (store.restarted is the same rule).
+  local old_inst = f[12] or ""
+  local restarted = inst ~= nil and (inst == "" or (old_inst ~= "" and inst ~= old_inst))
   local old_rn = tonumber(f[10] or "0")
   local reserved = 0
   if old_rn > 0 then
     local resk = reskey(id)
     redis.call("ZREMRANGEBYSCORE", resk, "-inf", now_s)
-    if pids ~= cjson.null then
+    if restarted then
+      redis.call("DEL", resk)
+    elseif pids ~= cjson.null then
       for _, pid in ipairs(pids) do redis.call("ZREM", resk, pid) end
     else
       local rise = players - old_players
@@ -194,6 +205,7 @@ local function heartbeat(node, now_s, exp, hb)
   if maxp ~= old_max then put("max", maxp); changed = true end
   if locked ~= f[7] then put("locked", locked); changed = true end
   if ready ~= f[4] then put("ready", ready) end
+  if inst ~= nil and inst ~= old_inst then put("inst", inst) end
   if reserved ~= old_rn then put("rn", reserved); changed = true end
   if meta ~= f[8] then
     local dels = {}

@@ -33,6 +33,10 @@ MAX_BATCH = 1000  # heartbeats in one POST /heartbeats
 ServerId = Annotated[str, Field(pattern=ID_PATTERN)]
 LabelKey = Annotated[str, Field(pattern=KEY_PATTERN)]
 LabelValue = Annotated[str, Field(max_length=256)]
+# patternProperties alone would let other keys through in the schema; the server refuses them.
+Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=32, json_schema_extra={"additionalProperties": False})]
+# Room filters: `label.<key>` or `metadata.<key>` (RoomFilter.parse refuses any other name).
+FILTER_NAME_PATTERN = r"^(label|metadata)\.."
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
@@ -71,9 +75,7 @@ class ServerRegistration(BaseModel):
     node_id: ServerId
     ws_url: Annotated[str, Field(pattern=r"^wss?://", max_length=2048)]
     max_players: Annotated[int, Field(ge=1, le=100_000)]
-    labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=32)] = Field(
-        default_factory=dict
-    )
+    labels: Labels = Field(default_factory=dict)
 
 
 class Heartbeat(BaseModel):
@@ -81,6 +83,7 @@ class Heartbeat(BaseModel):
 
     `max_players` 0 keeps the registered value. `player_ids`, when given, releases exactly the
     reservations of players who arrived; without it a rise in `players` releases the oldest ones.
+    A changed `instance` (or "") releases them all: the room restarted (or died).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -93,6 +96,11 @@ class Heartbeat(BaseModel):
     state: Any = None
     generation: Annotated[int, Field(ge=1)] | None = None
     player_ids: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=100_000)] | None = None
+    # The game process (the runtime's `instance` in its status). A new one means the server
+    # restarted, and "" that its process is gone (the agent saw it die): either way the seats
+    # reserved before are released, as their players can only have met a refused connection.
+    # None: not reported, nothing changes.
+    instance: Annotated[str, Field(max_length=64)] | None = None
 
     # The stored spelling of metadata and state, computed once by the size check and reused by
     # the stores (a heartbeat's JSON encoding is a large share of its cost). Cached properties
@@ -148,7 +156,9 @@ class QuickJoin(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     game: Annotated[str, Field(min_length=1, max_length=128)]
-    filters: Annotated[dict[str, str], Field(max_length=32)] = Field(default_factory=dict)
+    filters: Annotated[dict[str, str], Field(
+        max_length=32, json_schema_extra={"propertyNames": {"pattern": FILTER_NAME_PATTERN}})] = Field(
+        default_factory=dict)
     player_name: Annotated[str, Field(max_length=64)] | None = None
 
 
@@ -169,12 +179,15 @@ JoinRequest = Annotated[
 
 
 class RoomPublic(BaseModel):
-    """A room as the room list shows it. Seats are reconciled: players + reserved <= max_players."""
+    """A room as the room list shows it. Seats are reconciled: players + reserved <= max_players.
+
+    The list is public (any origin, no credentials), so the owning user stays out of every answer
+    and event: `owner_id` is kept for the platform's own use and never serialized."""
 
     server_id: str
     name: str
     game: str
-    owner_id: str
+    owner_id: str = Field(default="", exclude=True)
     node_id: str
     ws_url: str
     labels: dict[str, str]
@@ -405,7 +418,7 @@ class AllocateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fleet_ids: Annotated[list[FleetId], Field(min_length=1, max_length=32)]
-    labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=32)] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     allocation_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
     player_ids: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]],
                           Field(max_length=1000)] = Field(default_factory=list)

@@ -126,6 +126,7 @@ class JoinRateLimitMiddleware:
                 or not self.limiter.enabled):
             await self.app(scope, receive, send)
             return
+        # The peer, or what a GSF_TRUSTED_PROXIES proxy says (core.asgi); never the caller's header.
         client = scope.get("client")
         ip = client[0] if client else "unknown"
         raw = dict(scope["headers"]).get(PLAYER_HEADER, b"").decode("utf-8", "replace").strip()

@@ -67,6 +67,9 @@ async def register(body: ServerRegistration, caller: NodeDep) -> RoomDetail:
     mm, node = caller.mm, caller.node_id
     if body.node_id != node:
         raise Forbidden(f"node {node!r} cannot register a server of node {body.node_id!r}")
+    # The API says whether the server is placed on this node and `ws_url` is the node's address;
+    # the store refuses a server another node holds (a hijack, or a move before the old room expired).
+    await mm.authority.admit(caller.token, body.server_id, body.ws_url)
     room = await mm.store.register(body, mm.clock(), mm.ttl)
     mm.metrics.registrations += 1
     return room

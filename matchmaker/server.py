@@ -34,6 +34,8 @@ class MatchmakerServer(uvicorn.Server):
 def build_server(settings: Settings | None = None, log_level: str = "info") -> MatchmakerServer:
     settings = settings or get_settings()
     app = create_app(settings)
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1; the app reads it
+    # itself, from GSF_TRUSTED_PROXIES only (core.asgi).
     config = uvicorn.Config(app, host=settings.matchmaker_host, port=settings.matchmaker_port,
                             lifespan="on", log_level=log_level, proxy_headers=False,
                             timeout_graceful_shutdown=GRACE_SECONDS)

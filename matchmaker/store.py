@@ -208,6 +208,7 @@ class _Room:
     heartbeat_at: float | None = None
     # player id -> expiry; every reservation lives equally long, so insertion order is expiry order.
     reservations: dict[str, float] = field(default_factory=dict)
+    instance: str = ""  # the game process the last heartbeat spoke for ("" unknown, or gone)
 
     def live_reserved(self, now: float) -> int:
         res = self.reservations
@@ -408,6 +409,8 @@ class MemoryStore(Store):
     async def register(self, reg: ServerRegistration, now: float, ttl: float) -> RoomDetail:
         self._expire_due(now)
         old = self._rooms.get(reg.server_id)
+        if old is not None and old.node_id != reg.node_id and old.expires_at > now:
+            raise Forbidden(f"server {reg.server_id!r} is registered by another node")
         if old is not None:
             self._drop(old, now, "reregistered")
         room = _Room(
@@ -441,6 +444,10 @@ class MemoryStore(Store):
         was_ready = room.ready
         lag = None if room.heartbeat_at is None else now - room.heartbeat_at
 
+        if beat.instance is not None:
+            if restarted(room.instance, beat.instance):
+                room.reservations.clear()  # seats of a process that is gone
+            room.instance = beat.instance
         if room.reservations:
             if beat.player_ids is not None:
                 for pid in beat.player_ids:
@@ -812,11 +819,14 @@ class RedisStore(Store):
 
     async def register(self, reg: ServerRegistration, now: float, ttl: float) -> RoomDetail:
         labels = [x for k, v in reg.labels.items() for x in (k, v)]
-        gen, expired = await self._register(args=[
+        reply = await self._register(args=[
             self.prefix, reg.server_id, _num(now), _num(now + ttl), reg.name, reg.game,
             reg.owner_id, reg.node_id, reg.ws_url, reg.max_players,
             compact_json(reg.labels), len(reg.labels), *labels,
         ])
+        if reply == "fb":
+            raise Forbidden(f"server {reg.server_id!r} is registered by another node")
+        gen, expired = reply
         self.expired_total += int(expired)
         return RoomDetail(
             server_id=reg.server_id, name=reg.name, game=reg.game, owner_id=reg.owner_id,
@@ -1009,7 +1019,13 @@ def _heartbeat_item(server_id: str, beat: Heartbeat, meta_fields: bool = False) 
         fields = [x for k, v in beat.metadata.items() for x in (k, filter_value(v))]
     return (server_id, "" if beat.generation is None else beat.generation, beat.players,
             beat.max_players, "1" if beat.locked else "0", "1" if beat.ready else "0",
-            beat.metadata_json, beat.state_json, fields, beat.player_ids)
+            beat.metadata_json, beat.state_json, fields, beat.player_ids, beat.instance)
+
+
+def restarted(known: str, reported: str) -> bool:
+    """Whether a heartbeat's `instance` means the seats reserved so far are for a process that is
+    gone: it died ("") or another one runs. The Lua heartbeat applies the same rule."""
+    return reported == "" or (known != "" and reported != known)
 
 
 def _nothing_to_join(flt: RoomFilter, fleet_game: bool) -> MatchmakerError:

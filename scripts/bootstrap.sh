@@ -1,43 +1,81 @@
 #!/usr/bin/env bash
-# Install everything gsf needs on this machine, idempotently: venv, Python deps,
-# the runtime's npm deps, a Docker engine, and the offline game-server base image.
+# Install what gsf needs on this machine, idempotently, in three nested parts:
+#
+#   bootstrap.sh platform  what running the platform needs (`make up`): the venv with gsf and its
+#                          dependencies, the runtime's npm deps, a Docker engine, the offline
+#                          game-server base image;
+#   bootstrap.sh dev       the platform, plus the Python dev extras (pytest, ruff, mypy, playwright,
+#                          ...: `make lint`, `make bench`);
+#   bootstrap.sh test      dev, plus what only the tests need (`make test`): Debian's Chromium for
+#                          the web-console tests, docker-compose for the compose-file test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY=${PYTHON:-python3.11}
-command -v "$PY" >/dev/null 2>&1 || PY=python3
-if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
-  echo "gsf: Python 3.11 or newer is required (found $("$PY" --version 2>&1))." >&2
-  exit 1
-fi
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "gsf: Node.js 20 and npm are required to build the game-server runtime (apt-get install nodejs npm)." >&2
-  exit 1
-fi
+part=${1:-platform}
+case "$part" in
+  platform | dev | test) ;;
+  *) echo "usage: $0 [platform|dev|test]" >&2; exit 2 ;;
+esac
 
-if [ ! -x .venv/bin/python ]; then
-  echo "gsf: creating virtualenv .venv"
-  "$PY" -m venv .venv
-fi
-stamp=.venv/.gsf-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "gsf: installing Python dependencies"
-  .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/pip install -q -e ".[dev]"
-  touch "$stamp"
-fi
+platform() {
+  PY=${PYTHON:-python3.11}
+  command -v "$PY" >/dev/null 2>&1 || PY=python3
+  if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+    echo "gsf: Python 3.11 or newer is required (found $("$PY" --version 2>&1))." >&2
+    exit 1
+  fi
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "gsf: Node.js 20 and npm are required to build the game-server runtime (apt-get install nodejs npm)." >&2
+    exit 1
+  fi
 
-rt=gameserver/runtime
-if [ ! -d "$rt/node_modules" ] || [ "$rt/package-lock.json" -nt "$rt/node_modules/.package-lock.json" ]; then
-  echo "gsf: installing the game runtime's npm dependencies"
-  (cd "$rt" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
-fi
+  if [ ! -x .venv/bin/python ]; then
+    echo "gsf: creating virtualenv .venv"
+    "$PY" -m venv .venv
+  fi
+  # The stamps: .gsf-installed (gsf and its dependencies), .gsf-dev-installed (the dev extras too).
+  # A fresh `make test` installs both in one pip run.
+  spec=.
+  if [ "$part" != platform ]; then spec=".[dev]"; fi
+  if [ ! -f .venv/.gsf-installed ] || [ pyproject.toml -nt .venv/.gsf-installed ]; then
+    echo "gsf: installing Python dependencies"
+    .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+    .venv/bin/pip install -q -e "$spec"
+    touch .venv/.gsf-installed
+    if [ "$spec" != . ]; then touch .venv/.gsf-dev-installed; fi
+  fi
 
-bash scripts/ensure-docker.sh
-bash scripts/ensure-chromium.sh || echo "gsf: going on without Chromium; only the web-console tests need it" >&2
-.venv/bin/python -m gameserver.image ensure-base
-# docker-compose validates docker-compose.yml in the tests (Debian's docker-compose 1.29).
-if ! command -v docker-compose >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null 2>&1 || \
-    echo "gsf: could not install docker-compose (only the compose-file test needs it)" >&2
+  rt=gameserver/runtime
+  if [ ! -d "$rt/node_modules" ] || [ "$rt/package-lock.json" -nt "$rt/node_modules/.package-lock.json" ]; then
+    echo "gsf: installing the game runtime's npm dependencies"
+    (cd "$rt" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
+  fi
+
+  bash scripts/ensure-docker.sh
+  .venv/bin/python -m gameserver.image ensure-base
+}
+
+dev() {
+  if [ ! -f .venv/.gsf-dev-installed ] || [ pyproject.toml -nt .venv/.gsf-dev-installed ]; then
+    echo "gsf: installing the Python dev extras (tests, lint)"
+    .venv/bin/pip install -q -e ".[dev]"
+    touch .venv/.gsf-dev-installed
+  fi
+}
+
+test_tools() {
+  bash scripts/ensure-chromium.sh || echo "gsf: going on without Chromium; only the web-console tests need it" >&2
+  # docker-compose validates docker-compose.yml in the tests (Debian's docker-compose 1.29).
+  if ! command -v docker-compose >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null 2>&1 || \
+      echo "gsf: could not install docker-compose (only the compose-file test needs it)" >&2
+  fi
+}
+
+platform
+if [ "$part" = dev ] || [ "$part" = test ]; then
+  dev
+fi
+if [ "$part" = test ]; then
+  test_tools
 fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import socket
@@ -42,11 +43,13 @@ _CLOSED: list[socket.socket] = []
 
 def closed_port() -> int:
     """A port on which nothing listens for the whole session: bound and never listening, so a
-    connection to it is refused at once."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    _CLOSED.append(sock)
-    return int(sock.getsockname()[1])
+    connection to it is refused at once. One for the session, closed when it ends."""
+    if not _CLOSED:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        _CLOSED.append(sock)
+        atexit.register(sock.close)
+    return int(_CLOSED[0].getsockname()[1])
 
 
 @pytest.fixture(autouse=True)
@@ -208,7 +211,7 @@ NO_PLATFORM_DB = ("tests/matchmaker/", "tests/gameserver/", "tests/sandbox/test_
                   "tests/sandbox/test_isolation.py", "tests/sandbox/test_runtime.py",
                   "tests/sandbox/test_watchdog.py", "tests/core/test_analysis", "tests/core/test_security.py",
                   "tests/docs/", "tests/cli/", "tests/test_compose.py",
-                  "tests/test_platform_image.py")
+                  "tests/test_platform_image.py", "tests/core/test_listen.py", "tests/test_leaks.py")
 
 
 def _declared_db_free(item: pytest.Item) -> bool:

@@ -26,8 +26,10 @@ from core.settings import Settings
 async def serve(app: FastAPI, port: int, **config: Any) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     """`app` under uvicorn in this loop, on the socket reserved for `port` (tests.conftest.reserve_port)."""
     sock = listen.listener("127.0.0.1", port)
+    # proxy_headers off, as in `gsf api`/`gsf matchmaker`: X-Forwarded-For is the platform's to judge
+    # (GSF_TRUSTED_PROXIES), never uvicorn's.
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                           **config))
+                                           proxy_headers=False, **config))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(200):

@@ -123,14 +123,12 @@ def _kill(pid: int) -> None:
         proc.wait(5)
 
 
-@pytest.fixture(scope="module", autouse=True)
-async def _module_leaves_nothing_running(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    before = Snapshot.take()
-    client = _docker()
-    docker_before = _docker_ids(client)
-    yield
+async def find_leaks(before: Snapshot, docker_before: tuple[set[str], set[str]], client: object | None,
+                     grace: float = GRACE_SECONDS) -> list[str]:
+    """What appeared since `before` and is still there (after up to `grace` seconds to close), each
+    described in a line; everything found is stopped or removed."""
     leaked: list[str] = []
-    deadline = time.monotonic() + GRACE_SECONDS
+    deadline = time.monotonic() + grace
     while True:  # a server or task may need a moment to finish closing
         after = Snapshot.take()
         new_listening = after.listening - before.listening
@@ -158,7 +156,20 @@ async def _module_leaves_nothing_running(request: pytest.FixtureRequest) -> Asyn
             leaked.append(f"network {n.name}")  # type: ignore[attr-defined]
             with contextlib.suppress(Exception):
                 n.remove()  # type: ignore[attr-defined]
-        client.close()  # type: ignore[attr-defined]
+    return leaked
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def _module_leaves_nothing_running(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    before = Snapshot.take()
+    client = _docker()
+    docker_before = _docker_ids(client)
+    yield
+    try:
+        leaked = await find_leaks(before, docker_before, client)
+    finally:
+        if client is not None:
+            client.close()  # type: ignore[attr-defined]
     if leaked:
         pytest.fail(f"{request.node.nodeid} left running after its tests (cleaned up now):\n  - "
                     + "\n  - ".join(leaked), pytrace=False)

@@ -8,9 +8,10 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from core.analysis.contract import DEFAULT_MAX_PLAYERS
     from core.contracts import (
         AnalysisReport,
         AnalyzeCodeInput,
@@ -167,7 +168,7 @@ class GameServerWorkflow:
         if not i.max_players:
             # No seat count in the upload: the module's own `maxPlayers`, else a small room.
             exported = report.exports.get("maxPlayers")
-            i.max_players = exported if isinstance(exported, int) and exported > 0 else 8
+            i.max_players = exported if isinstance(exported, int) and exported > 0 else DEFAULT_MAX_PLAYERS
         self.s.module_kind = report.module_type
         self._record_report(report)
         excluded: list[str] = []
@@ -188,7 +189,7 @@ class GameServerWorkflow:
                 workflow.logger.warning("node %s did not pick up work; re-placing", node_id)
             except ActivityError as err:
                 await self._cleanup_node(node_id)
-                self._fail(ServerStatus.FAILED, _cause(err))
+                self._fail(ServerStatus.FAILED, _cause(err), detail=_cause_detail(err))
                 return
         self._fail(ServerStatus.FAILED, f"no node picked the server up (tried {', '.join(excluded)})")
 
@@ -258,8 +259,9 @@ class GameServerWorkflow:
             return  # a stale report, or a container we stopped ourselves
         assert self.s.node_id is not None
         reason = f"container exited with code {report.exit_code}" + (
-            " (killed: out of memory)" if report.oom_killed else "") + (
-            f": {report.reason}" if report.reason else "")
+            " (killed: out of memory)" if report.oom_killed else "")
+        # The container's last lines come last, one per line, after what happened to it.
+        output = f":\n{report.reason}" if report.reason else ""
         now = workflow.now()
         window = timedelta(seconds=self.input.restart_window_seconds)
         self.s.restart_times = [t for t in self.s.restart_times if now - t < window]
@@ -270,17 +272,18 @@ class GameServerWorkflow:
         if len(self.s.restart_times) >= self.input.restart_limit:
             await self._cleanup_node(self.s.node_id)
             self._fail(ServerStatus.FAILED, f"{reason}; restart limit ({self.input.restart_limit} within "
-                                            f"{self.input.restart_window_seconds:g} s) reached", detail=detail)
+                                            f"{self.input.restart_window_seconds:g} s) reached{output}",
+                       detail=detail)
             return
         self.s.restarts += 1
         self.s.restart_times.append(now)
         self._transition(ServerStatus.STARTING, f"{reason}; restart {len(self.s.restart_times)}/"
-                         f"{self.input.restart_limit}", detail=detail)
+                         f"{self.input.restart_limit}{output}", detail=detail)
         try:
             await self._start_container(self.s.node_id)
         except (ActivityError, NodeLost) as err:
             await self._cleanup_node(self.s.node_id)
-            self._fail(ServerStatus.FAILED, f"restart failed: {_cause(err)}")
+            self._fail(ServerStatus.FAILED, f"restart failed: {_cause(err)}", detail=_cause_detail(err))
             return
         self._transition(ServerStatus.RUNNING, "ready after restart", container_id=self.s.container_id,
                          ws_url=self.s.ws_url, host=self.s.host, port=self.s.port)
@@ -349,9 +352,20 @@ class GameServerWorkflow:
 
 
 def _cause(err: BaseException) -> str:
+    """What went wrong, in the failing step's words: `str()` of a Temporal failure would prefix
+    its type (`ContainerExited: ...`), a name meant for code, not for the server's owner."""
     while err.__cause__ is not None:
         err = err.__cause__
-    return str(err)
+    return err.message if isinstance(err, FailureError) else str(err)
+
+
+def _cause_detail(err: BaseException) -> dict[str, Any] | None:
+    """The facts a failing step attached (exit code, the container's last lines), for the history."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    if isinstance(err, ApplicationError) and err.details and isinstance(err.details[0], dict):
+        return dict(err.details[0])
+    return None
 
 
 def _summary(report: AnalysisReport) -> str:

@@ -7,12 +7,14 @@ builds); anything else answers as if it did not exist.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
@@ -20,12 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from api.deps import AgentNode, ArtifactsDep, SessionDep, get_temporal
-from api.errors import problems
-from api.schemas import AgentHeartbeat, AgentLogs
+from api.deps import AgentNode, ArtifactsDep, SessionDep, _bearer, get_temporal
+from api.errors import declares, problems
+from api.schemas import PUBLIC_HOST, AgentHeartbeat, AgentLogs
+from core import node_credentials
 from core.contracts import GameServerState, PipelineStatus, ServerStatus
 from core.db.models import GameServer, LogLine, Node, PipelineRun, StatSample
-from core.errors import Forbidden, NotFound, Unavailable
+from core.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable
+from core.node_credentials import Standing
+from core.security import verify_join_proof
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 
@@ -126,19 +131,113 @@ async def _source_wanted_by(request: Request, session: AsyncSession, node_id: st
     return bool(await _placed_here(request, node_id, [(row.id, row.workflow_id) for row in unplaced]))
 
 
+class EnrollRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    public_host: str = Field(min_length=1, max_length=253, pattern=PUBLIC_HOST)
+
+
+class Enrolled(BaseModel):
+    node_id: str
+    token: str
+
+
+@declares(401, security="joinProof")
+async def join_proof(request: Request) -> str:
+    """The bearer credential of an enrollment: a join proof for the node id in the body (checked there)."""
+    return _bearer(request)
+
+
+@router.post("/enroll", status_code=201, responses=problems(401, 403, 409))
+async def enroll(body: EnrollRequest, request: Request, session: SessionDep,
+                 proof: Annotated[str, Depends(join_proof)]) -> Enrolled:
+    """Admit a node never admitted before: its agent's join proof buys its first token (shown once)."""
+    if not verify_join_proof(request.app.state.settings.secret_key, body.node_id, proof):
+        raise Unauthorized("enrollment needs `Authorization: Bearer <join proof>` for this node id")
+    standing = await node_credentials.standing(session, body.node_id)
+    if standing is Standing.DELETED:
+        raise Forbidden(f"node {body.node_id!r} was deleted; an admin re-admits it (POST /api/v1/nodes)")
+    if standing is not Standing.NEW:
+        raise Conflict(f"node {body.node_id!r} is enrolled; its agent needs the token an admin issued "
+                       f"(POST /api/v1/nodes/{body.node_id}/token)")
+    # The address is pinned here, by a caller that holds the platform's secret; heartbeats do not move it.
+    node = await session.get(Node, body.node_id)
+    host = body.public_host.lower()
+    if node is None:
+        session.add(Node(id=body.node_id, name=body.node_id, status="ready", network={"public_host": host}))
+    elif not node_credentials.public_host(node):
+        node.network = {**(node.network or {}), "public_host": host}
+    token = await node_credentials.issue(session, body.node_id)
+    await session.commit()
+    return Enrolled(node_id=body.node_id, token=token)
+
+
+class NodeIdentity(BaseModel):
+    node_id: str
+    public_host: str  # "" until the node has one
+
+
+@router.get("/identity")
+async def identity(node_id: AgentNode, session: SessionDep) -> NodeIdentity:
+    """Who a node token speaks for (the matchmaker asks this, and caches the answer briefly)."""
+    return NodeIdentity(node_id=node_id, public_host=node_credentials.public_host(await session.get(Node, node_id)))
+
+
+class AdmitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    server_id: str = Field(min_length=1, max_length=64)
+    ws_url: str = Field(min_length=1, max_length=400)
+
+
+@router.post("/admit", status_code=204, responses=problems(403))
+async def admit(body: AdmitRequest, request: Request, node_id: AgentNode, session: SessionDep) -> Response:
+    """Whether the caller's node may list this server at this address: the server is placed on
+    the node, and `ws_url`'s host is the node's address. The matchmaker asks before it registers."""
+    node = await session.get(Node, node_id)
+    if node is None:
+        raise Forbidden(f"node {node_id!r} has not registered")
+    here, _ = await _servers_on_node(request, session, node_id, [body.server_id])
+    if body.server_id not in here:
+        raise Forbidden(f"server {body.server_id!r} is not placed on node {node_id}")
+    host = _url_host(body.ws_url)
+    expected = node_credentials.public_host(node)
+    if not expected or host != expected:
+        raise Forbidden(f"ws_url host {host!r} is not node {node_id}'s address {expected!r}")
+    return Response(status_code=204)
+
+
+def _url_host(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        _ = parts.port  # a malformed port is a refusal, not a 500
+    except ValueError:
+        return ""
+    return host.lower() if parts.scheme in ("ws", "wss") else ""
+
+
 @router.put("/heartbeat", status_code=204)
 async def heartbeat(body: AgentHeartbeat, node_id: AgentNode, session: SessionDep) -> Response:
     """Register the caller's node on first call, then record its liveness and metrics."""
     node = await session.get(Node, node_id)
     now = datetime.now(UTC)
     if node is None:
+        # A live credential without a node row: the node enrolled before its row was written
+        # (enrollment writes both at once), or an admin re-admitted it. Deleting a node revokes
+        # its credentials, so a deleted node never gets here.
         node = Node(id=node_id, name=body.name or node_id, status="ready", created_at=now)
         session.add(node)
     if body.hardware is not None:
         node.hardware = body.hardware
         node.model = str(body.hardware.get("cpu_model", ""))[:200]
     if body.network is not None:
-        node.network = body.network
+        # The address is pinned once known (enrollment, an admin, else this first report).
+        reported = body.network.get("public_host")
+        if not (isinstance(reported, str) and len(reported) <= 253 and re.match(PUBLIC_HOST, reported)):
+            reported = ""
+        node.network = {**body.network, "public_host": node_credentials.public_host(node) or reported.lower()}
     if body.resources is not None:
         node.resources = body.resources
     if body.labels and not node.labels:

@@ -29,7 +29,8 @@ from api.errors import declares, problems
 from api.middleware import AUDITED, audit_fields
 from api.recent import Recent
 from api.routes.fleets import owned_fleet
-from api.routes.games import GAME_NAME, Labels
+from api.routes.games import GAME_NAME
+from api.schemas import Labels
 from core import logging as log_context
 from core.db.models import Allocation, AuditEntry, Fleet, User, new_id
 from core.db.session import SessionFactory
@@ -58,7 +59,9 @@ CALLER_TTL = 2.0  # seconds an API key, once checked, is trusted for allocations
 class AllocationCreate(BaseModel):
     """Allocate from one fleet (id or name), or from any of the caller's fleets of a game."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The schema says what `_target` checks: exactly one of the two is given (not null).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": [name], "properties": {name: {"type": "string"}}} for name in ("fleet", "game")]})
 
     fleet: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     game: Annotated[str, Field(pattern=GAME_NAME)] | None = None
@@ -323,12 +326,14 @@ async def _allocate(request: Request, registry: FleetRegistry, settings: Setting
             return await registry.allocate(req)
         except StoreNoReadyServer:
             _wake(request, fleets, only_buffered=False)
-            if time.monotonic() + pause > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 names = ", ".join(f.name for f in fleets)
                 raise NoReadyServer(f"no ready server in {names} matches; the autoscaler was told") from None
         except MatchmakerError as exc:
             raise Unavailable(f"the matchmaker store: {exc.detail}") from None
-        await asyncio.sleep(pause)
+        # The whole wait asked for, and one last try at its end (not a give-up a backoff step early).
+        await asyncio.sleep(min(pause, left))
         pause = min(pause * 2, POLL_MAX)
         # Seats are counted from the moment they are handed out, not from the request.
         req.until = time.time() + settings.seat_reservation_seconds

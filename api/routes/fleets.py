@@ -16,8 +16,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
 from api.errors import problems
-from api.routes.games import GAME_NAME, Labels, build_of, game_version, owned_game
+from api.routes.games import GAME_NAME, build_of, game_version, owned_game
 from api.routes.servers import plan_limits
+from api.schemas import Labels, LimitOverrides
 from core.db.models import Fleet, FleetServer, Game, GameServer, new_id
 from core.errors import BadRequest, Conflict, NotFound, Unavailable
 from core.fleets import (
@@ -39,15 +40,34 @@ from core.temporal import SA_OWNER, SA_STATUS
 router = APIRouter(prefix="/api/v1/fleets", tags=["fleets"], dependencies=[Depends(require_scope("servers"))])
 
 Surge = Annotated[str, Field(pattern=SURGE_RE.pattern)]
+NULL: dict[str, Any] = {"type": "null"}
+INTEGER: dict[str, Any] = {"type": "integer"}
+ZERO_SURGE = r"^0%?$"
+# What `FleetCreate._policy` checks, as far as a schema can say it (not that max_size >= min_size).
+FLEET_CREATE_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"description": "a fixed size", "required": ["replicas"],
+         "properties": {"replicas": INTEGER, "buffer": NULL, "min_size": {"const": 0}, "max_size": NULL}},
+        {"description": "a buffer policy", "required": ["buffer", "max_size"],
+         "properties": {"buffer": INTEGER, "replicas": NULL, "max_size": INTEGER}},
+    ],
+    "not": {"required": ["max_surge", "max_unavailable"],
+            "properties": {"max_surge": {"pattern": ZERO_SURGE}, "max_unavailable": {"pattern": ZERO_SURGE}}},
+}
+# `FleetUpdate._policy`: replicas, or a buffer policy, not both.
+FLEET_UPDATE_SCHEMA: dict[str, Any] = {"anyOf": [
+    {"properties": {"replicas": NULL}},
+    {"properties": {"buffer": NULL, "min_size": NULL, "max_size": NULL}},
+]}
 Size = Annotated[int, Field(ge=0, le=10_000)]
 UPDATE_TIMEOUT = 30.0
 
 
-class FleetCreate(BaseModel):
+class FleetCreate(LimitOverrides):
     """A fleet: `replicas` for a fixed size, or `buffer` ready servers on top of the allocated
     ones within [`min_size`, `max_size`]."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=FLEET_CREATE_SCHEMA)
 
     name: Annotated[str, Field(pattern=GAME_NAME)]
     game: Annotated[str, Field(pattern=GAME_NAME)]
@@ -56,12 +76,10 @@ class FleetCreate(BaseModel):
     buffer: Size | None = None
     min_size: Size = 0
     max_size: Size | None = None
-    labels: Labels = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict, json_schema_extra={
+        "propertyNames": {"not": {"pattern": "^" + RESERVED_LABEL_PREFIX.replace(".", "\\.")}}})
     node_selector: Labels = Field(default_factory=dict)
     plan: Annotated[str, Field(max_length=40)] = ""
-    memory_mb: Annotated[int, Field(ge=16)] | None = None
-    cpus: Annotated[float, Field(gt=0)] | None = None
-    pids: Annotated[int, Field(ge=8)] | None = None
     max_surge: Surge = "25%"
     max_unavailable: Surge = "25%"
     on_empty: OnEmpty = OnEmpty.REPLACE
@@ -87,7 +105,7 @@ class FleetUpdate(BaseModel):
     """What changes: the size (`replicas`, or `buffer`/`min_size`/`max_size`), the game
     `version` (a rolling update), the rollout limits, what an emptied server becomes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=FLEET_UPDATE_SCHEMA)
 
     replicas: Size | None = None
     buffer: Size | None = None

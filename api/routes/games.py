@@ -8,17 +8,23 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from api.analysis_pool import AnalysisPoolDep, caller_key
 from api.deps import ArtifactsDep, CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
 from api.errors import problems
 from api.routes.servers import plan_limits
-from api.schemas import ServerCreated
-from api.uploads import allowed_rules, read_game_module
-from core.analysis import AnalysisLimits, analyze
+from api.schemas import Labels, LimitOverrides, ServerCreated
+from api.uploads import (
+    ALLOW_RULES_SCHEMA,
+    GAME_MODULE_SCHEMA,
+    allowed_rules,
+    game_module_upload,
+    read_game_module,
+)
 from core.db.models import Game, GameVersion, User, new_id
 from core.deploy import start_build
 from core.errors import (
@@ -27,15 +33,15 @@ from core.errors import (
 )
 from core.fleets import CodeRejected, FleetBuild
 from core.queues import workflow_ui_url
+from core.request_bounds import MAX_PLAYERS, MIN_PLAYERS
 from gameserver.image import game_image_tag
 
 router = APIRouter(prefix="/api/v1/games", tags=["games"], dependencies=[Depends(require_scope("servers"))])
 
 GAME_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 GAME_NAME_RE = re.compile(GAME_NAME)
-LabelKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
-LabelValue = Annotated[str, Field(max_length=128)]
-Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=32)]
+# A version number in a path: past this it names no version (and would overflow the database's integers).
+VersionNumber = Annotated[int, Path(ge=1, le=1_000_000_000)]
 
 
 class GameVersionPublic(BaseModel):
@@ -78,7 +84,7 @@ class GameVersionsPublic(BaseModel):
     items: list[GameVersionPublic]
 
 
-class VersionDeploy(BaseModel):
+class VersionDeploy(LimitOverrides):
     """A single server from a stored version: the same options as an upload's deploy."""
 
     model_config = ConfigDict(extra="forbid")
@@ -88,9 +94,6 @@ class VersionDeploy(BaseModel):
     node_selector: Labels = Field(default_factory=dict)
     idle_timeout: Annotated[float, Field(ge=0, le=7 * 86400)] | None = None
     plan: Annotated[str, Field(max_length=40)] = ""
-    memory_mb: Annotated[int, Field(ge=16)] | None = None
-    cpus: Annotated[float, Field(gt=0)] | None = None
-    pids: Annotated[int, Field(ge=8)] | None = None
 
 
 def _filename(filename: str | None) -> str:
@@ -134,17 +137,23 @@ def _detail(game: Game, version: GameVersion) -> GameVersionDetail:
                              analysis=dict(version.analysis or {}))
 
 
-@router.post("", status_code=201, response_model=GameVersionDetail, responses=problems(403, 422))
+@router.post("", status_code=201, response_model=GameVersionDetail, responses=problems(403, 422, 503),
+             openapi_extra=game_module_upload({}))
 async def upload_version(
+    request: Request,
     user: CurrentUser,
     session: SessionDep,
     artifacts: ArtifactsDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="the game module (.js, .mjs or .cjs)")],
-    name: Annotated[str, Form(description="the game's name; a new name creates the game")],
-    max_players: Annotated[int | None, Form(ge=1, le=1000)] = None,
+    pool: AnalysisPoolDep,
+    file: Annotated[UploadFile, File(description="the game module (.js, .mjs or .cjs)",
+                                     json_schema_extra=GAME_MODULE_SCHEMA)],
+    name: Annotated[str, Form(description="the game's name; a new name creates the game",
+                              json_schema_extra={"pattern": GAME_NAME})],
+    max_players: Annotated[int | None, Form(ge=MIN_PLAYERS, le=MAX_PLAYERS)] = None,
     notes: Annotated[str, Form(max_length=500, description="what changed in this version")] = "",
-    allow_rules: Annotated[str, Form(description="comma-separated rule ids (admin only)")] = "",
+    allow_rules: Annotated[str, Form(description="comma-separated rule ids (admin only)",
+                                     json_schema_extra=ALLOW_RULES_SCHEMA)] = "",
 ) -> GameVersionDetail:
     """Upload a new version of a game: analyzed now, refused with its findings if blocked."""
     if not GAME_NAME_RE.match(name):
@@ -152,16 +161,14 @@ async def upload_version(
     source = await read_game_module(file, settings)
     allow = allowed_rules(allow_rules, user)
     filename = _filename(file.filename)
-    limits = AnalysisLimits(max_bytes=settings.max_upload_bytes, max_depth=settings.analysis_max_depth,
-                            time_budget_seconds=settings.analysis_time_budget_seconds)
-    report = await asyncio.to_thread(analyze, source, limits=limits, allow_rules=allow, filename=filename)
+    report = await pool.analyze(caller_key(request), source, filename=filename, allow_rules=allow)
     if not report.ok:
         raise CodeRejected(f"{len(report.blocking)} blocking finding(s): "
                            + "; ".join(f"{f.rule} at {f.line}:{f.column}" for f in report.blocking[:5]),
                            findings=[f.model_dump() for f in report.blocking])
     sha = await asyncio.to_thread(artifacts.put, "sources", source)
     exported = report.exports.get("maxPlayers")
-    seats = max_players or (exported if isinstance(exported, int) and 0 < exported <= 1000 else 0)
+    seats = max_players or (exported if isinstance(exported, int) and MIN_PLAYERS <= exported <= MAX_PLAYERS else 0)
     image = game_image_tag(sha, settings.base_image)
     # Two uploads of one game at once race for the same number: the loser takes the next one.
     for _ in range(5):
@@ -208,7 +215,7 @@ async def list_versions(name: str, user: CurrentUser, session: SessionDep) -> Ga
 
 
 @router.get("/{name}/versions/{version}", response_model=GameVersionDetail)
-async def get_version(name: str, version: int, user: CurrentUser, session: SessionDep) -> GameVersionDetail:
+async def get_version(name: str, version: VersionNumber, user: CurrentUser, session: SessionDep) -> GameVersionDetail:
     """One version with its analysis report."""
     game = await owned_game(session, user, name)
     return _detail(game, await game_version(session, game, version))
@@ -216,7 +223,7 @@ async def get_version(name: str, version: int, user: CurrentUser, session: Sessi
 
 @router.post("/{name}/versions/{version}/servers", status_code=202, response_model=ServerCreated,
              responses=problems(503))
-async def deploy_version(name: str, version: int, body: VersionDeploy, request: Request, user: CurrentUser,
+async def deploy_version(name: str, version: VersionNumber, body: VersionDeploy, request: Request, user: CurrentUser,
                          session: SessionDep, temporal: TemporalDep, settings: SettingsDep) -> ServerCreated:
     """Deploy one server from a stored version (no upload: the build is already analyzed)."""
     game = await owned_game(session, user, name)

@@ -38,6 +38,7 @@ from api.model_schemas import (
     check_image,
     check_prompt,
 )
+from api.schemas import Offset
 from core.contracts import (
     MODEL_JOB_DONE,
     GenerateModelInput,
@@ -99,17 +100,27 @@ ModelCacheDep = Annotated[ModelStatusCache | None, Depends(get_model_cache)]
 
 # Two request bodies share one route; FastAPI cannot infer that, so the schema is spelled out here.
 _OPTIONS_SCHEMA: dict[str, Any] = {
-    "model_version": {"type": "string", "example": "v2.5-20250123"},
+    "model_version": {"type": "string", "example": "v2.5-20250123",
+                      "pattern": ModelOptions.model_fields["model_version"].metadata[0].pattern},
     "texture": {"type": "boolean"}, "pbr": {"type": "boolean"},
     "face_limit": {"type": "integer", "minimum": 1, "maximum": 2_000_000},
 }
+# `check_idempotency_key`: 1-255 printable ASCII characters (a header's own spaces at either end
+# are not part of its value).
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]{0,253}[!-~])?$"
 CREATE_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+    # Both refuse fields they do not name (`_parse`, `ModelCreate`).
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "additionalProperties": False,
+                                       "properties": {
         "file": {"type": "string", "format": "binary",
                  "description": "PNG, JPEG or WebP, each side 20-6000 px (size limit: GSF_MAX_IMAGE_BYTES)"},
         **_OPTIONS_SCHEMA}}},
-    "application/json": {"schema": {"type": "object", "required": ["prompt"], "properties": {
-        "prompt": {"type": "string", "maxLength": 1024}, "negative_prompt": {"type": "string", "maxLength": 1024},
+    "application/json": {"schema": {"type": "object", "required": ["prompt"], "additionalProperties": False,
+                                    "properties": {
+        # `check_prompt`: something besides whitespace (str.isspace's, which \s lacks a few of), no NUL.
+        "prompt": {"type": "string", "maxLength": 1024,
+                   "pattern": "^[^\\u0000]*[^\\s\\u0000\\u001c-\\u001f\\u0085][^\\u0000]*$"},
+        "negative_prompt": {"type": "string", "maxLength": 1024, "pattern": "^[^\\u0000]*$"},
         **_OPTIONS_SCHEMA}}},
 }}}
 
@@ -263,7 +274,8 @@ async def create_model_job(
     temporal: TemporalDep,
     settings: SettingsDep,
     store: ModelStoreDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", json_schema_extra={
+        "pattern": IDEMPOTENCY_KEY_PATTERN})] = None,
 ) -> JSONResponse:
     """Start a 3D-model job from an image (multipart) or a text prompt (JSON)."""
     owner_id = user.id  # read now: a rollback below would expire `user`, which shares this session
@@ -326,7 +338,7 @@ async def list_model_jobs(
     settings: SettingsDep,
     status: Annotated[ModelJobStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,  # the database's integers end somewhere
+    offset: Offset = 0,
 ) -> ModelJobsPublic:
     """List the caller's model jobs, newest first."""
     query = select(ModelJob).where(ModelJob.owner_id == user.id)

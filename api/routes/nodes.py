@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
@@ -24,7 +25,7 @@ from api.schemas import (
     NodeStatusUpdate,
     NodeUpdate,
 )
-from core import security
+from core import node_credentials
 from core.capacity import OVERRIDES, Policy, node_capacity
 from core.contracts import StopServerInput, StopServerResult
 from core.db.models import GameServer, Node
@@ -108,17 +109,31 @@ async def list_nodes(
 
 @router.post("", status_code=201, response_model=NodeCreated, responses=problems(409))
 async def create_node(body: NodeCreate, user: AdminUser, session: SessionDep, settings: SettingsDep) -> NodeCreated:
-    """Declare a node; the answer carries the token its agent authenticates with (shown once)."""
+    """Declare (or re-admit a deleted) node; the answer carries its agent's token, shown once."""
     if await session.get(Node, body.id) is not None:
         raise Conflict(f"node {body.id!r} exists")
     node = Node(id=body.id, name=body.name or body.id, model=body.model, type=body.type, location=body.location,
                 labels=body.labels, resources=body.resources, status="ready",
+                network={"public_host": body.public_host.lower()} if body.public_host else {},
                 capacity=_overrides({}, body.resources, body.capacity))
     session.add(node)
+    token = await node_credentials.issue(session, node.id)
     await session.commit()
-    out = NodeCreated.model_validate({**_public(node, {}, settings).model_dump(),
-                                      "token": security.node_token(settings.secret_key, node.id)})
-    return out
+    return NodeCreated.model_validate({**_public(node, {}, settings).model_dump(), "token": token})
+
+
+class NodeToken(BaseModel):
+    node_id: str
+    token: str  # shown once; every earlier token of the node no longer authenticates
+
+
+@router.post("/{node_id}/token", status_code=201, response_model=NodeToken, responses=problems(404))
+async def rotate_node_token(node_id: str, user: AdminUser, session: SessionDep) -> NodeToken:
+    """Issue the node a new token (shown once) and revoke its earlier ones at once."""
+    node = await _get(session, node_id)
+    token = await node_credentials.issue(session, node.id)
+    await session.commit()
+    return NodeToken(node_id=node.id, token=token)
 
 
 @router.get("/{node_id}", response_model=NodePublic)
@@ -132,8 +147,10 @@ async def update_node(node_id: str, body: NodeUpdate, user: AdminUser, session: 
                       settings: SettingsDep) -> NodePublic:
     """Change a node's description, labels or capacity (resources, reserve, overcommit overrides)."""
     node = await _get(session, node_id)
-    for field, value in body.model_dump(exclude_none=True, exclude={"resources", "capacity"}).items():
+    for field, value in body.model_dump(exclude_none=True, exclude={"resources", "capacity", "public_host"}).items():
         setattr(node, field, value)
+    if body.public_host is not None:
+        node.network = {**(node.network or {}), "public_host": body.public_host.lower()}
     if body.resources is not None or body.capacity is not None:
         node.capacity = _overrides(node.capacity, body.resources, body.capacity)
     node.updated_at = datetime.now(UTC)
@@ -156,7 +173,8 @@ async def set_node_status(node_id: str, body: NodeStatusUpdate, user: AdminUser,
 @router.delete("/{node_id}", status_code=204, responses=problems(409))
 async def delete_node(node_id: str, user: AdminUser, session: SessionDep, temporal: TemporalDep,
                       force: bool = False) -> Response:
-    """Remove a node; refused while it runs servers, unless `force`: drain it and stop them first."""
+    """Remove a node and revoke its tokens (it stays out until re-admitted); refused while it runs
+    servers, unless `force`: drain it and stop them first."""
     node = await _get(session, node_id)
     active = list((await session.scalars(select(GameServer).where(GameServer.node_id == node_id,
                                                                   GameServer.status.in_(ACTIVE)))).all())
@@ -175,5 +193,6 @@ async def delete_node(node_id: str, user: AdminUser, session: SessionDep, tempor
 
         await asyncio.gather(*(stop(s) for s in active))
     await session.delete(node)
+    await node_credentials.revoke_all(session, node_id)
     await session.commit()
     return Response(status_code=204)

@@ -13,8 +13,15 @@ from temporalio.service import RPCError
 from activities.placement import PlacementActivities
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
 from api.errors import problems
+from api.schemas import Offset
 from core import pipeline as defs
-from core.contracts import PipelineInput, PipelineState, ResumePipelineInput, SelectNodeInput
+from core.contracts import (
+    PipelineInput,
+    PipelineState,
+    ResumePipelineInput,
+    SelectNodeInput,
+    StepCaller,
+)
 from core.db.models import Game, GameServer, GameVersion, Node, PipelineRun, User, new_id
 from core.errors import Conflict, Forbidden, NoCapacity, NotFound, Unavailable
 from core.queues import pipeline_workflow_id, workflow_ui_url
@@ -26,9 +33,13 @@ DONE = {"succeeded", "failed", "cancelled"}
 
 
 class PipelineCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The schema says what `_one_source` checks: exactly one of the two is given (not null).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": [name], "properties": {name: {"type": "string"}}} for name in ("definition", "yaml")]})
 
-    definition: str | None = Field(default=None, description="a name from config/pipeline/")
+    definition: Annotated[str, Field(json_schema_extra={"enum": sorted(
+        p.stem for p in defs.PIPELINE_DIR.glob("*.yaml"))})] | None = Field(
+        default=None, description="a name from config/pipeline/")
     yaml: str | None = Field(default=None, max_length=256 * 1024, description="an inline definition")
     node_id: str | None = Field(default=None, max_length=64)
     node_selector: dict[str, str] = Field(default_factory=dict)
@@ -120,6 +131,14 @@ async def check_guarded(session: SessionDep, user: User, definition: defs.Pipeli
         raise Forbidden("this pipeline names what is not yours: " + "; ".join(refused[:5]))
 
 
+def check_node_resources(settings: Settings, user: User, definition: defs.PipelineDef,
+                         variables: dict[str, Any]) -> None:
+    """Registries, config sizes and quotas, early: the node checks them again with what its Docker
+    holds (activities/steps.py), where the volumes and networks are and whose they are."""
+    if not user.is_admin:
+        defs.check_node_resources(definition, variables, settings, settings.game_network)
+
+
 async def _owned(session: SessionDep, user: User, run_id: str) -> PipelineRun:
     run = await session.get(PipelineRun, run_id) if len(run_id) <= 32 else None
     if run is None or (run.owner_id != user.id and not user.is_admin):
@@ -139,7 +158,7 @@ async def _live(temporal: TemporalDep, run: PipelineRun) -> PipelineState | None
         return None
 
 
-@router.post("", status_code=202, response_model=PipelinePublic, responses=problems(403, 409))
+@router.post("", status_code=202, response_model=PipelinePublic, responses=problems(403, 409, 429))
 async def run_pipeline(body: PipelineCreate, request: Request, user: CurrentUser, session: SessionDep,
                        temporal: TemporalDep, settings: SettingsDep) -> PipelinePublic:
     """Validate a pipeline and start it on a node (by id, or the least-loaded match of a selector)."""
@@ -147,6 +166,10 @@ async def run_pipeline(body: PipelineCreate, request: Request, user: CurrentUser
     definition = defs.parse(text)
     variables = defs.with_variables(definition, body.variables)
     await check_guarded(session, user, definition, variables)
+    check_node_resources(settings, user, definition, variables)
+    # The node acts for the run's owner: what the steps make carries their label, and only what
+    # does is reused (a `caller` given in the YAML is refused by parse).
+    definition = defs.with_caller(definition, StepCaller(owner_id=user.id, admin=user.is_admin))
     if body.node_id:
         node = await session.get(Node, body.node_id)
         if node is None:
@@ -184,7 +207,7 @@ async def run_pipeline(body: PipelineCreate, request: Request, user: CurrentUser
 async def list_pipelines(user: CurrentUser, session: SessionDep, settings: SettingsDep,
                          status: Annotated[str | None, Query(max_length=20)] = None,
                          limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                         offset: Annotated[int, Query(ge=0)] = 0) -> PipelinesPublic:
+                         offset: Offset = 0) -> PipelinesPublic:
     """The caller's pipeline runs, newest first (admins see all)."""
     query = select(PipelineRun)
     if not user.is_admin:
@@ -227,7 +250,7 @@ async def cancel_pipeline(run_id: str, user: CurrentUser, session: SessionDep, t
     return _public(run, settings, await _live(temporal, run))
 
 
-@router.post("/{run_id}/resume", response_model=PipelinePublic, responses=problems(403, 409))
+@router.post("/{run_id}/resume", response_model=PipelinePublic, responses=problems(403, 409, 429))
 async def resume_pipeline(run_id: str, body: ResumePipelineInput, user: CurrentUser, session: SessionDep,
                           temporal: TemporalDep, settings: SettingsDep) -> PipelinePublic:
     """Retry the failed step of a paused run, optionally with changed variables."""
@@ -246,6 +269,7 @@ async def resume_pipeline(run_id: str, body: ResumePipelineInput, user: CurrentU
         if live is None:
             raise Conflict("the run has ended, or its workflow does not answer")
         await check_guarded(session, user, definition, {**live.variables, **body.variables})
+        check_node_resources(settings, user, definition, {**live.variables, **body.variables})
     # The record carries the variables the run goes on with before the run does: a node fetching
     # the source a resumed build names is answered from it (api/routes/agent.py).
     before = run.variables

@@ -10,9 +10,10 @@ import httpx
 from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response
 
 from api.deps import CurrentUser
-from api.errors import declares
+from api.errors import declares, problems
 from core.errors import Unavailable
 from core.sse import EventStream
+from matchmaker.models import JoinById, QuickJoin
 
 router = APIRouter(prefix="/api/v1/rooms", tags=["rooms"])
 
@@ -103,7 +104,12 @@ async def get_room(server_id: str, user: CurrentUser, mm: MatchmakerHttp) -> Res
     return _relay(resp)
 
 
-@router.post("/join", response_class=Response)
+# The body is relayed as it came, and the matchmaker checks it: the schema is the matchmaker's.
+JOIN_BODY = {"requestBody": {"content": {"application/json": {"schema": {
+    "oneOf": [JoinById.model_json_schema(), QuickJoin.model_json_schema()]}}}}}
+
+
+@router.post("/join", response_class=Response, openapi_extra=JOIN_BODY, responses=problems(404, 409))
 async def join_room(
     user: CurrentUser,
     mm: MatchmakerHttp,

@@ -10,23 +10,36 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ArtifactsDep, CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
 from api.schemas import (
+    LABELS_TEXT_SCHEMA,
+    MAX_ROW_ID,
+    Labels,
     LogLinePublic,
     LogsPublic,
+    Offset,
     ServerCreated,
     ServerDetail,
     ServerEventPublic,
     ServerPublic,
     ServersPublic,
+    limit_override,
 )
-from api.uploads import allowed_rules, read_game_module
+from api.uploads import (
+    ALLOW_RULES_SCHEMA,
+    GAME_MODULE_SCHEMA,
+    allowed_rules,
+    game_module_upload,
+    read_game_module,
+)
 from core.contracts import GameServerInput, Limits, ServerStatus, StopServerInput, StopServerResult
 from core.db.models import GameServer, LogLine, ServerEvent, StatSample, User, new_id
 from core.errors import (
@@ -35,23 +48,28 @@ from core.errors import (
     NotFound,
     Unavailable,
 )
+from core.limits import below_floors
 from core.queues import gameserver_workflow_id, workflow_ui_url
+from core.request_bounds import MAX_PLAYERS, MIN_PLAYERS, SERVER_NAME_PATTERN, SERVER_NAME_RULE
 from core.settings import Settings
 from core.sse import EventStream
 from core.temporal import SA_OWNER, SA_SERVER_ID, SA_STATUS
 
 router = APIRouter(prefix="/api/v1/servers", tags=["servers"], dependencies=[Depends(require_scope("servers"))])
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
-LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NAME_RE = re.compile(SERVER_NAME_PATTERN)
+LABELS = TypeAdapter(Labels)
 DONE = {s.value for s in (ServerStatus.STOPPED, ServerStatus.DELETED, ServerStatus.FAILED, ServerStatus.REJECTED)}
 STOP_TIMEOUT = 120.0
 
 
 def _parse_labels(raw: str, field: str) -> dict[str, str]:
+    """`k=v,k2=v2` or a JSON object of strings; malformed text is a 400, labels that break the
+    rules of `Labels` (a nested or non-string value, a bad key, too many) a 422 as in JSON bodies."""
     raw = raw.strip()
     if not raw:
         return {}
+    data: object
     if raw.startswith("{"):
         try:
             data = json.loads(raw)
@@ -59,20 +77,19 @@ def _parse_labels(raw: str, field: str) -> dict[str, str]:
             raise BadRequest(f"{field}: invalid JSON ({exc.msg})") from None
         if not isinstance(data, dict):
             raise BadRequest(f"{field}: expected a JSON object")
-        labels = {str(k): str(v) for k, v in data.items()}
     else:
-        labels = {}
+        pairs: dict[str, str] = {}
         for part in raw.split(","):
             key, sep, value = part.partition("=")
             if not sep:
                 raise BadRequest(f"{field}: expected key=value, got {part.strip()!r}")
-            labels[key.strip()] = value.strip()
-    for key, value in labels.items():
-        if not LABEL_RE.match(key) or len(value) > 128:
-            raise BadRequest(f"{field}: invalid label {key!r}")
-    if len(labels) > 32:
-        raise BadRequest(f"{field}: at most 32 labels")
-    return labels
+            pairs[key.strip()] = value.strip()
+        data = pairs
+    try:
+        return LABELS.validate_python(data, strict=True)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", field, *e["loc"])} for e in exc.errors(
+            include_url=False, include_context=False, include_input=False)]) from None
 
 
 def _game_name(filename: str | None) -> str:
@@ -83,18 +100,23 @@ def _game_name(filename: str | None) -> str:
 
 def plan_limits(settings: Settings, plan: str, *, memory_mb: int | None = None, cpus: float | None = None,
                 pids: int | None = None) -> Limits:
-    """A plan's limits with the upload's overrides, refused beyond the admin-set maxima."""
+    """A plan's limits with the upload's overrides: refused below the floors the runtime needs
+    (core/limits.py) and beyond the admin-set maxima, so Docker never sees a limit it would
+    ignore (NanoCpus 0) or refuse, and placement never counts a server as almost nothing."""
     base = settings.plans.get(plan)
     if base is None:
         raise InvalidLimits(f"no plan {plan!r}; plans: {', '.join(sorted(settings.plans))}")
-    limits = Limits(memory_mb=int(memory_mb or base["memory_mb"]), cpus=float(cpus or base["cpus"]),
-                    pids=int(pids or base["pids"]), tmpfs_mb=settings.server_tmpfs_mb)
-    over = [f"{name} {value} > {cap}" for name, value, cap in (
-        ("memory_mb", limits.memory_mb, settings.max_server_memory_mb), ("cpus", limits.cpus, settings.max_server_cpus),
-        ("pids", limits.pids, settings.max_server_pids)) if value > cap]
-    if over:
-        raise InvalidLimits("limits above what this installation allows: " + ", ".join(over))
-    return limits
+    asked: dict[str, float] = {name: base[name] if value is None else value
+                               for name, value in (("memory_mb", memory_mb), ("cpus", cpus), ("pids", pids))}
+    refused = below_floors(asked)
+    refused += [f"{name} above {cap:g}" for name, cap in (
+        ("memory_mb", settings.max_server_memory_mb), ("cpus", settings.max_server_cpus),
+        ("pids", settings.max_server_pids)) if not refused and asked[name] > cap]
+    if refused:
+        raise InvalidLimits("limits outside what the runtime needs and this installation allows: "
+                            + ", ".join(refused))
+    return Limits(memory_mb=int(asked["memory_mb"]), cpus=float(asked["cpus"]), pids=int(asked["pids"]),
+                  tmpfs_mb=settings.server_tmpfs_mb)
 
 
 def _filename(filename: str | None) -> str:
@@ -117,7 +139,7 @@ async def _owned(session: SessionDep, user: User, server_id: str) -> GameServer:
     return server
 
 
-@router.post("", status_code=202, response_model=ServerCreated)
+@router.post("", status_code=202, response_model=ServerCreated, openapi_extra=game_module_upload({}))
 async def create_server(
     request: Request,
     user: CurrentUser,
@@ -125,28 +147,33 @@ async def create_server(
     temporal: TemporalDep,
     artifacts: ArtifactsDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="the game module (.js, .mjs or .cjs)")],
-    name: Annotated[str, Form()],
-    max_players: Annotated[int | None, Form(ge=1, le=1000)] = None,
-    labels: Annotated[str, Form(description="room labels: k=v,k2=v2 or a JSON object")] = "",
-    node_selector: Annotated[str, Form(description="node labels the server needs: k=v,...")] = "",
-    allow_rules: Annotated[str, Form(description="comma-separated rule ids (admin only)")] = "",
+    file: Annotated[UploadFile, File(description="the game module (.js, .mjs or .cjs)",
+                                     json_schema_extra=GAME_MODULE_SCHEMA)],
+    name: Annotated[str, Form(json_schema_extra={"pattern": SERVER_NAME_PATTERN})],
+    max_players: Annotated[int | None, Form(ge=MIN_PLAYERS, le=MAX_PLAYERS)] = None,
+    labels: Annotated[str, Form(description="room labels: k=v,k2=v2 or a JSON object",
+                                json_schema_extra=LABELS_TEXT_SCHEMA)] = "",
+    node_selector: Annotated[str, Form(description="node labels the server needs: k=v,...",
+                                       json_schema_extra=LABELS_TEXT_SCHEMA)] = "",
+    allow_rules: Annotated[str, Form(description="comma-separated rule ids (admin only)",
+                                     json_schema_extra=ALLOW_RULES_SCHEMA)] = "",
     idle_timeout: Annotated[float | None, Form(ge=0, le=7 * 86400,
                                                description="stop after this many seconds without players")] = None,
     plan: Annotated[str, Form(max_length=40, description="resource plan (GET /api/v1/config lists them)")] = "",
-    memory_mb: Annotated[int | None, Form(ge=16, description="override the plan's memory limit")] = None,
-    cpus: Annotated[float | None, Form(gt=0, description="override the plan's CPU limit")] = None,
-    pids: Annotated[int | None, Form(ge=8, description="override the plan's process limit")] = None,
+    memory_mb: Annotated[int | None, Form(**limit_override("memory_mb"))] = None,
+    cpus: Annotated[float | None, Form(**limit_override("cpus"))] = None,
+    pids: Annotated[int | None, Form(**limit_override("pids"))] = None,
 ) -> ServerCreated:
     """Upload a game module and deploy it as a new server."""
     if not NAME_RE.match(name):
-        raise BadRequest("name: 1-64 characters of letters, digits, space, '_', '.', '-'")
+        raise BadRequest(f"name: {SERVER_NAME_RULE}")
     source = await read_game_module(file, settings)
     allow = allowed_rules(allow_rules, user)
     parsed_labels = _parse_labels(labels, "labels")
     selector = _parse_labels(node_selector, "node_selector")
-    sha = await asyncio.to_thread(artifacts.put, "sources", source)
     limits = plan_limits(settings, plan or settings.default_plan, memory_mb=memory_mb, cpus=cpus, pids=pids)
+    # Stored last: a refused upload leaves nothing behind.
+    sha = await asyncio.to_thread(artifacts.put, "sources", source)
     server_id = new_id()
     server = GameServer(id=server_id, owner_id=user.id, name=name, game=_game_name(file.filename),
                         source_sha256=sha, source_size=len(source), max_players=max_players or 0,
@@ -200,7 +227,7 @@ async def list_servers(
     status: Annotated[str | None, Query(max_length=20)] = None,
     include_deleted: bool = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ServersPublic:
     """List the caller's servers, newest first (admins see all)."""
     query = select(GameServer)
@@ -275,7 +302,7 @@ async def get_logs(
     await _owned(session, user, server_id)
     ndjson = "application/x-ndjson" in request.headers.get("accept", "")
     resume = request.headers.get("last-event-id", "")
-    if follow and resume.isdigit():
+    if follow and re.fullmatch(r"[0-9]{1,19}", resume) and int(resume) <= MAX_ROW_ID:
         rows = []  # a reconnecting SSE client: continue after the last line it saw
         last_id = int(resume)
     else:
@@ -341,7 +368,8 @@ async def _stop(session: SessionDep, temporal: TemporalDep, server: GameServer, 
             server.updated_at = datetime.now(UTC)
             await session.commit()
         return
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # The wait ran out (the update itself, cancelled by the timeout, raises the second).
         raise Unavailable("the server did not stop in time; the request goes on in the background") from None
     await session.refresh(server)
 

@@ -1,24 +1,39 @@
-"""Users (admin) and API keys (each user manages their own): keys are shown once and stored hashed."""
+"""Users (admin) and API keys (each user manages their own, admins anyone's): keys are shown once
+and stored hashed, and a key only ever makes keys with scopes it holds itself."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import AdminUser, CurrentUser, SessionDep
+from api.deps import (
+    AdminUser,
+    CurrentUser,
+    Scope,
+    SessionDep,
+    SettingsDep,
+    get_temporal,
+    held_scopes,
+)
 from api.errors import problems
+from api.routes import fleets, pipelines, servers
 from api.routes.allocations import settle_records
 from core import security
-from core.db.models import ApiKey, AuditEntry, User
-from core.errors import Conflict, Forbidden, NotFound
+from core.contracts import ServerStatus
+from core.db.models import ApiKey, AuditEntry, Fleet, GameServer, PipelineRun, User, Webhook
+from core.errors import Conflict, Forbidden, GsfError, NotFound, Unavailable
+from core.fleets import FleetLifecycle
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
-Scope = Literal["servers", "models", "admin"]
+TEARDOWN_CONCURRENCY = 4  # a deleted user's servers, fleets and runs stopped at once, at most
 
 
 def _default_scopes() -> list[Scope]:
@@ -66,10 +81,28 @@ class UserPublic(BaseModel):
     name: str
     is_admin: bool
     created_at: datetime
+    deleted_at: datetime | None = None
 
 
 class UserCreated(UserPublic):
     key: KeyCreated
+
+
+class Unfinished(BaseModel):
+    kind: str
+    id: str
+    detail: str
+
+
+class UserDeleted(BaseModel):
+    """What deleting a user did: all of it done once `unfinished` is empty (a DELETE again retries)."""
+
+    user: UserPublic
+    keys_revoked: int
+    webhooks_disabled: int
+    fleets: int
+    pipelines: int
+    servers: int
 
 
 async def _new_key(session: SessionDep, user: User, body: KeyCreate) -> KeyCreated:
@@ -85,7 +118,10 @@ async def _new_key(session: SessionDep, user: User, body: KeyCreate) -> KeyCreat
 @router.post("/users", status_code=201, response_model=UserCreated, responses=problems(409))
 async def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -> UserCreated:
     """Create a user with a first API key (shown once)."""
-    if await session.scalar(select(User.id).where(User.email == body.email)) is not None:
+    existing = await session.scalar(select(User).where(User.email == body.email))
+    if existing is not None and existing.deleted_at is not None:
+        raise Conflict(f"the user with email {body.email!r} was deleted; their email stays theirs")
+    if existing is not None:
         raise Conflict(f"a user with email {body.email!r} exists")
     user = User(email=body.email, name=body.name or body.email.split("@")[0], is_admin=body.is_admin)
     session.add(user)
@@ -102,30 +138,130 @@ async def list_users(admin: AdminUser, session: SessionDep) -> list[UserPublic]:
 
 
 @router.post("/keys", status_code=201, response_model=KeyCreated, responses=problems(403))
-async def create_key(body: KeyCreate, user: CurrentUser, session: SessionDep) -> KeyCreated:
-    """A new key for the caller (shown once); only admins may give a key the `admin` scope."""
+async def create_key(body: KeyCreate, request: Request, user: CurrentUser, session: SessionDep) -> KeyCreated:
+    """A new key for the caller (shown once), with scopes the calling key holds; `admin` for admins only."""
     if "admin" in body.scopes and not user.is_admin:
         raise Forbidden("only an admin may create a key with the `admin` scope")
+    beyond = sorted(set(body.scopes) - held_scopes(request.state.scopes))
+    if beyond:
+        raise Forbidden(f"this key cannot grant scopes it lacks: {', '.join(beyond)}")
     return await _new_key(session, user, body)
+
+
+async def _keys_of(session: AsyncSession, user_id: str) -> list[KeyPublic]:
+    rows = (await session.scalars(select(ApiKey).where(ApiKey.user_id == user_id)
+                                  .order_by(ApiKey.created_at))).all()
+    return [KeyPublic.model_validate(r) for r in rows]
+
+
+async def _revoke(session: AsyncSession, user_id: str, key_id: str) -> ApiKey:
+    row = await session.get(ApiKey, key_id) if len(key_id) <= 32 else None
+    if row is None or row.user_id != user_id:
+        raise NotFound(f"no key {key_id!r}")
+    row.revoked_at = row.revoked_at or datetime.now(UTC)
+    return row
 
 
 @router.get("/keys", response_model=list[KeyPublic])
 async def list_keys(user: CurrentUser, session: SessionDep) -> list[KeyPublic]:
     """The caller's keys, without their secrets."""
-    rows = (await session.scalars(select(ApiKey).where(ApiKey.user_id == user.id)
-                                  .order_by(ApiKey.created_at))).all()
-    return [KeyPublic.model_validate(r) for r in rows]
+    return await _keys_of(session, user.id)
 
 
-@router.delete("/keys/{key_id}", status_code=204)
-async def revoke_key(key_id: str, user: CurrentUser, session: SessionDep) -> Response:
-    """Revoke one of the caller's keys; it stops working at once (for allocating, within 2 s)."""
-    row = await session.get(ApiKey, key_id) if len(key_id) <= 32 else None
-    if row is None or row.user_id != user.id:
-        raise NotFound(f"no key {key_id!r}")
-    row.revoked_at = row.revoked_at or datetime.now(UTC)
+@router.delete("/keys/{key_id}", status_code=204, responses=problems(403))
+async def revoke_key(key_id: str, request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    """Revoke one of the caller's keys, none with scopes the calling key lacks; it stops working at
+    once (for allocating, within 2 s)."""
+    row = await _revoke(session, user.id, key_id)
+    if not held_scopes(row.scopes or []) <= held_scopes(request.state.scopes):
+        raise Forbidden("this key cannot revoke a key with scopes it lacks")
     await session.commit()
     return Response(status_code=204)
+
+
+async def _user(session: AsyncSession, user_id: str) -> User:
+    user = await session.get(User, user_id) if len(user_id) <= 32 else None
+    if user is None:
+        raise NotFound(f"no user {user_id!r}")
+    return user
+
+
+@router.get("/users/{user_id}/keys", response_model=list[KeyPublic], responses=problems(404))
+async def list_user_keys(user_id: str, admin: AdminUser, session: SessionDep) -> list[KeyPublic]:
+    """A user's keys, without their secrets (admin)."""
+    return await _keys_of(session, (await _user(session, user_id)).id)
+
+
+@router.delete("/users/{user_id}/keys/{key_id}", status_code=204, responses=problems(404))
+async def revoke_user_key(user_id: str, key_id: str, admin: AdminUser, session: SessionDep) -> Response:
+    """Revoke any user's key (admin); it stops working at once (for allocating, within 2 s)."""
+    await _revoke(session, (await _user(session, user_id)).id, key_id)
+    await session.commit()
+    return Response(status_code=204)
+
+
+@router.delete("/users/{user_id}", response_model=UserDeleted, responses=problems(404, 409, 503))
+async def delete_user(user_id: str, request: Request, admin: AdminUser, session: SessionDep,
+                      settings: SettingsDep) -> UserDeleted:
+    """Delete a user (admin): revoke their keys, delete their fleets and servers, cancel their
+    pipeline runs; the user's row and the audit log stay. Idempotent: a DELETE again retries what
+    did not finish."""
+    user = await _user(session, user_id)
+    if user.id == admin.id:
+        raise Conflict("an admin cannot delete their own user")
+    now = datetime.now(UTC)
+    user.deleted_at = user.deleted_at or now
+    # First nothing of theirs can act any more; then what they run is taken down.
+    revoked = await session.execute(update(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+                                    .values(revoked_at=now))
+    disabled = await session.execute(update(Webhook).where(Webhook.owner_id == user.id, Webhook.enabled.is_(True))
+                                     .values(enabled=False, disabled_at=now, disabled_reason="its owner was deleted"))
+    await session.commit()
+    fleet_ids = (await session.scalars(select(Fleet.id).where(
+        Fleet.owner_id == user.id, Fleet.status != FleetLifecycle.DELETED.value))).all()
+    run_ids = (await session.scalars(select(PipelineRun.id).where(
+        PipelineRun.owner_id == user.id, PipelineRun.status.not_in(pipelines.DONE)))).all()
+    unfinished: list[Unfinished] = []
+    if fleet_ids or run_ids:
+        temporal = await get_temporal(request)
+        # The admin acts through the routes' own code: a forced fleet delete retires its servers.
+        unfinished += await _each(request, "fleet", fleet_ids, lambda s, i: fleets.delete_fleet(
+            i, admin, s, temporal, settings, force=True))
+        unfinished += await _each(request, "pipeline", run_ids, lambda s, i: pipelines.cancel_pipeline(
+            i, admin, s, temporal, settings))
+    # Listed after the fleets' delete: a fleet cannot start another server for the list to miss.
+    server_ids = (await session.scalars(select(GameServer.id).where(
+        GameServer.owner_id == user.id, GameServer.status != ServerStatus.DELETED.value))).all()
+    if server_ids:
+        temporal = await get_temporal(request)
+        unfinished += await _each(request, "server", server_ids, lambda s, i: servers.delete_server(
+            i, admin, s, temporal, settings))
+    if unfinished:
+        raise Unavailable(f"{len(unfinished)} of the user's resources did not stop yet; DELETE again to retry",
+                          unfinished=[u.model_dump() for u in unfinished])
+    return UserDeleted(user=UserPublic.model_validate(user), keys_revoked=_count(revoked),
+                       webhooks_disabled=_count(disabled), fleets=len(fleet_ids), pipelines=len(run_ids),
+                       servers=len(server_ids))
+
+
+def _count(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _each(request: Request, kind: str, ids: Sequence[str],
+                act: Callable[[AsyncSession, str], Awaitable[object]]) -> list[Unfinished]:
+    """`act` on every id, a few at once, each in a session of its own; the ones that failed."""
+    gate = asyncio.Semaphore(TEARDOWN_CONCURRENCY)
+
+    async def one(item: str) -> Unfinished | None:
+        async with gate, request.app.state.sessions() as session:
+            try:
+                await act(session, item)
+            except GsfError as exc:
+                return Unfinished(kind=kind, id=item, detail=exc.detail)
+        return None
+
+    return [u for u in await asyncio.gather(*(one(i) for i in ids)) if u is not None]
 
 
 class AuditPublic(BaseModel):

@@ -11,11 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, String, and_, cast, func, select, true
 from temporalio.service import RPCError
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
+from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, held_scopes
 from api.errors import problems
+from api.schemas import Offset
 from core.db.models import User, Webhook, WebhookAttempt, WebhookDelivery
 from core.errors import Conflict, Forbidden, NotFound, Unavailable
 from core.events import EventEmitter
@@ -32,8 +33,17 @@ from core.webhooks import (
 from core.webhooks_net import MAX_URL_LENGTH, AddressPolicy, resolve_target
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
-# The scope an event family needs on the key that subscribes to it (node events need an admin).
-EVENT_SCOPES = {"server": "servers", "pipeline": "servers", "model": "models"}
+# The scope an event family needs on the key that subscribes to it, reads it or changes it.
+FAMILY_SCOPES = {"server": "servers", "pipeline": "servers", "model": "models", "node": "admin"}
+EVENT_FAMILY_SCOPES = {e.value: FAMILY_SCOPES[e.value.partition(".")[0]] for e in SUBSCRIBABLE}
+
+
+# What `parse_url` checks before any lookup: http(s), a host, no credentials. Whether the host
+# resolves to an address webhooks may reach is known only when the request arrives.
+URL_SCHEMA: dict[str, Any] = {"pattern": r"^https?://(?:[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])"
+                                         r"(?::[0-9]{1,5})?(?:[/?#][!-~]*)?$"}
+# Subscribable events only (`webhook.test` is sent by the test route, never subscribed to).
+EVENTS_SCHEMA: dict[str, Any] = {"items": {"enum": sorted(e.value for e in SUBSCRIBABLE)}}
 
 
 def _events(value: list[EventType]) -> list[EventType]:
@@ -46,8 +56,9 @@ def _events(value: list[EventType]) -> list[EventType]:
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=MAX_URL_LENGTH, description="an http(s) URL on a public address")
-    events: list[EventType] = Field(min_length=1, max_length=len(SUBSCRIBABLE))
+    url: str = Field(max_length=MAX_URL_LENGTH, description="an http(s) URL on a public address",
+                     json_schema_extra=URL_SCHEMA)
+    events: list[EventType] = Field(min_length=1, max_length=len(SUBSCRIBABLE), json_schema_extra=EVENTS_SCHEMA)
     secret: str | None = Field(default=None, min_length=16, max_length=200,
                                description="signs every delivery; generated (and shown once) if absent")
     description: str = Field(default="", max_length=200)
@@ -61,8 +72,9 @@ class WebhookCreate(BaseModel):
 class WebhookUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(default=None, max_length=MAX_URL_LENGTH)
-    events: list[EventType] | None = Field(default=None, min_length=1, max_length=len(SUBSCRIBABLE))
+    url: Annotated[str, Field(max_length=MAX_URL_LENGTH, json_schema_extra=URL_SCHEMA)] | None = None
+    events: Annotated[list[EventType], Field(min_length=1, max_length=len(SUBSCRIBABLE),
+                                             json_schema_extra=EVENTS_SCHEMA)] | None = None
     description: str | None = Field(default=None, max_length=200)
     enabled: bool | None = Field(default=None, description="true re-enables an automatically disabled webhook")
 
@@ -141,22 +153,55 @@ def _delivery_public(d: WebhookDelivery, attempts: list[WebhookAttempt], setting
         payload=d.payload, attempts=[AttemptPublic.model_validate(a) for a in attempts])
 
 
-def _check_subscription(request: Request, user: User, events: list[EventType]) -> None:
-    scopes = set(getattr(request.state, "scopes", []))
+def _needed_scopes(events: list[str]) -> frozenset[str]:
+    """The scopes a key must hold, all of them, to subscribe to `events` or to read or change a
+    webhook subscribed to them: each family's own scope, and `admin` for the node events."""
+    needed: set[str] = set()
     for event in events:
         if event in ADMIN_ONLY:
-            if not user.is_admin:
-                raise Forbidden(f"only admins may subscribe to {event.value}")
-            continue
-        scope = EVENT_SCOPES[event.value.partition(".")[0]]
-        if scope not in scopes and "admin" not in scopes:
-            raise Forbidden(f"{event.value} needs a key with the `{scope}` scope")
+            needed.add("admin")
+        elif event in EVENT_FAMILY_SCOPES:
+            needed.add(EVENT_FAMILY_SCOPES[event])
+    return frozenset(needed)
 
 
-async def _owned(session: SessionDep, user: User, webhook_id: str) -> Webhook:
+def _held(request: Request, user: User) -> frozenset[str]:
+    """The scopes the calling key holds (`admin` only for an admin user: a demoted user's old key
+    keeps its row but loses the power)."""
+    held = held_scopes(getattr(request.state, "scopes", []))
+    return held if user.is_admin else held - {"admin"}
+
+
+def _check_subscription(request: Request, user: User, events: list[EventType]) -> None:
+    missing = _needed_scopes([e.value for e in events]) - _held(request, user)
+    if missing:
+        raise Forbidden(f"these events need a key with the {', '.join(f'`{s}`' for s in sorted(missing))} scope")
+
+
+def _visible(request: Request, user: User) -> ColumnElement[bool]:
+    """The webhooks the calling key may see: the user's own (any user's with the `admin` scope),
+    and among them only those whose every event family is within the key's scopes. The events
+    column holds a JSON list of event names, so a family shows in its text as `"<family>.`."""
+    held = _held(request, user)
+    clauses: list[ColumnElement[bool]] = []
+    if "admin" not in held:
+        clauses.append(Webhook.owner_id == user.id)
+    events = cast(Webhook.events, String)
+    for family, scope in FAMILY_SCOPES.items():
+        if scope not in held:
+            clauses.append(events.not_like(f'%"{family}.%'))
+    return and_(true(), *clauses)
+
+
+async def _owned(session: SessionDep, request: Request, user: User, webhook_id: str) -> Webhook:
     hook = await session.get(Webhook, webhook_id) if len(webhook_id) <= 32 else None
-    if hook is None or (hook.owner_id != user.id and not user.is_admin):
+    held = _held(request, user)
+    if hook is None or (hook.owner_id != user.id and "admin" not in held):
         raise NotFound(f"no webhook {webhook_id!r}")
+    missing = _needed_scopes(list(hook.events or [])) - held
+    if missing:
+        raise Forbidden(f"this webhook's events need a key with the "
+                        f"{', '.join(f'`{s}`' for s in sorted(missing))} scope")
     return hook
 
 
@@ -176,29 +221,27 @@ async def create_webhook(body: WebhookCreate, request: Request, user: CurrentUse
 
 
 @router.get("", response_model=WebhooksPublic)
-async def list_webhooks(user: CurrentUser, session: SessionDep,
+async def list_webhooks(request: Request, user: CurrentUser, session: SessionDep,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                        offset: Annotated[int, Query(ge=0)] = 0) -> WebhooksPublic:
-    """The caller's webhooks, newest first (admins see all)."""
-    query = select(Webhook)
-    if not user.is_admin:
-        query = query.where(Webhook.owner_id == user.id)
+                        offset: Offset = 0) -> WebhooksPublic:
+    """The caller's webhooks within the key's scopes, newest first (an admin key sees everyone's)."""
+    query = select(Webhook).where(_visible(request, user))
     count = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = (await session.scalars(query.order_by(Webhook.created_at.desc()).limit(limit).offset(offset))).all()
     return WebhooksPublic(items=[WebhookPublic.model_validate(r) for r in rows], count=count)
 
 
 @router.get("/{webhook_id}", response_model=WebhookPublic)
-async def get_webhook(webhook_id: str, user: CurrentUser, session: SessionDep) -> WebhookPublic:
+async def get_webhook(webhook_id: str, request: Request, user: CurrentUser, session: SessionDep) -> WebhookPublic:
     """One webhook, with why it was disabled if it was."""
-    return WebhookPublic.model_validate(await _owned(session, user, webhook_id))
+    return WebhookPublic.model_validate(await _owned(session, request, user, webhook_id))
 
 
 @router.patch("/{webhook_id}", response_model=WebhookPublic, responses=problems(403))
 async def update_webhook(webhook_id: str, body: WebhookUpdate, request: Request, user: CurrentUser,
                          session: SessionDep, settings: SettingsDep) -> WebhookPublic:
     """Change the URL, events or description, or enable/disable the webhook."""
-    hook = await _owned(session, user, webhook_id)
+    hook = await _owned(session, request, user, webhook_id)
     if body.url is not None:
         await resolve_target(body.url, AddressPolicy.from_settings(settings))
         hook.url = body.url
@@ -218,10 +261,10 @@ async def update_webhook(webhook_id: str, body: WebhookUpdate, request: Request,
 
 
 @router.delete("/{webhook_id}", status_code=204)
-async def delete_webhook(webhook_id: str, user: CurrentUser, session: SessionDep,
+async def delete_webhook(webhook_id: str, request: Request, user: CurrentUser, session: SessionDep,
                          temporal: TemporalDep) -> Response:
     """Remove the webhook and its log; deliveries still on their way are cancelled."""
-    hook = await _owned(session, user, webhook_id)
+    hook = await _owned(session, request, user, webhook_id)
     pending = (await session.scalars(select(WebhookDelivery.workflow_id).where(
         WebhookDelivery.webhook_id == hook.id, WebhookDelivery.status == DeliveryStatus.PENDING.value))).all()
     await session.delete(hook)
@@ -240,7 +283,7 @@ async def delete_webhook(webhook_id: str, user: CurrentUser, session: SessionDep
 async def test_webhook(webhook_id: str, request: Request, user: CurrentUser, session: SessionDep,
                        temporal: TemporalDep, settings: SettingsDep) -> DeliveryPublic:
     """Send a `webhook.test` event now, through the same signed, retried delivery as real events."""
-    hook = await _owned(session, user, webhook_id)
+    hook = await _owned(session, request, user, webhook_id)
     if not hook.enabled:
         raise Conflict("the webhook is disabled; enable it (PATCH enabled=true) before testing it")
     emitter = EventEmitter(request.app.state.sessions, temporal, settings)
@@ -256,12 +299,13 @@ async def test_webhook(webhook_id: str, request: Request, user: CurrentUser, ses
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveriesPublic)
-async def list_deliveries(webhook_id: str, user: CurrentUser, session: SessionDep, settings: SettingsDep,
+async def list_deliveries(webhook_id: str, request: Request, user: CurrentUser, session: SessionDep,
+                          settings: SettingsDep,
                           status: Annotated[DeliveryStatus | None, Query()] = None,
                           limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                          offset: Annotated[int, Query(ge=0)] = 0) -> DeliveriesPublic:
+                          offset: Offset = 0) -> DeliveriesPublic:
     """The delivery log, newest first: each event's status and every attempt's status code, latency and error."""
-    hook = await _owned(session, user, webhook_id)
+    hook = await _owned(session, request, user, webhook_id)
     query = select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id)
     if status is not None:
         query = query.where(WebhookDelivery.status == status.value)

@@ -25,6 +25,8 @@ from core.analysis.parsing import (
 )
 from core.analysis.rules import FIXED_RULES, RULES
 from core.analysis.source import SourceText, decode_lenient, detect_module, prescan
+from core.analysis.state import check_state
+from core.analysis.taint import check_taint
 from core.contracts import AnalysisReport, Finding, Severity
 
 MAX_FINDINGS_PER_RULE = 50
@@ -68,6 +70,23 @@ def display_line(line: str, column: int, width: int = SOURCE_LINE_WIDTH) -> tupl
     return text, caret
 
 
+_SEVERITY_RANK = {Severity.BLOCK: 0, Severity.WARN: 1, Severity.INFO: 2}
+# Input problems, then security (what the code may reach), then everything else, the game
+# contract last: the first finding, which the API and the CLI make the headline, is the one
+# that matters most.
+_CATEGORY_RANK = {"input": 0, "host": 1, "code-from-string": 1, "evasion": 1, "resources": 1,
+                  "state": 2, "contract": 3}
+
+
+def finding_order(finding: Finding) -> tuple[int, int, int, int, int, int, str, str]:
+    """Sort key of findings: severity (block, warn, info), then security before contract, then
+    position. The report's first finding is its headline."""
+    rule = RULES.get(finding.rule)
+    category = _CATEGORY_RANK.get(rule.category, 2) if rule is not None else 2
+    return (_SEVERITY_RANK.get(finding.severity, 3), category, finding.line, finding.column,
+            finding.end_line, finding.end_column, finding.rule, finding.message)
+
+
 class _Report:
     """Findings under construction, positioned against one source text."""
 
@@ -83,8 +102,9 @@ class _Report:
             line, col = self.text.position(start)
             end_line, end_col = self.text.position(start if end is None or end < start else end)
             source_line = display_line(self.text.line_text(line), col)[0]
+        # Reported 1-based, as editors show them (SourceText counts columns from 0).
         self.findings.append(Finding(rule=rule, severity=spec.severity, message=message, line=line,
-                                     column=col, end_line=end_line, end_column=end_col,
+                                     column=col + 1, end_line=end_line, end_column=end_col + 1,
                                      source_line=source_line, hint=spec.hint))
 
 
@@ -93,7 +113,9 @@ def analyze(source: bytes, *, limits: AnalysisLimits | None = None,
     """Analyze one uploaded game module. Never raises for bytes input.
 
     `allow_rules` downgrades those rules' findings to info (message suffix "(allowed by admin)");
-    syntax and input-limit rules cannot be allowed. Lines are 1-based, columns 0-based.
+    syntax and input-limit rules cannot be allowed. Lines and columns are 1-based (as editors
+    show them); `end_column` is the column just after the last character. Findings come most
+    severe first, then security before contract, then by position (`finding_order`).
     """
     started = perf_counter()
     limits = limits or AnalysisLimits()
@@ -116,7 +138,7 @@ def analyze(source: bytes, *, limits: AnalysisLimits | None = None,
             finding.severity = Severity.INFO
             finding.message += ALLOWED_SUFFIX
             used.add(finding.rule)
-    findings.sort(key=lambda f: (f.line, f.column, f.end_line, f.end_column, f.rule, f.message))
+    findings.sort(key=finding_order)
     return AnalysisReport(
         ok=not any(f.severity == Severity.BLOCK for f in findings),
         sha256=hashlib.sha256(data).hexdigest(),
@@ -167,6 +189,8 @@ def _run(data: bytes, limits: AnalysisLimits, filename: str,
         try:
             parsed = parse(text, module=module, deadline=deadline)
             hits = check(parsed.nodes, deadline, parsed.shift)
+            hits += check_taint(parsed.nodes, deadline, parsed.shift, hits)
+            hits += check_state(parsed.nodes, deadline)
             contract = check_contract(parsed.body, module)
             shift = parsed.shift
             del parsed

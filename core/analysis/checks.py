@@ -12,6 +12,7 @@ checked as `process` (shadowing is rare in game code, and ignoring it would be a
 
 from __future__ import annotations
 
+import posixpath
 import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
@@ -27,8 +28,12 @@ from core.analysis.parsing import BudgetExceeded
 HOST_MODULES = frozenset({
     "child_process", "cluster", "worker_threads", "vm", "v8", "inspector", "fs", "net", "dgram",
     "http", "https", "http2", "tls", "dns", "os", "module", "process", "repl", "wasi",
-    "trace_events", "_http_agent", "_http_client", "_http_common", "_http_incoming",
-    "_http_outgoing", "_http_server", "_tls_common", "_tls_wrap",
+    "trace_events", "sqlite", "test",
+    # A net.Socket through tty.ReadStream's prototype; the runtime's own requests and sockets
+    # through diagnostics_channel subscriptions and async_hooks resources.
+    "tty", "diagnostics_channel", "async_hooks",
+    "_http_agent", "_http_client", "_http_common", "_http_incoming", "_http_outgoing",
+    "_http_server", "_tls_common", "_tls_wrap",
 })
 
 # Member paths (globalThis./global. stripped) and what reaching them means.
@@ -622,7 +627,12 @@ class Checker:
             self.hit("host-module", f"{how} loads '{spec}', which reaches the host", node)
         elif spec.startswith("data:"):
             self.hit("eval", f"{how} of a data: URL runs a string as code", node)
-        elif spec.startswith((".", "/", "file:", "http:", "https:")):
+        elif spec.startswith(("/", "file:")) or (
+                spec.startswith(".") and posixpath.normpath(spec).startswith("..")):
+            # Not the game's own folder: the runtime's files and whatever else is on disk.
+            self.hit("capability-escape", f"{how} loads '{spec}', a file outside the game's own "
+                     "folder", node)
+        elif spec.startswith((".", "http:", "https:")):
             self.hit("local-module", f"{how} loads '{spec}', which is not part of the upload", node)
 
     def _import_expression(self, node: Any) -> None:

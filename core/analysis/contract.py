@@ -12,15 +12,25 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.analysis.checks import FUNCTION_TYPES, Hit, fold_number, fold_string
+from core.analysis.checks import FUNCTION_TYPES, Hit, fold_string
 
 HOOKS = ("onCreate", "onJoin", "onMessage", "onLeave", "onTick", "onDispose")
 REQUIRED_HOOKS = ("onJoin", "onMessage")
 MAX_PLAYERS = (1, 100_000)
 TICK_RATE = (0, 60)
+DEFAULT_MAX_PLAYERS = 8
+"""The seats a server gets when neither the deployment nor the analyzer knows the module's
+maxPlayers (workflows/gameserver.py uses this constant)."""
+_FOLD_BUDGET = 64
+_MATH_ONE: dict[str, Callable[[float], float]] = {
+    "floor": math.floor, "ceil": math.ceil, "trunc": math.trunc, "abs": abs,
+    "round": lambda x: math.floor(x + 0.5)}  # Math.round: halves go up, as in JavaScript
+_SEATS_NOTE = (f"the server gets {DEFAULT_MAX_PLAYERS} seats unless the deployment sets "
+               "max_players (gsf deploy --max-players)")
 _LOWER_HOOKS = {hook.lower(): hook for hook in HOOKS}
 _EXAMPLE = ("module.exports = { onJoin(room, player) {}, onMessage(room, player, type, data) {} }"
             " (ES module: export default { ... })")
@@ -50,6 +60,7 @@ class _Module:
     def __init__(self, body: list[Any]) -> None:
         self.body = body
         self.decls: dict[str, Any] = {}
+        self.reassigned: set[str] = set()  # names a top-level statement assigns again
         self.member_writes: dict[str, list[tuple[str, Any, Any]]] = {}
         self.hits: list[Hit] = []
 
@@ -89,6 +100,10 @@ class _Module:
                         self.decls[d.id.name] = d.init
             elif decl.type == "ExpressionStatement":
                 expr = decl.expression
+                target = expr.left if expr.type == "AssignmentExpression" else (
+                    expr.argument if expr.type == "UpdateExpression" else None)
+                if target is not None and target.type == "Identifier":
+                    self.reassigned.add(str(target.name))
                 if expr.type == "AssignmentExpression" and expr.operator == "=":
                     left = expr.left
                     if left.type == "MemberExpression" and left.object.type == "Identifier":
@@ -100,11 +115,88 @@ class _Module:
     def resolve(self, node: Any, depth: int = 0) -> Any:
         """Follow an identifier to its top-level declaration (a few steps at most)."""
         while node is not None and node.type == "Identifier" and depth < 8:
-            if node.name not in self.decls:
+            if node.name not in self.decls or node.name in self.reassigned:
                 return node
             node = self.decls[node.name]
             depth += 1
         return node
+
+    def fold(self, node: Any, left: list[int]) -> float | None:
+        """The number `node` always evaluates to when the module is loaded, as far as the
+        analyzer can compute it (bounded by `left[0]` nodes), else None."""
+        left[0] -= 1
+        if left[0] < 0 or node is None:
+            return None
+        t = node.type
+        if t == "Literal":
+            value = node.value
+            return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if t == "Identifier":
+            if node.name in self.reassigned or node.name not in self.decls:
+                return None
+            return self.fold(self.decls[node.name], left)
+        if t == "UnaryExpression" and node.operator in ("-", "+"):
+            inner = self.fold(node.argument, left)
+            return None if inner is None else (-inner if node.operator == "-" else inner)
+        if t == "BinaryExpression":
+            a = self.fold(node.left, left)
+            b = self.fold(node.right, left) if a is not None else None
+            return None if a is None or b is None else _arithmetic(node.operator, a, b)
+        if t == "MemberExpression":
+            value = self.member(node, left)
+            return None if value is None else self.fold(value, left)
+        if t == "CallExpression":
+            callee = node.callee
+            if (callee.type == "MemberExpression" and callee.object.type == "Identifier"
+                    and callee.object.name == "Math" and "Math" not in self.decls
+                    and node.arguments):
+                name = _key(callee)
+                if name not in ("min", "max") and name not in _MATH_ONE:
+                    return None
+                args = [self.fold(arg, left) for arg in node.arguments]
+                numbers = [a for a in args if a is not None and not math.isnan(a)]
+                if len(numbers) != len(args):
+                    return None
+                if name == "min":
+                    return min(numbers)
+                if name == "max":
+                    return max(numbers)
+                first = numbers[0]
+                return float(_MATH_ONE[str(name)](first)) if math.isfinite(first) else first
+        return None
+
+    def member(self, node: Any, left: list[int]) -> Any:
+        """The value node of `obj.key` when obj is a top-level const object literal (or a
+        property of one) whose `key` nothing else can change; else None."""
+        left[0] -= 1
+        key = _key(node)
+        owner = node.object
+        if key is None or left[0] < 0:
+            return None
+        if owner.type == "Identifier":
+            if owner.name in self.reassigned or owner.name not in self.decls:
+                return None
+            if any(k == key for k, _, _ in self.member_writes.get(owner.name, [])):
+                return None
+            obj = self.decls[owner.name]
+        elif owner.type == "MemberExpression":
+            obj = self.member(owner, left)
+        else:
+            obj = owner
+        while obj is not None and obj.type == "Identifier" and obj.name in self.decls and left[0] > 0:
+            left[0] -= 1
+            obj = self.decls[obj.name]
+        if obj is None or obj.type != "ObjectExpression":
+            return None
+        found = None
+        for prop in obj.properties:
+            name = _key(prop) if prop.type == "Property" else None
+            if name is None:
+                found = None  # a spread or a computed key may override what came before
+                continue
+            if name == key:
+                found = prop.value if prop.kind == "init" else None
+        return found
 
     def kind(self, node: Any) -> str:
         value = self.resolve(node)
@@ -324,18 +416,55 @@ def _is_object_assign(call: Any) -> bool:
 
 
 def _integer(module: _Module, node: Any) -> tuple[str, float | None]:
-    """('number', value) for a constant number, ('other', None) for a constant non-number,
-    ('unknown', None) for an expression only the run time knows."""
+    """('number', value) for a value the analyzer can compute (literals, top-level consts,
+    arithmetic, Math.min/max/floor/..., properties of const objects), ('other', None) for a
+    constant non-number, ('unknown', None) for an expression only the run time knows."""
+    number = module.fold(node, [_FOLD_BUDGET])
+    if number is not None:
+        return "number", number
     value = module.resolve(node)
     if value is None:
         return UNKNOWN, None
-    number = fold_number(value)
-    if number is not None:
-        return "number", number
     if value.type in ("Literal", "TemplateLiteral", "ObjectExpression", "ArrayExpression") or (
             value.type in FUNCTION_TYPES):
         return OTHER, None
     return UNKNOWN, None
+
+
+def _int32(value: float) -> int:
+    """JavaScript's ToInt32."""
+    if not math.isfinite(value):
+        return 0
+    n = int(value) & 0xFFFFFFFF
+    return n - (1 << 32) if n >= 1 << 31 else n
+
+
+def _arithmetic(op: str, a: float, b: float) -> float | None:
+    try:
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if op == "/":
+            return a / b if b else None
+        if op == "%":
+            return math.fmod(a, b) if b else None
+        if op == "**":
+            return float(a ** b) if abs(b) < 4096 and not (a < 0 and b != int(b)) else None
+        if op in ("|", "&", "^", "<<", ">>"):
+            x, y = _int32(a), _int32(b)
+            if op == "|":
+                return float(x | y)
+            if op == "&":
+                return float(x & y)
+            if op == "^":
+                return float(x ^ y)
+            return float(_int32(x << (y & 31)) if op == "<<" else x >> (y & 31))
+    except (OverflowError, ValueError, ZeroDivisionError):
+        return float("inf")
+    return None
 
 
 def check_contract(body: list[Any], module: bool) -> ContractResult:
@@ -383,14 +512,24 @@ def check_contract(body: list[Any], module: bool) -> ContractResult:
             mod.hit("contract-exports", f"the module exports {what}; it must export an object "
                     f"with at least onJoin or onMessage: {_EXAMPLE}", exported.at)
         elif not exported.complete:
+            seats = "" if "maxPlayers" in props else f"; without a maxPlayers it can read, {_SEATS_NOTE}"
             mod.hit("contract-unverified", "the exported object is built at run time, so its "
-                    "hooks cannot be checked before deployment", exported.at)
+                    f"hooks cannot be checked before deployment{seats}", exported.at)
+    elif not exported.complete and "maxPlayers" not in props:
+        mod.hit("contract-unverified", "the exported object is built at run time, so its "
+                f"maxPlayers cannot be read before deployment: {_SEATS_NOTE}", exported.at)
 
     max_players = _bounded(mod, props, "maxPlayers", MAX_PLAYERS, "contract-max-players",
-                           "maxPlayers must be an integer from 1 to 100000")
+                           "maxPlayers must be an integer from 1 to 100000",
+                           f"maxPlayers is computed at run time, so the platform cannot read it "
+                           f"before deployment: {_SEATS_NOTE}; export a constant (literals, "
+                           "consts, arithmetic and Math.min/max of them are read)")
     tick_rate = _bounded(mod, props, "tickRate", TICK_RATE, "contract-tick-rate",
                          "tickRate must be an integer from 0 to 60 (ticks per second; 0 = no "
-                         "onTick)")
+                         "onTick)",
+                         "tickRate is computed at run time, so it cannot be checked before "
+                         "deployment: the runtime uses the value it computes at start, clamped "
+                         "to 1-60 ticks per second (0 or none: no onTick calls)")
     summary["maxPlayers"] = max_players
     summary["tickRate"] = tick_rate
 
@@ -417,12 +556,15 @@ def check_contract(body: list[Any], module: bool) -> ContractResult:
 
 
 def _bounded(mod: _Module, props: dict[str, tuple[Any, Any]], key: str, bounds: tuple[int, int],
-             rule: str, message: str) -> int | None:
+             rule: str, message: str, unknown: str) -> int | None:
+    """The exported integer at `key` when the analyzer can compute it; a finding (`rule` out of
+    bounds, contract-unverified with the `unknown` message) when it cannot vouch for it."""
     if key not in props:
         return None
     value, at = props[key]
     kind, number = _integer(mod, value) if value is not None else (UNKNOWN, None)
     if kind == UNKNOWN:
+        mod.hit("contract-unverified", unknown, at)
         return None
     low, high = bounds
     if (number is None or not math.isfinite(number) or number != int(number)

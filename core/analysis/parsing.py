@@ -174,14 +174,29 @@ def parse(text: str, *, module: bool, deadline: float) -> Parsed:
         # line comment of the same length.
         body = "//" + text[2:] if text.startswith("#!") else text
         shift = len(_CJS_PREFIX)
+        wrapped_text = _CJS_PREFIX + body + _CJS_SUFFIX
         try:
-            return _parse_once(_CJS_PREFIX + body + _CJS_SUFFIX, module=False, deadline=deadline,
-                               shift=shift)
+            parsed = _parse_once(wrapped_text, module=False, deadline=deadline, shift=shift)
         except SyntaxProblem as wrapped:
             # The error that got further is the real one: the wrapper only removes errors.
             if wrapped.index - shift > problem.index:
                 raise SyntaxProblem(wrapped.message, wrapped.index - shift) from None
             raise problem from None
+        if not _wrapper_intact(parsed.program, len(wrapped_text)):
+            # The source closed the wrapper itself (`}/{`, `}); x(); (function(){`): Node
+            # compiles the body as a function body, where that is a syntax error.
+            raise problem from None
+        return parsed
+
+
+def _wrapper_intact(program: Any, length: int) -> bool:
+    """True when the wrapped parse is one function expression spanning the whole text."""
+    body = program.body
+    if len(body) != 1 or body[0].type != "ExpressionStatement":
+        return False
+    function = body[0].expression
+    return bool(function.type == "FunctionExpression" and function._start == 1
+                and function._end == length - 1)
 
 
 def _parse_once(text: str, *, module: bool, deadline: float, shift: int) -> Parsed:

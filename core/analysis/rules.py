@@ -64,6 +64,13 @@ _RULES: tuple[Rule, ...] = (
          "Throw an Error from the hook instead; the runtime answers it and keeps the room up."),
     Rule("process-alias", BLOCK, "host", "`process` is passed around or stored under another name",
          "Use no `process` at all; the runtime exposes what a game needs on `room`."),
+    Rule("capability-escape", BLOCK, "host",
+         "A module-scope capability (module, require, exports, arguments, process, globalThis, "
+         "this) is used outside its safe forms",
+         "Use only module.exports = ..., exports.x = ..., require('name') and the plain process "
+         "members (nextTick, hrtime, ...); never store, pass, return or index these values."),
+    Rule("network-egress", WARN, "host", "fetch() or new WebSocket() to a host outside the game",
+         "Games talk to players through `room`; the container blocks outbound traffic anyway."),
     # --- code from strings -------------------------------------------------------------------
     Rule("eval", BLOCK, "code-from-string", "eval() runs a string as code",
          "Parse data with JSON.parse and dispatch on it with an object of functions."),
@@ -86,7 +93,7 @@ _RULES: tuple[Rule, ...] = (
          "Use the property by name; a computed key hides which global is used."),
     Rule("computed-this-access", WARN, "evasion", "`this` indexed with a key assembled from strings",
          "Look handlers up in an explicit object: handlers[type](...)."),
-    Rule("global-alias", WARN, "evasion", "globalThis/global stored or passed under another name",
+    Rule("global-alias", BLOCK, "evasion", "globalThis/global stored or passed under another name",
          "Use globals by name; an alias hides which global is used."),
     Rule("decoded-string-exec", BLOCK, "evasion",
          "A decoded string (fromCharCode, atob, base64 Buffer) names code or a property",
@@ -105,6 +112,11 @@ _RULES: tuple[Rule, ...] = (
          "Give the loop an exit, or do the work per tick (tickRate + onTick)."),
     Rule("large-allocation", WARN, "resources", "A very large array, buffer or string from a literal size",
          "Allocate what the game needs; the container has a small memory limit."),
+    # --- room state ----------------------------------------------------------------------------
+    Rule("state-unassigned", WARN, "state",
+         "A hook writes into a room.state object that no code ever assigns",
+         "room.state starts as {}: create the nested object first, e.g. room.state.players = {} "
+         "in onCreate."),
     # --- the game module contract ------------------------------------------------------------
     Rule("contract-exports", BLOCK, "contract",
          "The module does not export an object with onJoin or onMessage",

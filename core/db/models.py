@@ -64,6 +64,9 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Deleted users stay, so the audit log and their records keep naming someone: their keys are
+    # revoked and refused, and their email cannot be given to a new user.
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ApiKey(Base):
@@ -420,3 +423,19 @@ class Allocation(Base):
     status: Mapped[str] = mapped_column(String(20), default="allocated")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     released_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class NodeCredential(Base):
+    """A node agent's token, stored hashed like an API key: issued at enrollment or by an admin,
+    revoked by a rotation or by deleting the node. Rows outlive their node (no foreign key): a
+    node id with revoked credentials and no node row is a deleted node, which stays out until
+    an admin re-admits it."""
+
+    __tablename__ = "node_credentials"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    node_id: Mapped[str] = mapped_column(String(64), index=True)
+    prefix: Mapped[str] = mapped_column(String(32), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)

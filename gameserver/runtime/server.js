@@ -3,7 +3,8 @@
 //
 // The game module contract is DESIGN.md §4. Environment:
 //   GSF_GAME_FILE          the game module (.js/.cjs through require, .mjs through import())
-//   PORT                   listen port (default 8080); GSF_BIND_HOST (default 0.0.0.0)
+//   PORT                   listen port (default 8080; 0: a free one, logged); GSF_BIND_HOST (default 0.0.0.0)
+//   GSF_LISTEN_FD          a listening socket the parent bound and passed (gsf dev: the port survives reloads)
 //   GSF_SERVER_ID          this server's id; seat tokens must name it
 //   GSF_MAX_PLAYERS        overrides the module's maxPlayers when set
 //   GSF_SECRETS_STDIN      "1": read the secrets below as one JSON object
@@ -15,6 +16,15 @@
 //   GSF_REQUIRE_TOKEN      "0" accepts WebSocket connections without a seat token (local dev)
 //   GSF_MAX_MESSAGE_BYTES  largest inbound frame (default 65536)
 //   GSF_WATCHDOG_MS        exit when the event loop is blocked this long (default 5000; 0 = off)
+//   GSF_LOG_STREAM         "stdout": write failures to stdout as well, so that one pipe keeps every
+//                          line in the order it was written (the platform sets it: Docker reads
+//                          stdout and stderr apart and can record lines of the two out of order)
+//   GSF_SERVER_MESSAGE_RATE     inbound frames per second per connection (token bucket refill;
+//                               default 100; 0 = no limit); an over-limit frame is dropped and
+//                               answered with an `error` frame of code `rate_limited`
+//   GSF_SERVER_MESSAGE_BURST    frames one connection may send in a burst (bucket size; default 200)
+//   GSF_SERVER_MESSAGE_DROP_LIMIT  dropped frames within GSF_SERVER_MESSAGE_DROP_WINDOW_MS
+//                               (default 200 within 10000) that close the connection with 1008
 //
 // Exit codes: 0 after SIGTERM/SIGINT, 3 when the game module cannot be loaded or created,
 // 2 on a bad configuration, 1 when the port cannot be bound, 4 when the watchdog finds the
@@ -45,6 +55,9 @@ const MAX_LOG_CHARS = 4096;
 const MAX_SEND_BUFFER_BYTES = 8 * 1024 * 1024;
 const MAX_QUEUED_FRAMES = 256;
 const PING_INTERVAL_MS = 20_000;
+const CLOSE_POLICY_VIOLATION = 1008; // sustained flooding past the message rate limit
+const ABUSE_TERMINATE_MS = 1000; // a flooder that does not answer the close frame is cut off
+const LOG_LINES_PER_SECOND = 5; // stacks per kind of failure per second; the rest are counted
 const SHUTDOWN_DEADLINE_MS = 1800;
 const HOOKS = ['onCreate', 'onJoin', 'onMessage', 'onLeave', 'onTick', 'onDispose'];
 
@@ -53,7 +66,9 @@ const HOOKS = ['onCreate', 'onJoin', 'onMessage', 'onLeave', 'onTick', 'onDispos
 // pipes and files are synchronous on Linux, so nothing is lost at process.exit().
 
 const stdoutWrite = process.stdout.write.bind(process.stdout);
-const stderrWrite = process.stderr.write.bind(process.stderr);
+const oneStream = process.env.GSF_LOG_STREAM === 'stdout';
+const stderrWrite = oneStream ? stdoutWrite : process.stderr.write.bind(process.stderr);
+if (oneStream) process.stderr.write = stdoutWrite; // game code that writes to process.stderr itself
 
 function fmtValue(value) {
   const text = String(value);
@@ -105,11 +120,22 @@ function intFromEnv(env, name, fallback, min, max) {
   return value;
 }
 
+function numberFromEnv(env, name, fallback, min, max) {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new RangeError(`${name} must be a number in ${min}..${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
 function readConfig(env) {
   return {
     gameFile: env.GSF_GAME_FILE || '',
     host: env.GSF_BIND_HOST || '0.0.0.0',
     port: intFromEnv(env, 'PORT', 8080, 0, 65535),
+    listenFd: intFromEnv(env, 'GSF_LISTEN_FD', null, 3, 65535),
     serverId: env.GSF_SERVER_ID || 'local',
     maxPlayers: intFromEnv(env, 'GSF_MAX_PLAYERS', null, 1, 100_000),
     seatSecret: env.GSF_SEAT_SECRET || '',
@@ -117,6 +143,10 @@ function readConfig(env) {
     requireToken: (env.GSF_REQUIRE_TOKEN ?? '1') !== '0',
     maxMessageBytes: intFromEnv(env, 'GSF_MAX_MESSAGE_BYTES', 65536, 16, 16 * 1024 * 1024),
     watchdogMs: intFromEnv(env, 'GSF_WATCHDOG_MS', 5000, 0, 3_600_000),
+    messageRate: numberFromEnv(env, 'GSF_SERVER_MESSAGE_RATE', 100, 0, 1_000_000),
+    messageBurst: intFromEnv(env, 'GSF_SERVER_MESSAGE_BURST', 200, 1, 1_000_000),
+    dropLimit: intFromEnv(env, 'GSF_SERVER_MESSAGE_DROP_LIMIT', 200, 1, 100_000_000),
+    dropWindowMs: intFromEnv(env, 'GSF_SERVER_MESSAGE_DROP_WINDOW_MS', 10_000, 1, 3_600_000),
   };
 }
 
@@ -149,12 +179,14 @@ if (process.env.GSF_SECRETS_STDIN === '1') {
   }
 }
 // Before any game code runs: an endless loop at load time is caught too.
-startWatchdog(cfg.watchdogMs);
+startWatchdog(cfg.watchdogMs, { logFd: oneStream ? 1 : 2 });
 
 // --- runtime state -----------------------------------------------------------------------------
 
 const startedAt = performance.now();
-const stats = { ticks: 0, messagesIn: 0, messagesOut: 0 };
+/** This process's id in /status: a restarted server is another instance, whose seats start over. */
+const instance = crypto.randomBytes(8).toString('hex');
+const stats = { ticks: 0, messagesIn: 0, messagesOut: 0, messagesDropped: 0 };
 /** @type {Map<string, Conn>} player id -> connection, in join order (joining ones included). */
 const players = new Map();
 /** Player ids between an accepted upgrade request and the WebSocket handshake's end. */
@@ -193,8 +225,31 @@ function errorMessage(err) {
 /**
  * A player's connection.
  * @typedef {{ws: WebSocket, player: object, joined: boolean, closed: boolean, alive: boolean,
- *            outbox: string[] | null, inbox: Array<[Buffer, boolean]>}} Conn
+ *            outbox: string[] | null, inbox: Array<[Buffer, boolean]>, bucket: TokenBucket | null,
+ *            drops: number, dropWindowStart: number, kicked: boolean}} Conn
  */
+
+/** Inbound frames of one connection: `rate` tokens per second refill a bucket of `burst`. */
+class TokenBucket {
+  constructor(rate, burst) {
+    this.perMs = rate / 1000;
+    this.burst = burst;
+    this.tokens = burst;
+    this.last = performance.now();
+  }
+
+  take() {
+    const now = performance.now();
+    this.tokens = Math.min(this.burst, this.tokens + (now - this.last) * this.perMs);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+const RATE_LIMITED_FRAME = errorFrame('rate_limited',
+  `too many frames: at most ${cfg.messageRate} per second (bursts of ${cfg.messageBurst}); this one was dropped`);
 
 /** Send one encoded frame; frames for a player still in onJoin wait until after `welcome`. */
 function deliver(conn, text) {
@@ -225,8 +280,8 @@ function targetId(target) {
 
 class Room {
   constructor() {
-    /** Whatever the game wants; /status reports it as JSON. */
-    this.state = null;
+    /** Whatever the game wants; starts as `{}` so `room.state.x = …` works in onCreate. /status reports it as JSON. */
+    this.state = {};
   }
 
   get players() {
@@ -298,23 +353,69 @@ class Room {
 
 // --- hooks ---------------------------------------------------------------------------------------
 
-const errorBudget = new Map(); // hook -> {windowStart, logged, suppressed}: at most 5 stacks/s each
+/**
+ * At most LOG_LINES_PER_SECOND lines per kind of failure (a hook, unhandled rejections, uncaught
+ * exceptions) per second; the rest are counted and summed up in one line when the second is over,
+ * so a game failing in a tight timer loop cannot flood the node's logs (and its neighbours' CPU).
+ */
+class LogLimiter {
+  constructor(perSecond) {
+    this.perSecond = perSecond;
+    /** @type {Map<string, {windowStart: number, logged: number, suppressed: number, timer: any}>} */
+    this.windows = new Map();
+  }
+
+  /** True when a line of this kind may be written now; false when it is counted instead. */
+  allow(kind) {
+    const now = Date.now();
+    let window = this.windows.get(kind);
+    if (window && now - window.windowStart >= 1000) {
+      this.flush(kind);
+      window = undefined;
+    }
+    if (!window) {
+      window = { windowStart: now, logged: 0, suppressed: 0, timer: null };
+      this.windows.set(kind, window);
+    }
+    if (window.logged < this.perSecond) {
+      window.logged += 1;
+      return true;
+    }
+    window.suppressed += 1;
+    if (window.timer === null) {
+      // The summary comes when the second ends, even if the failures stop.
+      window.timer = setTimeout(() => this.flush(kind), Math.max(0, window.windowStart + 1000 - now));
+      window.timer.unref();
+    }
+    return false;
+  }
+
+  /** Write the summary of a kind's window (if anything was suppressed) and close the window. */
+  flush(kind) {
+    const window = this.windows.get(kind);
+    if (!window) return;
+    this.windows.delete(kind);
+    clearTimeout(window.timer);
+    if (window.suppressed > 0) {
+      stderrWrite(`${kind}: ${window.suppressed} similar lines suppressed\n`);
+    }
+  }
+
+  flushAll() {
+    for (const kind of Array.from(this.windows.keys())) this.flush(kind);
+  }
+}
+
+const logLimiter = new LogLimiter(LOG_LINES_PER_SECOND);
+
+/** logError() through the limiter: `kind` names the failure the summary line counts. */
+function logLimited(kind, message, err, options) {
+  if (logLimiter.allow(kind)) logError(message, err, options);
+}
 
 function reportHookError(hook, err, conn) {
-  const now = Date.now();
-  let budget = errorBudget.get(hook);
-  if (!budget || now - budget.windowStart >= 1000) {
-    if (budget?.suppressed) stderrWrite(`hook ${hook}: ${budget.suppressed} more failures not shown\n`);
-    budget = { windowStart: now, logged: 0, suppressed: 0 };
-    errorBudget.set(hook, budget);
-  }
-  if (budget.logged < 5) {
-    budget.logged += 1;
-    logError(`hook ${hook} failed${conn ? ` player=${fmtValue(conn.player.id)}` : ''}`, err,
-      { gameOnly: true });
-  } else {
-    budget.suppressed += 1;
-  }
+  logLimited(`hook ${hook} failed`,
+    `hook ${hook} failed${conn ? ` player=${fmtValue(conn.player.id)}` : ''}`, err, { gameOnly: true });
   if (conn) deliver(conn, errorFrame('hook_failed', errorMessage(err), hook));
 }
 
@@ -363,7 +464,9 @@ function removePlayer(conn, reason, code) {
 
 async function onConnection(ws, playerId, name) {
   const conn = { ws, player: makePlayer(playerId, name), joined: false, closed: false, alive: true,
-    outbox: [], inbox: [] };
+    outbox: [], inbox: [],
+    bucket: cfg.messageRate > 0 ? new TokenBucket(cfg.messageRate, cfg.messageBurst) : null,
+    drops: 0, dropWindowStart: 0, kicked: false };
   const previous = players.get(playerId);
   if (previous) {
     // The same seat holder connected again (page reload): the new connection wins.
@@ -419,6 +522,11 @@ async function onConnection(ws, playerId, name) {
 
 function onFrame(conn, raw, isBinary) {
   stats.messagesIn += 1;
+  if (conn.kicked) return;
+  if (conn.bucket !== null && !conn.bucket.take()) {
+    dropFrame(conn);
+    return;
+  }
   if (!conn.joined) {
     if (conn.inbox && conn.inbox.length < MAX_QUEUED_FRAMES) conn.inbox.push([raw, isBinary]);
     return;
@@ -426,8 +534,34 @@ function onFrame(conn, raw, isBinary) {
   handleFrame(conn, raw, isBinary);
 }
 
+/**
+ * An over-limit frame: dropped, answered with a `rate_limited` error; more than dropLimit of them
+ * within dropWindowMs is sustained abuse, and the connection is closed with 1008.
+ */
+function dropFrame(conn) {
+  stats.messagesDropped += 1;
+  const now = performance.now();
+  if (now - conn.dropWindowStart >= cfg.dropWindowMs) {
+    conn.dropWindowStart = now;
+    conn.drops = 0;
+  }
+  conn.drops += 1;
+  if (conn.drops <= cfg.dropLimit) {
+    deliver(conn, RATE_LIMITED_FRAME);
+    return;
+  }
+  conn.kicked = true;
+  conn.inbox = conn.inbox && [];
+  logEvent('drop', { player: conn.player.id, reason: 'rate_limited', code: CLOSE_POLICY_VIOLATION,
+    dropped: conn.drops - 1 });
+  const ws = conn.ws;
+  if (ws.readyState === WebSocket.OPEN) ws.close(CLOSE_POLICY_VIOLATION, 'message rate limit exceeded');
+  // A flooder need not answer the close frame; the room does not wait the ws default of 30 s.
+  setTimeout(() => ws.terminate(), ABUSE_TERMINATE_MS).unref();
+}
+
 function handleFrame(conn, raw, isBinary) {
-  if (players.get(conn.player.id) !== conn) return;
+  if (conn.kicked || players.get(conn.player.id) !== conn) return;
   if (isBinary) {
     deliver(conn, errorFrame('bad_frame', 'binary frames are not supported: send JSON text'));
     return;
@@ -472,6 +606,7 @@ function agentAuthorized(req) {
 function statusBody() {
   const body = {
     server_id: cfg.serverId,
+    instance,
     ready,
     players: players.size,
     player_ids: Array.from(players.keys()),
@@ -483,6 +618,7 @@ function statusBody() {
     ticks: stats.ticks,
     messages_in: stats.messagesIn,
     messages_out: stats.messagesOut,
+    messages_dropped: stats.messagesDropped,
     state_truncated: false,
   };
   let state = 'null';
@@ -720,6 +856,7 @@ async function shutdown(signal) {
   await Promise.race([Promise.all(closing), delay(400)]);
   for (const conn of players.values()) conn.ws.terminate();
   server.closeAllConnections();
+  logLimiter.flushAll();
   logEvent('stopped');
   process.exit(0);
 }
@@ -727,15 +864,22 @@ async function shutdown(signal) {
 process.on('SIGTERM', () => { shutdown('SIGTERM'); });
 process.on('SIGINT', () => { shutdown('SIGINT'); });
 // Timers and promises the game starts itself can fail outside any hook; the room stays up.
-process.on('uncaughtException', (err) => logError('uncaught exception (game code?)', err));
-process.on('unhandledRejection', (reason) => logError('unhandled rejection (game code?)', reason));
+// A game failing in a loop (a timer rejecting every millisecond) is rate-limited like hooks are.
+process.on('uncaughtException', (err) => {
+  logLimited('uncaught exception', 'uncaught exception (game code?)', err);
+});
+process.on('unhandledRejection', (reason) => {
+  logLimited('unhandled rejection', 'unhandled rejection (game code?)', reason);
+});
 
 async function main() {
   server.on('error', (err) => {
     logError(`gsf runtime: cannot listen on ${cfg.host}:${cfg.port}`, err);
     process.exit(1);
   });
-  await new Promise((resolve) => server.listen(cfg.port, cfg.host, resolve));
+  await new Promise((resolve) => (cfg.listenFd === null
+    ? server.listen(cfg.port, cfg.host, resolve)
+    : server.listen({ fd: cfg.listenFd }, resolve)));
   const address = server.address();
   logEvent('listening', { host: address.address, port: address.port, server: cfg.serverId });
   if (cfg.requireToken && !cfg.seatSecret) {

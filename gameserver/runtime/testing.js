@@ -160,7 +160,7 @@ class TestRoom {
   _makeRoom() {
     const h = this;
     return {
-      state: null,
+      state: {}, // as in the runtime: room.state.x = … works in onCreate
       get players() { return Array.from(h._conns.values(), (c) => c.test.player); },
       get maxPlayers() { return h.maxPlayers; },
       get locked() { return h._locked; },

@@ -4,7 +4,8 @@
 // heartbeat the main loop writes to shared memory; when the beat is older than the limit it logs
 // `watchdog: event loop blocked for N ms` and ends the process with exit code 4, so the platform's
 // crash handling restarts or fails the server. The worker interrupts the busy main thread through
-// the in-process inspector (no port is opened); should that fail, it kills the process outright.
+// the in-process inspector (no port is opened, no inspector flag is needed); should that fail, it
+// kills the process outright.
 //
 // This is a liveness aid, not a security boundary: the container's CPU, memory and pids limits are.
 
@@ -19,25 +20,34 @@ const { workerData } = require('node:worker_threads');
 const { performance } = require('node:perf_hooks');
 const fs = require('node:fs');
 const beat = new Float64Array(workerData.buffer);
-const { limitMs, checkMs, exitCode } = workerData;
+const { limitMs, checkMs, exitCode, logFd } = workerData;
 const timer = setInterval(() => {
   const blocked = performance.timeOrigin + performance.now() - beat[0];
   if (blocked <= limitMs) return;
   clearInterval(timer);
-  try { fs.writeSync(2, 'watchdog: event loop blocked for ' + Math.round(blocked) + ' ms\\n'); } catch {}
+  try { fs.writeSync(logFd, 'watchdog: event loop blocked for ' + Math.round(blocked) + ' ms\\n'); } catch {}
   try {
     const inspector = require('node:inspector');
     const session = new inspector.Session();
     session.connectToMainThread();
-    session.post('Runtime.evaluate', { expression: 'process.reallyExit(' + exitCode + ')' });
+    // Node prints "Waiting for the debugger to disconnect..." to stderr when the process exits
+    // while this session is connected, and no answer comes back from a busy main thread, so the
+    // session cannot be closed first. The process is ending: close stderr, then exit, so that the
+    // line never reaches the server's logs or its failure reason. (\`require\` comes from the
+    // command-line API, so the game's globals do not matter.)
+    session.post('Runtime.evaluate', {
+      includeCommandLineAPI: true,
+      expression: 'try { require("node:fs").closeSync(2); } catch {} process.reallyExit(' + exitCode + ')',
+    });
   } catch {}
   // The interrupt normally ends the process at once; this is the last resort.
   setTimeout(() => process.kill(process.pid, 'SIGKILL'), 2000);
 }, checkMs);
 `;
 
-/** Start the watchdog; `limitMs` <= 0 disables it. Returns the worker (unref'd) or null. */
-function startWatchdog(limitMs) {
+/** Start the watchdog; `limitMs` <= 0 disables it; its line goes to `logFd` (stderr unless told).
+ *  Returns the worker (unref'd) or null. */
+function startWatchdog(limitMs, { logFd = 2 } = {}) {
   if (!(limitMs > 0)) return null;
   const buffer = new SharedArrayBuffer(8);
   const beat = new Float64Array(buffer);
@@ -47,7 +57,7 @@ function startWatchdog(limitMs) {
   setInterval(() => { beat[0] = now(); }, checkMs).unref();
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { buffer, limitMs, checkMs, exitCode: EXIT_BLOCKED },
+    workerData: { buffer, limitMs, checkMs, exitCode: EXIT_BLOCKED, logFd },
     // The watchdog needs little; keep its heap small so it costs the game almost nothing.
     resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
     stdout: false,

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import func, select
 
 from core import pipeline as defs
-from core import security
 from core.contracts import GameServerState
 from core.db.models import GameServer, LogLine, PipelineRun, StatSample
 from core.settings import Settings
 from tests.conftest import GAMES, unique
 from tests.harness import Harness, platform
+from tests.node_tokens import issue_node_token
 
 pytestmark = [pytest.mark.temporal]
 PROBLEM = "application/problem+json"
@@ -32,8 +32,8 @@ async def h(settings: Settings, temporal_env: Any) -> AsyncIterator[Harness]:
         yield harness
 
 
-def node_client(h: Harness, node: str) -> httpx.AsyncClient:
-    token = security.node_token(h.settings.secret_key, node)
+async def node_client(h: Harness, node: str) -> httpx.AsyncClient:
+    token = await issue_node_token(h.sessions, node)
     return httpx.AsyncClient(base_url=h.settings.public_api_url, timeout=30,
                              headers={"Authorization": f"Bearer {token}"})
 
@@ -69,7 +69,7 @@ async def count(h: Harness, model: type[LogLine | StatSample], server_id: str) -
 async def test_a_source_is_served_only_to_the_node_that_builds_it(h: Harness) -> None:
     a, b = unique("node-a"), unique("node-b")
     sid = await deploy(h)
-    async with node_client(h, a) as node_a, node_client(h, b) as node_b:
+    async with await node_client(h, a) as node_a, await node_client(h, b) as node_b:
         # Nowhere yet (no node is online, so its workflow waits for one): a 404 for every node,
         # the same answer as for a source nobody uploaded.
         assert_problem(await node_a.get(f"/api/v1/agent/sources/{SHA}"), 404)
@@ -87,7 +87,7 @@ async def test_a_source_is_served_only_to_the_node_that_builds_it(h: Harness) ->
 async def test_a_source_is_served_before_the_placement_is_recorded(h: Harness) -> None:
     """The build's fetch can overtake the record of the placement: the workflow itself is asked."""
     a, b = unique("node-a"), unique("node-b")
-    async with node_client(h, a) as node_a, node_client(h, b) as node_b:
+    async with await node_client(h, a) as node_a, await node_client(h, b) as node_b:
         beat = await node_a.put("/api/v1/agent/heartbeat", json={
             "metrics": {}, "resources": {"cpus": 8, "memory_mb": 16384}, "heartbeat_seconds": 30})
         assert beat.status_code == 204
@@ -132,7 +132,7 @@ async def test_a_pipeline_run_on_the_node_may_fetch_the_source_it_builds(h: Harn
                           workflow_id=unique("pipeline"))
         s.add(run)
         await s.commit()
-    async with node_client(h, a) as node_a, node_client(h, b) as node_b:
+    async with await node_client(h, a) as node_a, await node_client(h, b) as node_b:
         assert_problem(await node_b.get(f"/api/v1/agent/sources/{SHA}"), 404)
         mine = await node_a.get(f"/api/v1/agent/sources/{SHA}")
         assert mine.status_code == 200 and mine.content == SOURCE
@@ -149,7 +149,7 @@ async def test_logs_cursor_and_stats_are_the_nodes_own(h: Harness) -> None:
     sid = await deploy(h)
     line = {"server_id": sid, "container_id": "c1", "ts": "2026-01-01T00:00:00Z", "line": "hello"}
     sample = {"server_id": sid, "ts": "2026-01-01T00:00:00Z", "cpu_percent": 1.0, "memory_bytes": 1000}
-    async with node_client(h, a) as node_a, node_client(h, b) as node_b:
+    async with await node_client(h, a) as node_a, await node_client(h, b) as node_b:
         # Unplaced: nobody's, whichever node asks (lines dropped, not refused: see ship_logs).
         for node in (node_a, node_b):
             assert (await node.post("/api/v1/agent/logs", json={"lines": [line]})).status_code == 204

@@ -9,10 +9,11 @@ import httpx
 import pytest
 
 from activities.placement import PlacementActivities
-from core import security
+from core import node_credentials
 from core.contracts import Limits, SelectNodeInput
 from core.settings import Settings
 from tests.harness import Harness, platform
+from tests.node_tokens import issue_node_token
 
 pytestmark = [pytest.mark.temporal]
 
@@ -38,7 +39,8 @@ async def test_crud_status_and_liveness(h: Harness) -> None:
         assert created.status_code == 201, created.text
         node = created.json()
         assert node["online"] is False and node["status"] == "ready"
-        assert security.verify_node_token(h.settings.secret_key, node["token"]) == "eu-1"
+        async with h.sessions() as session:
+            assert await node_credentials.verify(session, node["token"]) == "eu-1"
         assert (await api.post("/api/v1/nodes", json={"id": "eu-1"})).status_code == 409
         assert (await api.post("/api/v1/nodes", json={"id": "Bad Id"})).status_code == 422
 
@@ -65,7 +67,7 @@ async def test_crud_status_and_liveness(h: Harness) -> None:
 
 async def test_a_lapsed_heartbeat_means_offline(h: Harness) -> None:
     admin = await h.user_key("root@example.com", admin=True)
-    token = security.node_token(h.settings.secret_key, "short")
+    token = await issue_node_token(h.sessions, "short")
     await beat(h, token, heartbeat_seconds=0.1)
     async with h.api(admin) as api:
         import asyncio
@@ -76,7 +78,7 @@ async def test_a_lapsed_heartbeat_means_offline(h: Harness) -> None:
 
 async def test_placement_by_labels_load_and_drain(h: Harness) -> None:
     for node_id, labels in [("n-a", {"zone": "a"}), ("n-b", {"zone": "b"}), ("n-c", {"zone": "b"})]:
-        await beat(h, security.node_token(h.settings.secret_key, node_id), labels=labels, heartbeat_seconds=30,
+        await beat(h, await issue_node_token(h.sessions, node_id), labels=labels, heartbeat_seconds=30,
                    resources={"cpus": 2, "memory_mb": 1024, "max_servers": 2})
     placement = PlacementActivities(h.sessions)
 
@@ -112,7 +114,7 @@ async def test_delete_is_refused_while_servers_run(h: Harness) -> None:
     admin = await h.user_key("root@example.com", admin=True)
     from core.db.models import GameServer, User
 
-    await beat(h, security.node_token(h.settings.secret_key, "busy-node"))
+    await beat(h, await issue_node_token(h.sessions, "busy-node"))
     async with h.sessions() as s:
         user = User(email="owner@example.com")
         s.add(user)
@@ -127,9 +129,9 @@ async def test_delete_is_refused_while_servers_run(h: Harness) -> None:
 
 
 async def test_placement_respects_cpu_and_memory(h: Harness) -> None:
-    await beat(h, security.node_token(h.settings.secret_key, "tiny"), labels={"size": "tiny"}, heartbeat_seconds=30,
+    await beat(h, await issue_node_token(h.sessions, "tiny"), labels={"size": "tiny"}, heartbeat_seconds=30,
                resources={"cpus": 0.25, "memory_mb": 100})
-    await beat(h, security.node_token(h.settings.secret_key, "roomy"), labels={"size": "roomy"}, heartbeat_seconds=30,
+    await beat(h, await issue_node_token(h.sessions, "roomy"), labels={"size": "roomy"}, heartbeat_seconds=30,
                resources={"cpus": 8, "memory_mb": 16000})
     placement = PlacementActivities(h.sessions, cpu_overcommit=1.0)
     small = Limits(memory_mb=64, cpus=0.25)
@@ -155,7 +157,7 @@ async def _running(h: Harness, node_id: str, *limits: dict[str, float]) -> None:
 async def test_placement_counts_each_server_at_its_own_size(h: Harness) -> None:
     # 2 CPUs x 4 overcommit = 8 promised: 8 large servers (1 CPU each) fill it; a small one no longer fits
     # (counting the running servers at the newcomer's size would have said 9 x 0.25 <= 8).
-    await beat(h, security.node_token(h.settings.secret_key, "full"), labels={"pool": "full"},
+    await beat(h, await issue_node_token(h.sessions, "full"), labels={"pool": "full"},
                heartbeat_seconds=30, resources={"cpus": 2, "memory_mb": 64_000})
     placement = PlacementActivities(h.sessions, cpu_overcommit=4.0)
     small = Limits(memory_mb=64, cpus=0.25)
@@ -168,7 +170,7 @@ async def test_placement_counts_each_server_at_its_own_size(h: Harness) -> None:
 
 async def test_reserve_overcommit_and_admin_overrides_that_heartbeats_keep(h: Harness) -> None:
     admin = await h.user_key("root@example.com", admin=True)
-    token = security.node_token(h.settings.secret_key, "cap")
+    token = await issue_node_token(h.sessions, "cap")
     await beat(h, token, labels={"pool": "cap"}, heartbeat_seconds=30,
                resources={"cpus": 4, "memory_mb": 8192})
     async with h.api(admin) as api:

@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from core import security
 from core.settings import Settings
 from tests.conftest import GAMES
 from tests.harness import Harness, platform
+from tests.node_tokens import issue_node_token
 
 pytestmark = [pytest.mark.temporal]
 PROBLEM = "application/problem+json"
@@ -78,14 +78,14 @@ async def test_another_users_server_is_a_404(h: Harness) -> None:
     ({"source": b"x" * (1024 * 1024 + 1)}, 413, "upload-too-large"),
     ({"labels": "{not json"}, 400, "bad-request"),
     ({"labels": "novalue"}, 400, "bad-request"),
-    ({"labels": "bad key=1"}, 400, "bad-request"),
+    ({"labels": "bad key=1"}, 422, "validation-error"),
     ({"max_players": "0"}, 422, "validation-error"),
     ({"max_players": "many"}, 422, "validation-error"),
     ({"allow_rules": "eval"}, 403, "forbidden"),
     ({"plan": "gigantic"}, 422, "invalid-limits"),
     ({"memory_mb": "999999"}, 422, "invalid-limits"),
     ({"plan": "large", "cpus": "64"}, 422, "invalid-limits"),
-    ({"pids": "2"}, 422, "validation-error"),
+    ({"pids": "2"}, 422, "invalid-limits"),
 ])
 async def test_bad_uploads_are_explained(h: Harness, kwargs: dict[str, Any], status: int, slug: str) -> None:
     key = await h.user_key("dev@example.com")
@@ -133,7 +133,7 @@ async def test_analysis_without_deploying(h: Harness) -> None:
 
 async def test_agent_endpoints_take_only_node_tokens(h: Harness) -> None:
     user_key = await h.user_key("dev@example.com")
-    token_a = security.node_token(h.settings.secret_key, "node-a")
+    token_a = await issue_node_token(h.sessions, "node-a")
     async with httpx.AsyncClient(base_url=h.settings.public_api_url) as c:
         resp = await c.put("/api/v1/agent/heartbeat", json={"metrics": {}},
                            headers={"Authorization": f"Bearer {user_key}"})

@@ -56,19 +56,23 @@ def wait_for(proc: subprocess.Popen[str], text: str, out: list[str], timeout: fl
     raise AssertionError(f"{text!r} never appeared:\n{''.join(out)}")
 
 
+def dev(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "dev", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
+
+
 def test_reload_on_save_with_findings(tmp_path: Path) -> None:
     game = tmp_path / "game.js"
     game.write_text((GAMES / "chat.js").read_text())
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "dev", str(game), "--port", "0"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
+    proc = dev(str(game), "--port", "0", "--allow-blocked")
     out: list[str] = []
     try:
         wait_for(proc, "ready", out)
         time.sleep(0.5)
         game.write_text("module.exports = {\n  onJoin(room) { room.broadcast('x', ; }\n};\n")
         wait_for(proc, "syntax-error", out)
-        wait_for(proc, "exited with 3", out)
+        wait_for(proc, "exited with 3", out)  # --allow-blocked: run, and fail to load
         time.sleep(0.5)
         game.write_text((GAMES / "chat.js").read_text() + "\n// fixed\n")
         wait_for(proc, "reloaded", out)
@@ -76,6 +80,66 @@ def test_reload_on_save_with_findings(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(10)
         assert proc.stdout is not None
+        proc.stdout.close()
+
+
+# A module the analysis blocks (it loads child_process) that would run fine under node.
+BLOCKED = ("const cp = require('child_process');\n"
+           "module.exports = { onMessage(room, player, type) { room.send(player, 'pong', { version: 99 }); } };\n")
+
+
+def test_a_blocked_module_is_not_run_unless_allowed(tmp_path: Path) -> None:
+    game = tmp_path / "blocked.js"
+    game.write_text(BLOCKED)
+    script = tmp_path / "ping.json"
+    script.write_text(json.dumps([{"player": 0, "type": "ping"}]))
+    argv = [sys.executable, "-m", "cli.main", "dev", str(game), "--port", "0", "--players", "1",
+            "--script", str(script)]
+    env = {**os.environ, "COLUMNS": "200"}
+    refused = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "host-module" in refused.stdout and "--allow-blocked" in refused.stdout
+    # Nothing started: no runtime log line, no frame.
+    assert "listening" not in refused.stderr and "ready" not in refused.stdout
+    assert not re.search(r"^p0 ", refused.stdout, re.MULTILINE)
+
+    allowed = subprocess.run([*argv, "--allow-blocked"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                             check=False, env=env)
+    assert "listening" in allowed.stderr, allowed.stdout + allowed.stderr
+    assert re.search(r'^p0 \{"type": "pong", "data": \{"version": 99\}\}$', allowed.stdout, re.MULTILINE), allowed.stdout
+    assert allowed.returncode == 1  # --script still reports the blocking analysis
+
+
+def test_a_blocked_save_keeps_the_last_good_version_running(tmp_path: Path) -> None:
+    game = tmp_path / "game.js"
+    game.write_text(GAME_V.format(v=1))
+    proc = dev(str(game), "--port", "0")
+    out: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (ready := re.search(r"ready\s+join: ws://127\.0\.0\.1:(\d+)/ws", "".join(out))):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(out)
+            time.sleep(0.05)
+        port = int(ready.group(1))
+        assert pong_version(port) == 1
+        time.sleep(0.3)
+        game.write_text(BLOCKED)
+        deadline = time.monotonic() + 10
+        while "not reloaded" not in "".join(out):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(out)
+            time.sleep(0.05)
+        assert "the last good version keeps running" in "".join(out)
+        assert pong_version(port) == 1  # the blocked code never ran
+        time.sleep(0.3)
+        game.write_text(GAME_V.format(v=3))
+        until_version(port, 3, time.monotonic(), limit=15)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        reader.join(10)
         proc.stdout.close()
 
 

@@ -46,7 +46,7 @@ def test_blocked_file_shows_line_and_caret(tmp_path: Path) -> None:
 
 def test_warnings_only(tmp_path: Path) -> None:
     path = tmp_path / "game.js"
-    path.write_text("const g = globalThis;\n" + CLEAN)
+    path.write_text("fetch('https://example.com/x');\n" + CLEAN)
     code, out = run(path)
     assert code == EXIT_WARNINGS and "Warnings (1)" in out
 
@@ -59,10 +59,22 @@ def test_json_output_and_allow(tmp_path: Path) -> None:
     assert code == EXIT_BLOCKED and payload["exit_code"] == 1 and payload["ok"] is False
     assert payload["module_type"] == "module" and payload["file"] == str(path)
     (finding,) = payload["findings"]
-    assert finding["rule"] == "process-env" and (finding["line"], finding["column"]) == (1, 11)
+    # 1-based, as editors show it: the tab is column 1, `process` starts at column 12.
+    assert finding["rule"] == "process-env" and (finding["line"], finding["column"]) == (1, 12)
+    assert finding["end_column"] == 1 + len("\tconst s = process.env")
     code, out = run(path, as_json=True, allow=["process-env"])
     payload = json.loads(out)
     assert code == EXIT_CLEAN and payload["allowed_rules"] == ["process-env"]
+
+
+def test_human_and_json_output_give_the_same_column(tmp_path: Path) -> None:
+    path = tmp_path / "game.js"
+    path.write_text("const x = 1;\nconst y = eval('x');\n" + CLEAN)
+    _, out = run(path)
+    _, as_json = run(path, as_json=True)
+    (finding,) = json.loads(as_json)["findings"]
+    assert (finding["line"], finding["column"]) == (2, 11)
+    assert f"game.js:{finding['line']}:{finding['column']}" in out
 
 
 def test_unknown_allow_entries_are_reported(tmp_path: Path) -> None:

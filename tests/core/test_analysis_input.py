@@ -44,7 +44,7 @@ def test_not_utf8_names_the_byte_offset() -> None:
     assert finding.rule == "not-utf8" and finding.severity == Severity.BLOCK
     offset = source.index(b"\xff")
     assert f"byte offset {offset}" in finding.message and "0xff" in finding.message
-    assert (finding.line, finding.column) == (2, 11)
+    assert (finding.line, finding.column) == (2, 12)
     assert finding.source_line.startswith("const t = '")
 
 
@@ -59,13 +59,13 @@ def test_latin1_file() -> None:
     report = analyze("// café\n".encode("latin-1") + HOOKS.encode())
     (finding,) = report.findings
     assert finding.rule == "not-utf8" and "byte offset 6" in finding.message
-    assert (finding.line, finding.column) == (1, 6)
+    assert (finding.line, finding.column) == (1, 7)
 
 
 def test_nul_byte() -> None:
     report = analyze(b"const a = 1;\nconst b = '\x00';" + HOOKS.encode())
     (finding,) = report.findings
-    assert finding.rule == "nul-byte" and (finding.line, finding.column) == (2, 11)
+    assert finding.rule == "nul-byte" and (finding.line, finding.column) == (2, 12)
     assert "byte offset 24" in finding.message
 
 
@@ -73,7 +73,7 @@ def test_too_deep_is_found_before_parsing() -> None:
     deep = "x = " + "[" * 201 + "]" * 201 + ";"
     report = analyze((deep + HOOKS).encode())
     (finding,) = report.findings
-    assert finding.rule == "too-deep" and finding.line == 1 and finding.column == 4 + 200
+    assert finding.rule == "too-deep" and finding.line == 1 and finding.column == 4 + 200 + 1
     # Exactly at the limit parses, for every kind of bracket.
     for opener, closer in [("(", ")"), ("[", "]"), ("{a:", "}"), ("`${", "}`")]:
         source = "x = " + opener * 200 + "1" + closer * 200 + ";"
@@ -146,13 +146,13 @@ def test_findings_are_capped() -> None:
 
 # --- syntax -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("source", "line", "column"), [
-    ("const a = ;", 1, 10),
-    ("let x = 1;\nfunction f( {\n}", 4, 0),
-    ("const s = 'unterminated;\n", 1, 10),
-    ("let a; let a;", 1, 11),
-    ("class A { #x; m() { return this.#y; } }", 1, 32),
-    ("x = 1 +* 2;", 1, 7),
+@pytest.mark.parametrize(("source", "line", "column"), [  # 1-based columns
+    ("const a = ;", 1, 11),
+    ("let x = 1;\nfunction f( {\n}", 4, 1),
+    ("const s = 'unterminated;\n", 1, 11),
+    ("let a; let a;", 1, 12),
+    ("class A { #x; m() { return this.#y; } }", 1, 33),
+    ("x = 1 +* 2;", 1, 8),
 ])
 def test_syntax_errors_have_positions(source: str, line: int, column: int) -> None:
     report = analyze((source + HOOKS).encode())
@@ -166,7 +166,7 @@ def test_syntax_errors_have_positions(source: str, line: int, column: int) -> No
 def test_syntax_error_at_end_of_input() -> None:
     report = analyze(b"function f() {\n  return 1;\n")
     (finding,) = report.findings
-    assert finding.rule == "syntax-error" and finding.line == 3 and finding.column == 0
+    assert finding.rule == "syntax-error" and finding.line == 3 and finding.column == 1
 
 
 @pytest.mark.parametrize("source", [
@@ -238,11 +238,22 @@ def test_module_kind() -> None:
     assert analyze(b"export default { onJoin() {} };", filename="game.cjs").module_type == "commonjs"
 
 
+@pytest.mark.parametrize("source", [
+    "}/{",
+    "});\nmodule.parent.require('fs');\nmodule.exports = { onJoin() {} };\n(function(){",
+])
+def test_source_that_closes_the_commonjs_wrapper_is_a_syntax_error(source: str) -> None:
+    # Retried inside the CommonJS wrapper, these parsed as code around the wrapper function
+    # (the first one crashed the analyzer); Node rejects them as a function body.
+    report = analyze(source.encode())
+    assert [f.rule for f in report.findings] == ["syntax-error"], report.findings
+
+
 def test_top_level_return_in_commonjs() -> None:
     source = "if (typeof module !== 'object') return;\nmodule.exports = { onJoin() { eval('1'); } };"
     report = analyze(source.encode())
     (finding,) = report.findings
-    assert finding.rule == "eval" and (finding.line, finding.column) == (2, 30)
+    assert finding.rule == "eval" and (finding.line, finding.column) == (2, 31)
     assert report.exports["hooks"] == ["onJoin"]
     report = analyze(b"#!/usr/bin/env node\nreturn;\nmodule.exports = {}; const = 1;")
     (finding,) = report.findings
@@ -256,16 +267,16 @@ def test_positions_with_bom_shebang_crlf_and_astral_characters() -> None:
     report = analyze(source.encode())
     (finding,) = report.findings
     assert finding.rule == "eval"
-    assert (finding.line, finding.column, finding.end_line, finding.end_column) == (2, 16, 2, 20)
+    assert (finding.line, finding.column, finding.end_line, finding.end_column) == (2, 17, 2, 21)
     assert finding.source_line == "const s = '😀😀'; eval(s);"
     bom_line_one = analyze(("\ufeffeval(1);" + HOOKS).encode()).findings[0]
-    assert (bom_line_one.line, bom_line_one.column) == (1, 0)
+    assert (bom_line_one.line, bom_line_one.column) == (1, 1)
 
 
 def test_unicode_line_separators_count_as_lines() -> None:
     source = "const a = 1;\u2028eval(a);" + HOOKS
     finding = analyze(source.encode()).findings[0]
-    assert (finding.line, finding.column) == (2, 0)
+    assert (finding.line, finding.column) == (2, 1)
 
 
 def test_long_lines_are_cut_around_the_finding() -> None:

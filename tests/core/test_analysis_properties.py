@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.analysis import AnalysisLimits, analyze
+from core.analysis import AnalysisLimits, analyze, finding_order
 from core.analysis.source import SourceText
 from core.contracts import AnalysisReport
 
@@ -34,11 +34,11 @@ def assert_well_formed(report: AnalysisReport, data: bytes) -> None:
     for f in report.findings:
         assert 1 <= f.line <= source.line_count, f
         assert 1 <= f.end_line <= source.line_count, f
-        assert 0 <= f.column <= len(source.line_text(f.line)), f
-        assert 0 <= f.end_column <= len(source.line_text(f.end_line)), f
+        # 1-based columns; an end column is the one just after the last character.
+        assert 1 <= f.column <= len(source.line_text(f.line)) + 1, f
+        assert 1 <= f.end_column <= len(source.line_text(f.end_line)) + 1, f
         assert (f.end_line, f.end_column) >= (f.line, f.column), f
-    positions = [(f.line, f.column) for f in report.findings]
-    assert positions == sorted(positions)
+    assert report.findings == sorted(report.findings, key=finding_order)
 
 
 @FAST

@@ -19,6 +19,8 @@ CODE_CASES: dict[str, tuple[str, str]] = {
     "process-env": ("const port = process.env.PORT;", "const up = process.uptime();"),
     "process-control": ("function quit() { process.exit(1); }", "function quit() { throw new Error('x'); }"),
     "process-alias": ("const p = process; p.nextTick(() => {});", "process.nextTick(() => {});"),
+    "capability-escape": ("const parent = module.parent;", "module.exports.extra = module.id;"),
+    "network-egress": ("fetch('https://example.com/x');", "fetch('/api/scores');"),
     "eval": ("eval('1 + 1');", "JSON.parse('1');"),
     "function-constructor": ("const f = new Function('a', 'return a');", "const ok = f instanceof Function;"),
     "string-timer": ("setTimeout('tick()', 100);", "setTimeout(() => tick(), 100);"),
@@ -26,7 +28,9 @@ CODE_CASES: dict[str, tuple[str, str]] = {
     "dynamic-require": ("const m = require(moduleName);", "const m = require('node:events');"),
     "require-alias": ("const load = require;", "const resolved = typeof require;"),
     "computed-global-access": ("const v = globalThis[name];", "const v = globalThis.structuredClone;"),
-    "computed-this-access": ("function f(t) { return this['on' + t](); }", "function f(t) { return this[t](); }"),
+    # In a class: outside strict mode `this` may be the global object (capability-escape).
+    "computed-this-access": ("class A { f(t) { return this['on' + t](); } }",
+                             "class A { f(t) { return this[t](); } }"),
     "global-alias": ("const g = globalThis;", "const has = typeof globalThis !== 'undefined';"),
     "decoded-string-exec": ("obj[String.fromCharCode(101, 118)]();", "const s = String.fromCharCode(72, 105);"),
     "encoded-blob": ("const blob = '" + "QUJDRA" * 60 + "';", "const text = '" + "Hello there, " * 30 + "';"),
@@ -37,6 +41,8 @@ CODE_CASES: dict[str, tuple[str, str]] = {
     "infinite-loop": ("function spin() { while (true) { step(); } }",
                       "function spin() { while (true) { if (step()) break; } }"),
     "large-allocation": ("const grid = new Array(1e9);", "const grid = new Array(1e4);"),
+    "state-unassigned": ("function seat(room, p) { room.state.players[p.id] = p; }",
+                         "function seat(room, p) { room.state.players ??= {}; room.state.players[p.id] = p; }"),
 }
 
 CONTRACT_CASES: dict[str, tuple[str, str]] = {
@@ -217,7 +223,7 @@ def test_infinite_loop_message_names_the_hook() -> None:
     # Also when the module is parsed inside the CommonJS wrapper (a top-level return).
     report = analyze(b"if (!module) return;\nfor (;;) {}\nmodule.exports = { onJoin() {} };")
     (finding,) = [f for f in report.findings if f.rule == "infinite-loop"]
-    assert "top level" in finding.message and (finding.line, finding.column) == (2, 0)
+    assert "top level" in finding.message and (finding.line, finding.column) == (2, 1)
 
 
 def test_contract_forms() -> None:

@@ -16,12 +16,19 @@ def test_api_keys_are_stored_hashed_with_a_lookup_prefix() -> None:
     assert digest == security.hash_api_key(key) and key not in digest
 
 
-def test_node_token_speaks_for_one_node_only() -> None:
-    token = security.node_token("s3cret", "node-a")
-    assert security.verify_node_token("s3cret", token) == "node-a"
-    forged = token.replace("node-a", "node-b", 1)
-    assert security.verify_node_token("s3cret", forged) is None
-    assert security.verify_node_token("other", token) is None
+def test_node_tokens_are_random_and_stored_hashed_with_a_lookup_prefix() -> None:
+    token, prefix, digest = security.new_node_token()
+    assert token.startswith("gsfn_") and token.startswith(prefix) and security.is_node_token(token)
+    assert digest == security.hash_api_key(token) and token not in digest
+    assert security.new_node_token()[0] != token
+    assert not security.is_node_token(security.new_api_key()[0])
+
+
+def test_a_join_proof_speaks_for_one_node_only() -> None:
+    proof = security.join_proof("s3cret", "node-a")
+    assert security.verify_join_proof("s3cret", "node-a", proof)
+    assert not security.verify_join_proof("s3cret", "node-b", proof)
+    assert not security.verify_join_proof("other", "node-a", proof)
 
 
 def test_seat_secrets_differ_per_server() -> None:

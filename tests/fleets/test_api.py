@@ -18,14 +18,14 @@ import pytest
 from sqlalchemy import select
 
 from api.routes.allocations import CALLER_TTL
-from core.db.models import Allocation, Fleet, Game, GameVersion, User, new_id
+from core.db.models import Allocation, Fleet, Game, GameServer, GameVersion, Node, User, new_id
 from core.fleets import fleet_workflow_id
-from core.security import node_token
 from core.settings import Settings
 from matchmaker.allocator import HttpRegistry
 from tests.conftest import GAMES
 from tests.fleets.helpers import create_fleet, upload
 from tests.harness import Harness, platform
+from tests.node_tokens import issue_node_token
 
 pytestmark = [pytest.mark.temporal]
 PROBLEM = "application/problem+json"
@@ -197,9 +197,16 @@ async def _fleet_without_workflow(h: Harness, email: str, count: int) -> tuple[s
         session.add(fleet)
         await session.commit()
     ids = [f"fake-{i:02d}" for i in range(count)]
+    async with h.sessions() as session:  # placed on node-fake, at its address: what the matchmaker admits
+        session.add(Node(id="node-fake", network={"public_host": "127.0.0.1"}))
+        session.add_all(GameServer(id=sid, owner_id=fleet.owner_id, name=sid, game="chess", source_sha256="0" * 64,
+                                   max_players=2, workflow_id=f"w-{sid}", status="running", node_id="node-fake")
+                        for sid in ids)
+        await session.commit()
+    token = await issue_node_token(h.sessions, "node-fake")
     async with httpx.AsyncClient(base_url=h.settings.matchmaker_url) as mm:
         await HttpRegistry(mm, h.settings.secret_key).add(fleet.id, ids)
-        node = {"Authorization": f"Bearer {node_token(h.settings.secret_key, 'node-fake')}"}
+        node = {"Authorization": f"Bearer {token}"}
         for sid in ids:
             reg = await mm.post("/servers", headers=node, json={
                 "server_id": sid, "name": sid, "game": "chess", "owner_id": fleet.owner_id, "node_id": "node-fake",

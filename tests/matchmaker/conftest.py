@@ -1,5 +1,7 @@
 """Matchmaker fixtures: both stores (in-process and the real Redis on 127.0.0.1:6379 with a key
-prefix per test), a controllable clock, apps with their lifespan running, and a real uvicorn."""
+prefix per test), a controllable clock, apps with their lifespan running, a real uvicorn, and the
+API's node endpoints as the matchmaker sees them (`ApiNodes`; tests/api/test_node_credentials.py
+runs the matchmaker against the real API)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -20,10 +23,10 @@ import redis.asyncio as aioredis
 import uvicorn
 from fastapi import FastAPI
 
-from core.security import node_token
 from core.settings import Settings
 from matchmaker.app import create_app
 from matchmaker.deps import Matchmaker
+from matchmaker.nodes import ADMIT_PATH, IDENTITY_PATH, NodeAuthority
 from matchmaker.server import MatchmakerServer
 from matchmaker.store import MemoryStore, RedisStore, Store
 
@@ -122,8 +125,62 @@ async def eventually(check: Callable[[], bool], what: str, timeout: float = 3.0)
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def token_for(node: str) -> str:
+    """The token `ApiNodes` issued to `node` (until a test revokes it)."""
+    return f"gsfn_test_{node}"
+
+
+FORGED = "gsfn_forged_node-a"  # a token no API issued
+
+
 def headers(node: str = "node-a") -> dict[str, str]:
-    return {"Authorization": f"Bearer {node_token(SECRET, node)}"}
+    return {"Authorization": f"Bearer {token_for(node)}"}
+
+
+class ApiNodes:
+    """The API's answers to the matchmaker's two questions (api/routes/agent.py: identity and
+    admit), with the same statuses and bodies, over an httpx transport: every `token_for(node)`
+    is live until revoked; a server is placed on whichever node asks unless `placements` says
+    otherwise; every node's address is 127.0.0.1 unless `hosts` says otherwise."""
+
+    def __init__(self) -> None:
+        self.revoked: set[str] = set()
+        self.placements: dict[str, str] = {}
+        self.hosts: dict[str, str] = {}
+        self.questions = 0
+        self.down = False
+
+    def node_of(self, request: httpx.Request) -> str | None:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if token in self.revoked or not token.startswith("gsfn_test_"):
+            return None
+        return token.removeprefix("gsfn_test_")
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.questions += 1
+        if self.down:
+            raise httpx.ConnectError("the API is down", request=request)
+        node = self.node_of(request)
+        if node is None:
+            return httpx.Response(401, json={"type": "https://gsf.dev/problems/unauthorized", "status": 401,
+                                             "detail": "unknown or revoked node token"})
+        host = self.hosts.get(node, "127.0.0.1")
+        if request.url.path == IDENTITY_PATH:
+            return httpx.Response(200, json={"node_id": node, "public_host": host})
+        assert request.url.path == ADMIT_PATH, request.url
+        body = json.loads(request.content)
+        if self.placements.get(body["server_id"], node) != node or urlsplit(body["ws_url"]).hostname != host:
+            return httpx.Response(403, json={"type": "https://gsf.dev/problems/forbidden", "status": 403,
+                                             "detail": "not placed here, or not this node's address"})
+        return httpx.Response(204)
+
+    def authority(self, **kwargs: Any) -> NodeAuthority:
+        return NodeAuthority("http://api.test", transport=httpx.MockTransport(self.handle), **kwargs)
+
+
+@pytest.fixture
+def api_nodes() -> ApiNodes:
+    return ApiNodes()
 
 
 @dataclass
@@ -180,12 +237,14 @@ MakeMM = Callable[..., Awaitable[MM]]
 
 
 @pytest.fixture
-def make_app(stores: Stores, clock: FakeClock, tmp_path: Path) -> MakeApp:
+def make_app(stores: Stores, clock: FakeClock, tmp_path: Path, api_nodes: ApiNodes) -> MakeApp:
     """Matchmaker apps, not started (uvicorn or `make_mm` runs the lifespan)."""
 
     async def make(keepalive: float = 15.0, **settings: Any) -> FastAPI:
-        return create_app(make_settings(tmp_path, **settings), await stores.new(), clock,
-                          sweep_seconds=0.05, keepalive_seconds=keepalive)
+        app = create_app(make_settings(tmp_path, **settings), await stores.new(), clock,
+                         sweep_seconds=0.05, keepalive_seconds=keepalive)
+        app.state.matchmaker.nodes = api_nodes.authority()
+        return app
 
     return make
 
@@ -229,7 +288,7 @@ async def serve(app: FastAPI) -> AsyncIterator[Served]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="on", log_level="warning")
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", proxy_headers=False)
     server = MatchmakerServer(config, app)
     server.capture_signals = contextlib.nullcontext  # type: ignore[assignment,method-assign]
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from agent_worker.agent import Agent
+from agent_worker.credentials import token_path, write_token
 from matchmaker import edge
-from tests.matchmaker.conftest import MM, make_settings
+from tests.matchmaker.conftest import MM, make_settings, token_for
 
 
 @dataclass
@@ -32,7 +33,9 @@ async def test_a_refused_batch_goes_out_one_heartbeat_at_a_time(mm: MM, tmp_path
         beats[other]["metadata"] = {"blob": "x" * 200_000}  # over the matchmaker's metadata limit
     else:
         monkeypatch.setattr(edge, "MAX_BATCH_BODY_BYTES", 4000)  # both fit alone, not together
-    agent = Agent(make_settings(tmp_path), "node-a")
+    settings = make_settings(tmp_path)
+    write_token(token_path(settings, "node-a"), token_for("node-a"))  # as enrollment leaves it
+    agent = Agent(settings, "node-a")
     try:
         async def poll(c: FakeContainer, probe: object) -> dict[str, Any]:
             return beats[c.id]

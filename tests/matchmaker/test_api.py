@@ -8,12 +8,22 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from core.security import node_token, seat_secret, verify_seat_token
+from core.security import seat_secret, verify_seat_token
 from matchmaker.app import create_app
 from matchmaker.models import RoomQuery
 from matchmaker.store import MemoryStore, RedisStore
 
-from .conftest import MM, SECRET, FakeClock, headers, make_settings, unique
+from .conftest import (
+    FORGED,
+    MM,
+    SECRET,
+    ApiNodes,
+    FakeClock,
+    MakeMM,
+    headers,
+    make_settings,
+    unique,
+)
 
 PROBLEM = "https://gsf.dev/problems/"
 
@@ -80,8 +90,8 @@ async def test_a_node_may_only_touch_its_own_servers(mm: MM) -> None:
     assert_problem(await mm.client.delete(f"/servers/{sid}", headers=headers("node-a")),
                    403, "forbidden")
     assert [r["server_id"] for r in await mm.listing()] == [sid]
-    # A token signed with another secret is not a node token here.
-    other = {"Authorization": f"Bearer {node_token('other-secret', 'node-b')}"}
+    # A token the API never issued is not a node token here.
+    other = {"Authorization": f"Bearer {FORGED.replace('node-a', 'node-b')}"}
     assert_problem(await mm.client.delete(f"/servers/{sid}", headers=other), 401, "unauthorized")
 
 
@@ -247,7 +257,8 @@ async def test_get_server_and_unknown_routes(mm: MM) -> None:
 # --- joining -------------------------------------------------------------------------------------
 
 
-async def test_join_by_id_returns_a_signed_seat(mm: MM) -> None:
+async def test_join_by_id_returns_a_signed_seat(mm: MM, api_nodes: ApiNodes) -> None:
+    api_nodes.hosts["node-a"] = "games.example"  # the node's address, as its admin set it
     sid = await mm.ready_room(players=1, ws_url="wss://games.example:7001/ws")
     resp = await mm.client.post("/join", json={"server_id": sid, "player_name": "ada"})
     assert resp.status_code == 200, resp.text
@@ -418,7 +429,8 @@ async def test_health(mm: MM) -> None:
     assert resp.json() == {"status": "ok", "store": mm.store.kind}
 
 
-async def test_metrics(mm: MM) -> None:
+async def test_metrics(make_mm: MakeMM) -> None:
+    mm = await make_mm(metrics_token="scrape-secret")  # without one, /metrics answers 404
     sid = await mm.ready_room(players=1)
     mm.clock.advance(2.0)
     await mm.beat(sid, 2)
@@ -431,7 +443,7 @@ async def test_metrics(mm: MM) -> None:
     mm.clock.advance(5.5)  # `gone` last beat 6.5 s ago: expired; `sid` 5.5 s ago: alive
     await mm.listing()
     await mm.client.get(f"/servers/{gone}")
-    resp = await mm.client.get("/metrics")
+    resp = await mm.client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/plain; version=0.0.4")
     lines = set(resp.text.splitlines())

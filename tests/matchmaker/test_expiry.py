@@ -31,7 +31,8 @@ async def test_a_room_disappears_when_its_heartbeat_lapses_and_never_comes_back(
     assert mm.store.expired_total == 1
 
 
-async def test_the_sweeper_removes_expired_rooms_without_any_read(mm: MM) -> None:
+async def test_the_sweeper_removes_expired_rooms_without_any_read(make_mm: MakeMM) -> None:
+    mm = await make_mm(metrics_token="scrape-secret")  # without one, /metrics answers 404
     a = await mm.ready_room()
     await mm.register()  # registered, never ready: expires the same way
     mm.clock.advance(3)
@@ -41,7 +42,7 @@ async def test_the_sweeper_removes_expired_rooms_without_any_read(mm: MM) -> Non
     await eventually(lambda: mm.store.expired_total == 2, "the sweeper")
     assert [r["server_id"] for r in await mm.listing()] == [b]
     assert (await mm.beat(a, 0)).status_code == 404
-    metrics = (await mm.client.get("/metrics")).text
+    metrics = (await mm.client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})).text
     assert "gsf_matchmaker_expiries_total 2" in metrics.splitlines()
 
     if isinstance(mm.store, RedisStore):

@@ -15,7 +15,6 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
-from core.security import node_token
 from core.settings import Settings
 from matchmaker.app import create_app
 from matchmaker.edge import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES
@@ -31,7 +30,7 @@ from matchmaker.models import (
     compact_json,
 )
 
-from .conftest import MM, FakeClock, Stores, headers, make_settings, serve
+from .conftest import FORGED, MM, ApiNodes, FakeClock, Stores, headers, make_settings, serve
 from .test_api import assert_problem
 
 Answer = tuple[int, list[tuple[str, str]], bytes]
@@ -76,7 +75,7 @@ async def scenario(client: httpx.AsyncClient) -> list[Answer]:
     await call("PUT", "/servers/room-1/heartbeat", b"not json", json_ct)
     await call("PUT", "/servers/room-1/heartbeat", beat, {"Authorization": "Basic abc"})
     await call("PUT", "/servers/room-1/heartbeat", beat, {"Authorization": "Bearer nonsense"})
-    forged = {"Authorization": f"Bearer {node_token('another-secret', 'node-a')}"}
+    forged = {"Authorization": f"Bearer {FORGED}"}
     await call("PUT", "/servers/room-1/heartbeat", beat, forged)
     await call("PUT", "/servers/room-1/heartbeat", beat,
                [("Authorization", "Bearer nonsense"), ("Authorization", good["Authorization"])])
@@ -137,6 +136,7 @@ async def test_the_fast_path_answers_as_the_fastapi_routes(store_kind: str, tmp_
             stack.push_async_callback(stores.aclose)
             app = create_app(make_settings(tmp_path), await stores.new(), FakeClock(),
                              sweep_seconds=0.05, heartbeat_fast_path=fast)
+            app.state.matchmaker.nodes = ApiNodes().authority()
             assert isinstance(getattr(app, "front", None), HeartbeatFastPath) is fast
             runs.append(await scenario(await _client(stack, app)))
     fast_run, routed = runs
@@ -287,6 +287,7 @@ async def test_a_heartbeat_arriving_during_shutdown_is_answered(
         stores: Stores, tmp_path: Path, fast: bool) -> None:
     app = create_app(make_settings(tmp_path), await stores.new(), FakeClock(), sweep_seconds=0.05,
                      heartbeat_fast_path=fast)
+    app.state.matchmaker.nodes = ApiNodes().authority()
     async with serve(app) as served:
         async with httpx.AsyncClient(base_url=served.url) as client:
             sid = "room-1"

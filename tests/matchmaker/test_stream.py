@@ -119,12 +119,12 @@ async def test_stream_filters_by_game_and_labels(make_app: MakeApp) -> None:
 
 
 async def test_stream_ends_when_the_client_disconnects(make_app: MakeApp) -> None:
-    app = await make_app()
+    app = await make_app(metrics_token="scrape-secret")  # without one, /metrics answers 404
     mm: Matchmaker = app.state.matchmaker
     async with serve(app) as served, httpx.AsyncClient(base_url=served.url, timeout=10) as http:
         async with open_stream(http), open_stream(http):
             assert len(mm.hub) == 2
-            metrics = (await http.get("/metrics")).text
+            metrics = (await http.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})).text
             assert "gsf_matchmaker_sse_clients 2" in metrics.splitlines()
         # Both clients are gone; their streams end promptly, not at the next keepalive (15 s).
         await eventually(lambda: len(mm.hub) == 0, "the streams to end", timeout=2)

@@ -64,7 +64,9 @@ def test_every_operation_has_a_summary_error_answers_and_its_credential(tmp_path
             for code, answer in errors.items():
                 if (path, code) != ("/ready", "503"):
                     assert "application/problem+json" in answer["content"], (where, code)
-            if path.startswith("/api/v1/agent/"):
+            if path == "/api/v1/agent/enroll":  # a node's first token is bought with its join proof
+                assert op["security"] == [{"joinProof": []}] and "401" in errors, where
+            elif path.startswith("/api/v1/agent/"):
                 assert op["security"] == [{"nodeToken": []}] and "401" in errors, where
             elif path.startswith("/api/"):
                 assert op["security"] == [{"apiKey": []}] and {"401", "429"} <= set(errors), where

@@ -43,7 +43,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 async def test_api_counts_requests_by_route_template_and_deployments_by_status(
         make_api: MakeApi, database_url: str) -> None:
-    api = await make_api(database_url=database_url)
+    api = await make_api(database_url=database_url, metrics_token="scrape-secret")
     root, anon = await api.client(key=api.admin_key), await api.client("10.0.0.2")
     async with api.app.state.sessions() as session:
         owner = await session.scalar(select(User.id).where(User.email == "root@example.com"))
@@ -56,7 +56,7 @@ async def test_api_counts_requests_by_route_template_and_deployments_by_status(
         assert (await root.get(f"/api/v1/servers/{server_id}")).status_code == 404
     assert (await anon.get("/api/v1/servers")).status_code == 401
 
-    scraped = await anon.get("/metrics")
+    scraped = await anon.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
     assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
     samples = parse(scraped.text)
     total = "gsf_api_requests_total"
@@ -75,14 +75,33 @@ async def test_api_counts_requests_by_route_template_and_deployments_by_status(
     assert value(samples, "gsf_api_deployments", status="stopped") == 0
 
 
+def assert_problem(resp: httpx.Response, status: int, slug: str) -> None:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert resp.json()["type"].endswith(f"/{slug}")
+
+
 async def test_api_metrics_token(make_api: MakeApi) -> None:
     api = await make_api(metrics_token="scrape-secret")
     client = await api.client()
-    refused = await client.get("/metrics")
-    assert refused.status_code == 401 and refused.headers["content-type"].startswith("application/problem+json")
-    assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+    assert_problem(await client.get("/metrics"), 401, "unauthorized")
+    assert_problem(await client.get("/metrics", headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
+    # The token under another scheme, or with an API key's worth of admin rights, is not the token.
+    assert_problem(await client.get("/metrics", headers={"Authorization": "Basic scrape-secret"}), 401,
+                   "unauthorized")
+    admin = await api.client(key=api.admin_key)
+    assert_problem(await admin.get("/metrics"), 401, "unauthorized")
     ok = await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
     assert ok.status_code == 200 and "gsf_api_requests_total" in ok.text
+
+
+async def test_api_metrics_are_not_served_without_a_token(make_api: MakeApi) -> None:
+    """/metrics is on the public port: with no GSF_METRICS_TOKEN nobody may scrape it (issue #19)."""
+    api = await make_api()
+    for client in (await api.client("127.0.0.1"), await api.client("203.0.113.7"),
+                   await api.client(key=api.admin_key)):
+        assert_problem(await client.get("/metrics"), 404, "not-found")
+        assert_problem(await client.get("/metrics", headers={"Authorization": "Bearer "}), 404, "not-found")
 
 
 # --- matchmaker -----------------------------------------------------------------------------------
@@ -92,12 +111,22 @@ async def test_matchmaker_metrics_parse_and_honour_the_token(tmp_path: Path) -> 
     app = create_matchmaker(make_settings(tmp_path, metrics_token="mm-secret"))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app), base_url="http://mm") as client:
-        assert (await client.get("/metrics")).status_code == 401
+        assert_problem(await client.get("/metrics"), 401, "unauthorized")
+        assert_problem(await client.get("/metrics", headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
         resp = await client.get("/metrics", headers={"Authorization": "Bearer mm-secret"})
         samples = parse(resp.text)
         assert value(samples, "gsf_matchmaker_info", store="memory") == 1
         assert all(name.startswith("gsf_") for name, _ in samples)
         assert (await client.get("/health")).status_code == 200, "only /metrics is guarded"
+
+
+async def test_matchmaker_metrics_are_not_served_without_a_token(tmp_path: Path) -> None:
+    app = create_matchmaker(make_settings(tmp_path))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app, client=("127.0.0.1", 40000)), base_url="http://mm") as client:
+        assert_problem(await client.get("/metrics"), 404, "not-found")
+        assert_problem(await client.get("/metrics", headers={"Authorization": "Bearer "}), 404, "not-found")
+        assert (await client.get("/health")).status_code == 200
 
 
 # --- node agent -----------------------------------------------------------------------------------

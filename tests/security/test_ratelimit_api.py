@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.ratelimit import TokenBuckets, take_all
-from core.security import node_token
-from tests.security.conftest import SECRET, MakeApi
+from tests.node_tokens import issue_node_token
+from tests.security.conftest import MakeApi
 
 PROBLEM = "application/problem+json"
 
@@ -78,7 +78,7 @@ async def test_health_metrics_docs_and_console_are_never_limited(make_api: MakeA
 
 async def test_agents_with_a_valid_node_token_are_not_limited(make_api: MakeApi) -> None:
     api = await make_api(api_rate_per_ip=0.1, api_burst_per_ip=2, api_rate_per_key=0.1, api_burst_per_key=2)
-    agent = await api.client(key=node_token(SECRET, "node-1"))
+    agent = await api.client(key=await issue_node_token(api.app.state.sessions, "node-1"))
     for _ in range(10):
         assert (await agent.get("/api/v1/agent/sources/" + "0" * 64)).status_code == 404
     # A forged token is only a bearer string: limited like any caller from that IP.

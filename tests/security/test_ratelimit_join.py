@@ -91,10 +91,10 @@ async def test_per_player_limit_applies_when_the_caller_names_the_player(replica
 
 
 async def test_refusals_are_counted_in_metrics(replicas: Any) -> None:
-    _, client, _ = await replicas(join_rate_per_ip=0.1, join_burst_per_ip=1)
+    _, client, _ = await replicas(join_rate_per_ip=0.1, join_burst_per_ip=1, metrics_token="scrape-secret")
     a = await client()
     assert [await join(a) for _ in range(3)] == [409, 429, 429]
-    text = (await a.get("/metrics")).text
+    text = (await a.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})).text
     joins = {s.labels["result"]: s.value for f in text_string_to_metric_families(text)
              if f.name == "gsf_matchmaker_joins" for s in f.samples}
     assert joins == {"no-room-available": 1, "rate-limited": 2}

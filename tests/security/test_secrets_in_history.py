@@ -13,6 +13,7 @@ from typing import Any
 import docker
 import pytest
 
+from agent_worker.credentials import read_token, token_path
 from core import security
 from core.queues import gameserver_workflow_id
 from core.settings import Settings
@@ -65,9 +66,10 @@ async def test_no_secret_reaches_a_history_a_search_attribute_or_a_log(
         assert (await root.get("/api/v1/nodes")).status_code == 200
 
     key = h.settings.secret_key
-    node_mac = security.node_token(key, h.settings.node_id).partition(".")[2]
+    node_token = read_token(token_path(h.settings, h.settings.node_id))  # as the agent enrolled
     secrets = {"platform secret key": key, "seat secret": security.seat_secret(key, server_id),
-               "agent key": security.agent_key(key, server_id), "node token": node_mac,
+               "agent key": security.agent_key(key, server_id), "node token": node_token,
+               "join proof": security.join_proof(key, h.settings.node_id),
                "admin API key": admin, "user API key": user}
     assert all(len(s) >= 16 for s in secrets.values())
     assert seat["ws_url"], "a seat was handed out, so the seat secret was in use"

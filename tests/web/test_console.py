@@ -20,7 +20,13 @@ from tests.web.conftest import PHONE, Pages, Platform
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.temporal]
 
 DEPLOY_TIMEOUT = 120_000
+METRICS_TOKEN = "console-test-scrape"  # /metrics answers 404 while no token is set
 BAD_GAME = b"module.exports = {\n  onJoin(room) { eval(room.state.code); },\n};\n"
+
+
+@pytest.fixture(scope="module")
+def platform_env() -> dict[str, str]:
+    return {"GSF_METRICS_TOKEN": METRICS_TOKEN}
 
 
 async def goto(page: Page, url: str) -> None:
@@ -153,6 +159,90 @@ async def test_a_rejected_upload_shows_its_findings_on_the_source(page: Page, pl
     # The whole source is shown with line numbers, the finding inline under its line.
     await expect(findings.locator('tr[data-line="1"] th')).to_have_text("1")
     await expect(findings.locator('tr[data-line="3"] th')).to_have_text("3")
+
+
+async def test_check_code_only_says_nothing_was_deployed(page: Page, platform: Platform) -> None:
+    await sign_in(page, platform.key)
+    await page.get_by_role("link", name="Upload", exact=True).click()
+    await page.get_by_label("Game module").set_input_files(
+        {"name": "checked.js", "mimeType": "text/javascript", "buffer": BAD_GAME})
+    await page.get_by_role("button", name="Check code only").click()
+    findings = page.locator('[data-testid="findings"]')
+    # What happened: an analysis only; nothing was uploaded for deployment, so nothing was refused.
+    await expect(findings).to_contain_text("1 blocking finding: a deployment of this code would be refused.")
+    await expect(findings).to_contain_text("Analysis only: nothing was deployed.")
+    await expect(findings).not_to_contain_text("upload was refused")
+    await expect(findings).to_have_attribute("data-verdict", "blocked")
+    await expect(findings.locator('tr[data-line="2"] mark')).to_have_text("eval")
+    await expect(page.locator(".deploy")).to_be_hidden()
+    async with httpx.AsyncClient(base_url=platform.url,
+                                 headers={"Authorization": f"Bearer {platform.key}"}) as api:
+        servers = (await api.get("/api/v1/servers", params={"limit": 200})).json()["items"]
+    assert "checked" not in [s["name"] for s in servers]
+
+
+HEX_ID = re.compile(r"[0-9a-f]{32}")
+
+
+async def no_sideways_overflow(page: Page, where: str) -> None:
+    """Nothing widens the page, and every name stays inside the "Here now" column."""
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    viewport = await page.evaluate("window.innerWidth")
+    assert width <= viewport, f"{where}: the page is {width} px wide in a {viewport} px window"
+    spill = await page.evaluate("""() => {
+        const side = document.querySelector('.chat-side').getBoundingClientRect();
+        return [...document.querySelectorAll('.chat-roster li')].map((li) => li.getBoundingClientRect())
+          .filter((r) => r.right > side.right + 0.5 || r.left < side.left - 0.5).length;
+    }""")
+    assert spill == 0, f"{where}: {spill} names spill out of the Here now column"
+
+
+async def test_chat_names_players_without_a_name_and_fits_desktop_and_phone(pages: Pages,
+                                                                            platform: Platform) -> None:
+    desktop, phone = await pages.new(), await pages.new(PHONE)
+    await sign_in(desktop, platform.key)
+    await sign_in(phone, platform.key)
+    server_id = await deploy_running(desktop, "web-chat-names", "chat.js")
+
+    # No name: a short friendly name instead of the 32-hex-digit player id, everywhere.
+    await goto(desktop, f"/#/play/{server_id}")
+    await expect(desktop.get_by_label("Game client")).to_have_value("chat")
+    await desktop.get_by_role("button", name="Join").click()
+    connected = desktop.get_by_role("status").filter(has_text="Connected as")
+    await expect(connected).to_have_text(re.compile(r"^Connected as [A-Z][a-z]+ [A-Z][a-z]+\.$"))
+    friendly = (await connected.text_content() or "")[len("Connected as "):-1]
+    desktop_roster = desktop.get_by_role("list", name="People here")
+    await expect(desktop_roster.locator("li")).to_have_text([f"{friendly} (you)"])
+    await expect(desktop.get_by_role("log", name="Messages")).to_contain_text(f"You joined as {friendly}.")
+
+    # A long name without spaces (32 characters, the most the room takes) on a phone.
+    long_name = "W" * 32
+    await goto(phone, f"/#/play/{server_id}")
+    await phone.get_by_label("Your name (optional)").fill(long_name)
+    await phone.get_by_role("button", name="Join").click()
+    await expect(phone.get_by_role("status").filter(has_text=f"Connected as {long_name}")).to_be_visible()
+    await expect(desktop_roster.locator("li")).to_have_text([f"{friendly} (you)", long_name])
+    # The same id gets the same name in another browser.
+    await expect(phone.get_by_role("list", name="People here").locator("li")).to_have_text(
+        [friendly, f"{long_name} (you)"])
+    await desktop.get_by_label("Message", exact=True).fill("hello")
+    await desktop.get_by_role("button", name="Send").click()
+    await expect(phone.get_by_role("log", name="Messages")).to_contain_text(f"{friendly}: hello")
+    for player in (desktop, phone):
+        shown = " ".join(await player.locator(".connection, .chat").all_inner_texts())
+        assert not HEX_ID.search(shown), shown
+    await no_sideways_overflow(desktop, "chat at 1280 px")
+    await no_sideways_overflow(phone, "chat at 375 px")
+
+    # The raw-frames client shows every frame, the `welcome` the room sends first included.
+    await desktop.get_by_role("button", name="Leave").click()
+    await expect(desktop.get_by_role("button", name="Join again")).to_be_visible()
+    await desktop.get_by_label("Game client").select_option("raw")
+    await desktop.get_by_role("button", name="Join again").click()
+    frames = desktop.get_by_role("log", name="Frames received").locator("li")
+    await expect(frames.filter(has_text=re.compile(r'^welcome \{"playerId":'))).to_have_count(1)
+    await expect(frames.filter(has_text=re.compile(r"^history "))).to_have_count(1)
+    await expect(frames.last).to_contain_text(re.compile(r"^welcome "))  # newest first: it came first
 
 
 async def play_room(page: Page, server_id: str, name: str) -> None:
@@ -304,7 +394,8 @@ async def test_the_api_routes_behind_the_console(platform: Platform) -> None:
 
         # The room stream is the matchmaker's, passed through; closing it closes the upstream one.
         async def sse_clients() -> int:
-            text = (await client.get(f"{platform.mm_url}/metrics")).text
+            text = (await client.get(f"{platform.mm_url}/metrics",
+                                     headers={"Authorization": f"Bearer {METRICS_TOKEN}"})).text
             found = re.search(r"^gsf_matchmaker_sse_clients (\S+)$", text, re.MULTILINE)
             assert found is not None, text
             return int(float(found[1]))

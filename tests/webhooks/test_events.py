@@ -131,7 +131,7 @@ steps:
 
 @pytest.mark.docker
 async def test_pipeline_events(h: Harness, receiver: Receiver) -> None:
-    key = await h.user_key("ops@example.com")
+    key = await h.user_key("ops@example.com", admin=True)  # an admin's pulls need no allowed registry
     async with h.api(key) as api:
         hook = await create_webhook(api, receiver.url + "/pipes", ["pipeline.paused", "pipeline.succeeded",
                                                                     "pipeline.failed"])

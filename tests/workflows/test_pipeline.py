@@ -19,7 +19,11 @@ pytestmark = [pytest.mark.docker, pytest.mark.temporal]
 
 @pytest.fixture
 async def h(settings: Settings, temporal_env: Any, runtime_images: str, cleanup_docker: None) -> Any:
-    async with platform(settings, temporal_env.client) as harness:
+    # A failing pull is one from a registry on the loopback that answers nobody (no traffic beyond
+    # this machine); Docker Hub for the base image, which is present already. Users who are not
+    # admins may pull only from these (GSF_PIPELINE_REGISTRIES is empty by default).
+    registries = {"pipeline_registries": ["127.0.0.1:1", "docker.io"]}
+    async with platform(settings.model_copy(update=registries), temporal_env.client) as harness:
         yield harness
 
 
@@ -68,7 +72,7 @@ async def test_platform_start_runs_every_step(h: Harness, docker_client: docker.
 
 FLAKY = """
 name: flaky
-variables: {image: gsf-missing-image:none}
+variables: {image: "127.0.0.1:1/gsf-missing-image:none"}
 steps:
   - {type: noop, name: first}
   - {type: pull_image, name: pull, params: {image: "${image}"}, retry: {maximum_attempts: 1}}
@@ -136,7 +140,7 @@ name: gives-up
 pause_timeout_seconds: {timeout}
 steps:
   - {{type: noop, name: first}}
-  - {{type: pull_image, name: pull, params: {{image: gsf-missing-image:none}}, retry: {{maximum_attempts: 1}}}}
+  - {{type: pull_image, name: pull, params: {{image: "127.0.0.1:1/gsf-missing-image:none"}}, retry: {{maximum_attempts: 1}}}}
   - {{type: noop, name: never}}
 cleanup:
   - {{type: noop, name: tidy, params: {{message: "cleaned up"}}}}
@@ -170,7 +174,7 @@ CLEANS_SLOWLY = """
 name: cleans-slowly
 pause_timeout_seconds: 0
 steps:
-  - {type: pull_image, name: pull, params: {image: gsf-missing-image:none}, retry: {maximum_attempts: 1}}
+  - {type: pull_image, name: pull, params: {image: "127.0.0.1:1/gsf-missing-image:none"}, retry: {maximum_attempts: 1}}
 cleanup:
   - {type: noop, name: first-tidy}
   - {type: sleep, name: slow-tidy, params: {seconds: 60}}
@@ -200,7 +204,7 @@ STOPS = """
 name: stops
 variables: {target: null, owner: null}
 steps:
-  - {type: pull_image, name: pull, params: {image: gsf-missing-image:none}, retry: {maximum_attempts: 1}}
+  - {type: pull_image, name: pull, params: {image: "127.0.0.1:1/gsf-missing-image:none"}, retry: {maximum_attempts: 1}}
   - {type: stop_container, name: stop, params: {server_id: "${target}"}}
 cleanup:
   - {type: noop, name: tidy, params: {message: "for ${owner}"}}

@@ -1,5 +1,6 @@
 // The analyzer's findings, shown inline on the source: line numbers, the offending columns marked,
-// the message and hint under the line. Columns are 0-based, end columns exclusive.
+// the message and hint under the line. Lines and columns are 1-based, as the API reports them (and
+// editors show them); end_column is the column just after the last character.
 
 import { h, uid } from './ui.js';
 
@@ -9,8 +10,8 @@ const SEVERITY_TEXT = { block: 'Blocking', warn: 'Warning', info: 'Note' };
 
 function marked(text, finding, lineNo) {
   if (!finding || finding.line !== lineNo) return [text];
-  const start = Math.min(finding.column, text.length);
-  let end = finding.end_line === finding.line ? finding.end_column : text.length;
+  const start = Math.min(Math.max(finding.column - 1, 0), text.length);
+  let end = finding.end_line === finding.line ? finding.end_column - 1 : text.length;
   if (end <= start) end = Math.min(text.length, start + 1);
   return [
     text.slice(0, start),
@@ -24,7 +25,7 @@ function findingNote(finding, id) {
   return h('div', { class: `finding finding-${finding.severity}`, id, tabindex: '-1' },
     h('p', { class: 'finding-head' },
       h('span', { class: `severity severity-${finding.severity}` }, SEVERITY_TEXT[finding.severity] ?? finding.severity),
-      ' ', h('strong', {}, `Line ${finding.line}, column ${finding.column + 1}`),
+      ' ', h('strong', {}, `Line ${finding.line}, column ${finding.column}`),
       ' · ', h('code', {}, finding.rule)),
     h('p', { class: 'finding-message' }, finding.message),
     finding.hint ? h('p', { class: 'finding-hint' }, finding.hint) : null);
@@ -41,16 +42,32 @@ function noteRow(note) {
   return h('tr', { class: 'note-row' }, h('td', { colspan: 2 }, note));
 }
 
-/** Everything about one report: a summary, a list of findings linking into the source, the source. */
-export function renderFindings(report, source = null, { title = 'Analysis' } = {}) {
-  const findings = [...(report?.findings ?? [])].sort((a, b) => a.line - b.line || a.column - b.column);
+function summarize(findings, blocking, analysisOnly) {
+  const count = (n, what) => `${n} ${what}${n === 1 ? '' : 's'}`;
+  if (analysisOnly) {
+    // "Check code only": nothing was uploaded for deployment, so nothing was refused.
+    const verdict = blocking
+      ? `${count(blocking, 'blocking finding')}: a deployment of this code would be refused.`
+      : findings.length ? `${count(findings.length, 'finding')}, none blocking: this code can be deployed.`
+        : 'No findings: this code can be deployed.';
+    return `${verdict} Analysis only: nothing was deployed.`;
+  }
+  return blocking ? `${count(blocking, 'blocking finding')}: the upload was refused.`
+    : findings.length ? `${count(findings.length, 'finding')}, none blocking.` : 'No findings.';
+}
+
+/**
+ * Everything about one report: a summary, a list of findings linking into the source, the source.
+ * `analysisOnly`: the report of "Check code only" (nothing was deployed, so nothing was refused).
+ */
+export function renderFindings(report, source = null, { title = 'Analysis', analysisOnly = false } = {}) {
+  // The API's order: most severe first, security before contract, then by position.
+  const findings = [...(report?.findings ?? [])];
   const blocking = findings.filter((f) => f.severity === 'block').length;
-  const section = h('section', { class: 'findings card', 'aria-label': title, dataset: { testid: 'findings' } });
-  const summary = blocking
-    ? `${blocking} blocking finding${blocking === 1 ? '' : 's'}: the upload was refused.`
-    : findings.length ? `${findings.length} finding${findings.length === 1 ? '' : 's'}, none blocking.`
-      : 'No findings.';
-  section.append(h('h2', {}, title), h('p', { class: blocking ? 'error' : '' }, summary));
+  const section = h('section', { class: 'findings card', 'aria-label': title,
+    dataset: { testid: 'findings', verdict: blocking ? 'blocked' : 'passed' } });
+  section.append(h('h2', {}, title),
+    h('p', { class: blocking ? 'error' : '' }, summarize(findings, blocking, analysisOnly)));
   if (!findings.length) return section;
 
   const ids = new Map(findings.map((f) => [f, uid('finding')]));
@@ -60,7 +77,7 @@ export function renderFindings(report, source = null, { title = 'Analysis' } = {
       const target = document.getElementById(ids.get(f));
       target?.scrollIntoView({ block: 'center' });
       target?.focus({ preventScroll: true });
-    } }, `Line ${f.line}:${f.column + 1}`),
+    } }, `Line ${f.line}:${f.column}`),
     ' ', h('span', { class: `severity severity-${f.severity}` }, SEVERITY_TEXT[f.severity] ?? f.severity),
     ' ', h('code', {}, f.rule), ' ', f.message))));
 

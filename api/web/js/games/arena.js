@@ -1,6 +1,7 @@
 // Arena (examples/games/arena.js): dots on a field racing for a coin. Steer with the arrow keys
 // or WASD while the field has focus, or with the buttons. Frames: `arena`, `positions`, `coin`.
 
+import { playerName } from '../players.js';
 import { h } from '../ui.js';
 
 const safeColor = (c) => (/^#[0-9a-fA-F]{3,8}$/.test(c) ? c : '#64748b');
@@ -60,7 +61,7 @@ export function mount(stage, { send, me }) {
     }
     scores.replaceChildren(...[...players].sort((a, b) => b.score - a.score)
       .map((p) => h('li', {}, swatch(p.color),
-        p.id === me.playerId ? 'You' : p.id.slice(0, 8), `: ${p.score}`)));
+        p.id === me.playerId ? 'You' : playerName(p.id, p.name), `: ${p.score}`)));
   }
 
   return {

@@ -1,10 +1,12 @@
 // Chat room (examples/games/chat.js): the history, who is here, say something, change your name.
-// Frames: `history` {messages, players}, `joined`, `left`, `chat`, `nick`.
+// Frames: `history` {messages, players}, `joined`, `left`, `chat`, `nick`. A player without a name
+// (the room uses the id as the name) shows under a friendly name made from the id.
 
+import { playerName } from '../players.js';
 import { clock, h } from '../ui.js';
 
 export function mount(stage, { send, me }) {
-  const people = new Map(); // id -> name
+  const people = new Map(); // id -> the name shown
   const log = h('ol', { class: 'chat-log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', dataset: { testid: 'chat-log' } });
   const roster = h('ul', { class: 'chat-roster', 'aria-label': 'People here' });
   const text = h('input', { type: 'text', id: 'chat-text', maxlength: 500, autocomplete: 'off', required: true });
@@ -38,7 +40,7 @@ export function mount(stage, { send, me }) {
     const mine = m.from === me.playerId;
     log.append(h('li', { class: mine ? 'chat-msg chat-mine' : 'chat-msg' },
       h('time', { datetime: new Date(m.at).toISOString() }, clock(new Date(m.at))), ' ',
-      h('strong', {}, m.name ?? m.from), ': ', h('span', { class: 'chat-text' }, m.text)));
+      h('strong', {}, playerName(m.from, m.name)), ': ', h('span', { class: 'chat-text' }, m.text)));
     log.scrollTop = log.scrollHeight;
   }
 
@@ -49,21 +51,24 @@ export function mount(stage, { send, me }) {
   return {
     onFrame(type, data) {
       if (type === 'history') {
-        for (const p of data.players ?? []) people.set(p.id, p.name);
+        for (const p of data.players ?? []) people.set(p.id, playerName(p.id, p.name));
         for (const m of data.messages ?? []) message(m);
-        note(`You joined as ${people.get(me.playerId) ?? me.playerId}.`);
-        nick.value = people.get(me.playerId) ?? '';
+        const chosen = (data.players ?? []).find((p) => p.id === me.playerId)?.name ?? me.name;
+        people.set(me.playerId, playerName(me.playerId, chosen));
+        note(`You joined as ${people.get(me.playerId)}.`);
+        nick.value = chosen && chosen !== me.playerId ? chosen : ''; // no name chosen yet: the box stays empty
+        nick.placeholder = people.get(me.playerId);
       } else if (type === 'joined') {
-        people.set(data.id, data.name);
-        note(`${data.name} joined.`);
+        people.set(data.id, playerName(data.id, data.name));
+        note(`${people.get(data.id)} joined.`);
       } else if (type === 'left') {
         people.delete(data.id);
-        note(`${data.name} left.`);
+        note(`${playerName(data.id, data.name)} left.`);
       } else if (type === 'chat') {
         message(data);
       } else if (type === 'nick') {
-        people.set(data.id, data.name);
-        note(`${data.before} is now ${data.name}.`);
+        people.set(data.id, playerName(data.id, data.name));
+        note(`${playerName(data.id, data.before)} is now ${people.get(data.id)}.`);
       }
       drawRoster();
     },

@@ -2,6 +2,7 @@
 // token, and hand the frames to a small client for the game (chat, tic-tac-toe, arena, or raw).
 
 import { ApiError, api, eventStream } from '../api.js';
+import { playerName } from '../players.js';
 import { clear, clock, h, pageHeading, problemText } from '../ui.js';
 import * as chat from '../games/chat.js';
 import * as tictactoe from '../games/tictactoe.js';
@@ -155,10 +156,11 @@ export async function render(main, { signal, params: [serverId] }) {
       if (frame.type === 'welcome') {
         clearTimeout(openTimer);
         const me = frame.data;
-        setConnection('open', `Connected as ${me.name && me.name !== me.playerId ? me.name : me.playerId}.`);
+        setConnection('open', `Connected as ${playerName(me.playerId, me.name)}.`);
         game?.destroy?.();
         const kind = clientSelect.value;
         game = CLIENTS[kind].mount(clear(stage), { send, me, room, showError });
+        game?.onFrame?.(frame.type, frame.data); // every frame reaches the client, `welcome` too (the raw client shows it)
       } else if (frame.type === 'error') {
         showError(`${frame.data?.message ?? 'error'}${frame.data?.code ? ` (${frame.data.code})` : ''}`);
         game?.onFrame?.(frame.type, frame.data);

@@ -9,6 +9,11 @@ import {
 } from '../ui.js';
 
 const MAX_LOG_LINES = 5000;
+
+/** Text of several lines (an error with a container's last lines) as lines, without markup. */
+function textLines(text) {
+  return String(text).split('\n').flatMap((line, i) => (i ? [h('br'), line] : [line]));
+}
 const STATS_EVERY_MS = 5000;
 const STATS_ABSENT_EVERY_MS = 15000;
 
@@ -61,7 +66,7 @@ export async function render(main, { signal, params: [id], navigate }) {
       ...fact('Created', h('time', { datetime: server.created_at }, dateTime(server.created_at))),
       ...fact('Workflow', h('a', { href: server.workflow_url, target: '_blank', rel: 'noopener noreferrer' },
         'Open in the Temporal Web UI', h('span', { class: 'visually-hidden' }, ' (opens a new tab)'))),
-      ...(server.error ? fact('Error', h('span', { class: 'error' }, server.error)) : []));
+      ...(server.error ? fact('Error', h('span', { class: 'error' }, textLines(server.error))) : []));
     clear(actions);
     if (server.status === 'running') {
       actions.append(h('a', { class: 'button button-primary', href: `#/play/${server.id}` }, 'Play'));
@@ -81,7 +86,7 @@ export async function render(main, { signal, params: [id], navigate }) {
       actions.append(del);
     }
     clear(timeline).append(...(server.events ?? []).map((e) => h('li', { class: 'timeline-item', dataset: { status: e.status } },
-      h('time', { datetime: e.at }, clock(e.at)), ' ', statusBadge(e.status), e.message ? ` ${e.message}` : '')));
+      h('time', { datetime: e.at }, clock(e.at)), ' ', statusBadge(e.status), e.message ? [' ', textLines(e.message)] : '')));
     if (server.analysis?.findings?.length && !findings.firstChild) {
       findings.append(renderFindings(server.analysis, null, { title: 'Analysis findings' }));
     }
@@ -91,6 +96,7 @@ export async function render(main, { signal, params: [id], navigate }) {
   const refresh = coalesce(async () => {
     server = await api(`/api/v1/servers/${id}`, { signal });
     drawServer();
+    if (!entries.length) redrawLogs(); // a failure brings the captured output
   });
   eventStream('/api/v1/events/servers', {
     signal, label: 'Live status',
@@ -120,15 +126,28 @@ export async function render(main, { signal, params: [id], navigate }) {
   function redrawLogs() {
     const shown = entries.filter(matches);
     clear(logBox).append(...shown.map(lineElement));
-    if (!entries.length) logBox.append(h('p', { class: 'muted' }, 'No log lines yet.'));
+    if (!entries.length) logBox.append(noLines());
     matchCount.textContent = search.value.trim() ? `${shown.length} of ${entries.length} lines match` : '';
     if (following) logBox.scrollTop = logBox.scrollHeight;
+  }
+
+  // A server that failed before it was ready: its last output, from the status history, until
+  // (or should never) its log lines arrive.
+  function noLines() {
+    const failed = [...(server.events ?? [])].reverse().find((e) => e.status === 'failed');
+    const output = failed?.detail?.log_tail;
+    if (!DONE.has(server.status) || !Array.isArray(output) || !output.length) {
+      return h('p', { class: 'muted' }, 'No log lines yet.');
+    }
+    return h('div', { class: 'muted', dataset: { testid: 'captured-output' } },
+      h('p', {}, 'The last output of its container:'),
+      ...output.map((line) => h('div', { class: 'log-line' }, h('span', { class: 'log-text' }, line))));
   }
 
   function addLines(items) {
     for (const item of items) entries.push(item);
     if (entries.length > MAX_LOG_LINES) entries.splice(0, entries.length - MAX_LOG_LINES);
-    const placeholder = logBox.querySelector('p.muted');
+    const placeholder = logBox.querySelector('p.muted, [data-testid="captured-output"]');
     if (placeholder) placeholder.remove();
     if (logBox.children.length + items.length > MAX_LOG_LINES) { redrawLogs(); return; }
     for (const item of items) if (matches(item)) logBox.append(lineElement(item));

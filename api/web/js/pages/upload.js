@@ -132,7 +132,8 @@ export async function render(main, { signal, getConfig }) {
     check.disabled = true;
     try {
       const report = await upload('/api/v1/analysis', data, { signal });
-      clear(findingsBox).append(renderFindings(report, chosen.text, { title: `Analysis of ${chosen.file.name}` }));
+      clear(findingsBox).append(renderFindings(report, chosen.text,
+        { title: `Analysis of ${chosen.file.name} (not deployed)`, analysisOnly: true }));
     } catch (error) {
       if (error?.name !== 'AbortError') showFormError(error);
     } finally {
