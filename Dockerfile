@@ -15,9 +15,11 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY api api
 COPY core core
+COPY analysis analysis
 COPY workflows workflows
 COPY activities activities
 COPY agent_worker agent_worker
+COPY control_worker control_worker
 COPY matchmaker matchmaker
 COPY cli cli
 COPY gameserver gameserver
@@ -33,9 +35,11 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY api api
 COPY core core
+COPY analysis analysis
 COPY workflows workflows
 COPY activities activities
 COPY agent_worker agent_worker
+COPY control_worker control_worker
 COPY matchmaker matchmaker
 COPY cli cli
 COPY gameserver gameserver

@@ -30,3 +30,4 @@ bench: bootstrap-dev
 lint: bootstrap-dev
 	.venv/bin/ruff check .
 	.venv/bin/mypy .
+	.venv/bin/lint-imports

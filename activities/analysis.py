@@ -7,7 +7,7 @@ import asyncio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from core.analysis import AnalysisLimits, analyze
+from analysis import AnalysisLimits, analyze
 from core.artifacts import LocalArtifactStore
 from core.contracts import AnalyzeCodeInput, AnalyzeCodeResult
 from core.settings import Settings

@@ -1,7 +1,7 @@
 """Control activities of FleetWorkflow: observe a fleet, start, retire and stop its servers, record it.
 
-A fleet's servers are ordinary deployments (`GameServerWorkflow`, started through the client
-here, so they outlive any run of the fleet's workflow); their allocation state lives in the
+A fleet's servers are ordinary deployments (`GameServerWorkflow`, started and stopped through the
+`Deployer` the control worker hands in, so they outlive any run of the fleet's workflow); their allocation state lives in the
 matchmaker store, reached through a `FleetRegistry` (Redis directly, or the matchmaker).
 """
 
@@ -13,16 +13,15 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from temporalio import activity
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.placement import ACTIVE, SCHEDULABLE
 from core.capacity import Policy, node_capacity
-from core.contracts import Limits, StopServerInput, StopServerResult
+from core.contracts import Limits, StopServerInput
 from core.db.models import Allocation, Fleet, GameServer, Node
 from core.db.session import SessionFactory, shielded
-from core.deploy import start_build
+from core.deploy import Deployer, Deployment
 from core.errors import Unavailable
 from core.fleets import (
     FLEET_LABEL,
@@ -41,7 +40,7 @@ from core.fleets import (
     SyncFleetInput,
     SyncFleetResult,
 )
-from core.queues import gameserver_workflow_id
+from core.placement import ACTIVE, SCHEDULABLE
 from core.settings import Settings
 from matchmaker.allocator import FleetRegistry
 from matchmaker.errors import MatchmakerError
@@ -53,9 +52,10 @@ LIVENESS_FACTOR = 3.0  # as placement: a node is live within three heartbeats
 
 
 class FleetActivities:
-    def __init__(self, sessions: SessionFactory, client: Client, settings: Settings, registry: FleetRegistry) -> None:
+    def __init__(self, sessions: SessionFactory, deployer: Deployer, settings: Settings,
+                 registry: FleetRegistry) -> None:
         self.sessions = sessions
-        self.client = client
+        self.deployer = deployer
         self.settings = settings
         self.registry = registry
         self.policy = Policy.from_settings(settings)
@@ -165,11 +165,15 @@ class FleetActivities:
         labels = {**input.labels, FLEET_LABEL: input.fleet_id, VERSION_LABEL: str(input.build.version)}
         try:
             async with self.sessions() as session:
-                server = await shielded(start_build(
-                    session, self.client, self.settings, server_id=input.server_id, owner_id=input.owner_id,
-                    name=f"{input.fleet_name}-{input.server_id[:6]}", game=input.game, build=input.build,
-                    labels=labels, node_selector=input.node_selector, limits=input.limits, plan=input.plan,
-                    idle_timeout=0.0, fleet_id=input.fleet_id))
+                build = input.build
+                server = await shielded(self.deployer.deploy(session, Deployment(
+                    server_id=input.server_id, owner_id=input.owner_id,
+                    name=f"{input.fleet_name}-{input.server_id[:6]}", game=input.game,
+                    source_sha256=build.source_sha256, filename=build.filename, max_players=build.max_players,
+                    allow_rules=list(build.allow_rules), labels=labels, node_selector=input.node_selector,
+                    limits=input.limits, plan=input.plan, idle_timeout=0.0,
+                    message=f"version {build.version} of {input.game} for a fleet",
+                    fleet_id=input.fleet_id, fleet_version=build.version)))
         except Unavailable as exc:
             raise ApplicationError(exc.detail, type="Unavailable") from None
         return StartFleetServerResult(server_id=server.id, workflow_id=server.workflow_id)
@@ -184,10 +188,9 @@ class FleetActivities:
     @activity.defn(name="stop_fleet_server")
     async def stop_fleet_server(self, input: StopFleetServerInput) -> StopFleetServerResult:
         """Delete a retired server through its own workflow's `stop` update (idempotent)."""
-        handle = self.client.get_workflow_handle(gameserver_workflow_id(input.server_id))
         try:
-            result = await handle.execute_update("stop", StopServerInput(delete=True, reason="retired by its fleet"),
-                                                 result_type=StopServerResult)
+            result = await self.deployer.stop(input.server_id,
+                                              StopServerInput(delete=True, reason="retired by its fleet"))
         except WorkflowUpdateFailedError:
             return StopFleetServerResult(status="deleted")  # the validator: deleted already
         except RPCError as exc:

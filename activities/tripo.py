@@ -38,8 +38,6 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.storage import ObjectStore, open_object_store
-from api.model_cache import ModelStatusCache, ModelStatusDoc, status_doc
 from core.contracts import (
     MODEL_JOB_DONE,
     CheckSlotHoldersInput,
@@ -65,7 +63,9 @@ from core.contracts import (
 from core.db.models import ModelJob
 from core.db.session import SessionFactory, shielded
 from core.events import EventEmitter
+from core.model_cache import ModelStatusCache, ModelStatusDoc, status_doc
 from core.settings import Settings
+from core.storage import ObjectStore, open_object_store
 
 log = logging.getLogger("gsf.tripo")
 

@@ -68,7 +68,7 @@ class _Worker:
 
 
 class AnalysisPool:
-    """Worker processes for `core.analysis.analyze` with a per-key and a total bound."""
+    """Worker processes for `analysis.analyze` with a per-key and a total bound."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

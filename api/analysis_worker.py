@@ -36,7 +36,7 @@ def main() -> None:
     # Analysis is batch work beside the API's requests: on a busy machine the API goes first,
     # from the start (the analyzer's imports are a second of CPU).
     os.nice(NICE)
-    from core.analysis import AnalysisLimits, analyze
+    from analysis import AnalysisLimits, analyze
 
     # Answers go to the stdout this process was given; anything else that prints goes to stderr.
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")

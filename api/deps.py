@@ -15,12 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from api.errors import declares
 from core import logging as log_context
 from core import node_credentials, security
 from core.artifacts import LocalArtifactStore
 from core.db.models import ApiKey, User
 from core.errors import Forbidden, Unauthorized, Unavailable
+from core.problems import declares
 from core.settings import Settings
 from core.temporal import connect
 

@@ -33,7 +33,7 @@ from api.routes import (
     users,
     webhooks,
 )
-from core import tracing
+from core import problems, tracing
 from core.artifacts import LocalArtifactStore
 from core.asgi import ClientAddressMiddleware, TrustedProxies
 from core.db.session import create_schema, make_engine, make_session_factory
@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(metrics.router)
     tracing.instrument_fastapi(app, settings)  # request spans when GSF_OTEL_EXPORTER is set
-    errors.document(app)
+    problems.document(app)
     spec_bounds.install(app, settings)  # the plans and maxima this installation allows
     if (WEB_DIR / "index.html").exists():
         app.mount("/", ConsoleFiles(directory=WEB_DIR, html=True), name="web")
@@ -115,7 +115,7 @@ class ConsoleFiles(StaticFiles):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] == "http" and path.startswith(API_PREFIX):
-            methods = errors.allowed_methods(scope["app"], path)
+            methods = problems.allowed_methods(scope["app"], path)
             if methods:
                 raise HTTPException(405, headers={"Allow": ", ".join(methods)})
             raise HTTPException(404)

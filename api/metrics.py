@@ -15,10 +15,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import problems
 from core.contracts import ServerStatus
 from core.db.models import GameServer
 from core.errors import NotFound, Unauthorized
+from core.problems import problems
 from core.webhooks_metrics import PlatformCollector
 
 log = logging.getLogger("gsf.api")

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import UploadFile
 
-from core.analysis import invalid_allow_rules
-from core.analysis.rules import FIXED_RULES, RULES
+from analysis import invalid_allow_rules
+from analysis.rules import FIXED_RULES, RULES
 from core.db.models import User
 from core.errors import Forbidden, InvalidAllowList, InvalidUpload, NotText, UploadTooLarge
 from core.settings import Settings

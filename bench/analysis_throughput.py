@@ -1,4 +1,4 @@
-"""Analysis throughput: KB/s of `core.analysis.analyze` end to end, next to acorn in Node.js.
+"""Analysis throughput: KB/s of `analysis.analyze` end to end, next to acorn in Node.js.
 
 Two inputs: a 1 MiB game file generated from the corpus's CommonJS games (each in its own block,
 one real export at the end), and the modern-JavaScript corpus file by file. Python figures are
@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.analysis import AnalysisLimits, analyze
-from core.analysis.parsing import parse, parsing_environment
+from analysis import AnalysisLimits, analyze
+from analysis.parsing import parse, parsing_environment
 
-CORPUS = ROOT / "tests" / "core" / "corpus"
+CORPUS = ROOT / "tests" / "analysis" / "corpus"
 ACORN = ROOT / "bench" / "acorn"
 RESULTS = ROOT / "bench" / "results"
 TARGET_KBS = 500.0
@@ -191,7 +191,7 @@ def render(payload: dict[str, Any]) -> str:
     first = next(iter(payload["results"].values()))["acorn"]
     if first:
         lines += ["", (f"acorn {first['acorn']} on Node.js {first['node']}, parsing with "
-                       "locations and ranges. Python: esprima-fork through core.analysis, all rules.")]
+                       "locations and ranges. Python: esprima-fork through analysis, all rules.")]
     return "\n".join(lines) + "\n"
 
 

@@ -14,8 +14,8 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
-from core.analysis import analyze, display_line, invalid_allow_rules
-from core.analysis.source import SourceText
+from analysis import analyze, display_line, invalid_allow_rules
+from analysis.source import SourceText
 from core.contracts import AnalysisReport, Finding, Severity
 
 EXIT_CLEAN, EXIT_BLOCKED, EXIT_WARNINGS, EXIT_UNREADABLE = 0, 1, 2, 3

@@ -90,7 +90,7 @@ def matchmaker() -> None:
 @app.command("control-worker")
 def control_worker() -> None:
     """Run the control worker (workflows and control activities)."""
-    from activities.control_worker import run_control_worker
+    from control_worker.worker import run_control_worker
 
     _logging()
     _run_until_signal(run_control_worker(get_settings()))

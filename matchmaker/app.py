@@ -21,7 +21,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import document, http_error_headers
 from core.asgi import (
     BodyTooLarge,
     TrackedSend,
@@ -29,6 +28,7 @@ from core.asgi import (
     settle_client,
     with_security_headers,
 )
+from core.problems import document, http_error_headers
 from core.settings import Settings, get_settings
 from matchmaker.deps import Matchmaker
 from matchmaker.edge import BodyLimitMiddleware, PlayerCORSMiddleware

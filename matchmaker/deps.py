@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 
-from api.errors import declares
+from core.problems import declares
 from core.settings import Settings
 from matchmaker.errors import Unauthorized
 from matchmaker.metrics import Metrics

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.ratelimit import TokenBuckets, retry_after, take_all
+from core.ratelimit import TokenBuckets, retry_after, take_all
 from core.settings import Settings
 from matchmaker.errors import problem
 from matchmaker.store import RedisStore, Store

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.errors import declares, problems
+from core.problems import declares, problems
 from core.security import seat_secret, sign_seat_token
 from matchmaker.allocator import platform_token
 from matchmaker.deps import Matchmaker, MatchmakerDep, NodeDep, NodeRoute

@@ -209,7 +209,7 @@ def _platform_database_test() -> Iterator[None]:
 # pass holds them to it (`_engines_opened`): one that opens a platform database fails, naming this list.
 NO_PLATFORM_DB = ("tests/matchmaker/", "tests/gameserver/", "tests/sandbox/test_hostile.py",
                   "tests/sandbox/test_isolation.py", "tests/sandbox/test_runtime.py",
-                  "tests/sandbox/test_watchdog.py", "tests/core/test_analysis", "tests/core/test_security.py",
+                  "tests/sandbox/test_watchdog.py", "tests/analysis/", "tests/core/test_security.py",
                   "tests/docs/", "tests/cli/", "tests/test_compose.py",
                   "tests/test_platform_image.py", "tests/core/test_listen.py", "tests/test_leaks.py")
 

@@ -12,11 +12,12 @@ from typing import Any
 
 import httpx
 import uvicorn
+from click.testing import Result
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from activities.control_worker import run_control_worker
 from agent_worker.agent import Agent
+from control_worker.worker import run_control_worker
 from core import listen
 from core.bootstrap import create_user_key
 from core.db.session import SessionFactory, create_schema, make_engine, make_session_factory
@@ -86,6 +87,17 @@ class Harness:
     async def user_key(self, email: str, admin: bool = False) -> str:
         _, key = await create_user_key(self.sessions, email, admin=admin)
         return key
+
+    async def cli(self, key: str, *args: str, columns: int = 200) -> Result:
+        """One `gsf` command against this API; in a thread, as its blocking HTTP calls would stall the API
+        served in this loop."""
+        from typer.testing import CliRunner
+
+        from cli.main import app
+
+        env = {"GSF_API_URL": self.settings.public_api_url, "GSF_API_KEY": key,
+               "GSF_DATA_DIR": str(self.settings.data_dir), "COLUMNS": str(columns)}
+        return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
 
     def api(self, key: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.settings.public_api_url, timeout=60,

@@ -11,12 +11,12 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.fleet import FleetActivities
     from core.fleets import (
         FAILED,
         ConfigureFleetInput,
         DeleteFleetInput,
         DropFleetInput,
-        DropFleetResult,
         FleetInput,
         FleetLifecycle,
         FleetMemberInput,
@@ -25,15 +25,10 @@ with workflow.unsafe.imports_passed_through():
         FleetState,
         FleetView,
         RecordFleetInput,
-        RecordFleetResult,
         RetireFleetServersInput,
-        RetireFleetServersResult,
         StartFleetServerInput,
-        StartFleetServerResult,
         StopFleetServerInput,
-        StopFleetServerResult,
         SyncFleetInput,
-        SyncFleetResult,
         count,
         phase_of,
         plan_fleet,
@@ -156,8 +151,8 @@ class FleetWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 await self._settle()
                 workflow.continue_as_new(self.input.model_copy(update={"spec": self.spec, "state": self.s}))
-        await workflow.execute_activity(
-            "drop_fleet", DropFleetInput(fleet_id=input.fleet_id), result_type=DropFleetResult,
+        await workflow.execute_activity_method(
+            FleetActivities.drop_fleet, DropFleetInput(fleet_id=input.fleet_id),
             task_queue=input.control_queue, start_to_close_timeout=timedelta(seconds=30), retry_policy=RECORD_RETRY)
         self._set_lifecycle(FleetLifecycle.DELETED)
         self._record()
@@ -170,11 +165,11 @@ class FleetWorkflow:
         deleting = s.lifecycle != FleetLifecycle.ACTIVE
         members = [FleetMemberInput(server_id=sid, stale=deleting or srv.version != self.spec.build.version)
                    for sid, srv in sorted(s.servers.items())]
-        observed = await workflow.execute_activity(
-            "sync_fleet", SyncFleetInput(fleet_id=i.fleet_id, members=members,
+        observed = await workflow.execute_activity_method(
+            FleetActivities.sync_fleet, SyncFleetInput(fleet_id=i.fleet_id, members=members,
                                          ready_when_empty=self.spec.on_empty == "ready",
                                          limits=self.spec.limits, node_selector=self.spec.node_selector),
-            result_type=SyncFleetResult, task_queue=i.control_queue, start_to_close_timeout=timedelta(seconds=30),
+            task_queue=i.control_queue, start_to_close_timeout=timedelta(seconds=30),
             retry_policy=CONTROL_RETRY)
         now = workflow.now()
         for obs in observed.servers:
@@ -203,8 +198,8 @@ class FleetWorkflow:
         for sid, srv in sorted(s.servers.items()):
             stop = self.stops.get(sid)
             if srv.phase == FleetPhase.RETIRING and (stop is None or (stop.done() and stop.exception() is not None)):
-                self.stops[sid] = workflow.start_activity(
-                    "stop_fleet_server", StopFleetServerInput(server_id=sid), result_type=StopFleetServerResult,
+                self.stops[sid] = workflow.start_activity_method(
+                    FleetActivities.stop_fleet_server, StopFleetServerInput(server_id=sid),
                     task_queue=i.control_queue, start_to_close_timeout=timedelta(minutes=3),
                     retry_policy=STOP_RETRY)
         if plan.start and not deleting and self._backoff_left() <= timedelta(0):
@@ -213,9 +208,9 @@ class FleetWorkflow:
     async def _retire(self, server_ids: list[str]) -> None:
         """Ready servers leave the pool atomically (an allocation that won the race keeps its
         server); a forced delete takes allocated ones as they are."""
-        result = await workflow.execute_activity(
-            "retire_fleet_servers", RetireFleetServersInput(fleet_id=self.input.fleet_id, server_ids=server_ids),
-            result_type=RetireFleetServersResult, task_queue=self.input.control_queue,
+        result = await workflow.execute_activity_method(
+            FleetActivities.retire_fleet_servers, RetireFleetServersInput(fleet_id=self.input.fleet_id, server_ids=server_ids),
+            task_queue=self.input.control_queue,
             start_to_close_timeout=timedelta(seconds=30), retry_policy=CONTROL_RETRY)
         going = set(result.server_ids)
         if self.s.force_delete:
@@ -229,12 +224,12 @@ class FleetWorkflow:
         ids = [workflow.uuid4().hex[:20] for _ in range(n)]
         for sid in ids:
             self.s.servers[sid] = FleetServer(server_id=sid, version=spec.build.version, created_at=now)
-        results = await asyncio.gather(*(workflow.execute_activity(
-            "start_fleet_server", StartFleetServerInput(
+        results = await asyncio.gather(*(workflow.execute_activity_method(
+            FleetActivities.start_fleet_server, StartFleetServerInput(
                 fleet_id=i.fleet_id, owner_id=i.owner_id, fleet_name=i.name, game=i.game, server_id=sid,
                 build=spec.build, labels=spec.labels, node_selector=spec.node_selector, limits=spec.limits,
                 plan=spec.plan),
-            result_type=StartFleetServerResult, task_queue=i.control_queue,
+            task_queue=i.control_queue,
             start_to_close_timeout=timedelta(seconds=60), retry_policy=CONTROL_RETRY) for sid in ids),
             return_exceptions=True)
         for sid, result in zip(ids, results, strict=True):
@@ -278,11 +273,11 @@ class FleetWorkflow:
         self._recorded = key
         self.s.seq += 1
         self.records = [r for r in self.records if not r.done()]
-        self.records.append(workflow.start_activity(
-            "record_fleet", RecordFleetInput(fleet_id=self.input.fleet_id, seq=self.s.seq, at=workflow.now(),
+        self.records.append(workflow.start_activity_method(
+            FleetActivities.record_fleet, RecordFleetInput(fleet_id=self.input.fleet_id, seq=self.s.seq, at=workflow.now(),
                                              lifecycle=self.s.lifecycle, version=self.spec.build.version,
                                              counts=counts, capacity_limited=self.s.capacity_limited),
-            result_type=RecordFleetResult, task_queue=self.input.control_queue,
+            task_queue=self.input.control_queue,
             start_to_close_timeout=timedelta(seconds=30), retry_policy=RECORD_RETRY))
 
     async def _settle(self) -> None:

@@ -11,11 +11,13 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from core.analysis.contract import DEFAULT_MAX_PLAYERS
+    from activities.analysis import AnalysisActivities
+    from activities.placement import PlacementActivities
+    from activities.records import RecordActivities
+    from analysis.contract import DEFAULT_MAX_PLAYERS
     from core.contracts import (
         AnalysisReport,
         AnalyzeCodeInput,
-        AnalyzeCodeResult,
         CrashReport,
         DeregisterServerInput,
         EnsureImageInput,
@@ -23,10 +25,8 @@ with workflow.unsafe.imports_passed_through():
         GameServerState,
         PlayersReport,
         RecordStatusInput,
-        RecordStatusResult,
         RegisterServerInput,
         SelectNodeInput,
-        SelectNodeResult,
         ServerStatus,
         StartContainerInput,
         StopContainerInput,
@@ -36,6 +36,15 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.temporal import SA_NODE_ID, SA_STATUS
 
+from workflows.deployment_steps import (
+    CONTAINER,
+    DEREGISTER,
+    IMAGE,
+    READY,
+    REGISTER,
+    STOP,
+    DeployStep,
+)
 from workflows.steps import NodeLost, execute_step
 
 CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10),
@@ -149,10 +158,11 @@ class GameServerWorkflow:
         i = self.input
         self._transition(ServerStatus.ANALYZING, "analyzing code")
         # Analysis and placement do not depend on each other: run them side by side.
-        analysis = workflow.start_activity(
-            "analyze_code", AnalyzeCodeInput(server_id=i.server_id, source_sha256=i.source_sha256,
-                                             filename=i.filename, allow_rules=i.allow_rules),
-            result_type=AnalyzeCodeResult, task_queue=self.input.control_queue,
+        analysis = workflow.start_activity_method(
+            AnalysisActivities.analyze_code,
+            AnalyzeCodeInput(server_id=i.server_id, source_sha256=i.source_sha256, filename=i.filename,
+                             allow_rules=i.allow_rules),
+            task_queue=self.input.control_queue,
             start_to_close_timeout=timedelta(seconds=60), retry_policy=CONTROL_RETRY)
         placement = asyncio.ensure_future(self._select_node([]))
         try:
@@ -200,10 +210,11 @@ class GameServerWorkflow:
         delay = timedelta(milliseconds=500)
         while True:
             try:
-                result = await workflow.execute_activity(
-                    "select_node", SelectNodeInput(server_id=i.server_id, node_selector=i.node_selector,
-                                                   limits=i.limits, exclude=exclude),
-                    result_type=SelectNodeResult, task_queue=i.control_queue,
+                result = await workflow.execute_activity_method(
+                    PlacementActivities.select_node,
+                    SelectNodeInput(server_id=i.server_id, node_selector=i.node_selector, limits=i.limits,
+                                    exclude=exclude),
+                    task_queue=i.control_queue,
                     start_to_close_timeout=timedelta(seconds=30), retry_policy=CONTROL_RETRY)
                 return str(result.node_id)
             except ActivityError as err:
@@ -221,15 +232,14 @@ class GameServerWorkflow:
             delay = min(delay * 2, timedelta(seconds=5))
 
     async def _start_on(self, node_id: str) -> None:
-        """The `gameserver-start` steps on one node: image, container, readiness, registration."""
+        """The `gameserver-start` steps on one node (`START_STEPS`): image, container, readiness,
+        registration."""
         i = self.input
         self.s.node_id = node_id
         workflow.upsert_search_attributes([SA_NODE_ID.value_set(node_id)])
         self._transition(ServerStatus.BUILDING, f"placed on node {node_id}", node_id=node_id)
-        image = await self._node(node_id, "build_image",
-                                 EnsureImageInput(server_id=i.server_id, source_sha256=i.source_sha256,
-                                                  module_kind=self.s.module_kind),
-                                 timedelta(minutes=10))
+        image = await self._node(node_id, IMAGE, EnsureImageInput(
+            server_id=i.server_id, source_sha256=i.source_sha256, module_kind=self.s.module_kind))
         self.s.image = image.image
         self._transition(ServerStatus.STARTING, "image built" if image.built else "image cached",
                          image=image.image)
@@ -241,17 +251,17 @@ class GameServerWorkflow:
     async def _start_container(self, node_id: str) -> None:
         i = self.input
         assert self.s.image is not None
-        started = await self._node(node_id, "start_container", StartContainerInput(
+        started = await self._node(node_id, CONTAINER, StartContainerInput(
             server_id=i.server_id, owner_id=i.owner_id, name=i.name, game=i.game, image=self.s.image,
-            max_players=i.max_players, limits=i.limits, labels=i.labels), timedelta(minutes=2))
+            max_players=i.max_players, limits=i.limits, labels=i.labels))
         self.s.container_id, self.s.host, self.s.port = started.container_id, started.host, started.port
         self.s.ws_url = started.ws_url
-        await self._node(node_id, "wait_ready", WaitReadyInput(
+        await self._node(node_id, READY, WaitReadyInput(
             server_id=i.server_id, container_id=started.container_id, host=started.host, port=started.port,
             timeout_seconds=i.ready_timeout_seconds), timedelta(seconds=i.ready_timeout_seconds + 30))
-        await self._node(node_id, "register", RegisterServerInput(
+        await self._node(node_id, REGISTER, RegisterServerInput(
             server_id=i.server_id, owner_id=i.owner_id, name=i.name, game=i.game, node_id=node_id,
-            ws_url=started.ws_url, max_players=i.max_players, labels=i.labels), timedelta(seconds=30))
+            ws_url=started.ws_url, max_players=i.max_players, labels=i.labels))
 
     async def _on_crash(self, report: CrashReport) -> None:
         """Restart policy on-failure: up to `restart_limit` restarts within the restart window."""
@@ -301,16 +311,18 @@ class GameServerWorkflow:
         """Deregister and stop (remove) on the node; a dead node cleans up when its agent returns."""
         i = self.input
         try:
-            await self._node(node_id, "deregister", DeregisterServerInput(server_id=i.server_id),
-                             timedelta(seconds=30))
-            await self._node(node_id, "stop_container", StopContainerInput(
+            await self._node(node_id, DEREGISTER, DeregisterServerInput(server_id=i.server_id))
+            await self._node(node_id, STOP, StopContainerInput(
                 server_id=i.server_id, remove=remove, remove_image=self.s.image if remove else None,
-                remove_network=remove), timedelta(minutes=1))
+                remove_network=remove))
         except (ActivityError, NodeLost) as err:
             workflow.logger.warning("cleanup on node %s incomplete: %s", node_id, _cause(err))
 
-    async def _node(self, node_id: str, step: str, arg: Any, start_to_close: timedelta) -> Any:
-        return await execute_step(step, node_id, arg, start_to_close=start_to_close,
+    async def _node(self, node_id: str, step: DeployStep, arg: Any, start_to_close: timedelta | None = None) -> Any:
+        """One step of `workflows/deployment_steps.py` on the node, in the time the list gives it."""
+        timeout = start_to_close or step.timeout
+        assert timeout is not None, step
+        return await execute_step(step.type, node_id, arg, start_to_close=timeout,
                                   schedule_to_start=timedelta(seconds=self.input.node_schedule_to_start_seconds))
 
     # --- records ------------------------------------------------------------------
@@ -340,8 +352,8 @@ class GameServerWorkflow:
     def _record(self, input: RecordStatusInput) -> None:
         # Records are written off the critical path; `seq` lets the DB apply them in order.
         self.records = [r for r in self.records if not r.done()]
-        self.records.append(workflow.start_activity(
-            "record_status", input, result_type=RecordStatusResult, task_queue=self.input.control_queue,
+        self.records.append(workflow.start_activity_method(
+            RecordActivities.record_status, input, task_queue=self.input.control_queue,
             start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(
                 initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -14,13 +15,12 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 with workflow.unsafe.imports_passed_through():
     # Failures retrying cannot fix; everything else (429 after its Retry-After, 5xx, network) is retried.
     from activities.tripo import NON_RETRYABLE_TYPES as NON_RETRYABLE
+    from activities.tripo import TripoActivities
     from core.contracts import (
         CheckSlotHoldersInput,
-        CheckSlotHoldersResult,
         CreateTripoTaskInput,
         CreateTripoTaskResult,
         FetchTripoModelInput,
-        FetchTripoModelResult,
         GenerateModelInput,
         GenerateModelResult,
         ModelInputKind,
@@ -29,9 +29,7 @@ with workflow.unsafe.imports_passed_through():
         PollTripoTaskInput,
         PollTripoTaskResult,
         RecordModelStatusInput,
-        RecordModelStatusResult,
         RequestTripoSlotInput,
-        RequestTripoSlotResult,
         SlotGrant,
         SlotRequest,
         TripoSlotsInput,
@@ -127,13 +125,12 @@ class ModelGenerationWorkflow:
         file_token = None
         if i.kind == ModelInputKind.IMAGE:
             assert i.image_sha256 is not None and i.image_type is not None
-            uploaded = await self._tripo("upload_tripo_image", UploadTripoImageInput(
-                job_id=i.job_id, image_sha256=i.image_sha256, image_type=i.image_type), UploadTripoImageResult,
-                timedelta(minutes=2))
+            uploaded: UploadTripoImageResult = await self._tripo(TripoActivities.upload_tripo_image, UploadTripoImageInput(
+                job_id=i.job_id, image_sha256=i.image_sha256, image_type=i.image_type), timedelta(minutes=2))
             file_token = uploaded.file_token
-        created = await self._tripo("create_tripo_task", CreateTripoTaskInput(
+        created: CreateTripoTaskResult = await self._tripo(TripoActivities.create_tripo_task, CreateTripoTaskInput(
             job_id=i.job_id, kind=i.kind, file_token=file_token, image_type=i.image_type, prompt=i.prompt,
-            negative_prompt=i.negative_prompt, options=i.options), CreateTripoTaskResult, timedelta(seconds=60))
+            negative_prompt=i.negative_prompt, options=i.options), timedelta(seconds=60))
         self.s.tripo_task_id = created.task_id
         self._transition(ModelJobStatus.RUNNING, tripo_task_id=created.task_id)
         final = await self._poll(created.task_id)
@@ -144,9 +141,9 @@ class ModelGenerationWorkflow:
             detail = f": {final.error_message}" if final.error_message else ""
             self._fail(code, f"{reason} (Tripo task {created.task_id}, status {final.status}){detail}")
         try:
-            stored = await workflow.execute_activity(
-                "fetch_tripo_model", FetchTripoModelInput(job_id=i.job_id, task_id=created.task_id),
-                result_type=FetchTripoModelResult, task_queue=i.control_queue,
+            stored = await workflow.execute_activity_method(
+                TripoActivities.fetch_tripo_model, FetchTripoModelInput(job_id=i.job_id, task_id=created.task_id),
+                task_queue=i.control_queue,
                 start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=FETCH_RETRY)
         except ActivityError as err:
@@ -161,9 +158,9 @@ class ModelGenerationWorkflow:
     async def _acquire_slot(self) -> None:
         """Queue at the key's semaphore; Tripo's concurrency limit is kept here, not by failed requests."""
         try:
-            slot = await workflow.execute_activity(
-                "request_tripo_slot", RequestTripoSlotInput(holder=workflow.info().workflow_id),
-                result_type=RequestTripoSlotResult, task_queue=self.input.control_queue,
+            slot = await workflow.execute_activity_method(
+                TripoActivities.request_tripo_slot, RequestTripoSlotInput(holder=workflow.info().workflow_id),
+                task_queue=self.input.control_queue,
                 start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(minutes=10),
                 retry_policy=CONTROL_RETRY)
         except ActivityError as err:
@@ -176,19 +173,20 @@ class ModelGenerationWorkflow:
             return
         self.released = True
         try:
-            await workflow.get_external_workflow_handle(self.s.slots_workflow_id).signal(
-                "release", SlotRequest(holder=workflow.info().workflow_id))
+            await workflow.get_external_workflow_handle_for(TripoSlotsWorkflow.run, self.s.slots_workflow_id).signal(
+                TripoSlotsWorkflow.release, SlotRequest(holder=workflow.info().workflow_id))
         except Exception as err:  # noqa: BLE001 - the semaphore's sweep frees the slot of a closed job anyway
             workflow.logger.warning("could not give the Tripo slot back: %s", err)
 
-    async def _tripo(self, activity: str, arg: Any, result_type: type[Any], start_to_close: timedelta) -> Any:
+    async def _tripo(self, activity: Callable[[Any, Any], Awaitable[Any]], arg: Any,
+                     start_to_close: timedelta) -> Any:
         try:
-            return await workflow.execute_activity(
-                activity, arg, result_type=result_type, task_queue=self.input.control_queue,
+            return await workflow.execute_activity_method(
+                activity, arg, task_queue=self.input.control_queue,
                 start_to_close_timeout=start_to_close, schedule_to_close_timeout=TRIPO_CALL_BUDGET,
                 retry_policy=TRIPO_RETRY)
         except ActivityError as err:
-            self._fail(*_reason(err, f"{activity} failed"))
+            self._fail(*_reason(err, f"{activity.__name__} failed"))
 
     async def _poll(self, task_id: str) -> PollTripoTaskResult:
         """Look at the task on durable timers, backing off, until an end state or the deadline."""
@@ -203,9 +201,9 @@ class ModelGenerationWorkflow:
                            f"{i.deadline_seconds:.0f} s (last status {self.s.tripo_status or 'none'})")
             try:
                 # 429 (after its Retry-After) and 5xx are retried by the activity's policy until the deadline.
-                look: PollTripoTaskResult = await workflow.execute_activity(
-                    "poll_tripo_task", PollTripoTaskInput(job_id=i.job_id, task_id=task_id),
-                    result_type=PollTripoTaskResult, task_queue=i.control_queue,
+                look: PollTripoTaskResult = await workflow.execute_activity_method(
+                    TripoActivities.poll_tripo_task, PollTripoTaskInput(job_id=i.job_id, task_id=task_id),
+                    task_queue=i.control_queue,
                     start_to_close_timeout=timedelta(seconds=60),
                     schedule_to_close_timeout=max(remaining, timedelta(seconds=5)), retry_policy=TRIPO_RETRY)
             except ActivityError as err:
@@ -237,9 +235,8 @@ class ModelGenerationWorkflow:
                                         progress=self.s.progress, at=workflow.now(), **facts)
         # Records are written off the critical path; `seq` lets the DB apply them in order.
         self.records = [r for r in self.records if not r.done()]
-        self.records.append(workflow.start_activity(
-            "record_model_status", record, result_type=RecordModelStatusResult,
-            task_queue=self.input.control_queue, start_to_close_timeout=timedelta(seconds=30),
+        self.records.append(workflow.start_activity_method(
+            TripoActivities.record_model_status, record, task_queue=self.input.control_queue, start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
                                      maximum_interval=timedelta(seconds=10))))
 
@@ -323,8 +320,8 @@ class TripoSlotsWorkflow:
 
     async def _grant(self, holder: str) -> None:
         try:
-            await workflow.get_external_workflow_handle(holder).signal(
-                "slot_granted", SlotGrant(slots_workflow_id=workflow.info().workflow_id))
+            await workflow.get_external_workflow_handle_for(ModelGenerationWorkflow.run, holder).signal(
+                ModelGenerationWorkflow.slot_granted, SlotGrant(slots_workflow_id=workflow.info().workflow_id))
         except Exception as err:  # noqa: BLE001 - the job has closed: its slot is free again
             workflow.logger.info("slot holder %s is gone (%s)", holder, err)
             if holder in self.s.holders:
@@ -332,9 +329,9 @@ class TripoSlotsWorkflow:
 
     async def _sweep(self) -> None:
         try:
-            result = await workflow.execute_activity(
-                "check_slot_holders", CheckSlotHoldersInput(holders=list(self.s.holders)),
-                result_type=CheckSlotHoldersResult, task_queue=self.input.control_queue,
+            result = await workflow.execute_activity_method(
+                TripoActivities.check_slot_holders, CheckSlotHoldersInput(holders=list(self.s.holders)),
+                task_queue=self.input.control_queue,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_attempts=3))
         except ActivityError as err:

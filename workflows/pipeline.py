@@ -13,12 +13,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
+    from activities.records import RecordActivities
     from core.contracts import (
         PipelineInput,
         PipelineState,
         PipelineStatus,
         RecordPipelineInput,
-        RecordStatusResult,
         ResumePipelineInput,
         StepDef,
         StepResult,
@@ -188,10 +188,10 @@ class PipelineWorkflow:
     def _record(self) -> None:
         self.s.seq += 1
         self.records = [r for r in self.records if not r.done()]
-        self.records.append(workflow.start_activity(
-            "record_pipeline", RecordPipelineInput(run_id=self.input.run_id, seq=self.s.seq, at=workflow.now(),
+        self.records.append(workflow.start_activity_method(
+            RecordActivities.record_pipeline, RecordPipelineInput(run_id=self.input.run_id, seq=self.s.seq, at=workflow.now(),
                                                    state=self.s.model_copy(deep=True)),
-            result_type=RecordStatusResult, task_queue=self.input.control_queue,
+            task_queue=self.input.control_queue,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10))))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.webhooks import WebhookActivities
     from core.webhooks import (
         AttemptDeliveryInput,
         AttemptDeliveryResult,
@@ -19,12 +21,9 @@ with workflow.unsafe.imports_passed_through():
         DeliveryState,
         DeliveryStatus,
         FinishDeliveryInput,
-        FinishDeliveryResult,
         PlatformSweepInput,
         PruneWebhookLogInput,
-        PruneWebhookLogResult,
         SweepNodeLivenessInput,
-        SweepNodeLivenessResult,
     )
 
 # The attempt activity turns a receiver's failure into a result; its own retries cover the platform's
@@ -78,21 +77,21 @@ class WebhookDeliveryWorkflow:
             await workflow.sleep(wait)
             delay = min(delay * 2, input.backoff_max_seconds)
         self.s.status = DeliveryStatus.SKIPPED if outcome == AttemptOutcome.GONE else DeliveryStatus.FAILED
-        await workflow.execute_activity(
-            "finish_webhook_delivery", FinishDeliveryInput(delivery_id=input.delivery_id, status=self.s.status,
-                                                           error=self.s.last_error),
-            result_type=FinishDeliveryResult, task_queue=input.control_queue,
+        await workflow.execute_activity_method(
+            WebhookActivities.finish_webhook_delivery,
+            FinishDeliveryInput(delivery_id=input.delivery_id, status=self.s.status, error=self.s.last_error),
+            task_queue=input.control_queue,
             start_to_close_timeout=timedelta(seconds=30), retry_policy=RECORD_RETRY)
         return DeliverWebhookResult(status=self.s.status, attempts=self.s.attempts, error=self.s.last_error)
 
     async def _attempt(self) -> AttemptOutcome:
         i = self.input
         try:
-            result: AttemptDeliveryResult = await workflow.execute_activity(
-                "attempt_webhook_delivery", AttemptDeliveryInput(
+            result: AttemptDeliveryResult = await workflow.execute_activity_method(
+                WebhookActivities.attempt_webhook_delivery, AttemptDeliveryInput(
                     webhook_id=i.webhook_id, delivery_id=i.delivery_id, attempt=self.s.attempts, event=i.event,
                     timeout_seconds=i.timeout_seconds),
-                result_type=AttemptDeliveryResult, task_queue=i.control_queue,
+                task_queue=i.control_queue,
                 start_to_close_timeout=timedelta(seconds=i.timeout_seconds + 30), retry_policy=ATTEMPT_RETRY)
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
@@ -119,21 +118,22 @@ class PlatformSweepWorkflow:
     @workflow.run
     async def run(self, input: PlatformSweepInput) -> None:
         for sweep in range(self.SWEEPS_PER_RUN):
-            await self._chore(input, "sweep_node_liveness", SweepNodeLivenessInput(), SweepNodeLivenessResult)
+            await self._chore(input, WebhookActivities.sweep_node_liveness, SweepNodeLivenessInput())
             if sweep % input.prune_every_sweeps == 0:
-                await self._chore(input, "prune_webhook_log", PruneWebhookLogInput(), PruneWebhookLogResult)
+                await self._chore(input, WebhookActivities.prune_webhook_log, PruneWebhookLogInput())
             await workflow.sleep(timedelta(seconds=input.interval_seconds))
             if workflow.info().is_continue_as_new_suggested():
                 break
         workflow.continue_as_new(input)
 
-    async def _chore(self, input: PlatformSweepInput, activity: str, arg: Any, result_type: type[Any]) -> None:
+    async def _chore(self, input: PlatformSweepInput, activity: Callable[[Any, Any], Awaitable[Any]],
+                     arg: Any) -> None:
         try:
-            await workflow.execute_activity(
-                activity, arg, result_type=result_type, task_queue=input.control_queue,
+            await workflow.execute_activity_method(
+                activity, arg, task_queue=input.control_queue,
                 start_to_close_timeout=timedelta(seconds=60), retry_policy=RetryPolicy(maximum_attempts=3))
         except ActivityError as err:
-            workflow.logger.warning("%s failed: %s", activity, _cause(err))
+            workflow.logger.warning("%s failed: %s", activity.__name__, _cause(err))
 
 
 def _cause(err: BaseException) -> str:

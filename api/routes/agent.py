@@ -23,14 +23,15 @@ from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from api.deps import AgentNode, ArtifactsDep, SessionDep, _bearer, get_temporal
-from api.errors import declares, problems
 from api.schemas import PUBLIC_HOST, AgentHeartbeat, AgentLogs
 from core import node_credentials
 from core.contracts import GameServerState, PipelineStatus, ServerStatus
 from core.db.models import GameServer, LogLine, Node, PipelineRun, StatSample
 from core.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable
 from core.node_credentials import Standing
+from core.problems import declares, problems
 from core.security import verify_join_proof
+from workflows.gameserver import GameServerWorkflow
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 
@@ -60,8 +61,8 @@ async def _workflow_node(request: Request, workflow_id: str) -> str | None:
     try:
         async with asyncio.timeout(WORKFLOW_LOOKUP_SECONDS):  # connecting included
             temporal = await get_temporal(request)
-            state: GameServerState = await temporal.get_workflow_handle(workflow_id).query(
-                "state", result_type=GameServerState)
+            state: GameServerState = await temporal.get_workflow_handle_for(
+                GameServerWorkflow.run, workflow_id).query(GameServerWorkflow.state)
             node = state.node_id
     except (Unavailable, RPCError, WorkflowQueryFailedError, TimeoutError):
         pass

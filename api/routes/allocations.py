@@ -25,7 +25,6 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, check_api_key, require_scope
-from api.errors import declares, problems
 from api.middleware import AUDITED, audit_fields
 from api.recent import Recent
 from api.routes.fleets import owned_fleet
@@ -36,12 +35,14 @@ from core.db.models import Allocation, AuditEntry, Fleet, User, new_id
 from core.db.session import SessionFactory
 from core.errors import Forbidden, NotFound, Unauthorized, Unavailable
 from core.fleets import FleetLifecycle, NoReadyServer, fleet_workflow_id
+from core.problems import declares, problems
 from core.security import hash_api_key
 from core.settings import Settings
 from matchmaker.allocator import FleetRegistry, registry_for, seat_for
 from matchmaker.errors import MatchmakerError
 from matchmaker.models import Allocated, AllocateRequest, ReleaseRequest
 from matchmaker.models import NoReadyServer as StoreNoReadyServer
+from workflows.fleet import FleetWorkflow
 
 # No router-wide scope check: POST checks it in `allocation_caller`, the other routes in their own.
 log = logging.getLogger("gsf.api.allocations")
@@ -309,7 +310,7 @@ def _wake(request: Request, fleets: list[FleetRef] | list[Fleet], only_buffered:
 
         async def signal(workflow_id: str = fleet_workflow_id(fleet.id)) -> None:
             with contextlib.suppress(RPCError):
-                await client.get_workflow_handle(workflow_id).signal("wake")
+                await client.get_workflow_handle_for(FleetWorkflow.run, workflow_id).signal(FleetWorkflow.wake)
 
         task = asyncio.create_task(signal())
         tasks.add(task)

@@ -8,9 +8,9 @@ from fastapi import APIRouter, File, Request, UploadFile
 
 from api.analysis_pool import AnalysisPoolDep, caller_key
 from api.deps import CurrentUser, SettingsDep
-from api.errors import problems
 from api.uploads import read_source
 from core.contracts import AnalysisReport
+from core.problems import problems
 
 router = APIRouter(prefix="/api/v1/analysis", tags=["analysis"])
 

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
-from api.errors import problems
 from api.routes.games import GAME_NAME, build_of, game_version, owned_game
 from api.routes.servers import plan_limits
 from api.schemas import Labels, LimitOverrides
@@ -33,9 +33,11 @@ from core.fleets import (
     OnEmpty,
     fleet_workflow_id,
 )
+from core.problems import problems
 from core.queues import workflow_ui_url
 from core.settings import Settings
 from core.temporal import SA_OWNER, SA_STATUS
+from workflows.fleet import FleetWorkflow
 
 router = APIRouter(prefix="/api/v1/fleets", tags=["fleets"], dependencies=[Depends(require_scope("servers"))])
 
@@ -237,7 +239,7 @@ async def create_fleet(body: FleetCreate, request: Request, response: Response, 
     await session.commit()
     try:
         handle = await temporal.start_workflow(
-            "FleetWorkflow",
+            FleetWorkflow.run,
             FleetInput(fleet_id=fleet_id, owner_id=user.id, name=body.name, game=game.name, spec=spec,
                        sync_seconds=settings.fleet_sync_seconds,
                        failure_backoff_max_seconds=settings.fleet_failure_backoff_max_seconds,
@@ -276,8 +278,8 @@ async def _live_view(temporal: Client, fleet: Fleet) -> FleetView | None:
     if fleet.status == FleetLifecycle.DELETED.value:
         return None
     try:
-        return await asyncio.wait_for(temporal.get_workflow_handle(fleet.workflow_id).query(
-            "status", result_type=FleetView), 10)
+        return await asyncio.wait_for(temporal.get_workflow_handle_for(FleetWorkflow.run, fleet.workflow_id).query(
+            FleetWorkflow.status), 10)
     except (RPCError, TimeoutError):
         return None
 
@@ -308,10 +310,11 @@ async def get_fleet(fleet_ref: str, user: CurrentUser, session: SessionDep, temp
     return detail
 
 
-async def _update(temporal: Client, fleet: Fleet, name: str, arg: Any) -> FleetView:
-    handle = temporal.get_workflow_handle(fleet.workflow_id)
+async def _update(temporal: Client, fleet: Fleet, update: UpdateMethodMultiParam[[FleetWorkflow, Any], FleetView],
+                  arg: Any) -> FleetView:
+    handle = temporal.get_workflow_handle_for(FleetWorkflow.run, fleet.workflow_id)
     try:
-        return await asyncio.wait_for(handle.execute_update(name, arg, result_type=FleetView), UPDATE_TIMEOUT)
+        return await asyncio.wait_for(handle.execute_update(update, arg), UPDATE_TIMEOUT)
     except WorkflowUpdateFailedError as exc:
         raise Conflict(str(exc.cause or exc)) from None
     except RPCError as exc:
@@ -336,7 +339,7 @@ async def update_fleet(fleet_ref: str, body: FleetUpdate, user: CurrentUser, ses
         game = await session.get(Game, fleet.game_id)
         assert game is not None
         version = await game_version(session, game, body.version)
-    view = await _update(temporal, fleet, "configure", ConfigureFleetInput(
+    view = await _update(temporal, fleet, FleetWorkflow.configure, ConfigureFleetInput(
         replicas=body.replicas, buffer=body.buffer, min_size=body.min_size, max_size=body.max_size,
         build=build_of(version) if version is not None else None, max_surge=body.max_surge,
         max_unavailable=body.max_unavailable, on_empty=body.on_empty))
@@ -361,7 +364,7 @@ async def delete_fleet(fleet_ref: str, user: CurrentUser, session: SessionDep, t
     if fleet.status == FleetLifecycle.DELETED.value:
         return fleet_public(fleet, settings, FleetDetail)
     try:
-        await _update(temporal, fleet, "delete", DeleteFleetInput(force=force))
+        await _update(temporal, fleet, FleetWorkflow.delete, DeleteFleetInput(force=force))
     except Conflict:
         pass  # deleted or ended meanwhile: the record below says so once written
     if fleet.status == FleetLifecycle.ACTIVE.value:

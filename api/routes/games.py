@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 
 from api.analysis_pool import AnalysisPoolDep, caller_key
 from api.deps import ArtifactsDep, CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
-from api.errors import problems
 from api.routes.servers import plan_limits
 from api.schemas import Labels, LimitOverrides, ServerCreated
 from api.uploads import (
@@ -26,15 +25,17 @@ from api.uploads import (
     read_game_module,
 )
 from core.db.models import Game, GameVersion, User, new_id
-from core.deploy import start_build
+from core.deploy import Deployment
 from core.errors import (
     BadRequest,
     NotFound,
 )
 from core.fleets import CodeRejected, FleetBuild
+from core.problems import problems
 from core.queues import workflow_ui_url
 from core.request_bounds import MAX_PLAYERS, MIN_PLAYERS
 from gameserver.image import game_image_tag
+from workflows.deployments import deploy
 
 router = APIRouter(prefix="/api/v1/games", tags=["games"], dependencies=[Depends(require_scope("servers"))])
 
@@ -230,10 +231,13 @@ async def deploy_version(name: str, version: VersionNumber, body: VersionDeploy,
     found = await game_version(session, game, version)
     plan = body.plan or settings.default_plan
     limits = plan_limits(settings, plan, memory_mb=body.memory_mb, cpus=body.cpus, pids=body.pids)
-    server = await start_build(
-        session, temporal, settings, server_id=new_id(), owner_id=user.id, name=body.name, game=game.name,
-        build=build_of(found), labels=dict(body.labels), node_selector=dict(body.node_selector), limits=limits,
-        plan=plan, idle_timeout=body.idle_timeout if body.idle_timeout is not None else settings.idle_timeout_seconds)
+    build = build_of(found)
+    server = await deploy(session, temporal, settings, Deployment(
+        server_id=new_id(), owner_id=user.id, name=body.name, game=game.name, source_sha256=build.source_sha256,
+        filename=build.filename, max_players=build.max_players, allow_rules=list(build.allow_rules),
+        labels=dict(body.labels), node_selector=dict(body.node_selector), limits=limits, plan=plan,
+        idle_timeout=body.idle_timeout if body.idle_timeout is not None else settings.idle_timeout_seconds,
+        message=f"version {build.version} of {game.name}"))
     return ServerCreated(
         id=server.id, name=server.name, status=server.status,
         status_url=str(request.url_for("get_server", server_id=server.id)), workflow_id=server.workflow_id,

@@ -19,10 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.storage import ObjectStore, open_object_store
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
-from api.errors import problems
-from api.model_cache import ModelStatusCache, ModelStatusDoc, status_doc
 from api.model_schemas import (
     OPTION_FIELDS,
     CheckedImage,
@@ -57,9 +54,13 @@ from core.errors import (
     UnsupportedMediaType,
     UploadTooLarge,
 )
+from core.model_cache import ModelStatusCache, ModelStatusDoc, status_doc
+from core.problems import problems
 from core.queues import model_workflow_id, workflow_ui_url
 from core.settings import Settings
+from core.storage import ObjectStore, open_object_store
 from core.temporal import SA_OWNER, SA_STATUS
+from workflows.models import ModelGenerationWorkflow
 
 GLB = "model/gltf-binary"
 DONE = {s.value for s in MODEL_JOB_DONE}
@@ -234,7 +235,7 @@ async def _start(job: ModelJob, settings: Settings, temporal: TemporalDep) -> No
         poll_initial_seconds=settings.tripo_poll_initial_seconds, poll_max_seconds=settings.tripo_poll_max_seconds,
         deadline_seconds=settings.tripo_deadline_seconds, control_queue=settings.control_queue)
     handle = await temporal.start_workflow(
-        "ModelGenerationWorkflow", input, id=job.workflow_id, task_queue=settings.control_queue,
+        ModelGenerationWorkflow.run, input, id=job.workflow_id, task_queue=settings.control_queue,
         # A replayed request whose first attempt did start the workflow finds it running.
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=TypedSearchAttributes([SearchAttributePair(SA_OWNER, job.owner_id),

@@ -15,7 +15,6 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.deps import AdminUser, SessionDep, SettingsDep, TemporalDep
-from api.errors import problems
 from api.schemas import (
     NodeCapacity,
     NodeCreate,
@@ -27,10 +26,12 @@ from api.schemas import (
 )
 from core import node_credentials
 from core.capacity import OVERRIDES, Policy, node_capacity
-from core.contracts import StopServerInput, StopServerResult
+from core.contracts import StopServerInput
 from core.db.models import GameServer, Node
 from core.errors import Conflict, NotFound
+from core.problems import problems
 from core.settings import Settings
+from workflows.gameserver import GameServerWorkflow
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 ACTIVE = ("pending", "analyzing", "building", "starting", "running", "stopping")
@@ -186,10 +187,9 @@ async def delete_node(node_id: str, user: AdminUser, session: SessionDep, tempor
         await session.commit()
 
         async def stop(server: GameServer) -> None:
-            handle = temporal.get_workflow_handle(server.workflow_id)
+            handle = temporal.get_workflow_handle_for(GameServerWorkflow.run, server.workflow_id)
             with contextlib.suppress(RPCError, WorkflowUpdateFailedError):
-                await handle.execute_update("stop", StopServerInput(reason=f"node {node_id} deleted"),
-                                            result_type=StopServerResult)
+                await handle.execute_update(GameServerWorkflow.stop, StopServerInput(reason=f"node {node_id} deleted"))
 
         await asyncio.gather(*(stop(s) for s in active))
     await session.delete(node)

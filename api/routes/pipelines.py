@@ -10,9 +10,7 @@ from sqlalchemy import func, select
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from activities.placement import PlacementActivities
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
-from api.errors import problems
 from api.schemas import Offset
 from core import pipeline as defs
 from core.contracts import (
@@ -24,8 +22,11 @@ from core.contracts import (
 )
 from core.db.models import Game, GameServer, GameVersion, Node, PipelineRun, User, new_id
 from core.errors import Conflict, Forbidden, NoCapacity, NotFound, Unavailable
+from core.placement import Placement
+from core.problems import problems
 from core.queues import pipeline_workflow_id, workflow_ui_url
 from core.settings import Settings
+from workflows.pipeline import PipelineWorkflow
 
 router = APIRouter(prefix="/api/v1/pipelines", tags=["pipelines"],
                    dependencies=[Depends(require_scope("servers"))])
@@ -151,8 +152,8 @@ async def _live(temporal: TemporalDep, run: PipelineRun) -> PipelineState | None
     if run.status in DONE:
         return None
     try:
-        state: PipelineState = await temporal.get_workflow_handle(run.workflow_id).query(
-            "state", result_type=PipelineState)
+        state: PipelineState = await temporal.get_workflow_handle_for(PipelineWorkflow.run, run.workflow_id).query(
+            PipelineWorkflow.state)
         return state
     except (RPCError, WorkflowQueryFailedError):
         return None
@@ -176,7 +177,7 @@ async def run_pipeline(body: PipelineCreate, request: Request, user: CurrentUser
             raise NotFound(f"no node {body.node_id!r}")
         node_id = node.id
     else:
-        chosen = await PlacementActivities(request.app.state.sessions).choose(
+        chosen = await Placement(request.app.state.sessions).choose(
             SelectNodeInput(server_id="", node_selector=body.node_selector))
         if chosen is None:
             raise NoCapacity(f"no online node matches {body.node_selector or 'any labels'}")
@@ -189,7 +190,7 @@ async def run_pipeline(body: PipelineCreate, request: Request, user: CurrentUser
     await session.commit()
     try:
         await temporal.start_workflow(
-            "PipelineWorkflow",
+            PipelineWorkflow.run,
             PipelineInput(run_id=run_id, owner_id=user.id, name=definition.name, node_id=node_id,
                           steps=definition.steps, cleanup=definition.cleanup, variables=variables,
                           control_queue=settings.control_queue,
@@ -276,9 +277,9 @@ async def resume_pipeline(run_id: str, body: ResumePipelineInput, user: CurrentU
     if body.variables and live is not None:
         run.variables = {**live.variables, **body.variables}
         await session.commit()
-    handle = temporal.get_workflow_handle(run.workflow_id)
+    handle = temporal.get_workflow_handle_for(PipelineWorkflow.run, run.workflow_id)
     try:
-        state = await handle.execute_update("resume", body, result_type=PipelineState)
+        state = await handle.execute_update(PipelineWorkflow.resume, body)
     except (WorkflowUpdateFailedError, RPCError) as exc:
         if body.variables:
             run.variables = before

@@ -10,8 +10,8 @@ import httpx
 from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response
 
 from api.deps import CurrentUser
-from api.errors import declares, problems
 from core.errors import Unavailable
+from core.problems import declares, problems
 from core.sse import EventStream
 from matchmaker.models import JoinById, QuickJoin
 

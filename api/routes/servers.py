@@ -15,7 +15,6 @@ from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ArtifactsDep, CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
@@ -40,8 +39,9 @@ from api.uploads import (
     game_module_upload,
     read_game_module,
 )
-from core.contracts import GameServerInput, Limits, ServerStatus, StopServerInput, StopServerResult
+from core.contracts import Limits, ServerStatus, StopServerInput
 from core.db.models import GameServer, LogLine, ServerEvent, StatSample, User, new_id
+from core.deploy import Deployment
 from core.errors import (
     BadRequest,
     InvalidLimits,
@@ -49,11 +49,12 @@ from core.errors import (
     Unavailable,
 )
 from core.limits import below_floors
-from core.queues import gameserver_workflow_id, workflow_ui_url
+from core.queues import workflow_ui_url
 from core.request_bounds import MAX_PLAYERS, MIN_PLAYERS, SERVER_NAME_PATTERN, SERVER_NAME_RULE
 from core.settings import Settings
 from core.sse import EventStream
-from core.temporal import SA_OWNER, SA_SERVER_ID, SA_STATUS
+from workflows.deployments import deploy
+from workflows.gameserver import GameServerWorkflow
 
 router = APIRouter(prefix="/api/v1/servers", tags=["servers"], dependencies=[Depends(require_scope("servers"))])
 
@@ -175,41 +176,12 @@ async def create_server(
     # Stored last: a refused upload leaves nothing behind.
     sha = await asyncio.to_thread(artifacts.put, "sources", source)
     server_id = new_id()
-    server = GameServer(id=server_id, owner_id=user.id, name=name, game=_game_name(file.filename),
-                        source_sha256=sha, source_size=len(source), max_players=max_players or 0,
-                        labels=parsed_labels, node_selector=selector,
-                        limits={**limits.model_dump(), "plan": plan or settings.default_plan},
-                        allow_rules=allow,
-                        status=ServerStatus.PENDING.value, workflow_id=gameserver_workflow_id(server_id))
-    session.add(server)
-    session.add(ServerEvent(server_id=server_id, seq=0, status="pending", message="uploaded"))
-    await session.commit()
-    try:
-        handle = await temporal.start_workflow(
-            "GameServerWorkflow",
-            GameServerInput(server_id=server_id, owner_id=user.id, name=name, game=server.game,
-                            source_sha256=sha, filename=_filename(file.filename),
-                            max_players=max_players or 0, labels=parsed_labels,
-                            node_selector=selector,
-                            limits=limits, allow_rules=allow, restart_limit=settings.restart_limit,
-                            restart_window_seconds=settings.restart_window_seconds,
-                            ready_timeout_seconds=settings.ready_timeout_seconds,
-                            control_queue=settings.control_queue,
-                            node_schedule_to_start_seconds=settings.node_schedule_to_start_seconds,
-                            idle_timeout_seconds=idle_timeout if idle_timeout is not None
-                            else settings.idle_timeout_seconds),
-            id=server.workflow_id,
-            task_queue=settings.control_queue,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(SA_SERVER_ID, server_id), SearchAttributePair(SA_OWNER, user.id),
-                SearchAttributePair(SA_STATUS, "pending")]),
-        )
-    except RPCError as exc:
-        server.status, server.error = ServerStatus.FAILED.value, f"could not start its workflow: {exc.message}"
-        await session.commit()
-        raise Unavailable(f"Temporal refused the deployment: {exc.message}") from None
-    server.run_id = handle.first_execution_run_id or handle.result_run_id
-    await session.commit()
+    server = await deploy(session, temporal, settings, Deployment(
+        server_id=server_id, owner_id=user.id, name=name, game=_game_name(file.filename), source_sha256=sha,
+        source_size=len(source), filename=_filename(file.filename), max_players=max_players or 0,
+        labels=parsed_labels, node_selector=selector, limits=limits, plan=plan or settings.default_plan,
+        allow_rules=allow, message="uploaded",
+        idle_timeout=idle_timeout if idle_timeout is not None else settings.idle_timeout_seconds))
     return ServerCreated(
         id=server_id, name=name, status=server.status,
         status_url=str(request.url_for("get_server", server_id=server_id)),
@@ -353,10 +325,10 @@ async def get_logs(
 
 
 async def _stop(session: SessionDep, temporal: TemporalDep, server: GameServer, delete: bool) -> None:
-    handle = temporal.get_workflow_handle(server.workflow_id)
+    handle = temporal.get_workflow_handle_for(GameServerWorkflow.run, server.workflow_id)
     try:
-        await asyncio.wait_for(handle.execute_update("stop", StopServerInput(delete=delete),
-                                                     result_type=StopServerResult), STOP_TIMEOUT)
+        await asyncio.wait_for(handle.execute_update(GameServerWorkflow.stop, StopServerInput(delete=delete)),
+                               STOP_TIMEOUT)
     except WorkflowUpdateFailedError:
         pass  # the validator refused: already deleted, which is what was asked
     except RPCError as exc:

@@ -23,7 +23,6 @@ from api.deps import (
     get_temporal,
     held_scopes,
 )
-from api.errors import problems
 from api.routes import fleets, pipelines, servers
 from api.routes.allocations import settle_records
 from core import security
@@ -31,6 +30,7 @@ from core.contracts import ServerStatus
 from core.db.models import ApiKey, AuditEntry, Fleet, GameServer, PipelineRun, User, Webhook
 from core.errors import Conflict, Forbidden, GsfError, NotFound, Unavailable
 from core.fleets import FleetLifecycle
+from core.problems import problems
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 TEARDOWN_CONCURRENCY = 4  # a deleted user's servers, fleets and runs stopped at once, at most

@@ -15,11 +15,11 @@ from sqlalchemy import ColumnElement, String, and_, cast, func, select, true
 from temporalio.service import RPCError
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, held_scopes
-from api.errors import problems
 from api.schemas import Offset
 from core.db.models import User, Webhook, WebhookAttempt, WebhookDelivery
 from core.errors import Conflict, Forbidden, NotFound, Unavailable
 from core.events import EventEmitter
+from core.problems import problems
 from core.queues import workflow_ui_url
 from core.settings import Settings
 from core.webhooks import (

@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import func, select
 
 from core import pipeline as defs
-from core.contracts import GameServerState
 from core.db.models import GameServer, LogLine, PipelineRun, StatSample
 from core.settings import Settings
 from tests.conftest import GAMES, unique
 from tests.harness import Harness, platform
 from tests.node_tokens import issue_node_token
+from tests.problems import assert_problem
+from workflows.gameserver import GameServerWorkflow
 
 pytestmark = [pytest.mark.temporal]
 PROBLEM = "application/problem+json"
@@ -55,12 +56,6 @@ async def place(h: Harness, server_id: str, node: str | None) -> None:
         await s.commit()
 
 
-def assert_problem(resp: httpx.Response, status: int) -> None:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith(PROBLEM)
-    assert "Traceback" not in resp.text
-
-
 async def count(h: Harness, model: type[LogLine | StatSample], server_id: str) -> int:
     async with h.sessions() as s:
         return int(await s.scalar(select(func.count()).select_from(model).where(model.server_id == server_id)) or 0)
@@ -95,9 +90,9 @@ async def test_a_source_is_served_before_the_placement_is_recorded(h: Harness) -
         async with h.sessions() as s:
             server = await s.get(GameServer, sid)
             assert server is not None
-            workflow = h.client.get_workflow_handle(server.workflow_id)
+            workflow = h.client.get_workflow_handle_for(GameServerWorkflow.run, server.workflow_id)
         for _ in range(150):  # placed on a (whose queue nobody polls, so it stays there for a while)
-            state = await workflow.query("state", result_type=GameServerState)
+            state = await workflow.query(GameServerWorkflow.state)
             async with h.sessions() as s:
                 recorded = await s.scalar(select(GameServer.node_id).where(GameServer.id == sid))
             if state.node_id == a and recorded == a:

@@ -5,7 +5,6 @@ tests/cli/: that folder is held to opening no platform database."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,8 @@ from typing import Any
 import pytest
 from click.testing import Result
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from cli.client import short_ids
-from cli.main import app
 from core.db.models import GameServer, User
 from core.errors import PROBLEM_BASE
 from core.settings import Settings
@@ -29,17 +26,8 @@ B = "74575f4b6c9e1111bbbb"
 C = "abcdef0123456789abcd"
 
 
-@pytest.fixture
-async def h(settings: Settings, temporal_env: Any) -> Any:
-    async with platform(settings, temporal_env.client, agent=False) as harness:
-        yield harness
-
-
 async def gsf(h: Harness, key: str, *args: str) -> Result:
-    """One `gsf` command at 80 columns; in a thread, as its blocking HTTP calls would stall the API."""
-    env = {"GSF_API_URL": h.settings.public_api_url, "GSF_API_KEY": key, "GSF_DATA_DIR": str(h.settings.data_dir),
-           "COLUMNS": "80"}
-    return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+    return await h.cli(key, *args, columns=80)
 
 
 async def test_prefixes_and_tables_at_80_columns(h: Harness) -> None:

@@ -17,6 +17,7 @@ from core.settings import Settings
 from tests.api.test_agent_api import deploy, place
 from tests.conftest import unique
 from tests.harness import Harness, platform
+from tests.problems import assert_problem
 
 pytestmark = [pytest.mark.temporal]
 PROBLEMS = "https://gsf.dev/problems/"
@@ -30,11 +31,6 @@ async def h(settings: Settings, temporal_env: Any) -> AsyncIterator[Harness]:
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def assert_problem(resp: httpx.Response, status: int, slug: str) -> None:
-    assert resp.status_code == status, resp.text
-    assert resp.json()["type"] == PROBLEMS + slug, resp.text
 
 
 async def heartbeat(h: Harness, token: str, **network: str) -> httpx.Response:

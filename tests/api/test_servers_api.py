@@ -12,6 +12,7 @@ from core.settings import Settings
 from tests.conftest import GAMES
 from tests.harness import Harness, platform
 from tests.node_tokens import issue_node_token
+from tests.problems import assert_problem
 
 pytestmark = [pytest.mark.temporal]
 PROBLEM = "application/problem+json"
@@ -28,14 +29,6 @@ def upload(name: str = "demo", source: bytes | None = None, filename: str = "cha
            **form: str) -> dict[str, Any]:
     data = (GAMES / "chat.js").read_bytes() if source is None else source
     return {"data": {"name": name, **form}, "files": {"file": (filename, data, "application/javascript")}}
-
-
-def assert_problem(resp: httpx.Response, status: int, slug: str) -> None:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith(PROBLEM)
-    body = resp.json()
-    assert body["type"].endswith("/" + slug) and body["status"] == status and body["detail"]
-    assert "Traceback" not in resp.text
 
 
 async def test_health_needs_no_key_and_everything_else_does(h: Harness) -> None:

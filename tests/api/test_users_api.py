@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 import pytest
 
 from core.db.models import User, Webhook
 from core.settings import Settings
 from tests.conftest import GAMES
 from tests.harness import Harness, platform
+from tests.problems import assert_problem
 
 pytestmark = [pytest.mark.docker, pytest.mark.temporal]
 V1 = "/api/v1"
@@ -37,14 +37,6 @@ async def light(settings: Settings, temporal_env: Any) -> Any:
     """No agent: for what needs no node."""
     async with platform(settings, temporal_env.client, agent=False) as harness:
         yield harness
-
-
-def assert_problem(resp: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = resp.json()
-    assert body["type"].endswith("/" + slug), body
-    return body
 
 
 async def until(check: Any, what: str, timeout: float = 60) -> Any:

@@ -3,32 +3,18 @@ tests/cli/: that folder is held to opening no platform database."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from typing import Any
 
 import pytest
 from click.testing import Result
-from typer.testing import CliRunner
 
-from cli.main import app
-from core.settings import Settings
-from tests.harness import Harness, platform
+from tests.harness import Harness
 
 pytestmark = [pytest.mark.temporal]
 
 
-@pytest.fixture
-async def h(settings: Settings, temporal_env: Any) -> Any:
-    async with platform(settings, temporal_env.client, agent=False) as harness:
-        yield harness
-
-
 async def gsf(h: Harness, key: str, *args: str) -> Result:
-    """One `gsf` command; in a thread, as its blocking HTTP calls would stall the API in this loop."""
-    env = {"GSF_API_URL": h.settings.public_api_url, "GSF_API_KEY": key, "GSF_DATA_DIR": str(h.settings.data_dir),
-           "COLUMNS": "200"}
-    return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+    return await h.cli(key, *args, columns=200)
 
 
 async def test_users_and_keys_commands(h: Harness) -> None:

@@ -26,6 +26,7 @@ from tests.conftest import GAMES
 from tests.fleets.helpers import create_fleet, upload
 from tests.harness import Harness, platform
 from tests.node_tokens import issue_node_token
+from tests.problems import assert_problem
 
 pytestmark = [pytest.mark.temporal]
 PROBLEM = "application/problem+json"
@@ -44,14 +45,6 @@ def settings(settings: Settings) -> Settings:
 async def h(settings: Settings, temporal_env: Any) -> Any:
     async with platform(settings, temporal_env.client, agent=False) as harness:
         yield harness
-
-
-def assert_problem(resp: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = resp.json()
-    assert body["type"].endswith("/" + slug), body
-    return body
 
 
 async def test_versions_are_numbered_analyzed_and_refused_when_blocked(h: Harness) -> None:

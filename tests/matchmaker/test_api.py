@@ -12,6 +12,7 @@ from core.security import seat_secret, verify_seat_token
 from matchmaker.app import create_app
 from matchmaker.models import RoomQuery
 from matchmaker.store import MemoryStore, RedisStore
+from tests.problems import assert_problem
 
 from .conftest import (
     FORGED,
@@ -26,17 +27,6 @@ from .conftest import (
 )
 
 PROBLEM = "https://gsf.dev/problems/"
-
-
-def assert_problem(resp: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = resp.json()
-    assert body["type"] == PROBLEM + slug
-    assert body["status"] == status
-    assert body["title"] and body["detail"]
-    assert "Traceback" not in resp.text
-    return body
 
 
 # --- registration and auth ---------------------------------------------------------------------

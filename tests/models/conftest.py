@@ -169,15 +169,6 @@ def parse_glb(data: bytes) -> dict[str, Any]:
     return dict(doc)
 
 
-def assert_problem(resp: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith(PROBLEM)
-    body = dict(resp.json())
-    assert body["type"].endswith("/" + slug) and body["status"] == status and body["detail"]
-    assert "Traceback" not in resp.text
-    return body
-
-
 async def wait_job(api: httpx.AsyncClient, job_id: str, statuses: set[str], timeout: float = 30) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for _ in range(int(timeout / 0.05)):

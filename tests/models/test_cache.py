@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
-from api.model_cache import ModelStatusCache, ModelStatusDoc
+from core.model_cache import ModelStatusCache, ModelStatusDoc
 from core.settings import Settings
 from tests.models.conftest import REDIS_URL
 

@@ -11,21 +11,21 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import update
 
-from api.model_cache import ModelStatusDoc
 from core.contracts import GenerateModelResult
 from core.db.models import ModelJob
+from core.model_cache import ModelStatusDoc
 from core.queues import model_workflow_id
 from tests.harness import Harness
 from tests.models.conftest import (
     REDIS_URL,
     FakeServer,
-    assert_problem,
     image_bytes,
     image_upload,
     parse_glb,
     record_history,
     wait_job,
 )
+from tests.problems import assert_problem
 
 pytestmark = [pytest.mark.temporal]
 

@@ -30,6 +30,7 @@ from tests.models.conftest import (
     wait_for,
     wait_job,
 )
+from workflows.models import TripoSlotsWorkflow
 
 pytestmark = [pytest.mark.temporal]
 
@@ -48,8 +49,8 @@ async def failure_type(h: Harness, job_id: str) -> str:
 
 
 async def slots(h: Harness) -> TripoSlotsState:
-    handle = h.client.get_workflow_handle(tripo_slots_workflow_id(h.settings.tripo_api_key))
-    state: TripoSlotsState = await handle.query("state", result_type=TripoSlotsState)
+    handle = h.client.get_workflow_handle_for(TripoSlotsWorkflow.run, tripo_slots_workflow_id(h.settings.tripo_api_key))
+    state: TripoSlotsState = await handle.query(TripoSlotsWorkflow.state)
     return state
 
 

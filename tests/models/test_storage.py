@@ -9,15 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from activities.storage import (
+from core.artifacts import LocalArtifactStore
+from core.settings import Settings
+from core.storage import (
     LocalObjectStore,
     ObjectStore,
     S3ObjectStore,
     object_key,
     open_object_store,
 )
-from core.artifacts import LocalArtifactStore
-from core.settings import Settings
 from tests.models.conftest import S3Server, s3_settings
 
 

@@ -24,6 +24,7 @@ from core.db.models import GameServer, User
 from matchmaker.app import create_app as create_matchmaker
 from tests.conftest import reserve_port
 from tests.matchmaker.conftest import make_settings
+from tests.problems import assert_problem
 from tests.security.conftest import MakeApi, api_settings
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -73,12 +74,6 @@ async def test_api_counts_requests_by_route_template_and_deployments_by_status(
     assert value(samples, "gsf_api_deployments", status="running") == 2
     assert value(samples, "gsf_api_deployments", status="failed") == 1
     assert value(samples, "gsf_api_deployments", status="stopped") == 0
-
-
-def assert_problem(resp: httpx.Response, status: int, slug: str) -> None:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/problem+json")
-    assert resp.json()["type"].endswith(f"/{slug}")
 
 
 async def test_api_metrics_token(make_api: MakeApi) -> None:

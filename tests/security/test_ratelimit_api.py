@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.ratelimit import TokenBuckets, take_all
+from core.ratelimit import TokenBuckets, take_all
 from tests.node_tokens import issue_node_token
 from tests.security.conftest import MakeApi
 

@@ -13,10 +13,11 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from activities.control_worker import run_control_worker
+from control_worker.worker import run_control_worker
 from core.settings import Settings
 from core.webhooks import DeliverWebhookResult, DeliveryStatus
 from tests.harness import Harness, platform
+from tests.problems import assert_problem
 from tests.webhooks.conftest import (
     Receiver,
     create_webhook,
@@ -39,12 +40,6 @@ async def wait_delivery(api: httpx.AsyncClient, webhook_id: str, statuses: set[s
             return dict(body["items"][0])
         await asyncio.sleep(0.1)
     raise AssertionError(f"no delivery reached {statuses}: {body}")
-
-
-def assert_problem(resp: httpx.Response, status: int, slug: str) -> None:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith(PROBLEM)
-    assert resp.json()["type"].endswith("/" + slug)
 
 
 async def test_create_list_update_delete(hp: Harness, receiver: Receiver) -> None:

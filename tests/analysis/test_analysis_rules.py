@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.analysis import RULES, analyze
+from analysis import RULES, analyze
 from core.contracts import Severity
 
 HOOKS = "\nmodule.exports = { onJoin(room, player) {}, onMessage(room, player, type, data) {} };\n"

@@ -1,4 +1,5 @@
-"""The control worker (`gsf control-worker`): every workflow and the activities no node owns."""
+"""The control worker's entry point (`gsf control-worker`): every workflow, and the activities
+no node owns."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from core.webhooks import PlatformSweepInput, platform_sweep_workflow_id
 from core.webhooks_metrics import control_metrics_runtime
 from matchmaker.allocator import registry_for
 from workflows import WORKFLOWS
+from workflows.deployments import Deployments
+from workflows.webhooks import PlatformSweepWorkflow
 
 log = logging.getLogger("gsf.control")
 
@@ -45,7 +48,7 @@ async def run_control_worker(settings: Settings, client: Client | None = None) -
     webhooks = WebhookActivities.create(settings, sessions, events)
     records = RecordActivities(sessions, events)
     models = TripoActivities.create(settings, sessions, client, events=events)
-    fleets = FleetActivities(sessions, client, settings, registry_for(settings))  # issue #10
+    fleets = FleetActivities(sessions, Deployments(client, settings), settings, registry_for(settings))  # issue #10
     worker = Worker(
         client,
         task_queue=task_queue,
@@ -58,7 +61,7 @@ async def run_control_worker(settings: Settings, client: Client | None = None) -
     )
     # One sweep (node events, webhook log pruning every ~10 min) per platform, whoever starts it first.
     await client.start_workflow(
-        "PlatformSweepWorkflow",
+        PlatformSweepWorkflow.run,
         PlatformSweepInput(control_queue=task_queue, interval_seconds=settings.node_liveness_seconds,
                            prune_every_sweeps=max(1, round(600 / settings.node_liveness_seconds))),
         id=platform_sweep_workflow_id(task_queue), task_queue=task_queue,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.analysis import analyze, module_kind
+from analysis import analyze, module_kind
 from core.contracts import Severity
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,9 +6,9 @@ Used by the deployment workflow (the `analyze_code` activity), by POST /api/v1/a
 
 from __future__ import annotations
 
-from core.analysis.analyzer import AnalysisLimits, analyze, display_line, finding_order, module_kind
-from core.analysis.contract import DEFAULT_MAX_PLAYERS
-from core.analysis.rules import FIXED_RULES, RULES, Rule, invalid_allow_rules
+from analysis.analyzer import AnalysisLimits, analyze, display_line, finding_order, module_kind
+from analysis.contract import DEFAULT_MAX_PLAYERS
+from analysis.rules import FIXED_RULES, RULES, Rule, invalid_allow_rules
 
 __all__ = [
     "DEFAULT_MAX_PLAYERS",

@@ -14,19 +14,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from time import perf_counter
 
-from core.analysis.checks import Hit, check
-from core.analysis.contract import check_contract
-from core.analysis.parsing import (
+from analysis.checks import Hit, check
+from analysis.contract import check_contract
+from analysis.parsing import (
     BudgetExceeded,
     NestingProblem,
     SyntaxProblem,
     parse,
     parsing_environment,
 )
-from core.analysis.rules import FIXED_RULES, RULES
-from core.analysis.source import SourceText, decode_lenient, detect_module, prescan
-from core.analysis.state import check_state
-from core.analysis.taint import check_taint
+from analysis.rules import FIXED_RULES, RULES
+from analysis.source import SourceText, decode_lenient, detect_module, prescan
+from analysis.state import check_state
+from analysis.taint import check_taint
 from core.contracts import AnalysisReport, Finding, Severity
 
 MAX_FINDINGS_PER_RULE = 50

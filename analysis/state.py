@@ -17,8 +17,8 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Any
 
-from core.analysis.checks import FUNCTION_TYPES, Hit, fold_string
-from core.analysis.parsing import BudgetExceeded
+from analysis.checks import FUNCTION_TYPES, Hit, fold_string
+from analysis.parsing import BudgetExceeded
 
 HOOKS = frozenset({"onCreate", "onJoin", "onMessage", "onLeave", "onTick", "onDispose"})
 _CLOCK_EVERY = 0x3FF

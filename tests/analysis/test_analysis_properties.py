@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.analysis import AnalysisLimits, analyze, finding_order
-from core.analysis.source import SourceText
+from analysis import AnalysisLimits, analyze, finding_order
+from analysis.source import SourceText
 from core.contracts import AnalysisReport
 
 LIMITS = AnalysisLimits(max_bytes=64 * 1024, max_depth=200, time_budget_seconds=30)

@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from core.analysis import AnalysisLimits, analyze, module_kind
-from core.analysis import analyzer as analyzer_module
+from analysis import AnalysisLimits, analyze, module_kind
+from analysis import analyzer as analyzer_module
 from core.contracts import Severity
 
 HOOKS = "\nmodule.exports = { onJoin() {} };\n"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.analysis.checks import FUNCTION_TYPES, Hit, fold_string
+from analysis.checks import FUNCTION_TYPES, Hit, fold_string
 
 HOOKS = ("onCreate", "onJoin", "onMessage", "onLeave", "onTick", "onDispose")
 REQUIRED_HOOKS = ("onJoin", "onMessage")

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-from core.analysis.checks import Hit, fold_string
-from core.analysis.parsing import BudgetExceeded
-from core.analysis.rules import RULES
-from core.analysis.scopes import Scopes
+from analysis.checks import Hit, fold_string
+from analysis.parsing import BudgetExceeded
+from analysis.rules import RULES
+from analysis.scopes import Scopes
 from core.contracts import Severity
 
 MODULE, REQUIRE, EXPORTS, ARGS, PROCESS, GLOBAL = ("module", "require", "exports", "args",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.analysis import AnalysisLimits, analyze
+from analysis import AnalysisLimits, analyze
 from core.contracts import AnalysisReport, Severity
 
 HOOKS = "\nmodule.exports = { onJoin(room, player) {}, onMessage(room, player, type, data) {} };\n"

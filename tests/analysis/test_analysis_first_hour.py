@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.analysis import DEFAULT_MAX_PLAYERS, RULES, analyze
+from analysis import DEFAULT_MAX_PLAYERS, RULES, analyze
 from core.contracts import Severity
 from workflows.gameserver import _rejection
 
