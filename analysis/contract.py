@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.checks import FUNCTION_TYPES, Hit, fold_string
+from analysis.estree import arithmetic as _arithmetic
 
 HOOKS = ("onCreate", "onJoin", "onMessage", "onLeave", "onTick", "onDispose")
 REQUIRED_HOOKS = ("onJoin", "onMessage")
@@ -429,42 +430,6 @@ def _integer(module: _Module, node: Any) -> tuple[str, float | None]:
             value.type in FUNCTION_TYPES):
         return OTHER, None
     return UNKNOWN, None
-
-
-def _int32(value: float) -> int:
-    """JavaScript's ToInt32."""
-    if not math.isfinite(value):
-        return 0
-    n = int(value) & 0xFFFFFFFF
-    return n - (1 << 32) if n >= 1 << 31 else n
-
-
-def _arithmetic(op: str, a: float, b: float) -> float | None:
-    try:
-        if op == "+":
-            return a + b
-        if op == "-":
-            return a - b
-        if op == "*":
-            return a * b
-        if op == "/":
-            return a / b if b else None
-        if op == "%":
-            return math.fmod(a, b) if b else None
-        if op == "**":
-            return float(a ** b) if abs(b) < 4096 and not (a < 0 and b != int(b)) else None
-        if op in ("|", "&", "^", "<<", ">>"):
-            x, y = _int32(a), _int32(b)
-            if op == "|":
-                return float(x | y)
-            if op == "&":
-                return float(x & y)
-            if op == "^":
-                return float(x ^ y)
-            return float(_int32(x << (y & 31)) if op == "<<" else x >> (y & 31))
-    except (OverflowError, ValueError, ZeroDivisionError):
-        return float("inf")
-    return None
 
 
 def check_contract(body: list[Any], module: bool) -> ContractResult:

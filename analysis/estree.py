@@ -3,6 +3,7 @@ or number an expression always evaluates to, a member expression's key)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -133,23 +134,44 @@ def _fold_number(node: Any, left: list[int]) -> float | None:
         b = _fold_number(node.right, left) if a is not None else None
         if a is None or b is None:
             return None
-        op = node.operator
-        try:
-            if op == "+":
-                return a + b
-            if op == "-":
-                return a - b
-            if op == "*":
-                return a * b
-            if op == "/":
-                return a / b if b else None
-            if op == "%":
-                return a % b if b else None
-            if op == "**":
-                return float(a ** b) if abs(b) < 4096 else None
-            return float((int(a) << (int(b) & 31)) & 0xFFFFFFFF)
-        except (OverflowError, ValueError, ZeroDivisionError):
-            return float("inf")
+        return arithmetic(node.operator, a, b)
+    return None
+
+
+def _int32(value: float) -> int:
+    """JavaScript's ToInt32."""
+    if not math.isfinite(value):
+        return 0
+    n = int(value) & 0xFFFFFFFF
+    return n - (1 << 32) if n >= 1 << 31 else n
+
+
+def arithmetic(op: str, a: float, b: float) -> float | None:
+    """`a op b` as JavaScript computes it on numbers (None where it cannot be told; inf on overflow)."""
+    try:
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if op == "/":
+            return a / b if b else None
+        if op == "%":
+            return math.fmod(a, b) if b else None
+        if op == "**":
+            return float(a ** b) if abs(b) < 4096 and not (a < 0 and b != int(b)) else None
+        if op in ("|", "&", "^", "<<", ">>"):
+            x, y = _int32(a), _int32(b)
+            if op == "|":
+                return float(x | y)
+            if op == "&":
+                return float(x & y)
+            if op == "^":
+                return float(x ^ y)
+            return float(_int32(x << (y & 31)) if op == "<<" else x >> (y & 31))
+    except (OverflowError, ValueError, ZeroDivisionError):
+        return float("inf")
     return None
 
 
