@@ -23,7 +23,10 @@ COPY control_worker control_worker
 COPY matchmaker matchmaker
 COPY cli cli
 COPY gameserver gameserver
+COPY fakes fakes
 COPY config config
+# The console's client SDK, built on the host by scripts/bootstrap.sh (served at /sdk/).
+COPY clients/js/dist clients/js/dist
 USER 10001
 ENV GSF_DATA_DIR=/data PYTHONUNBUFFERED=1
 ENTRYPOINT ["gsf"]
@@ -43,8 +46,11 @@ COPY control_worker control_worker
 COPY matchmaker matchmaker
 COPY cli cli
 COPY gameserver gameserver
+COPY fakes fakes
 COPY config config
-RUN pip install --no-cache-dir . && (cd gameserver/runtime && npm ci --omit=dev --no-audit --no-fund)
+COPY clients/js clients/js
+RUN pip install --no-cache-dir . && (cd gameserver/runtime && npm ci --omit=dev --no-audit --no-fund) \
+    && (cd clients/js && npm ci --no-audit --no-fund && npm run build && rm -rf node_modules)
 RUN useradd --uid 10001 --create-home gsf
 USER gsf
 ENV GSF_DATA_DIR=/data PYTHONUNBUFFERED=1

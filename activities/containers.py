@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core import security
+from core.archives import is_archive
 from core.contracts import (
     EnsureImageInput,
     EnsureImageResult,
@@ -39,9 +41,10 @@ from core.contracts import (
     WaitReadyInput,
     WaitReadyResult,
 )
-from core.errors import StartupError
+from core.errors import GsfError, StartupError
 from core.settings import Settings
 from gameserver import image as images
+from gameserver.project import BuildError, settings_builder
 
 T = TypeVar("T")
 CONTAINER_PORT = 8080
@@ -144,6 +147,12 @@ class ContainerActivities:
         # Called with (server_id, container_id) when a container ends before it was ready, before the
         # failure is raised (and the container removed): the agent ships its output as the server's logs.
         self.on_ended: Callable[[str, str], None] | None = None
+        # Game projects (issue #24): dependency layers and bundles under the data dir, cached by
+        # lockfile and project hash; one project image build at a time, so none is made twice.
+        self.projects = settings_builder(settings)
+        self._project_lock = threading.Lock()
+        self.deps_images_built = 0
+        self.project_images_built = 0
 
     def check_runtime(self) -> None:
         """Fail early and clearly when the configured OCI runtime is not registered with Docker."""
@@ -220,7 +229,10 @@ class ContainerActivities:
                 if subprocess.run(["iptables", "-C", *rule], check=False, capture_output=True).returncode != 0:
                     subprocess.run(["iptables", "-I", *rule], capture_output=True, check=True)
         except (OSError, subprocess.CalledProcessError) as exc:
-            detail = exc.stderr.decode(errors="replace").strip() if isinstance(exc, subprocess.CalledProcessError) else exc
+            if isinstance(exc, subprocess.CalledProcessError):
+                detail = exc.stderr.decode(errors="replace").strip()
+            else:
+                detail = str(exc)
             raise ApplicationError(
                 f"cannot install the firewall rules of {bridge} ({detail}); the agent needs root and "
                 "iptables, or GSF_HOST_FIREWALL=false where another firewall does this", non_retryable=True) from None
@@ -269,6 +281,8 @@ class ContainerActivities:
         except docker.errors.ImageNotFound:
             pass
         source = self.fetch_source(input.source_sha256)
+        if is_archive(source):
+            return self._ensure_project_image(input, source, started)
 
         def build() -> tuple[str, bool]:
             images.ensure_base_image(self.client, self.settings)
@@ -283,6 +297,30 @@ class ContainerActivities:
                                    non_retryable=True) from None
         return EnsureImageResult(image=tag, built=built, duration_ms=(time.perf_counter() - started) * 1000)
 
+    def _ensure_project_image(self, input: EnsureImageInput, archive: bytes, started: float) -> EnsureImageResult:
+        """A project's image (gameserver/image.py `ensure_project_image`): a project that does not
+        build, or whose dependencies npm cannot install, fails the step for good with the reason."""
+
+        def build() -> images.ProjectImage:
+            with self._project_lock:
+                images.ensure_base_image(self.client, self.settings)
+                made = images.ensure_project_image(self.client, self.settings, archive, input.source_sha256,
+                                                   self.projects)
+                self.deps_images_built += made.deps_built
+                self.project_images_built += made.built
+                return made
+
+        try:
+            made = self._heartbeating(build)
+        except (images.ImageError, BuildError, GsfError) as exc:
+            detail = f"{exc}: {exc.output.strip()[-800:]}" if isinstance(exc, BuildError) and exc.output else str(exc)
+            raise ApplicationError(f"image build failed: {detail}", type="BuildFailed", non_retryable=True) from None
+        except docker.errors.BuildError as exc:
+            raise ApplicationError(f"image build failed: {exc.msg}", type="BuildFailed",
+                                   non_retryable=True) from None
+        return EnsureImageResult(image=made.tag, built=made.built,
+                                 duration_ms=(time.perf_counter() - started) * 1000)
+
     @activity.defn(name="start_container")
     @docker_refusals
     def start_container(self, input: StartContainerInput) -> StartContainerResult:
@@ -292,17 +330,23 @@ class ContainerActivities:
             existing = self.client.containers.get(name)
         except docker.errors.NotFound:
             existing = None
+        secret = self.settings.secret_key
+        secrets = json.dumps({"seat_secret": security.seat_secret(secret, input.server_id),
+                              "agent_key": security.agent_key(secret, input.server_id)}).encode()
+        spec = self._spec(input)
         if existing is not None:
             port = container_port(existing)
             if existing.status == "running" and existing.image.tags[:1] == [input.image] and port:
                 return self._result(existing.id, port)
+            restarted = self._restart(existing, spec, secrets)
+            if restarted is not None:
+                return restarted
             with self._lock:
                 self.expected_stops.add(existing.id)
             existing.remove(force=True)
 
         network = self.ensure_network()
         limits = input.limits
-        secret = self.settings.secret_key
         labels = {
             "gsf.kind": "gameserver",
             "gsf.server_id": input.server_id,
@@ -311,7 +355,9 @@ class ContainerActivities:
             "gsf.name": input.name,
             "gsf.game": input.game,
             "gsf.max_players": str(input.max_players),
+            "gsf.max_rooms": str(max(input.max_rooms, 1)),  # the relay's value until the runtime reports its own
             "gsf.labels": json.dumps(input.labels, sort_keys=True),
+            "gsf.spec": spec,
         }
         container = self.client.containers.create(
             input.image,
@@ -320,6 +366,9 @@ class ContainerActivities:
                 "PORT": str(CONTAINER_PORT),
                 "GSF_SERVER_ID": input.server_id,
                 "GSF_MAX_PLAYERS": str(input.max_players),
+                # Always set: 1 keeps a game that never asked for rooms in one room per container,
+                # whatever its module exports (the deployment already chose from that export).
+                "GSF_MAX_ROOMS": str(max(input.max_rooms, 1)),
                 # The secrets travel over stdin (below), never in the environment, which any
                 # process of the container can read back from /proc/<pid>/environ.
                 "GSF_SECRETS_STDIN": "1",
@@ -356,14 +405,25 @@ class ContainerActivities:
                 "max-size": self.settings.server_log_max_size,
                 "max-file": str(self.settings.server_log_max_files)}},
         )
-        secrets = json.dumps({"seat_secret": security.seat_secret(secret, input.server_id),
-                              "agent_key": security.agent_key(secret, input.server_id)}).encode()
         try:
             hand_over_stdin(container, secrets)
         except (docker.errors.APIError, OSError):
             with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
             raise
+        port = self._publish(container)
+        if not port:
+            raise ApplicationError(f"container {container.short_id} has no published port",
+                                   type="ContainerExited", non_retryable=True)
+        return self._result(container.id, port)
+
+    def _spec(self, input: StartContainerInput) -> str:
+        """What the container was created from: the same spec, the same container (a restart reuses it)."""
+        made = {**input.model_dump(mode="json"), "network": self.settings.game_network,
+                "runtime": self.settings.container_runtime, "publish_host": self.settings.publish_host}
+        return hashlib.sha256(json.dumps(made, sort_keys=True).encode()).hexdigest()[:32]
+
+    def _publish(self, container: Container) -> int | None:
         port = None
         for _ in range(100):
             container.reload()
@@ -371,10 +431,20 @@ class ContainerActivities:
             if port or container.status not in ("created", "running"):
                 break
             time.sleep(0.01)
-        if not port:
-            raise ApplicationError(f"container {container.short_id} has no published port",
-                                   type="ContainerExited", non_retryable=True)
-        return self._result(container.id, port)
+        return port
+
+    def _restart(self, container: Container, spec: str, secrets: bytes) -> StartContainerResult | None:
+        """A crash restart starts the dead container again (its secrets over stdin again, a port
+        published anew), which saves removing it and creating another: ≈ 0.3 s of a restart. None
+        when it cannot (another spec, or the engine refuses): the caller creates a new one."""
+        if container.status not in ("exited", "created") or container.labels.get("gsf.spec") != spec:
+            return None
+        try:
+            hand_over_stdin(container, secrets)
+        except (docker.errors.APIError, OSError):
+            return None
+        port = self._publish(container)
+        return self._result(container.id, port) if port else None
 
     def _result(self, container_id: str, port: int) -> StartContainerResult:
         host = self.settings.public_host
@@ -453,7 +523,10 @@ class ContainerActivities:
                 self.expected_stops.add(container.id)
             if container.status == "running":
                 activity.heartbeat()
-                container.stop(timeout=3)
+                if input.drain and self._all_durable(container, input.server_id):
+                    container.kill()
+                else:
+                    container.stop(timeout=3)
                 stopped = True
             if input.remove:
                 container.remove(force=True, v=True)  # with any anonymous volume
@@ -469,6 +542,22 @@ class ContainerActivities:
         if input.remove_network:
             self._remove_network_if_unused()
         return StopContainerResult(stopped=stopped, removed=removed)
+
+    def _all_durable(self, container: Container, server_id: str) -> bool:
+        """Whether every live room of the server is durable (its runtime's /status says)."""
+        port = container_port(container)
+        if port is None:
+            return False
+        request = urllib.request.Request(
+            f"http://{self.settings.publish_host}:{port}/status",
+            headers={"Authorization": f"Bearer {security.agent_key(self.settings.secret_key, server_id)}"})
+        try:
+            with urllib.request.urlopen(request, timeout=2.0) as resp:
+                status = json.loads(resp.read())
+        except (OSError, ValueError):
+            return False
+        rooms = [r for r in status.get("rooms") or [] if r.get("status", "open") == "open"]
+        return bool(status.get("durable")) or (bool(rooms) and all(r.get("durable") for r in rooms))
 
     def _remove_network_if_unused(self) -> None:
         """The game network goes with its last server; the next start creates it again."""

@@ -1,8 +1,8 @@
 """Control activities of FleetWorkflow: observe a fleet, start, retire and stop its servers, record it.
 
 A fleet's servers are ordinary deployments (`GameServerWorkflow`, started and stopped through the
-`Deployer` the control worker hands in, so they outlive any run of the fleet's workflow); their allocation state lives in the
-matchmaker store, reached through a `FleetRegistry` (Redis directly, or the matchmaker).
+`Deployer` the control worker hands in, so they outlive any run of the fleet's workflow); their
+allocation state lives in the matchmaker store, reached through a `FleetRegistry` (Redis directly, or the matchmaker).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.drain import DrainActivities
 from core.capacity import Policy, node_capacity
 from core.contracts import Limits, StopServerInput
 from core.db.models import Allocation, Fleet, GameServer, Node
@@ -59,10 +60,13 @@ class FleetActivities:
         self.settings = settings
         self.registry = registry
         self.policy = Policy.from_settings(settings)
+        # Moving durable rooms off a stopped or replaced server (issue #25) deploys servers too:
+        # registered with the fleet's, on the control worker.
+        self.drain = DrainActivities(sessions, deployer, settings)
 
     def activities(self) -> list[Any]:
         return [self.sync_fleet, self.start_fleet_server, self.retire_fleet_servers, self.stop_fleet_server,
-                self.record_fleet, self.drop_fleet]
+                self.record_fleet, self.drop_fleet, *self.drain.activities()]
 
     async def _registry(self, call: Any) -> Any:
         """A registry call; an unreachable matchmaker or Redis is retried by Temporal."""
@@ -85,14 +89,16 @@ class FleetActivities:
             members.append(FleetMember(server_id=m.server_id, stale=m.stale, allocation_id=aid, hold_until=hold))
         slots = await self._registry(self.registry.sync(input.fleet_id, members, input.ready_when_empty))
         by_id = {s.server_id: s for s in slots.slots}
-        await shielded(self._end_allocations(input.fleet_id, {s.allocation_id for s in slots.slots}, started))
+        live = {s.allocation_id for s in slots.slots} | {a for s in slots.slots for a in s.allocations}
+        await shielded(self._end_allocations(input.fleet_id, live, started))
         out = []
         for sid in ids:
             slot = by_id.get(sid)
             out.append(ServerObservation(
                 server_id=sid, status=statuses.get(sid), state=slot.state if slot else None,
                 listed=slot.listed if slot else False, players=slot.players if slot else 0,
-                allocation_id=slot.allocation_id if slot else ""))
+                allocation_id=slot.allocation_id if slot else "", max_rooms=slot.max_rooms if slot else 1,
+                rooms=slot.rooms if slot else 0, allocations=list(slot.allocations) if slot else []))
         headroom = await shielded(self.headroom(input.limits, input.node_selector))
         return SyncFleetResult(servers=out, headroom=headroom)
 
@@ -171,7 +177,7 @@ class FleetActivities:
                     name=f"{input.fleet_name}-{input.server_id[:6]}", game=input.game,
                     source_sha256=build.source_sha256, filename=build.filename, max_players=build.max_players,
                     allow_rules=list(build.allow_rules), labels=labels, node_selector=input.node_selector,
-                    limits=input.limits, plan=input.plan, idle_timeout=0.0,
+                    limits=input.limits, plan=input.plan, idle_timeout=0.0, max_rooms=input.max_rooms,
                     message=f"version {build.version} of {input.game} for a fleet",
                     fleet_id=input.fleet_id, fleet_version=build.version)))
         except Unavailable as exc:

@@ -14,18 +14,27 @@ from core.contracts import DeregisterServerInput, EmptyResult, RegisterServerInp
 
 class MatchmakingActivities:
     def __init__(self, http: httpx.AsyncClient, headers: Mapping[str, str],
-                 status: Callable[[str, str], Awaitable[dict[str, Any] | None]] | None = None) -> None:
+                 status: Callable[[str, str], Awaitable[dict[str, Any] | None]] | None = None,
+                 listed: Callable[[str, str | None], None] | None = None,
+                 node_labels: Mapping[str, str] | None = None) -> None:
         # `http` has the matchmaker's base URL; injected so tests can hand in a transport.
         self.http = http
         # The node token's `Authorization` header, shared with the agent, which renews it in place.
         self.headers = headers
         # The game's own status (players, metadata, lock) by server id and ws_url, from its node.
         self.status = status
+        # Told (server id, ws_url) once a server is listed, (server id, None) once it is not: the
+        # agent's relay heartbeats a container the workflow started only from then on.
+        self.listed = listed
+        # The node's labels: its `region` is the server's unless the deployment labelled one.
+        self.node_labels = dict(node_labels or {})
 
     @activity.defn(name="register_with_matchmaker")
     async def register_with_matchmaker(self, input: RegisterServerInput) -> EmptyResult:
         """Register the server and list it at once: `wait_ready` has just seen it healthy."""
         body = input.model_dump(mode="json")
+        body["max_rooms"] = max(input.max_rooms, 1)  # an input recorded before rooms has none
+        body["labels"] = with_node_region(input.labels, self.node_labels)
         resp = await self.http.post("/servers", json=body, headers=self.headers)
         if resp.status_code in (401, 403, 422):
             raise ApplicationError(f"matchmaker refused registration: {resp.text[:300]}",
@@ -43,12 +52,25 @@ class MatchmakingActivities:
             beat["instance"] = str(status["instance"])[:64]
         resp = await self.http.put(f"/servers/{input.server_id}/heartbeat", json=beat, headers=self.headers)
         resp.raise_for_status()
+        if self.listed is not None:
+            self.listed(input.server_id, input.ws_url)
         return EmptyResult()
 
     @activity.defn(name="deregister_from_matchmaker")
     async def deregister_from_matchmaker(self, input: DeregisterServerInput) -> EmptyResult:
         """Remove the server from the room list; idempotent."""
+        if self.listed is not None:
+            self.listed(input.server_id, None)
         resp = await self.http.delete(f"/servers/{input.server_id}", headers=self.headers)
         if resp.status_code not in (204, 404):
             resp.raise_for_status()
         return EmptyResult()
+
+
+def with_node_region(labels: Mapping[str, str], node_labels: Mapping[str, str]) -> dict[str, str]:
+    """A server's room-list labels with its node's `region` (what `GET /regions` and the SDKs'
+    region choice read), unless the deployment named a region itself."""
+    out = dict(labels)
+    if "region" in node_labels and "region" not in out:
+        out["region"] = node_labels["region"]
+    return out

@@ -64,6 +64,7 @@ from core.db.models import ModelJob
 from core.db.session import SessionFactory, shielded
 from core.events import EventEmitter
 from core.model_cache import ModelStatusCache, ModelStatusDoc, status_doc
+from core.queues import TRIPO_SLOTS_ACQUIRE, TRIPO_SLOTS_WORKFLOW
 from core.settings import Settings
 from core.storage import ObjectStore, open_object_store
 
@@ -404,9 +405,9 @@ class TripoActivities:
         workflow_id = tripo_slots_workflow_id(self.settings.tripo_api_key)
         limit = self.settings.tripo_concurrency
         await self.temporal.start_workflow(
-            "TripoSlotsWorkflow", TripoSlotsInput(limit=limit, control_queue=self.settings.control_queue),
+            TRIPO_SLOTS_WORKFLOW, TripoSlotsInput(limit=limit, control_queue=self.settings.control_queue),
             id=workflow_id, task_queue=self.settings.control_queue,
-            start_signal="acquire", start_signal_args=[SlotRequest(holder=input.holder, limit=limit)])
+            start_signal=TRIPO_SLOTS_ACQUIRE, start_signal_args=[SlotRequest(holder=input.holder, limit=limit)])
         return RequestTripoSlotResult(slots_workflow_id=workflow_id)
 
     @activity.defn(name="check_slot_holders")

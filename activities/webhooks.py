@@ -1,4 +1,5 @@
-"""Control activities of webhooks: one signed delivery attempt with its log, a delivery's end, the node-liveness sweep."""
+"""Control activities of webhooks: one signed delivery attempt with its log, a delivery's end, the
+node-liveness sweep."""
 
 from __future__ import annotations
 

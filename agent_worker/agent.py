@@ -7,7 +7,8 @@ each in its own module:
 - watches Docker events and reports containers that die unexpectedly to their workflow
   (`agent_worker/crashes.py`), and removes orphaned containers at start (`agent_worker/reconcile.py`);
 - ships container logs to the API (`agent_worker/logs.py`);
-- fetches a game's source for the image build (`agent_worker/sources.py`).
+- fetches a game's source for the image build (`agent_worker/sources.py`);
+- answers players' pings, which the SDKs time to choose a region (`agent_worker/ping.py`).
 """
 
 from __future__ import annotations
@@ -30,19 +31,23 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.containers import ContainerActivities
+from activities.durable import DurableActivities
 from activities.matchmaking import MatchmakingActivities
 from activities.steps import StepActivities
 from agent_worker.crashes import CrashReporter
 from agent_worker.credentials import NodeCredential
+from agent_worker.durable import SnapshotPuller, run_puller
 from agent_worker.heartbeat import NodeHeartbeat
 from agent_worker.logs import LogShipper
 from agent_worker.metrics import AgentMetrics
+from agent_worker.ping import PingServer
 from agent_worker.reconcile import Reconciler
 from agent_worker.relay import Relay
+from agent_worker.room_events import RoomEvents
 from agent_worker.sources import SourceFetcher
 from agent_worker.stats import StatsSampler
 from core.artifacts import LocalArtifactStore
-from core.contracts import CrashReport
+from core.contracts import CrashReport, DurableRoomsReport
 from core.queues import gameserver_workflow_id, node_queue
 from core.settings import Settings
 from core.temporal import connect
@@ -69,11 +74,14 @@ class Agent:
         self.stats = StatsSampler(self.docker, self.headers)
         self.heartbeat = NodeHeartbeat(settings, node_id, self.docker, self.credential,
                                        lambda: len(self._our_containers()), lambda: self.stats.instances)
-        self.relay = Relay(settings, node_id, self.headers, self.containers, self._signal)
+        self.relay = Relay(settings, node_id, self.headers, self.containers, self._signal, room_events=RoomEvents())
         # The report goes through `_signal_crash` looked up when it is sent (tests observe it there).
         self.crashes = CrashReporter(node_id, self.docker, self.headers, self.containers, self.stopping,
                                      self.logs.ship_ended, lambda sid, report: self._signal_crash(sid, report))
         self.reconciler = Reconciler(self.headers, self.containers, self._our_containers)
+        self.snapshots = SnapshotPuller(settings, self.headers, self._our_containers)  # durable rooms
+        self.snapshots.on_durable = self._signal_durable
+        self.ping = PingServer(settings)  # players' SDKs time it to choose a region (issue #23)
 
     # --- main ----------------------------------------------------------------------
 
@@ -89,8 +97,12 @@ class Agent:
                 httpx.AsyncClient(base_url=self.settings.public_api_url, timeout=10) as api_http:
             await self.credential.obtain(api_http)
             self.crashes.mm = mm_http
-            matchmaking = MatchmakingActivities(mm_http, self.headers, status=self.relay.status_of)
+            matchmaking = MatchmakingActivities(mm_http, self.headers, status=self.relay.status_of,
+                                                listed=self.relay.mark_listed, node_labels=self.settings.node_labels)
             steps = StepActivities(self.docker, self.settings, self.containers)
+            self.snapshots.api = api_http
+            durable = DurableActivities(self.snapshots, self.settings,
+                                        register=matchmaking.register_with_matchmaker)
             with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_ACTIVITIES + 4,
                                     thread_name_prefix="gsf-activity") as executor:
                 worker = Worker(
@@ -109,6 +121,8 @@ class Agent:
                         steps.prepare_network,
                         steps.write_config,
                         steps.exec_in_container,
+                        durable.restore_rooms,
+                        durable.restore_and_register,
                     ],
                     activity_executor=executor,
                     max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
@@ -123,6 +137,8 @@ class Agent:
                     asyncio.create_task(self._relay_loop(mm_http, api_http), name="relay"),
                     asyncio.create_task(self.logs.ship_loop(api_http), name="logs"),
                     asyncio.create_task(self.metrics.serve(self.settings), name="metrics"),
+                    asyncio.create_task(run_puller(self.snapshots, api_http), name="snapshots"),
+                    asyncio.create_task(self.ping.serve(), name="ping"),
                 ]
                 log.info("agent %s polling %s", self.node_id, node_queue(self.node_id))
                 tasks.append(asyncio.create_task(self.reconciler.at_start(api_http), name="reconcile"))
@@ -150,6 +166,7 @@ class Agent:
         delay a heartbeat past the room's TTL."""
         interval = self.settings.agent_heartbeat_seconds
         stats: asyncio.Task[None] | None = None
+        rooms: asyncio.Task[None] | None = None  # room transitions to the API (webhooks), one send at a time
         async with httpx.AsyncClient(timeout=2) as probe:
             try:
                 while True:
@@ -161,12 +178,16 @@ class Agent:
                             self.logs.follow_logs(c)
                         if stats is None or stats.done():
                             stats = asyncio.create_task(self.stats.ship(containers, api), name="stats")
+                        if self.relay.room_events is not None and (rooms is None or rooms.done()):
+                            rooms = asyncio.create_task(self.relay.room_events.flush(api, self.headers),
+                                                        name="room-events")
                     except (docker.errors.APIError, httpx.HTTPError) as exc:
                         log.warning("relay failed: %s", exc)
                     await asyncio.sleep(max(0.1, interval - (time.monotonic() - began)))
             finally:
-                if stats is not None:
-                    stats.cancel()
+                for task in (stats, rooms):
+                    if task is not None:
+                        task.cancel()
 
     async def _relay(self, containers: list[Container], probe: httpx.AsyncClient,
                      mm: httpx.AsyncClient) -> None:
@@ -194,3 +215,11 @@ class Agent:
                         report.exit_code)
         except RPCError as exc:
             log.info("crash of %s not reported: %s", server_id, exc)
+
+    async def _signal_durable(self, server_id: str) -> None:
+        assert self.client is not None
+        handle = self.client.get_workflow_handle_for(GameServerWorkflow.run, gameserver_workflow_id(server_id))
+        try:
+            await handle.signal(GameServerWorkflow.report_durable, DurableRoomsReport())
+        except RPCError as exc:
+            log.info("durable rooms of %s not reported: %s", server_id, exc)

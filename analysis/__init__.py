@@ -6,7 +6,16 @@ Used by the deployment workflow (the `analyze_code` activity), by POST /api/v1/a
 
 from __future__ import annotations
 
-from analysis.analyzer import AnalysisLimits, analyze, display_line, finding_order, module_kind
+from analysis.analyzer import (
+    AnalysisLimits,
+    ImportSite,
+    ModuleAnalysis,
+    analyze,
+    analyze_module,
+    display_line,
+    finding_order,
+    module_kind,
+)
 from analysis.contract import DEFAULT_MAX_PLAYERS
 from analysis.rules import FIXED_RULES, RULES, Rule, invalid_allow_rules
 
@@ -15,8 +24,11 @@ __all__ = [
     "FIXED_RULES",
     "RULES",
     "AnalysisLimits",
+    "ImportSite",
+    "ModuleAnalysis",
     "Rule",
     "analyze",
+    "analyze_module",
     "display_line",
     "finding_order",
     "invalid_allow_rules",

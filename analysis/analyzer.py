@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from time import perf_counter
 
-from analysis.checks import Hit, check
+from analysis.checks import Hit, ModuleImport, check
 from analysis.contract import check_contract
 from analysis.parsing import (
     BudgetExceeded,
@@ -108,6 +108,29 @@ class _Report:
                                      source_line=source_line, hint=spec.hint))
 
 
+@dataclass(slots=True)
+class ImportSite:
+    """A module one file names by a literal, where (1-based line and column, as findings)."""
+
+    specifier: str
+    kind: str
+    line: int
+    column: int
+
+
+@dataclass(slots=True)
+class ModuleAnalysis:
+    """One file of a project: its report and the modules it imports (`analyze_module`)."""
+
+    report: AnalysisReport
+    imports: list[ImportSite] = field(default_factory=list)
+
+
+# Rules that judge a relative specifier as "not part of the upload": in a project, a specifier
+# that resolves to one of the project's own files is part of it.
+LOCAL_IMPORT_RULES = frozenset({"local-module", "capability-escape"})
+
+
 def analyze(source: bytes, *, limits: AnalysisLimits | None = None,
             allow_rules: Iterable[str] = (), filename: str = "game.js") -> AnalysisReport:
     """Analyze one uploaded game module. Never raises for bytes input.
@@ -117,14 +140,26 @@ def analyze(source: bytes, *, limits: AnalysisLimits | None = None,
     show them); `end_column` is the column just after the last character. Findings come most
     severe first, then security before contract, then by position (`finding_order`).
     """
+    return analyze_module(source, limits=limits, allow_rules=allow_rules, filename=filename).report
+
+
+def analyze_module(source: bytes, *, limits: AnalysisLimits | None = None, allow_rules: Iterable[str] = (),
+                   filename: str = "game.js", is_local: Callable[[str], bool] | None = None,
+                   module: bool | None = None) -> ModuleAnalysis:
+    """`analyze`, for one file of a project: also lists the modules the file imports, and with
+    `is_local` drops the local-module/capability-escape findings of imports it says resolve to
+    the project's own files (the project analysis follows those instead). `module` forces the
+    parse goal (a file compiled from TypeScript is an ES module whatever its text shows).
+    Never raises for bytes input."""
     started = perf_counter()
     limits = limits or AnalysisLimits()
     data = bytes(source) if not isinstance(source, str) else source.encode("utf-8", "surrogatepass")
     allow = frozenset(r for r in allow_rules if isinstance(r, str)) - FIXED_RULES
     module_type = "commonjs"
     exports: dict[str, object] = {}
+    imports: list[ImportSite] = []
     try:
-        report, module_type, exports = _run(data, limits, filename, started)
+        report, module_type, exports = _run(data, limits, filename, started, is_local, imports, module)
         findings = report.findings
     except Exception as exc:  # noqa: BLE001 - the contract is a report, never an exception
         fallback = _Report(None)
@@ -139,7 +174,7 @@ def analyze(source: bytes, *, limits: AnalysisLimits | None = None,
             finding.message += ALLOWED_SUFFIX
             used.add(finding.rule)
     findings.sort(key=finding_order)
-    return AnalysisReport(
+    return ModuleAnalysis(report=AnalysisReport(
         ok=not any(f.severity == Severity.BLOCK for f in findings),
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
@@ -148,11 +183,12 @@ def analyze(source: bytes, *, limits: AnalysisLimits | None = None,
         exports=exports,
         allowed_rules=sorted(used),
         duration_ms=round((perf_counter() - started) * 1000, 3),
-    )
+    ), imports=imports)
 
 
-def _run(data: bytes, limits: AnalysisLimits, filename: str,
-         started: float) -> tuple[_Report, str, dict[str, object]]:
+def _run(data: bytes, limits: AnalysisLimits, filename: str, started: float,
+         is_local: Callable[[str], bool] | None = None, imports: list[ImportSite] | None = None,
+         force_module: bool | None = None) -> tuple[_Report, str, dict[str, object]]:
     if len(data) > limits.max_bytes:
         report = _Report(None)
         report.add("input-too-large", f"the file is {len(data):,} bytes; the limit is "
@@ -173,7 +209,7 @@ def _run(data: bytes, limits: AnalysisLimits, filename: str,
         return report, "commonjs", {}
 
     scan = prescan(text, limits.max_depth)
-    module = detect_module(text, filename, scan)
+    module = detect_module(text, filename, scan) if force_module is None else force_module
     module_type = "module" if module else "commonjs"
     if scan.too_deep_at is not None:
         report.add("too-deep", f"nesting goes deeper than {limits.max_depth} levels here",
@@ -188,7 +224,8 @@ def _run(data: bytes, limits: AnalysisLimits, filename: str,
         # after the pause would traverse every one of its objects (0.4 s for a 1 MiB file).
         try:
             parsed = parse(text, module=module, deadline=deadline)
-            hits = check(parsed.nodes, deadline, parsed.shift)
+            sites: list[ModuleImport] = []
+            hits = check(parsed.nodes, deadline, parsed.shift, sites)
             hits += check_taint(parsed.nodes, deadline, parsed.shift, hits)
             hits += check_state(parsed.nodes, deadline)
             contract = check_contract(parsed.body, module)
@@ -210,9 +247,23 @@ def _run(data: bytes, limits: AnalysisLimits, filename: str,
                    f"{limits.time_budget_seconds:g} s")
         return report, module_type, {}
 
+    hits = _local_imports(hits, sites, is_local)
+    if imports is not None:
+        for site in sites:
+            line, col = source.position(site.start - shift)
+            imports.append(ImportSite(site.specifier, site.kind, line, col + 1))
     for hit in _capped(_deduplicated(hits + contract.hits), report):
         report.add(hit.rule, hit.message, hit.start - shift, hit.end - shift)
     return report, module_type, contract.exports
+
+
+def _local_imports(hits: list[Hit], sites: list[ModuleImport],
+                   is_local: Callable[[str], bool] | None) -> list[Hit]:
+    """The hits without those on an import of one of the project's own files."""
+    if is_local is None:
+        return hits
+    local = {(s.start, s.end) for s in sites if is_local(s.specifier)}
+    return [h for h in hits if not (h.rule in LOCAL_IMPORT_RULES and (h.start, h.end) in local)]
 
 
 def _decode(data: bytes) -> str | _Report:

@@ -24,6 +24,17 @@ class Hit:
     end: int
 
 
+@dataclass(slots=True)
+class ModuleImport:
+    """A module named by a literal: `require`, `import`, `import()` or `export ... from`, with the
+    code point offsets of the loading node (the project analysis follows these between files)."""
+
+    specifier: str
+    kind: str
+    start: int
+    end: int
+
+
 class CheckerState:
     """What the rule families (`analysis/check_*.py`) record as the pass goes, judged after it."""
 
@@ -33,6 +44,7 @@ class CheckerState:
         # Nodes before this offset belong to the CommonJS wrapper, not to the module.
         self.shift = shift
         self.hits: list[Hit] = []
+        self.imports: list[ModuleImport] = []
         # Watched references and the role their parent gave them.
         self.refs: dict[int, tuple[Any, str]] = {}
         self.roles: dict[int, int] = {}
@@ -89,6 +101,7 @@ class CheckerState:
         self._specifier_check(spec, node, how)
 
     def _specifier_check(self, spec: str, node: Any, how: str) -> None:
+        self.imports.append(ModuleImport(spec, how, int(node._start or 0), int(node._end or 0)))
         name = spec.removeprefix("node:")
         base = name.split("/", 1)[0]
         if base in HOST_MODULES:

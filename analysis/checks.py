@@ -24,12 +24,12 @@ from analysis.check_access import AccessRules
 from analysis.check_bindings import BindingRules
 from analysis.check_judges import JudgeRules
 from analysis.check_literals import LiteralRules
-from analysis.check_state import Hit
+from analysis.check_state import Hit, ModuleImport
 from analysis.estree import fold_string
 from analysis.nodejs import FUNCTION_TYPES, WATCHED
 from analysis.parsing import BudgetExceeded
 
-__all__ = ["FUNCTION_TYPES", "Checker", "Hit", "check", "fold_string"]
+__all__ = ["FUNCTION_TYPES", "Checker", "Hit", "ModuleImport", "check", "fold_string"]
 
 
 class Checker(AccessRules, BindingRules, LiteralRules, JudgeRules):
@@ -100,6 +100,13 @@ class Checker(AccessRules, BindingRules, LiteralRules, JudgeRules):
         return self.hits
 
 
-def check(nodes: list[Any], deadline: float, shift: int = 0) -> list[Hit]:
-    """Apply every code rule to the finished nodes of one parse."""
-    return Checker(nodes, deadline, shift).run()
+def check(nodes: list[Any], deadline: float, shift: int = 0,
+          imports: list[ModuleImport] | None = None) -> list[Hit]:
+    """Apply every code rule to the finished nodes of one parse; `imports`, when given, receives
+    every module the code names by a literal (for a project's import graph)."""
+    checker = Checker(nodes, deadline, shift)
+    hits = checker.run()
+    if imports is not None:
+        imports.extend(checker.imports)
+    return hits
+

@@ -3,7 +3,9 @@
 What the runtime (gameserver/runtime/server.js) loads: `module.exports` for CommonJS; for an
 ES module the default export when there is one, else the namespace of named exports. That
 value must be an object with at least onJoin or onMessage; hooks must be functions; maxPlayers
-an integer from 1 to 100000 and tickRate an integer from 0 to 60 (the runtime's clamp).
+an integer from 1 to 100000 and tickRate an integer from 0 to 60 (the runtime's clamp); the room
+exports of issue #22, when given: maxRooms an integer from 1 to 10000 (rooms per server) and
+emptyRoomSeconds a number from 0 to 3600.
 When the exported object is built at run time (a factory call, a spread of something unknown),
 the contract cannot be checked statically: that is a warning, and the runtime checks at start.
 """
@@ -18,11 +20,17 @@ from typing import Any
 
 from analysis.checks import FUNCTION_TYPES, Hit, fold_string
 from analysis.estree import arithmetic as _arithmetic
+from core.request_bounds import MAX_ROOMS as MAX_ROOMS_BOUND
+from core.request_bounds import MIN_ROOMS
 
-HOOKS = ("onCreate", "onJoin", "onMessage", "onLeave", "onTick", "onDispose")
+HOOKS = ("onCreate", "onJoin", "onMessage", "onLeave", "onTick", "onDispose", "onDrop", "onReconnect", "onRestore",
+         "onMigrate", "view")
 REQUIRED_HOOKS = ("onJoin", "onMessage")
 MAX_PLAYERS = (1, 100_000)
 TICK_RATE = (0, 60)
+MAX_ROOMS = (MIN_ROOMS, MAX_ROOMS_BOUND)
+"""Rooms one server may host: the module's `maxRooms`, `gsf deploy --max-rooms`, the API's `max_rooms`."""
+EMPTY_ROOM_SECONDS = (0, 3600)
 DEFAULT_MAX_PLAYERS = 8
 """The seats a server gets when neither the deployment nor the analyzer knows the module's
 maxPlayers (workflows/gameserver.py uses this constant)."""
@@ -497,6 +505,7 @@ def check_contract(body: list[Any], module: bool) -> ContractResult:
                          "to 1-60 ticks per second (0 or none: no onTick calls)")
     summary["maxPlayers"] = max_players
     summary["tickRate"] = tick_rate
+    _room_exports(mod, props, summary)
 
     if tick_rate is not None and tick_rate > 0 and "onTick" not in props and exported.complete:
         mod.hit("contract-tick", f"tickRate is {tick_rate} but there is no onTick to call",
@@ -520,8 +529,26 @@ def check_contract(body: list[Any], module: bool) -> ContractResult:
     return ContractResult(mod.hits, summary)
 
 
+def _room_exports(mod: _Module, props: dict[str, tuple[Any, Any]], summary: dict[str, object]) -> None:
+    """maxRooms and emptyRoomSeconds (issue #22) into the summary, only when the module exports
+    them: the workflow deploys with the module's maxRooms when the deployment gives none."""
+    if "maxRooms" in props:
+        summary["maxRooms"] = _bounded(
+            mod, props, "maxRooms", MAX_ROOMS, "contract-max-rooms",
+            f"maxRooms must be an integer from {MAX_ROOMS[0]} to {MAX_ROOMS[1]} (rooms per server)",
+            "maxRooms is computed at run time, so the platform cannot read it before deployment: the "
+            "server hosts one room unless the deployment sets max_rooms (gsf deploy --max-rooms)")
+    if "emptyRoomSeconds" in props:
+        summary["emptyRoomSeconds"] = _bounded(
+            mod, props, "emptyRoomSeconds", EMPTY_ROOM_SECONDS, "contract-empty-room-seconds",
+            f"emptyRoomSeconds must be a number from {EMPTY_ROOM_SECONDS[0]} to {EMPTY_ROOM_SECONDS[1]} "
+            "(seconds an empty room stays before onDispose)",
+            "emptyRoomSeconds is computed at run time, so it cannot be checked before deployment",
+            whole=False)
+
+
 def _bounded(mod: _Module, props: dict[str, tuple[Any, Any]], key: str, bounds: tuple[int, int],
-             rule: str, message: str, unknown: str) -> int | None:
+             rule: str, message: str, unknown: str, whole: bool = True) -> int | float | None:
     """The exported integer at `key` when the analyzer can compute it; a finding (`rule` out of
     bounds, contract-unverified with the `unknown` message) when it cannot vouch for it."""
     if key not in props:
@@ -532,9 +559,9 @@ def _bounded(mod: _Module, props: dict[str, tuple[Any, Any]], key: str, bounds: 
         mod.hit("contract-unverified", unknown, at)
         return None
     low, high = bounds
-    if (number is None or not math.isfinite(number) or number != int(number)
+    if (number is None or not math.isfinite(number) or (whole and number != int(number))
             or not low <= number <= high):
         shown = "a non-number" if number is None else f"{number:g}"
         mod.hit(rule, f"{message}, not {shown}", at)
         return None
-    return int(number)
+    return int(number) if number == int(number) else number

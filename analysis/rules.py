@@ -123,15 +123,21 @@ _RULES: tuple[Rule, ...] = (
          "Export the hooks: module.exports = { onJoin(room, player) {}, onMessage(room, player, "
          "type, data) {} } (ES module: export default { ... })."),
     Rule("contract-hook-type", BLOCK, "contract", "A hook is exported as something other than a function",
-         "Hooks (onCreate, onJoin, onMessage, onLeave, onTick, onDispose) must be functions."),
+         "Hooks (onCreate, onJoin, onMessage, onLeave, onTick, onDispose, onDrop, onReconnect, onRestore, "
+         "onMigrate, view) must be functions."),
     Rule("contract-max-players", BLOCK, "contract", "maxPlayers is not an integer from 1 to 100000",
          "Export maxPlayers as a whole number, e.g. maxPlayers: 8."),
+    Rule("contract-max-rooms", BLOCK, "contract", "maxRooms is not an integer from 1 to 10000",
+         "Export maxRooms as a whole number of rooms per server, e.g. maxRooms: 50."),
+    Rule("contract-empty-room-seconds", BLOCK, "contract", "emptyRoomSeconds is not a number from 0 to 3600",
+         "Export emptyRoomSeconds as the seconds an empty room stays before onDispose, e.g. emptyRoomSeconds: 30."),
     Rule("contract-tick-rate", BLOCK, "contract", "tickRate is not an integer from 0 to 60",
          "Export tickRate as ticks per second (0 = no onTick), e.g. tickRate: 20."),
     Rule("contract-tick", WARN, "contract", "tickRate and onTick do not go together",
          "Export both a tickRate above 0 and onTick, or neither."),
     Rule("contract-unknown-hook", WARN, "contract", "An exported name looks like a misspelt hook",
-         "The runtime calls onCreate, onJoin, onMessage, onLeave, onTick and onDispose only."),
+         "The runtime calls onCreate, onJoin, onMessage, onLeave, onTick, onDispose, onDrop, onReconnect, "
+         "onRestore, onMigrate and view only."),
     Rule("contract-unverified", WARN, "contract", "The exports could not be checked statically",
          "Export an object literal (or a const bound to one) so the contract can be checked "
          "before deployment; the runtime still checks it at start."),

@@ -185,8 +185,5 @@ def detect_module(text: str, filename: str | None = None, scan: ScanResult | Non
 
 def decode_lenient(source: bytes | str) -> str:
     """Best-effort text for callers that only need a module kind (never raises)."""
-    if isinstance(source, str):
-        text = source
-    else:
-        text = bytes(source).decode("utf-8", errors="replace")
+    text = source if isinstance(source, str) else bytes(source).decode("utf-8", errors="replace")
     return text.removeprefix("\ufeff")

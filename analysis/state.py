@@ -20,7 +20,8 @@ from typing import Any
 from analysis.checks import FUNCTION_TYPES, Hit, fold_string
 from analysis.parsing import BudgetExceeded
 
-HOOKS = frozenset({"onCreate", "onJoin", "onMessage", "onLeave", "onTick", "onDispose"})
+HOOKS = frozenset({"onCreate", "onJoin", "onMessage", "onLeave", "onTick", "onDispose", "onDrop", "onReconnect",
+                   "onRestore", "onMigrate", "view"})
 _CLOCK_EVERY = 0x3FF
 _OBJECT_WRITERS = frozenset({"assign", "defineProperty", "defineProperties", "setPrototypeOf"})
 _TYPES = frozenset({"AssignmentExpression", "CallExpression", "UpdateExpression", "UnaryExpression",

@@ -47,7 +47,8 @@ class _Worker:
                                                         stdout=asyncio.subprocess.PIPE, env=env))
 
     async def ask(self, request: bytes) -> bytes:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.write(LENGTH.pack(len(request)) + request)
         await self.proc.stdin.drain()
         (size,) = LENGTH.unpack(await self.proc.stdout.readexactly(LENGTH.size))

@@ -24,8 +24,8 @@ from api.routes import (
     events,
     fleets,
     games,
+    generation,
     health,
-    models,
     nodes,
     pipelines,
     rooms,
@@ -42,6 +42,8 @@ from core.settings import Settings, get_settings
 from core.temporal import connect
 
 WEB_DIR = Path(__file__).parent / "web"
+# The built @gsf/client (clients/js, `npm run build`): the console's play page imports it from /sdk/.
+SDK_DIR = Path(__file__).resolve().parents[1] / "clients" / "js" / "dist"
 API_PREFIX = "/api/"
 
 
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await rooms.close_matchmaker_http(app)
             await allocations.close_fleet_registry(app)  # issue #10
+            await agent.close_snapshot_store(app)  # issue #25: the Redis snapshot store, if made
             await app.state.analysis_pool.close()
             await engine.dispose()
 
@@ -79,7 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     # Uploads are limited again, per route, once their kind is known (game module, image).
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_json_bytes,
-                       max_upload_bytes=max(settings.max_upload_bytes, settings.max_image_bytes))
+                       max_upload_bytes=max(settings.max_upload_bytes, settings.max_image_bytes,
+                                            settings.project_max_bytes))
     app.add_middleware(RateLimitMiddleware, limits=app.state.rate_limits, secret_key=settings.secret_key)
     app.add_middleware(metrics.ObserveMiddleware, metrics=app.state.metrics)
     # Issue #19: the one place X-Forwarded-For is read, and only from GSF_TRUSTED_PROXIES.
@@ -93,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # A request is matched against the routes in this order, one regex at a time: the hottest
     # path, allocation, goes first (no two routers share a path prefix, so order is only speed).
     app.include_router(allocations.router)  # issue #10
-    for module in (health, servers, analysis, nodes, pipelines, agent, events, rooms, config, models, users,
+    for module in (health, servers, analysis, nodes, pipelines, agent, events, rooms, config, generation, users,
                    webhooks):
         app.include_router(module.router)
     for module in (games, fleets):  # issue #10
@@ -102,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tracing.instrument_fastapi(app, settings)  # request spans when GSF_OTEL_EXPORTER is set
     problems.document(app)
     spec_bounds.install(app, settings)  # the plans and maxima this installation allows
+    app.mount("/sdk", StaticFiles(directory=SDK_DIR, check_dir=False), name="sdk")  # 404 until it is built
     if (WEB_DIR / "index.html").exists():
         app.mount("/", ConsoleFiles(directory=WEB_DIR, html=True), name="web")
     return app

@@ -18,8 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.contracts import ServerStatus
 from core.db.models import GameServer
 from core.errors import NotFound, Unauthorized
+from core.platform_metrics import PlatformCollector
 from core.problems import problems
-from core.webhooks_metrics import PlatformCollector
 
 log = logging.getLogger("gsf.api")
 access_log = logging.getLogger("gsf.api.access")

@@ -33,6 +33,7 @@ class ServerPublic(BaseModel):
     image: str | None
     ws_url: str | None
     max_players: int
+    max_rooms: int = 1  # rooms it may host: the deployment's, else the module's maxRooms, else 1
     labels: dict[str, Any]
     node_selector: dict[str, Any]
     limits: dict[str, Any]

@@ -72,7 +72,8 @@ NO_NUL = "^[^\\u0000]*$"
 
 def _text_without_nul(schema: dict[str, Any]) -> None:
     for branch in schema.get("anyOf", [schema]):
-        if branch.get("type") == "string" and not {"pattern", "enum", "const", "format", "contentMediaType"} & set(branch):
+        constrained = {"pattern", "enum", "const", "format", "contentMediaType"} & set(branch)
+        if branch.get("type") == "string" and not constrained:
             branch["pattern"] = NO_NUL
 
 

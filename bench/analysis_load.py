@@ -32,18 +32,15 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 from bench.analysis_throughput import generated_game
 from bench.ports import closed_port
+from bench.report import write_results
 from core import listen
 from core.bootstrap import create_user_key
 from core.db.session import create_schema, make_engine, make_session_factory
 from core.settings import Settings
 
-RESULTS = ROOT / "bench" / "results"
+ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 2.0
 
 
@@ -203,9 +200,7 @@ def main() -> None:
         "result": result,
     }
     print(json.dumps(report, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "analysis_load.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "analysis_load.md").write_text(markdown(report))
+    write_results("analysis_load", report, markdown(report))
 
 
 if __name__ == "__main__":

@@ -23,13 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 from analysis import AnalysisLimits, analyze
 from analysis.parsing import parse, parsing_environment
 
+ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "analysis" / "corpus"
 ACORN = ROOT / "bench" / "acorn"
 RESULTS = ROOT / "bench" / "results"

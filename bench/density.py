@@ -448,7 +448,8 @@ def run(client: docker.DockerClient, opts: Options, work: Path) -> dict[str, Any
 
         starts = [s["start_ms"] for s in fleet]
         report = {
-            "run_id": run_id, "plan": opts.plan, "limits": limits.model_dump(), "game": f"examples/games/{opts.game}.js",
+            "run_id": run_id, "plan": opts.plan, "limits": limits.model_dump(),
+            "game": f"examples/games/{opts.game}.js",
             "node_resources": resources, "placement_admits": admits,
             "cpu_overcommit": overcommit,
             "max": opts.max, "started": len(fleet), "stopped_because": stopped,
@@ -600,7 +601,8 @@ def plot(r: dict[str, Any], path: Path) -> bool:
     left.plot(n, [s["start_ms"] for s in r["series"]], "o-", ms=3, label="platform (start_container + wait_ready)")
     left.plot(n, [s["ready_ms"] for s in r["series"]], ".:", ms=3, label="… wait_ready part")
     left.axhline(r["start_ms"]["raw_empty_node"]["median"], color="grey", ls="--", label="raw docker run, empty node")
-    left.axhline(r["start_ms"]["raw_full_node"]["median"], color="black", ls="-.", label="raw docker run, fleet running")
+    left.axhline(r["start_ms"]["raw_full_node"]["median"], color="black", ls="-.",
+                 label="raw docker run, fleet running")
     left.axhline(r["start_ms"]["bare_node"], color="green", ls=":", label="bare node")
     left.set(xlabel="N (servers running, this one included)", ylabel="ms to /health", title="Start time of the N-th",
              ylim=(0, None))

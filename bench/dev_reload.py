@@ -139,7 +139,8 @@ def main() -> None:
                            ("bare runtime: spawn → first answer", bare))),
         "", f"1-minute load average at the start: {load}",
         (f"save → live median {reload['p50_ms']} ms (target ≤ {TARGET_S * 1000:g} ms) — "
-         f"{'OK' if report['ok'] else 'MISSED'}; {reload['p50_ms'] - bare['p50_ms']:.0f} ms over a bare restart")]) + "\n"
+         f"{'OK' if report['ok'] else 'MISSED'}; "
+         f"{reload['p50_ms'] - bare['p50_ms']:.0f} ms over a bare restart")]) + "\n"
     (RESULTS / "dev_reload.md").write_text(text)
     print(text)
 

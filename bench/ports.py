@@ -81,3 +81,8 @@ def start_runtime(argv: Sequence[str], env: Mapping[str, str], timeout: float = 
         if proc.stdout is not None:
             proc.stdout.close()
         raise
+
+
+def adopt(fd: int) -> socket.socket:
+    """The listening socket a parent bound and passed down as file descriptor `fd`."""
+    return socket.socket(fileno=fd)

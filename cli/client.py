@@ -25,7 +25,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Column, Table
 from rich.text import Text
 
-from core.request_bounds import MAX_PLAYERS, MIN_PLAYERS, SERVER_NAME_PATTERN, SERVER_NAME_RULE
+from core.request_bounds import MAX_PLAYERS, MAX_ROOMS, MIN_PLAYERS, MIN_ROOMS, SERVER_NAME_PATTERN, SERVER_NAME_RULE
 from core.settings import Settings
 
 console = Console()
@@ -265,7 +265,9 @@ def print_findings(analysis: dict[str, Any] | None, source: str | None = None) -
     lines = source.splitlines() if source else []
     for f in analysis.get("findings", []):
         color = {"block": "red", "warn": "yellow"}.get(f["severity"], "cyan")
-        err.print(f"[{color}]{f['severity']:5}[/] {f['line']}:{f['column']} [bold]{f['rule']}[/] {f['message']}")
+        where = f"{f['file']}:" if f.get("file") else ""
+        err.print(f"[{color}]{f['severity']:5}[/] {where}{f['line']}:{f['column']} [bold]{f['rule']}[/] {f['message']}",
+                  soft_wrap=True)
         text = f.get("source_line") or (lines[f["line"] - 1] if 0 < f["line"] <= len(lines) else "")
         if text:
             err.print(f"      {text}", markup=False, highlight=False)
@@ -274,10 +276,11 @@ def print_findings(analysis: dict[str, Any] | None, source: str | None = None) -
             err.print(f"      hint: {f['hint']}", style="dim")
 
 
-def deploy_form(name: str, max_players: int | None, labels: list[str]) -> dict[str, str]:
+def deploy_form(name: str, max_players: int | None, labels: list[str], max_rooms: int | None = None) -> dict[str, str]:
     """The form `gsf deploy` sends, checked as the API checks it (core/request_bounds.py): what
     the API would refuse with 422 stops here, before the upload. `max_players` None (not given)
-    leaves the seats to the module's `maxPlayers`; 0 is refused, never read as "not given"."""
+    leaves the seats to the module's `maxPlayers`; 0 is refused, never read as "not given".
+    `max_rooms` likewise: None leaves the rooms to the module's `maxRooms` (else one)."""
     if not re.match(SERVER_NAME_PATTERN, name):
         raise DeployOptionError(f"--name {name!r}: {SERVER_NAME_RULE} (the file's name is the default)")
     data: dict[str, str] = {"name": name}
@@ -285,6 +288,10 @@ def deploy_form(name: str, max_players: int | None, labels: list[str]) -> dict[s
         if not MIN_PLAYERS <= max_players <= MAX_PLAYERS:
             raise DeployOptionError(f"--max-players {max_players}: from {MIN_PLAYERS} to {MAX_PLAYERS}")
         data["max_players"] = str(max_players)
+    if max_rooms is not None:
+        if not MIN_ROOMS <= max_rooms <= MAX_ROOMS:
+            raise DeployOptionError(f"--max-rooms {max_rooms}: from {MIN_ROOMS} to {MAX_ROOMS}")
+        data["max_rooms"] = str(max_rooms)
     for label in labels:
         key, sep, _ = label.partition("=")
         if not sep or not key.strip():
@@ -300,24 +307,33 @@ class DeployOptionError(ValueError):
 
 def describe_deploy(path: Path, size: int, data: dict[str, str]) -> str:
     seats = data.get("max_players") or "the module's maxPlayers"
-    return (f"deploying {path.name} ({size:,} bytes) as {data['name']!r}: max players {seats}"
+    rooms = f", max rooms {data['max_rooms']}" if "max_rooms" in data else ""
+    return (f"deploying {path.name} ({size:,} bytes) as {data['name']!r}: max players {seats}{rooms}"
             + (f", labels {data['labels']}" if "labels" in data else ""))
 
 
 def deploy(settings: Settings, path: Path, name: str, max_players: int | None, labels: list[str],
-           wait: bool, as_json: bool) -> int:
+           wait: bool, as_json: bool, max_rooms: int | None = None, replace: str | None = None) -> int:
+    """`replace`: a server whose durable rooms move into the new one once it runs (cli/replace.py)."""
     try:
-        data = deploy_form(name, max_players, labels)
+        data = deploy_form(name, max_players, labels, max_rooms)
+        if replace is not None and not wait:
+            raise DeployOptionError("--replace waits for the new server: it cannot go with --no-wait")
     except DeployOptionError as exc:
         err.print(f"gsf deploy: {exc}", markup=False, highlight=False)
         return 2
-    source = path.read_bytes()
+    upload = project_upload(settings, path)
+    if upload is None:
+        return 1
+    source, upload_name, content_type = upload
     # What is sent, before it is: on stderr, so that --json keeps stdout to the API's answer.
     err.print(describe_deploy(path, len(source), data), markup=False, highlight=False, soft_wrap=True)
     with make_client(settings) as client:
+        if replace is not None:
+            replace = resolve_server(client, replace)
         try:
             created = call(client, "POST", "/api/v1/servers", data=data,
-                           files={"file": (path.name, source, "application/javascript")})
+                           files={"file": (upload_name, source, content_type)})
         except ApiError as exc:
             err.print(f"[red]deploy refused ({exc.status}):[/] {exc}")
             return 1
@@ -329,15 +345,48 @@ def deploy(settings: Settings, path: Path, name: str, max_players: int | None, l
                 print(json.dumps(created))
             return 0
         server = follow_deploy(client, created["id"], quiet=as_json)
+        if server["status"] == "running" and not as_json:
+            rooms, seats = server.get("max_rooms") or 1, server["max_players"]
+            where = f"up to {rooms} rooms of {seats} seats" if rooms > 1 else f"{seats} seats"
+            console.print(f"[green]running[/] on node {server['node_id']} with {where}: {server['ws_url']}",
+                          soft_wrap=True)
+        code = 0
+        if server["status"] == "running" and replace is not None:
+            from cli.replace import replace as move_rooms
+
+            code, server["replaced"] = move_rooms(client, replace, server["id"], quiet=as_json)
     if as_json:
         print(json.dumps(server))
     if server["status"] == "running":
-        console.print(f"[green]running[/] on node {server['node_id']} with {server['max_players']} seats: "
-                      f"{server['ws_url']}", soft_wrap=True)
-        return 0
+        return code
     err.print(f"[red]{server['status']}[/]: {server.get('error') or ''}")
-    print_findings(server.get("analysis"), source.decode(errors="replace"))
+    print_findings(server.get("analysis"), None if content_type == GZIP else source.decode(errors="replace"))
     return 1
+
+
+GZIP = "application/gzip"
+
+
+def project_upload(settings: Settings, path: Path) -> tuple[bytes, str, str] | None:
+    """(bytes, file name, content type) `gsf deploy` sends: a module file as it is; a project
+    (folder, .zip, .tar.gz, .ts) read and checked here as the API will (core/archives.py), then
+    sent as its canonical .tar.gz. None (the reason printed) when the project is refused."""
+    from cli.project import is_project
+    from core.archives import canonical_archive, project_limits, read_project
+    from core.errors import GsfError
+
+    if not is_project(path):
+        return path.read_bytes(), path.name, "application/javascript"
+    try:
+        project = read_project(path, project_limits(settings))
+    except GsfError as exc:
+        err.print(f"gsf deploy: {path}: {exc.detail} ({exc.slug})", markup=False, highlight=False)
+        return None
+    name = path.resolve().name if path.is_dir() else path.name
+    stem = re.sub(r"\.(zip|tar\.gz|tgz|[cm]?ts)$", "", name) or "project"
+    err.print(f"project {name}: entry {project.entry}, {len(project.files)} files, "
+              f"{len(project.dependencies)} npm packages", markup=False, highlight=False)
+    return canonical_archive(project), f"{stem}.tar.gz", GZIP
 
 
 def follow_deploy(client: httpx.Client, server_id: str, quiet: bool = False, timeout: float = 600) -> Any:
@@ -386,8 +435,8 @@ def show(settings: Settings, server_id: str) -> int:
         if server["status"] == "failed":  # what the last container printed: why it failed
             with contextlib.suppress(ApiError):
                 output = call(client, "GET", f"/api/v1/servers/{server_id}/logs", params={"tail": 20})["lines"]
-    for key in ("id", "name", "game", "status", "node_id", "ws_url", "image", "workflow_url", "created_at",
-                "updated_at", "error"):
+    for key in ("id", "name", "game", "status", "node_id", "ws_url", "max_players", "max_rooms", "image",
+                "workflow_url", "created_at", "updated_at", "error"):
         # A value of several lines (the error, with the container's last lines) stays in its column.
         text = str(server.get(key) or "").replace("\n", "\n" + " " * 13)
         console.print(f"{key:12} {text}", markup=False, highlight=False, soft_wrap=True)

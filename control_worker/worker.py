@@ -20,10 +20,11 @@ from activities.webhooks import WebhookActivities
 from core.artifacts import LocalArtifactStore
 from core.db.session import create_schema, make_engine, make_session_factory
 from core.events import EventEmitter
+from core.platform_metrics import control_metrics_runtime
 from core.settings import Settings
 from core.temporal import connect
 from core.webhooks import PlatformSweepInput, platform_sweep_workflow_id
-from core.webhooks_metrics import control_metrics_runtime
+from gameserver import esbuild_service
 from matchmaker.allocator import registry_for
 from workflows import WORKFLOWS
 from workflows.deployments import Deployments
@@ -68,7 +69,9 @@ async def run_control_worker(settings: Settings, client: Client | None = None) -
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
     log.info("control worker polling %s", task_queue)
     try:
-        await worker.run()
+        # The analysis of a project compiles it; a warm esbuild service keeps the next deploy fast.
+        with esbuild_service.kept_warm():
+            await worker.run()
     finally:
         await fleets.registry.aclose()
         await webhooks.close()

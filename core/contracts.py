@@ -45,6 +45,8 @@ class Finding(BaseModel):
     end_column: int
     source_line: str = ""
     hint: str = ""
+    # The project file the finding is in (issue #24); empty for a single-file game.
+    file: str = ""
 
 
 class AnalysisReport(BaseModel):
@@ -56,6 +58,11 @@ class AnalysisReport(BaseModel):
     exports: dict[str, object] = Field(default_factory=dict)
     allowed_rules: list[str] = Field(default_factory=list)
     duration_ms: float = 0.0
+    # A project (issue #24): its entry, the files the entry reaches (analyzed and shipped) and one
+    # verdict per npm package (analysis.dependencies.DependencyVerdict as a dict). Empty for one file.
+    entry: str = ""
+    files: list[str] = Field(default_factory=list)
+    dependencies: list[dict[str, Any]] = Field(default_factory=list)
 
     @property
     def blocking(self) -> list[Finding]:
@@ -80,6 +87,10 @@ class GameServerInput(BaseModel):
     source_sha256: str
     filename: str = "game.js"
     max_players: int = 0  # 0: take the module's `maxPlayers` after analysis
+    # Rooms the server may host (issue #22). 0: the module's `maxRooms` after analysis, else 1: a
+    # server hosts one room unless its developer opts in, which keeps each room's own container
+    # and the runtime's process watchdog for every game written before rooms.
+    max_rooms: int = 0
     labels: dict[str, str] = Field(default_factory=dict)  # shown in the room list
     node_selector: dict[str, str] = Field(default_factory=dict)  # node labels the server needs
     limits: Limits = Field(default_factory=Limits)
@@ -113,6 +124,15 @@ class GameServerState(BaseModel):
     crash_reports: list[CrashReport] = Field(default_factory=list)
     players: int = 0
     last_activity: datetime | None = None
+    # The server has durable rooms (issue #25; the module's `durable: true`, or a room option, as its
+    # node's agent reports): its node is probed, and a lost node's server moves with its rooms.
+    durable: bool = False
+    # The stop asked for (StopServerInput): move the durable rooms, where to, from which version.
+    drain: bool | None = None
+    drain_to: str = ""
+    drain_version: str = ""
+    # Rooms a rolling update could not migrate (their new version's onMigrate threw): they stay here.
+    unmigrated: list[str] = Field(default_factory=list)
 
 
 class CrashReport(BaseModel):
@@ -127,9 +147,23 @@ class PlayersReport(BaseModel):
     players: int
 
 
+class DurableRoomsReport(BaseModel):
+    """From the node agent, when a server is first seen with a durable room (issue #25)."""
+
+    rooms: int = 0
+
+
 class StopServerInput(BaseModel):
     delete: bool = False
     reason: str = ""
+    # A stop (not a delete) moves the server's durable rooms to another server of the same game
+    # version (issue #25, "Graceful drain"): None = when it has durable rooms, False = end them as
+    # before. `drain_to`: the server to move them into (else one running, else a new one).
+    drain: bool | None = None
+    drain_to: str = ""
+    # A fleet's rolling update: `drain_to` runs a new game version, this is the old one's name
+    # (`onMigrate`'s `fromVersion`); rooms whose migration fails stay, and the server with them.
+    from_version: str = ""
 
 
 class StopServerResult(BaseModel):
@@ -206,6 +240,7 @@ class StartContainerInput(BaseModel):
     max_players: int
     limits: Limits = Field(default_factory=Limits)
     labels: dict[str, str] = Field(default_factory=dict)
+    max_rooms: int = 1  # GSF_MAX_ROOMS of the runtime; below 1 (a history before rooms) is 1
 
 
 class StartContainerResult(BaseModel):
@@ -236,6 +271,7 @@ class RegisterServerInput(BaseModel):
     ws_url: str
     max_players: int
     labels: dict[str, str] = Field(default_factory=dict)
+    max_rooms: int = 1  # rooms the matchmaker may create in it (joinOrCreate, POST /create)
 
 
 class DeregisterServerInput(BaseModel):
@@ -245,6 +281,10 @@ class DeregisterServerInput(BaseModel):
 class StopContainerInput(BaseModel):
     server_id: str
     remove: bool = False
+    # A drain (issue #25): when every room of the server is durable (moved elsewhere), SIGKILL, not
+    # SIGTERM: its players see a dropped connection and reconnect, where a SIGTERM ends their rooms
+    # (close code 1001, onDispose). With any other room, the stop is the usual one.
+    drain: bool = False
     remove_image: str | None = None
     remove_network: bool = False
 
@@ -256,6 +296,90 @@ class StopContainerResult(BaseModel):
 
 class EmptyResult(BaseModel):
     pass
+
+
+# --- durable rooms (issue #25) ---------------------------------------------------------
+
+
+class RestoreRoomsInput(BaseModel):
+    """The durable rooms stored for `from_server_id` (default: `server_id` itself, a crash restart),
+    restored into `server_id`'s container listening on `port` of the node that runs the activity.
+    `source` is what the rooms' `onRestore` sees as `info.from`: `crash`, `node-lost` or `drain`."""
+
+    server_id: str
+    port: int
+    source: str = "crash"
+    from_server_id: str = ""
+    # A drain or a migration: only these rooms (the snapshots sealed for the move), already the
+    # target's in the store (`from_server_id` stays empty then).
+    room_ids: list[str] = Field(default_factory=list)
+    # A rolling update: the game version the rooms come from; the runtime runs the new version's
+    # `onMigrate(room, oldState, fromVersion)`, and a room whose hook throws is not restored.
+    from_version: str = ""
+
+
+class RestoredRoom(BaseModel):
+    room_id: str
+    seq: int
+    age_ms: int
+    players: list[str] = Field(default_factory=list)
+
+
+class RestoreRoomsResult(BaseModel):
+    restored: list[RestoredRoom] = Field(default_factory=list)
+    skipped: list[dict[str, Any]] = Field(default_factory=list)
+    error: str = ""  # set by `restore_and_register` when the restore failed and it registered all the same
+
+
+class RestoreAndRegisterInput(BaseModel):
+    """A restart's last two steps in one node activity (one round trip fewer before players are back)."""
+
+    rooms: RestoreRoomsInput
+    registration: RegisterServerInput
+
+
+class DrainPlanInput(BaseModel):
+    """A stop that may move durable rooms: which rooms the server has stored, and where they could go."""
+
+    server_id: str
+    drain_to: str = ""
+
+
+class DrainTarget(BaseModel):
+    server_id: str
+    node_id: str
+    port: int
+
+
+class DrainPlanResult(BaseModel):
+    room_ids: list[str] = Field(default_factory=list)  # durable rooms with a stored snapshot
+    targets: list[DrainTarget] = Field(default_factory=list)  # running servers of the same version
+
+
+class SealSnapshotsInput(BaseModel):
+    """Wait until the server's stored snapshots have settled (no newer one for `settle_ms`, at most
+    `max_wait_ms`), then hand them to `into`: the old server can neither replace nor delete them."""
+
+    server_id: str
+    into: str
+    room_ids: list[str] = Field(default_factory=list)  # empty: every room of the server
+    settle_ms: int = 1000
+    max_wait_ms: int = 5000
+
+
+class SealSnapshotsResult(BaseModel):
+    rooms: dict[str, int] = Field(default_factory=dict)  # room id -> sealed seq
+    settled: bool = True  # False: the rooms kept changing until `max_wait_ms`
+
+
+class StartDrainServerInput(BaseModel):
+    """A new server like `like` (its game version, owner, limits, placement) with room for `rooms`
+    more rooms than a new server has: where a drain moves rooms when no running server can take them."""
+
+    like: GameServerInput
+    server_id: str
+    rooms: int = 1
+    wait_seconds: float = 300.0
 
 
 GameServerInput.model_rebuild()

@@ -8,6 +8,7 @@ folder an earlier version left open; the artifact store makes its own folders pr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -58,7 +59,5 @@ def _tighten(path: Path) -> None:
         return  # gone meanwhile (a SQLite journal, a temporary upload)
     if stat.S_ISLNK(info.st_mode) or not info.st_mode & 0o077:
         return
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o077)
-    except FileNotFoundError:
-        pass

@@ -33,6 +33,7 @@ class Deployment:
     idle_timeout: float
     message: str  # the first event's message: "uploaded", "version 3 of chess", ...
     source_size: int = 0
+    max_rooms: int = 0  # rooms per server; 0: the module's `maxRooms`, else one (GameServerInput)
     labels: dict[str, str] = field(default_factory=dict)
     node_selector: dict[str, str] = field(default_factory=dict)
     allow_rules: list[str] = field(default_factory=list)

@@ -3,8 +3,11 @@
     GsfError                      base; `slug`, `status`, `title`
     ├── BadRequest                input the client can fix (400)
     │   ├── UploadTooLarge        the upload exceeds its size limit (413)
+    │   │   └── ProjectTooLarge   a project over its size, file-count or dependency limits (413)
     │   ├── InvalidUpload         not a usable game module file (400)
-    │   │   └── NotText           an upload that is not UTF-8 text or holds a NUL byte (422)
+    │   │   ├── NotText           an upload that is not UTF-8 text or holds a NUL byte (422)
+    │   │   ├── UnsafeArchive     an archive entry escaping its folder, a link or a device (422)
+    │   │   └── InvalidProject    a project without a usable entry or package.json (422)
     │   ├── InvalidAllowList      an allow list names unknown or fixed analysis rules (422)
     │   ├── InvalidLimits         an unknown plan, limits below the floors or above the maxima (422)
     │   ├── InvalidImage          not a PNG, JPEG or WebP image of usable size (400)
@@ -58,6 +61,25 @@ class NotText(InvalidUpload):
     """A game module that is binary, not UTF-8, or holds a NUL byte: no JavaScript engine runs it."""
 
     slug, status, title = "not-text", 422, "Upload is not text"
+
+
+class ProjectTooLarge(UploadTooLarge):
+    """A project (folder or archive) over its total size, file count, per-file size or dependency count."""
+
+    slug, status, title = "project-too-large", 413, "Project too large"
+
+
+class UnsafeArchive(InvalidUpload):
+    """An archive entry that would land outside the project (`../`, an absolute path), a symlink or
+    hardlink, a device or FIFO, or bytes that are not a readable zip/tar.gz: refused before extracting."""
+
+    slug, status, title = "unsafe-archive", 422, "Unsafe or unreadable archive"
+
+
+class InvalidProject(InvalidUpload):
+    """A project whose package.json is unreadable or whose entry file cannot be found."""
+
+    slug, status, title = "invalid-project", 422, "Invalid project"
 
 
 class InvalidAllowList(BadRequest):

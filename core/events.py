@@ -8,6 +8,9 @@ again and both the delivery row (unique per webhook and event) and the workflow 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -28,20 +31,25 @@ from core.db.models import (
     WebhookDelivery,
 )
 from core.db.session import SessionFactory
-from core.queues import workflow_ui_url
+from core.queues import WEBHOOK_DELIVERY_WORKFLOW, workflow_ui_url
 from core.settings import Settings
 from core.webhooks import (
     MODEL_EVENTS,
     PIPELINE_EVENTS,
+    ROOM_EVENTS,
     SERVER_EVENTS,
     DeliverWebhookInput,
     DeliveryStatus,
     EventType,
+    RoomTransition,
     WebhookEvent,
     delivery_workflow_id,
     event_id,
     platform_sweep_workflow_id,
+    room_event_types,
 )
+
+ROOM_SENDS_AT_ONCE = 8  # deliveries of one batch of room transitions written and started concurrently
 
 
 class EventEmitter:
@@ -117,6 +125,50 @@ class EventEmitter:
                              resource=resource, links=links)
         return await self.emit(event, owner_id=None)
 
+    async def room_transitions(self, transitions: Sequence[RoomTransition]) -> list[WebhookDelivery]:
+        """room.created / room.ended / room.failed, to the owners' webhooks of the rooms' servers.
+
+        A batch costs one read of its servers and one of their owners' webhooks, and nothing more when
+        no webhook of theirs wants room events (the common case, at thousands of rooms per node). The
+        id of each event is derived from (room, transition), so a transition sent again is delivered once."""
+        if not transitions:
+            return []
+        async with self.sessions() as session:
+            servers = {s.id: s for s in (await session.scalars(
+                select(GameServer).where(GameServer.id.in_({t.server_id for t in transitions})))).all()}
+            owners = {s.owner_id for s in servers.values()}
+            hooks = [h for h in (await session.scalars(select(Webhook).where(
+                Webhook.enabled.is_(True), Webhook.owner_id.in_(owners)))).all()
+                if {e.value for e in ROOM_EVENTS} & set(h.events or [])] if owners else []
+        sends: list[tuple[Webhook, WebhookEvent]] = []
+        for t in transitions:
+            server = servers.get(t.server_id)
+            if server is None:
+                continue
+            for type_ in room_event_types(t):
+                targets = [h for h in hooks if h.owner_id == server.owner_id and type_.value in (h.events or [])]
+                if targets:
+                    event = self._room_event(t, type_, server)
+                    sends.extend((hook, event) for hook in targets)
+        gate = asyncio.Semaphore(ROOM_SENDS_AT_ONCE)
+
+        async def send(hook: Webhook, event: WebhookEvent) -> WebhookDelivery:
+            async with gate:
+                return await self.send(hook, event)
+
+        return list(await asyncio.gather(*(send(hook, event) for hook, event in sends)))
+
+    def _room_event(self, t: RoomTransition, type_: EventType, server: GameServer) -> WebhookEvent:
+        # room.ended and room.failed describe one fact (the room failed): the type keeps their ids apart.
+        fact = "created" if t.event == "created" else t.status
+        parts = ("room", t.room_id, fact) if type_ != EventType.ROOM_FAILED else ("room", t.room_id, fact, type_.value)
+        resource = {"kind": "room", "id": t.room_id, "server_id": server.id, "server_name": server.name,
+                    "game": server.game, "status": t.status, "reason": t.reason, "players": t.players,
+                    "node_id": server.node_id, "owner_id": server.owner_id}
+        links = self._links("rooms", t.room_id, server.workflow_id)
+        links["server"] = self._links("servers", server.id, server.workflow_id)["resource"]
+        return WebhookEvent(id=event_id(*parts), type=type_, time=t.at, resource=resource, links=links)
+
     def _links(self, collection: str, resource_id: str, workflow_id: str) -> dict[str, str]:
         s = self.settings
         return {"resource": f"{s.public_api_url.rstrip('/')}/api/v1/{collection}/{resource_id}",
@@ -167,9 +219,9 @@ class EventEmitter:
 
     async def _start(self, delivery: WebhookDelivery, event: WebhookEvent) -> None:
         s = self.settings
-        try:
+        with contextlib.suppress(WorkflowAlreadyStartedError):  # this event is already on its way to this webhook
             await self.temporal.start_workflow(
-                "WebhookDeliveryWorkflow",
+                WEBHOOK_DELIVERY_WORKFLOW,
                 DeliverWebhookInput(webhook_id=delivery.webhook_id, delivery_id=delivery.id, event=event,
                                     control_queue=s.control_queue, retry_seconds=s.webhook_retry_seconds,
                                     backoff_initial_seconds=s.webhook_backoff_initial_seconds,
@@ -177,8 +229,6 @@ class EventEmitter:
                                     timeout_seconds=s.webhook_timeout_seconds),
                 id=delivery.workflow_id, task_queue=s.control_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
-        except WorkflowAlreadyStartedError:
-            pass  # this event is already on its way to this webhook
 
 
 async def _find_delivery(session: AsyncSession, webhook_id: str, event_id: str) -> WebhookDelivery | None:

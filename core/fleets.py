@@ -80,6 +80,7 @@ class FleetBuild(BaseModel):
     filename: str = "game.js"
     max_players: int = 0
     allow_rules: list[str] = Field(default_factory=list)  # what the admin allowed at upload
+    max_rooms: int = 0  # the module's `maxRooms` as the analysis read it (0: none)
 
 
 class FleetSpec(BaseModel):
@@ -95,6 +96,14 @@ class FleetSpec(BaseModel):
     max_surge: str = "25%"
     max_unavailable: str = "25%"
     on_empty: OnEmpty = OnEmpty.REPLACE
+    # Rooms per server (issue #22); 0: the version's `maxRooms`, else one. A fleet whose servers
+    # host rooms counts its buffer in free room slots and allocates rooms (see `in_servers`).
+    max_rooms: int = 0
+
+
+def rooms_per_server(spec: FleetSpec) -> int:
+    """Rooms each server of the fleet hosts: the fleet's setting, else its version's `maxRooms`, else one."""
+    return max(1, spec.max_rooms or spec.build.max_rooms or 1)
 
 
 def rollout_count(value: str, total: int, round_up: bool) -> int:
@@ -128,6 +137,8 @@ class FleetServer(BaseModel):
     players: int = 0
     allocation_id: str = ""
     created_at: datetime
+    max_rooms: int = 1  # as the matchmaker last saw it
+    rooms: int = 0  # rooms it hosts or has reserved, its first one included
 
 
 class FleetState(BaseModel):
@@ -162,6 +173,10 @@ class FleetCounts(BaseModel):
     deploying: int = 0
     retiring: int = 0
     total: int = 0
+    # A fleet in rooms: free room slots of its servers in the pool (of the current version), and
+    # rooms they host.
+    free_slots: int = 0
+    rooms: int = 0
 
 
 class FleetView(BaseModel):
@@ -217,6 +232,9 @@ class ServerObservation(BaseModel):
     listed: bool = False
     players: int = 0
     allocation_id: str = ""
+    max_rooms: int = 1
+    rooms: int = 0
+    allocations: list[str] = Field(default_factory=list)  # those holding its rooms
 
 
 class SyncFleetResult(BaseModel):
@@ -235,6 +253,7 @@ class StartFleetServerInput(BaseModel):
     node_selector: dict[str, str] = Field(default_factory=dict)
     limits: Limits = Field(default_factory=Limits)
     plan: str = ""
+    max_rooms: int = 0  # 0: the module's `maxRooms`, else one
 
 
 class StartFleetServerResult(BaseModel):
@@ -295,6 +314,8 @@ def phase_of(obs: ServerObservation) -> FleetPhase | None:
         return FleetPhase.RETIRING
     if obs.state == "allocated":
         return FleetPhase.ALLOCATED
+    if obs.state == "ready" and obs.max_rooms > 1 and (obs.rooms > 1 or obs.players > 0 or obs.allocations):
+        return FleetPhase.ALLOCATED  # a server hosting rooms with something going on: kept
     if obs.status == "running" and obs.listed and obs.state == "ready":
         return FleetPhase.READY
     return FleetPhase.DEPLOYING
@@ -313,14 +334,36 @@ def _scale_down_order(servers: list[FleetServer]) -> list[FleetServer]:
     return sorted(servers, key=lambda s: (s.phase != FleetPhase.READY, -s.created_at.timestamp(), s.server_id))
 
 
+def free_slots(spec: FleetSpec, servers: list[FleetServer]) -> int:
+    """Free room slots of the fleet's servers in the pool that take new rooms (the current version's)."""
+    return sum(max(0, s.max_rooms - s.rooms) for s in servers
+               if s.phase in (FleetPhase.READY, FleetPhase.ALLOCATED) and s.version == spec.build.version)
+
+
+def in_servers(spec: FleetSpec, servers: list[FleetServer]) -> FleetSpec:
+    """A fleet in rooms as the server-counting planner sees it: its buffer of free room slots
+    becomes the idle servers needed on top of the busy ones (those hosting rooms), less the slots
+    the busy ones still have. An idle server has `max_rooms - 1` free slots (its first room is
+    one of its rooms). A fixed size, or servers of one room, are counted as they are."""
+    per_server = rooms_per_server(spec)
+    if spec.replicas is not None or per_server <= 1:
+        return spec
+    busy = [s for s in servers if s.phase == FleetPhase.ALLOCATED]
+    need = max(0, spec.buffer - free_slots(spec, busy))
+    return spec.model_copy(update={"buffer": math.ceil(need / (per_server - 1))})
+
+
 def plan_fleet(spec: FleetSpec, servers: list[FleetServer], headroom: int, deleting: bool = False,
-               force: bool = False) -> FleetPlan:
+               force: bool = False, rooms: bool = False) -> FleetPlan:
     """What to do next: start `start` servers of the current version, retire `retire`.
 
     Never retires an allocated server (unless a forced delete); keeps the unallocated ones at
     `desired - allocated`; during a rollout keeps them within `max_surge` above that and
     their ready ones within `max_unavailable` below it; starts no more than `headroom` fit.
+    With `rooms`, a fleet whose servers host rooms keeps `buffer` free room slots (`in_servers`).
     """
+    if rooms:
+        spec = in_servers(spec, servers)
     live = [s for s in servers if s.phase != FleetPhase.RETIRING]
     allocated = [s for s in live if s.phase == FleetPhase.ALLOCATED]
     idle = [s for s in live if s.phase in (FleetPhase.DEPLOYING, FleetPhase.READY)]
@@ -359,6 +402,9 @@ def plan_fleet(spec: FleetSpec, servers: list[FleetServer], headroom: int, delet
 def count(spec: FleetSpec, servers: list[FleetServer]) -> FleetCounts:
     phases = [s.phase for s in servers]
     allocated = phases.count(FleetPhase.ALLOCATED)
-    return FleetCounts(desired=desired_size(spec, allocated), ready=phases.count(FleetPhase.READY),
+    in_rooms = rooms_per_server(spec) > 1
+    return FleetCounts(desired=desired_size(in_servers(spec, servers), allocated), ready=phases.count(FleetPhase.READY),
                        allocated=allocated, deploying=phases.count(FleetPhase.DEPLOYING),
-                       retiring=phases.count(FleetPhase.RETIRING), total=len(phases))
+                       retiring=phases.count(FleetPhase.RETIRING), total=len(phases),
+                       free_slots=free_slots(spec, servers) if in_rooms else 0,
+                       rooms=sum(s.rooms for s in servers) if in_rooms else 0)

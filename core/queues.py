@@ -1,8 +1,17 @@
-"""Task-queue names and workflow-id formats, in one place."""
+"""Task-queue names, workflow-id formats and the names of the workflows started by name, in one place."""
 
 from __future__ import annotations
 
 CONTROL_QUEUE = "gsf-control"
+
+# Two workflows are started from below `workflows/` (docs/architecture.md: neither `activities/` nor
+# `core/` may import a workflow class): TripoSlotsWorkflow by the `request_tripo_slot` activity
+# (activities/tripo.py, signal-with-start, whose signal the SDK takes only by name) and
+# WebhookDeliveryWorkflow by the event emitter (core/events.py). Their `@workflow.defn` and
+# `@workflow.signal` take their names from here, so the starter and the workflow cannot drift apart.
+TRIPO_SLOTS_WORKFLOW = "TripoSlotsWorkflow"
+TRIPO_SLOTS_ACQUIRE = "acquire"
+WEBHOOK_DELIVERY_WORKFLOW = "WebhookDeliveryWorkflow"
 
 
 def node_queue(node_id: str) -> str:

@@ -14,6 +14,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 API_KEY_PREFIX = "gsf_"
 NODE_TOKEN_PREFIX = "gsfn_"
@@ -94,16 +95,28 @@ class SeatToken:
     player_id: str
     expires_at: float
     nonce: str
+    room_id: str = ""
 
 
 def sign_seat_token(secret: str, server_id: str, player_id: str, ttl_seconds: float,
-                    now: float | None = None) -> SeatToken:
+                    now: float | None = None, *, room_id: str | None = None,
+                    new_room: dict[str, Any] | None = None) -> SeatToken:
+    """A seat in one room of one server, good for one connection until it expires.
+
+    Claims: `sid` server, `pid` player, `exp` unix seconds, `n` nonce; `rid` the room (absent: the
+    server's first room, whose id is the server id); `new` when the matchmaker reserved a room the
+    server has not created yet: `{"opt": room options}`, and the runtime creates it on this connection.
+    """
     exp = (time.time() if now is None else now) + ttl_seconds
     nonce = secrets.token_urlsafe(12)
-    payload = _b64(json.dumps({"sid": server_id, "pid": player_id, "exp": exp, "n": nonce},
-                              separators=(",", ":")).encode())
+    claims: dict[str, Any] = {"sid": server_id, "pid": player_id, "exp": exp, "n": nonce}
+    if room_id is not None:
+        claims["rid"] = room_id
+    if new_room is not None:
+        claims["new"] = new_room
+    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
     sig = _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
-    return SeatToken(f"{payload}.{sig}", server_id, player_id, exp, nonce)
+    return SeatToken(f"{payload}.{sig}", server_id, player_id, exp, nonce, room_id or server_id)
 
 
 def verify_seat_token(secret: str, token: str, server_id: str, now: float | None = None) -> dict[str, object] | None:

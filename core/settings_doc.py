@@ -1,18 +1,17 @@
 """Render docs/settings.md from the Settings class: `python -m core.settings_doc > docs/settings.md`.
 
-Names, types, defaults and sections come from `core.settings.Settings` (sections are its comment
-headings); the one-line meanings come from `Field(description=...)` or, until a field has one,
-from DESCRIPTIONS below. A field without a meaning is an error, so the page cannot fall behind.
+Names, types, defaults and sections come from `core.settings.Settings`: a section per settings group
+it inherits, in that order, headed and introduced by the group's docstring; the one-line meanings
+come from `Field(description=...)` or, until a field has one, from DESCRIPTIONS below. A field
+without a meaning is an error, so the page cannot fall behind.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import enum
 import inspect
 import json
-import re
 import sys
 import types
 import typing
@@ -21,7 +20,7 @@ from typing import Any
 
 from pydantic.fields import FieldInfo
 
-from core.settings import Settings
+from core.settings import GroupSettings, Settings
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 
@@ -31,7 +30,8 @@ DESCRIPTIONS: dict[str, str] = {
                 "made absolute at start",
     "database_url": "SQLAlchemy async URL of the platform records; empty: `sqlite+aiosqlite:///<data_dir>/gsf.db`. "
                     "PostgreSQL: `postgresql+asyncpg://user:password@host/db`",
-    "temporal_address": "host:port of the Temporal frontend; `gsf up` starts a dev server here unless one answers (port 0: on a free port)",
+    "temporal_address": "host:port of the Temporal frontend; `gsf up` starts a dev server here unless one answers "
+                        "(port 0: on a free port)",
     "temporal_namespace": "Temporal namespace of every workflow",
     "temporal_ui_url": "base of the Temporal Web UI links in API answers and the console",
     "temporal_ui_port": "port of the Web UI of the dev server `gsf up` starts (0: a free port)",
@@ -41,7 +41,8 @@ DESCRIPTIONS: dict[str, str] = {
     "temporal_api_key": "API key (Temporal Cloud); switches TLS on",
     "control_queue": "task queue of the control worker; side-by-side installs and tests use their own",
     "api_host": "address the API binds to",
-    "api_port": "port of the API and the web console (0: `gsf up` picks a free one, prints it and writes it to `<data>/endpoints.json`)",
+    "api_port": "port of the API and the web console (0: `gsf up` picks a free one, prints it and writes it to "
+                "`<data>/endpoints.json`)",
     "public_api_url": "how agents and the CLI reach the API; empty: `http://<api_host>:<api_port>`",
     "matchmaker_host": "address the matchmaker binds to",
     "matchmaker_port": "port of the matchmaker (0: as for `GSF_API_PORT`)",
@@ -106,32 +107,23 @@ DESCRIPTIONS: dict[str, str] = {
     "model_status_cache_prefix": "Redis key prefix of the model status cache",
 }
 
-# "# Temporal.", "# 3D models (DESIGN §6): ...", "# --- Webhooks and node events (issue #12) ---"
-_SECTION = re.compile(r"#[\s-]*([^.:(]+(?:\([^)]*\))?)")
-_NOISE = re.compile(r"\s*\((?:issue #\d+|[\w/]+\.py)\)")  # "(issue #12)", "(core/capacity.py)"
 
-
-def _sections() -> dict[str, str]:
-    """field name -> section title: a comment after a blank line in the class body opens a section."""
-    source = inspect.getsource(Settings)
-    lines = source.splitlines()
-    body = ast.parse(source).body[0]
-    assert isinstance(body, ast.ClassDef)
-    out: dict[str, str] = {}
-    title = "General"
-    for node in body.body:
-        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+def groups() -> list[tuple[str, str, list[str]]]:
+    """(heading, introduction, field names) of each settings group `Settings` inherits, in its order."""
+    out = []
+    for group in Settings.__bases__:
+        if not issubclass(group, GroupSettings):
             continue
-        above = node.lineno - 2  # 0-based index of the line above the field
-        block: list[str] = []
-        while above >= 0 and lines[above].strip().startswith("#"):
-            block.insert(0, lines[above].strip())
-            above -= 1
-        if block and above >= 0 and not lines[above].strip():
-            match = _SECTION.match(block[0])
-            if match:
-                title = _NOISE.sub("", match.group(1)).strip(" -")
-        out[node.target.id] = title
+        title, _, intro = (inspect.getdoc(group) or "").partition("\n")
+        if not title:
+            raise ValueError(f"{group.__name__} has no docstring: its first line is its section's heading")
+        out.append((title.strip().rstrip("."), intro.strip(), list(group.model_fields)))
+    named = [name for _, _, names in out for name in names]
+    if stray := sorted(set(Settings.model_fields) - set(named)):
+        raise ValueError(f"settings outside every group (declare them in a group of core/settings/): "
+                         f"{', '.join(stray)}")
+    if twice := sorted({name for name in named if named.count(name) > 1}):
+        raise ValueError(f"settings declared by more than one group: {', '.join(twice)}")
     return out
 
 
@@ -153,10 +145,8 @@ def _type_name(annotation: Any) -> str:
 
 
 def _default(field: FieldInfo) -> str:
-    if field.default_factory is not None:
-        value = field.default_factory()  # type: ignore[call-arg]
-    else:
-        value = field.default
+    factory = field.default_factory
+    value = factory() if factory is not None else field.default  # type: ignore[call-arg]
     if value is None or value == "":
         return "—"
     if isinstance(value, enum.Enum):
@@ -185,7 +175,6 @@ def _cell(text: str) -> str:
 def render() -> str:
     """The whole Markdown page."""
     prefix = str(Settings.model_config.get("env_prefix", ""))
-    sections = _sections()
     missing = [name for name, f in Settings.model_fields.items() if not (f.description or DESCRIPTIONS.get(name))]
     if missing:
         raise ValueError(f"settings without a description (add one to core/settings_doc.py): {', '.join(missing)}")
@@ -195,21 +184,20 @@ def render() -> str:
     out = [
         "# Settings reference",
         "",
-        ("<!-- Generated by `python -m core.settings_doc > docs/settings.md` from core/settings.py;"
+        ("<!-- Generated by `python -m core.settings_doc > docs/settings.md` from core/settings/;"
          " tests/docs fails when it is out of date. Do not edit by hand. -->"),
         "",
         f"Every gsf process reads one settings class, `core.settings.Settings`, from `{prefix}*` environment",
         "variables (nothing else reads the environment). Values are parsed by pydantic: booleans are",
         "`true`/`false`/`1`/`0`, lists and mappings are JSON (`GSF_NODE_LABELS='{\"region\": \"eu\"}'`),",
         "paths are file names. An empty value keeps the default. Settings marked \"empty: ...\" are",
-        "computed at start from the others when left empty.",
+        "computed at start from the others when left empty. Each section below is one group of",
+        "`Settings` (a class in `core/settings/` it inherits); the names stay flat all the same.",
         "",
     ]
-    groups: dict[str, list[str]] = {}
-    for name in Settings.model_fields:
-        groups.setdefault(sections.get(name, "General"), []).append(name)
-    for title, names in groups.items():
-        out += [f"## {title}", "", "| variable | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for title, intro, names in groups():
+        out += [f"## {title}", "", *([intro, ""] if intro else []),
+                "| variable | type | default | meaning |", "| --- | --- | --- | --- |"]
         for name in names:
             field = Settings.model_fields[name]
             meaning = field.description or DESCRIPTIONS[name]

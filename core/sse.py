@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
@@ -29,10 +30,8 @@ class EventStream(StreamingResponse):
             async with anyio.create_task_group() as tg:
 
                 async def stream() -> None:
-                    try:
+                    with contextlib.suppress(OSError):  # the client is gone; the disconnect watcher ends the group
                         await self.stream_response(send)
-                    except OSError:
-                        pass  # the client is gone; the disconnect watcher ends the group
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(stream)

@@ -43,7 +43,8 @@ def configure(settings: Settings, exporter: SpanExporter | None = None) -> Trace
     with _lock:
         if _provider is not None and exporter is None:
             return _provider
-        old, _provider = _provider, TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name}))
+        resource = Resource.create({"service.name": settings.otel_service_name})
+        old, _provider = _provider, TracerProvider(resource=resource)
         # Spans handed in by a test are checked right after the workflow ends: export them at once.
         _provider.add_span_processor(SimpleSpanProcessor(exporter) if exporter is not None
                                      else BatchSpanProcessor(_exporter(settings)))

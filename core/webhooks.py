@@ -44,6 +44,12 @@ class EventType(StrEnum):
     MODEL_FAILED = "model.failed"
     NODE_OFFLINE = "node.offline"
     NODE_ONLINE = "node.online"
+    # Rooms of a game server (issue #22), from the node agent's relay. `room.ended` is raised for every
+    # end (its `status` says `disposed` or `failed`); `room.failed` only for a failed one, so an alert
+    # can subscribe to failures without a delivery per finished match.
+    ROOM_CREATED = "room.created"
+    ROOM_ENDED = "room.ended"
+    ROOM_FAILED = "room.failed"
     # Sent only by `POST /api/v1/webhooks/{id}/test`; nobody subscribes to it.
     WEBHOOK_TEST = "webhook.test"
 
@@ -59,6 +65,7 @@ SERVER_EVENTS = {"running": EventType.SERVER_RUNNING, "rejected": EventType.SERV
 PIPELINE_EVENTS = {"paused": EventType.PIPELINE_PAUSED, "failed": EventType.PIPELINE_FAILED,
                    "succeeded": EventType.PIPELINE_SUCCEEDED}
 MODEL_EVENTS = {"success": EventType.MODEL_SUCCEEDED, "failed": EventType.MODEL_FAILED}
+ROOM_EVENTS = frozenset({EventType.ROOM_CREATED, EventType.ROOM_ENDED, EventType.ROOM_FAILED})
 
 
 def event_id(*parts: str) -> str:
@@ -97,6 +104,28 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     """The `X-GSF-Signature` value of `body` sent at `timestamp` (unix seconds)."""
     mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={mac}"
+
+
+class RoomTransition(BaseModel):
+    """A room of a server was created, or ended (`status` `disposed` or `failed`, with its reason), as
+    the node agent saw it between two rounds of its relay (agent_worker/room_events.py)."""
+
+    server_id: str
+    room_id: str
+    event: str  # "created" | "ended"
+    status: str  # the runtime's room status: "open" when created; "disposed", "failed", ... when ended
+    reason: str | None = None
+    players: int = 0  # seated when created; the last count seen while it was open when it ended
+    at: datetime  # created: the runtime's `created_at`; ended: when the agent saw it ended
+
+
+def room_event_types(transition: RoomTransition) -> list[EventType]:
+    """The events one room transition raises: room.created; room.ended, and room.failed if it failed."""
+    if transition.event == "created":
+        return [EventType.ROOM_CREATED]
+    if transition.status == "failed":
+        return [EventType.ROOM_ENDED, EventType.ROOM_FAILED]
+    return [EventType.ROOM_ENDED]
 
 
 # --- the secret at rest -------------------------------------------------------------------

@@ -64,7 +64,8 @@ class AddressPolicy:
                 else "private" if ip.is_private else "non-public" if not ip.is_global else None)
         if kind is None or self.allow_private:
             return None
-        return f"{ip} is a {kind} address (an admin may allow it: GSF_WEBHOOK_ALLOW_PRIVATE or GSF_WEBHOOK_ALLOWED_CIDRS)"
+        return (f"{ip} is a {kind} address "
+                "(an admin may allow it: GSF_WEBHOOK_ALLOW_PRIVATE or GSF_WEBHOOK_ALLOWED_CIDRS)")
 
 
 def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:

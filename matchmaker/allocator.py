@@ -53,11 +53,19 @@ def platform_token(secret_key: str) -> str:
     return hmac.new(secret_key.encode(), b"platform:fleets", hashlib.sha256).hexdigest()
 
 
-def seat_for(secret_key: str, room: RoomPublic, player_id: str, ttl: float, now: float) -> SeatPublic:
-    """A signed seat in `room`: the token its runtime checks, and the ws_url that carries it."""
-    seat = sign_seat_token(seat_secret(secret_key, room.server_id), room.server_id, player_id, ttl, now=now)
+def seat_for(secret_key: str, room: RoomPublic, player_id: str, ttl: float, now: float,
+             player_name: str | None = None) -> SeatPublic:
+    """A signed seat in `room`: the token its runtime checks (`rid` the room; `new` with the
+    room's options while the room is pending, so that whichever of its players connects first
+    has the server create it), and the ws_url that carries it."""
+    seat = sign_seat_token(seat_secret(secret_key, room.server_id), room.server_id, player_id, ttl, now=now,
+                           room_id=room.room_id,
+                           new_room={"opt": room.options} if room.status == "pending" else None)
     sep = "&" if "?" in room.ws_url else "?"
-    return SeatPublic(server_id=room.server_id, ws_url=f"{room.ws_url}{sep}token={quote(seat.token)}",
+    # The runtime takes the player's display name from the address (`name`, cleaned there).
+    name = f"&name={quote(player_name, safe='')}" if player_name else ""
+    return SeatPublic(room_id=room.room_id, server_id=room.server_id,
+                      ws_url=f"{room.ws_url}{sep}token={quote(seat.token)}{name}",
                       token=seat.token, player_id=player_id, expires_at=seat.expires_at)
 
 
@@ -83,7 +91,7 @@ class FleetRegistry(ABC):
     @abstractmethod
     async def drop(self, fleet_id: str) -> None: ...
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (optional hook)
         """Release connections."""
 
 
@@ -109,7 +117,7 @@ class StoreRegistry(FleetRegistry):
             fleet_id, FleetSyncRequest(members=list(members), ready_when_empty=ready_when_empty), self.clock())
 
     async def retire(self, fleet_id: str, server_ids: Sequence[str]) -> Retired:
-        return await self.store.retire(fleet_id, server_ids)
+        return await self.store.retire(fleet_id, server_ids, self.clock())
 
     async def drop(self, fleet_id: str) -> None:
         await self.store.fleet_drop(fleet_id)

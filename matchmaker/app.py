@@ -42,7 +42,7 @@ from matchmaker.errors import (
     validation_problem,
 )
 from matchmaker.fastpath import HeartbeatFastPath
-from matchmaker.ratelimit import JOIN_PLAYER_HEADER, JoinLimiter, JoinRateLimitMiddleware
+from matchmaker.ratelimit import JOIN_PATHS, JOIN_PLAYER_HEADER, JoinLimiter, JoinRateLimitMiddleware
 from matchmaker.routes import heartbeat_router, router
 from matchmaker.store import MemoryStore, RedisStore, Store, Subscription
 from matchmaker.stream import StreamHub
@@ -121,9 +121,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         app.front = HeartbeatFastPath(partial(FastAPI.__call__, app), app.state.matchmaker)
     app.include_router(heartbeat_router)
     app.include_router(router)
-    document(app, limited=lambda method, path: (method, path) == ("POST", "/join"), always=(500, 503),
+    document(app, limited=lambda method, path: method == "POST" and path in JOIN_PATHS, always=(500, 503),
              per_operation=ROUTE_PROBLEMS,
-             parameters={("POST", "/join"): [JOIN_PLAYER_HEADER]})
+             parameters={("POST", path): [JOIN_PLAYER_HEADER] for path in JOIN_PATHS})
     return app
 
 
@@ -257,6 +257,7 @@ ROUTE_PROBLEMS: dict[tuple[str, str], tuple[int, ...]] = {
     ("PUT", "/servers/{server_id}/heartbeat"): (403, 409),
     ("DELETE", "/servers/{server_id}"): (403,),
     ("POST", "/join"): (404, 409),
+    ("POST", "/create"): (409,),
     ("GET", "/metrics"): (401, 404),
 }
 

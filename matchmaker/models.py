@@ -19,6 +19,7 @@ from pydantic import (
     Tag,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from matchmaker.errors import InvalidRequest, MatchmakerError
 
@@ -31,6 +32,10 @@ MAX_LIMIT = 200
 MAX_BATCH = 1000  # heartbeats in one POST /heartbeats
 
 ServerId = Annotated[str, Field(pattern=ID_PATTERN)]
+# A room id: a server id (its first room) or one the matchmaker issued (`rm-` + 16 hex).
+RoomId = Annotated[str, Field(pattern=ID_PATTERN)]
+MAX_ROOMS = 10_000  # rooms one heartbeat may list
+MAX_OPTIONS_BYTES = 4 * 1024  # room options, as JSON
 LabelKey = Annotated[str, Field(pattern=KEY_PATTERN)]
 LabelValue = Annotated[str, Field(max_length=256)]
 # patternProperties alone would let other keys through in the schema; the server refuses them.
@@ -76,6 +81,47 @@ class ServerRegistration(BaseModel):
     ws_url: Annotated[str, Field(pattern=r"^wss?://", max_length=2048)]
     max_players: Annotated[int, Field(ge=1, le=100_000)]
     labels: Labels = Field(default_factory=dict)
+    # Rooms the server may host (issue #22); 1 is one room per server, as before rooms.
+    max_rooms: Annotated[int, Field(ge=1, le=100_000)] = 1
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    if options and len(compact_json(options).encode()) > MAX_OPTIONS_BYTES:
+        raise ValueError(f"options are larger than {MAX_OPTIONS_BYTES} bytes as JSON")
+
+
+class HeartbeatRoom(BaseModel):
+    """One room of a heartbeat: an entry of the runtime's `/status` `rooms` list.
+
+    Fields the runtime adds later are ignored (not refused): the relay passes the list through.
+    `max_players` 0 keeps the room's value. `status` failed or disposed: the room is gone (a
+    failed one is announced with its `reason`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    room_id: RoomId
+    players: Annotated[int, Field(ge=0, le=100_000)] = 0
+    player_ids: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=100_000)] | None = None
+    max_players: Annotated[int, Field(ge=0, le=100_000)] = 0
+    locked: bool = False
+    metadata: dict[Annotated[str, Field(max_length=64)], Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    created_at: float | None = None
+    status: Literal["open", "failed", "disposed"] = "open"
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+    @cached_property
+    def metadata_json(self) -> str:
+        return compact_json(self.metadata) if self.metadata else "{}"
+
+    @model_validator(mode="after")
+    def _sizes(self) -> HeartbeatRoom:
+        meta = compact_json(self.metadata) if self.metadata else "{}"
+        if len(meta) > MAX_METADATA_BYTES // 4 and len(meta.encode()) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
+        _check_options(self.options)
+        vars(self).update(metadata_json=meta)
+        return self
 
 
 class Heartbeat(BaseModel):
@@ -101,6 +147,16 @@ class Heartbeat(BaseModel):
     # reserved before are released, as their players can only have met a refused connection.
     # None: not reported, nothing changes.
     instance: Annotated[str, Field(max_length=64)] | None = None
+    # The server's rooms (issue #22): the runtime's `/status` list. None (an older runtime): the
+    # top-level fields are the first room's, as before rooms. Given: the first room's players
+    # come from its entry (the top-level count is the whole server's), rooms absent from the
+    # list are removed unless reserved and not created yet (pending).
+    rooms: Annotated[list[HeartbeatRoom], Field(max_length=MAX_ROOMS)] | None = None
+    max_rooms: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    # True: `rooms` is a delta, the rooms that changed since the sender's last accepted heartbeat
+    # of this server (rooms that ended named with their status), and absent rooms stay as they
+    # are. A server with thousands of idle rooms then beats in a few hundred bytes, not a megabyte.
+    rooms_delta: bool = False
 
     # The stored spelling of metadata and state, computed once by the size check and reused by
     # the stores (a heartbeat's JSON encoding is a large share of its cost). Cached properties
@@ -142,29 +198,58 @@ class HeartbeatBatch(BaseModel):
 
 
 class JoinById(BaseModel):
-    """POST /join with a room id."""
+    """POST /join with a room id (`room_id`), or a server id (`server_id`: its first room)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "oneOf": [{"required": ["server_id"]}, {"required": ["room_id"]}]})
 
-    server_id: ServerId
+    # Absent, not null: the schema offers a string only (a null id is refused all the same).
+    server_id: ServerId | SkipJsonSchema[None] = None
+    room_id: RoomId | SkipJsonSchema[None] = None
     player_name: Annotated[str, Field(max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _one_id(self) -> JoinById:
+        if (self.server_id is None) == (self.room_id is None):
+            raise ValueError("give room_id or server_id, not both")
+        return self
+
+    @property
+    def target(self) -> str:
+        """The room joined: the server's first room has the server's id."""
+        return self.room_id or self.server_id or ""
+
+
+Filters = Annotated[dict[str, str], Field(
+    max_length=32, json_schema_extra={"propertyNames": {"pattern": FILTER_NAME_PATTERN}})]
+Options = Annotated[dict[str, Any], Field(max_length=64)]
 
 
 class QuickJoin(BaseModel):
-    """POST /join with a game and filters: the fullest matching room that still has a seat."""
+    """POST /join with a game and filters: joinOrCreate. A seat in the fullest matching room with
+    one free, else in a new room (with `options`) on a matching server that has room for one."""
 
     model_config = ConfigDict(extra="forbid")
 
     game: Annotated[str, Field(min_length=1, max_length=128)]
-    filters: Annotated[dict[str, str], Field(
-        max_length=32, json_schema_extra={"propertyNames": {"pattern": FILTER_NAME_PATTERN}})] = Field(
-        default_factory=dict)
+    filters: Filters = Field(default_factory=dict)
+    options: Options = Field(default_factory=dict)
     player_name: Annotated[str, Field(max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _sizes(self) -> QuickJoin:
+        _check_options(self.options)
+        return self
+
+
+class CreateRoom(QuickJoin):
+    """POST /create: always a new room (with `options`) on a matching server that has room."""
 
 
 def _join_kind(value: Any) -> str:
-    has_id = "server_id" in value if isinstance(value, dict) else hasattr(value, "server_id")
-    return "by_id" if has_id else "quick"
+    if isinstance(value, dict):
+        return "by_id" if "server_id" in value or "room_id" in value else "quick"
+    return "by_id" if hasattr(value, "room_id") else "quick"
 
 
 # POST /join: a body with `server_id` is a join by id, any other a quick join; the tag keeps
@@ -178,12 +263,21 @@ JoinRequest = Annotated[
 # --- outputs -------------------------------------------------------------------------------
 
 
+RoomStatus = Literal["open", "pending", "gone"]
+
+
 class RoomPublic(BaseModel):
     """A room as the room list shows it. Seats are reconciled: players + reserved <= max_players.
 
+    The one declaration of a room's fields (issue #21): both stores build it (through
+    `matchmaker.store.base.room_fields`), the server list (`GET /servers`: each server's first
+    room, whose id is the server id), the room list (`GET /rooms`), events and allocations show it.
+    `status` pending: the matchmaker reserved the room and its server has not reported it yet;
+    gone (a server row only): the server's first room failed or was disposed, the server stays.
     The list is public (any origin, no credentials), so the owning user stays out of every answer
     and event: `owner_id` is kept for the platform's own use and never serialized."""
 
+    room_id: str
     server_id: str
     name: str
     game: str
@@ -201,6 +295,8 @@ class RoomPublic(BaseModel):
     generation: int
     created_at: float
     heartbeat_at: float | None
+    options: dict[str, Any] = Field(default_factory=dict)
+    status: RoomStatus = "open"
 
 
 class RoomDetail(RoomPublic):
@@ -241,13 +337,37 @@ class HeartbeatBatchResult(BaseModel):
 
 
 class SeatPublic(BaseModel):
-    """POST /join: a reserved seat and the token the game runtime checks."""
+    """POST /join, POST /create: a reserved seat and the token the game runtime checks."""
 
+    room_id: str
     server_id: str
     ws_url: str
     token: str
     player_id: str
     expires_at: float
+
+
+class ReconnectRequest(BaseModel):
+    """POST /reconnect: where is the room of this reconnection token now? (durable rooms, #25)"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    room_id: RoomId
+    token: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class ReconnectPublic(BaseModel):
+    """The room's current address. While its server restarts the room is unlisted (404: ask again
+    shortly); `ready` false: listed but not taking players yet."""
+
+    room_id: str
+    server_id: str
+    ws_url: str
+    ready: bool
+    player_id: str
+    # The reconnection token to present there: the one sent, or (the room moved to another server)
+    # the same claims signed for that server. The SDKs use it from now on.
+    token: str = ""
 
 
 class HealthPublic(BaseModel):
@@ -257,12 +377,14 @@ class HealthPublic(BaseModel):
 
 # --- room events (SSE) -----------------------------------------------------------------------
 
-EventType = Literal["added", "updated", "removed"]
+# `failed`: a room whose game code failed (its reason says how); an extra room's `removed`
+# (reason "failed") follows, a first room stays in the server list until its server goes.
+EventType = Literal["added", "updated", "removed", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
 class RoomEvent:
-    """A change of the room list: `added`/`updated` carry the room, `removed` a reason."""
+    """A change of the room list: `added`/`updated` carry the room, `removed`/`failed` a reason."""
 
     type: EventType
     server_id: str
@@ -270,11 +392,13 @@ class RoomEvent:
     labels: dict[str, str]
     room: RoomPublic | None = None
     reason: str = ""
+    room_id: str = ""
 
     def data_json(self) -> str:
         if self.room is not None:
             return self.room.model_dump_json()
-        return json.dumps({"server_id": self.server_id, "reason": self.reason})
+        return json.dumps({"server_id": self.server_id, "room_id": self.room_id or self.server_id,
+                           "reason": self.reason})
 
 
 # --- queries ---------------------------------------------------------------------------------
@@ -343,10 +467,14 @@ class Cursor:
 
 @dataclass(frozen=True, slots=True)
 class RoomQuery:
+    """`rooms` False: the server list (one row per server: its first room); True: every room.
+    The cursor's id is the row's room id (a first room's is its server's)."""
+
     filter: RoomFilter
     sort: str = "created"
     limit: int = 50
     cursor: Cursor | None = None
+    rooms: bool = False
 
 
 def sort_key(sort: str, players: int, created_at: float) -> float:
@@ -424,6 +552,12 @@ class AllocateRequest(BaseModel):
                           Field(max_length=1000)] = Field(default_factory=list)
     until: float
     exclusive: bool = True
+    # Fleets in rooms (issue #22): a member hosting more than one room (`max_rooms` > 1) is
+    # allocated a room, not the whole server: a new room with this id (and `options`) in the
+    # member with the fewest free room slots, as joinOrCreate creates one. Without an id, only
+    # members hosting one room are candidates (as before rooms).
+    new_room: Annotated[str, Field(pattern=r"^(rm-[0-9a-f]{16})?$")] = ""
+    options: Annotated[dict[str, Any], Field(max_length=64)] = Field(default_factory=dict)
 
 
 class Allocated(BaseModel):
@@ -500,6 +634,11 @@ class FleetSlot(BaseModel):
     players: int
     reserved: int
     allocation_id: str = ""
+    # Rooms (issue #22): what the server may host, the rooms it hosts or has reserved (its first
+    # one included unless gone), and the allocations holding rooms of it (a member in rooms).
+    max_rooms: int = 1
+    rooms: int = 0
+    allocations: list[str] = Field(default_factory=list)
 
 
 class FleetSlots(BaseModel):
@@ -517,3 +656,27 @@ class RetireRequest(BaseModel):
 
 class Retired(BaseModel):
     server_ids: list[str]
+
+
+# --- regions (issue #23) -----------------------------------------------------------------------
+
+
+class RegionPublic(BaseModel):
+    """One region (the `region` label of listed servers) as GET /regions shows it: where to time
+    it from (`ping_urls`, one per node host, a few at most) and, for the asked game, what it holds.
+    `capacity`: a room of the game there has a free seat now. A region without one may still open
+    a room on a server with a free room slot: joinOrCreate with `label.region` is the final word."""
+
+    region: str
+    ping_urls: list[str]
+    servers: int  # listed servers (of the game, when asked for one)
+    rooms: int  # open rooms (of the game) that take players: unlocked, ready
+    free_seats: int
+    capacity: bool
+
+
+class RegionsPublic(BaseModel):
+    """GET /regions: every region with a listed server, nearest-first ordering left to the client."""
+
+    game: str | None
+    regions: list[RegionPublic]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gsf.matchmaker")
 JOIN_PATH = "/join"
+JOIN_PATHS = (JOIN_PATH, "/create")  # both take a seat, so both count against the buckets
 PLAYER_HEADER = b"x-player-id"
 MAX_PLAYER_ID = 128
 # For the OpenAPI document: the route itself never sees the header.
@@ -113,7 +114,7 @@ class RedisJoinLimiter(JoinLimiter):
 
 
 class JoinRateLimitMiddleware:
-    """Pure ASGI, in front of `POST /join` only (the route module stays as it is). A limiter that
+    """Pure ASGI, in front of `POST /join` and `POST /create` only (the route module stays as it is). A limiter that
     fails (Redis down) lets the join through: the join itself then answers 503."""
 
     def __init__(self, app: ASGIApp, limiter: JoinLimiter, mm: Matchmaker) -> None:
@@ -122,7 +123,7 @@ class JoinRateLimitMiddleware:
         self.mm = mm
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") != JOIN_PATH
+        if (scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") not in JOIN_PATHS
                 or not self.limiter.enabled):
             await self.app(scope, receive, send)
             return

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import dataclasses
 import hmac
+import json
+import time
+import urllib.parse
 import uuid
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from core.problems import declares, problems
-from core.security import seat_secret, sign_seat_token
-from matchmaker.allocator import platform_token
+from core.security import seat_secret, verify_seat_token
+from matchmaker.allocator import platform_token, seat_for
 from matchmaker.deps import Matchmaker, MatchmakerDep, NodeDep, NodeRoute
-from matchmaker.errors import Forbidden, InvalidRequest, MatchmakerError, Unauthorized
+from matchmaker.errors import Forbidden, InvalidRequest, MatchmakerError, RoomNotFound, Unauthorized
 from matchmaker.metrics import CONTENT_TYPE
 from matchmaker.models import (
     MAX_LIMIT,
     Allocated,
     AllocateRequest,
+    CreateRoom,
     Cursor,
     FleetId,
     FleetMembers,
@@ -32,6 +39,10 @@ from matchmaker.models import (
     HeartbeatBatchResult,
     JoinById,
     JoinRequest,
+    ReconnectPublic,
+    ReconnectRequest,
+    RegionPublic,
+    RegionsPublic,
     Released,
     ReleaseRequest,
     Retired,
@@ -44,6 +55,7 @@ from matchmaker.models import (
     ServerRegistration,
     SortKey,
 )
+from matchmaker.store.base import new_room_id
 from matchmaker.stream import EventStreamResponse
 
 router = APIRouter()
@@ -67,10 +79,11 @@ async def register(body: ServerRegistration, caller: NodeDep) -> RoomDetail:
     mm, node = caller.mm, caller.node_id
     if body.node_id != node:
         raise Forbidden(f"node {node!r} cannot register a server of node {body.node_id!r}")
-    # The API says whether the server is placed on this node and `ws_url` is the node's address;
-    # the store refuses a server another node holds (a hijack, or a move before the old room expired).
+    # The API says whether the server is placed on this node and `ws_url` is the node's address
+    # (a hijack is refused there). Admitted, the registration takes over a live room another node
+    # still holds: the platform moved the server (a node lost, its last heartbeat < TTL ago).
     await mm.authority.admit(caller.token, body.server_id, body.ws_url)
-    room = await mm.store.register(body, mm.clock(), mm.ttl)
+    room = await mm.store.register(body, mm.clock(), mm.ttl, takeover=True)
     mm.metrics.registrations += 1
     return room
 
@@ -152,29 +165,98 @@ async def deregister(server_id: str, caller: NodeDep) -> Response:
 # --- player endpoints --------------------------------------------------------------------------
 
 
-@router.get("/servers", tags=["rooms"])
-async def list_servers(
+async def _list_query(
     request: Request,
-    mm: MatchmakerDep,
     game: str | None = None,
     free: bool | None = None,
     sort: SortKey = "created",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     cursor: str | None = None,
-) -> RoomsPublic:
-    """The room list: filter by game, label.<k>, metadata.<k> and free seats; keyset pages."""
+) -> RoomQuery:
+    """The query parameters /servers and /rooms share (filters, sort, page) as a query of the server
+    list; label.<k> and metadata.<k> are read from the query string. `async def` although it never
+    awaits: FastAPI would run a plain `def` dependency in a worker thread."""
     flt = RoomFilter.parse(game, _filter_pairs(request, _LIST_PARAMS), free)
-    query = RoomQuery(flt, sort, limit, Cursor.decode(cursor, sort) if cursor else None)
+    return RoomQuery(flt, sort, limit, Cursor.decode(cursor, sort) if cursor else None)
+
+
+ListQuery = Annotated[RoomQuery, Depends(_list_query)]
+
+
+async def _page(mm: Matchmaker, query: RoomQuery) -> RoomsPublic:
     page = await mm.store.list(query, mm.clock())
     return RoomsPublic(items=page.items, next_cursor=page.next_cursor)
 
 
-@router.get("/servers/stream", tags=["rooms"], response_class=EventStreamResponse,
-            responses={200: {"content": {"text/event-stream": {}},
-                             "description": "events added, updated, removed (JSON data)"}})
-async def stream_servers(request: Request, mm: MatchmakerDep,
-                         game: str | None = None) -> EventStreamResponse:
-    """Live room-list changes as Server-Sent Events, optionally for one game and labels."""
+@router.get("/servers", tags=["rooms"])
+async def list_servers(mm: MatchmakerDep, query: ListQuery) -> RoomsPublic:
+    """The server list (each server's first room): filter by game, label.<k>, metadata.<k> and
+    free seats; keyset pages."""
+    return await _page(mm, query)
+
+
+@router.get("/rooms", tags=["rooms"])
+async def list_rooms(mm: MatchmakerDep, query: ListQuery) -> RoomsPublic:
+    """The room list, one row per room with its server: the same filters and pages as /servers."""
+    return await _page(mm, dataclasses.replace(query, rooms=True))
+
+
+# Regions (issue #23): a server's region is its `region` label; a node's ping endpoint is reached at
+# the host of its servers' ws_url (the API vouched for it at registration: a node cannot point
+# players' SDKs anywhere else) on the one ping port every agent serves.
+REGION_LABEL = "region"
+REGION_SCAN_PAGES = 50  # rooms looked at, at most: 50 pages of MAX_LIMIT
+REGION_PING_URLS = 3  # per region: the SDK times one and falls back on the next
+
+
+def _ping_url(template: str, port: int, ws_url: str) -> str | None:
+    try:
+        host = urllib.parse.urlsplit(ws_url).hostname
+    except ValueError:
+        return None
+    if not host or not port:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return template.replace("{host}", host).replace("{port}", str(port))
+
+
+@router.get("/regions", tags=["rooms"], responses=problems(422))
+async def list_regions(mm: MatchmakerDep,
+                       game: Annotated[str | None, Query(min_length=1, max_length=128)] = None) -> RegionsPublic:
+    """The regions of the listed servers, with ping URLs to time each one and its free seats for `game`."""
+    found: dict[str, RegionPublic] = {}
+    servers: dict[str, set[str]] = {}
+    cursor: Cursor | None = None
+    for _ in range(REGION_SCAN_PAGES):
+        page = await mm.store.list(RoomQuery(RoomFilter(), "created", MAX_LIMIT, cursor, rooms=True), mm.clock())
+        for room in page.items:
+            name = room.labels.get(REGION_LABEL)
+            if not name:
+                continue
+            region = found.get(name)
+            if region is None:
+                region = found[name] = RegionPublic(region=name, ping_urls=[], servers=0, rooms=0, free_seats=0,
+                                                    capacity=False)
+                servers[name] = set()
+            url = _ping_url(mm.settings.region_ping_url, mm.settings.agent_ping_port, room.ws_url)
+            if url and url not in region.ping_urls and len(region.ping_urls) < REGION_PING_URLS:
+                region.ping_urls.append(url)
+            if game is not None and room.game != game:
+                continue
+            servers[name].add(room.server_id)
+            if room.status != "gone" and room.ready and not room.locked:
+                region.rooms += 1
+                region.free_seats += room.free_seats
+        if page.next_cursor is None:
+            break
+        cursor = Cursor.decode(page.next_cursor, "created")
+    for name, region in found.items():
+        region.servers = len(servers[name])
+        region.capacity = region.free_seats > 0
+    return RegionsPublic(game=game, regions=[found[name] for name in sorted(found)])
+
+
+def _stream(request: Request, mm: Matchmaker, game: str | None) -> EventStreamResponse:
     pairs = _filter_pairs(request, frozenset({"game"}))
     if any(k.startswith("metadata.") for k, _ in pairs):
         raise InvalidRequest("the stream filters by game and label.<key> only")
@@ -182,35 +264,127 @@ async def stream_servers(request: Request, mm: MatchmakerDep,
     return EventStreamResponse(mm.hub, listener, mm.keepalive_seconds)
 
 
+_STREAM_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}},
+          "description": "events added, updated, removed, failed (JSON data, with room_id)"}}
+
+
+@router.get("/servers/stream", tags=["rooms"], response_class=EventStreamResponse, responses=_STREAM_DOC)
+async def stream_servers(request: Request, mm: MatchmakerDep,
+                         game: str | None = None) -> EventStreamResponse:
+    """Live room changes as Server-Sent Events, optionally for one game and labels."""
+    return _stream(request, mm, game)
+
+
+@router.get("/rooms/stream", tags=["rooms"], response_class=EventStreamResponse, responses=_STREAM_DOC)
+async def stream_rooms(request: Request, mm: MatchmakerDep,
+                       game: str | None = None) -> EventStreamResponse:
+    """The same stream as /servers/stream (every event names its room and server)."""
+    return _stream(request, mm, game)
+
+
 @router.get("/servers/{server_id}", tags=["rooms"])
 async def get_server(server_id: str, mm: MatchmakerDep) -> RoomDetail:
-    """One listed room, with the game state of its last heartbeat."""
+    """One listed server (its first room), with the game state of its last heartbeat."""
     return await mm.store.get(server_id, mm.clock())
+
+
+@router.get("/rooms/{room_id}", tags=["rooms"])
+async def get_room(room_id: str, mm: MatchmakerDep) -> RoomDetail:
+    """One listed room by room id (a server id: its first room)."""
+    room = await mm.store.get(room_id, mm.clock())
+    if room.status == "gone":
+        raise RoomNotFound(f"room {room_id!r} is gone")
+    return room
 
 
 @router.post("/join", tags=["rooms"])
 async def join(body: JoinRequest, mm: MatchmakerDep) -> SeatPublic:
-    """Reserve a seat: by room id, or quick join (the fullest matching room with a free seat)."""
+    """Reserve a seat: by room id (or server id), or joinOrCreate by game and filters (the
+    fullest matching room with a free seat, else a new room on a server with room for one)."""
+    return await _seat(mm, body)
+
+
+@router.post("/create", tags=["rooms"])
+async def create(body: CreateRoom, mm: MatchmakerDep) -> SeatPublic:
+    """Reserve a seat in a new room (with `options`) on a matching server with room for one."""
+    return await _seat(mm, body)
+
+
+async def _seat(mm: Matchmaker, body: JoinById | CreateRoom | Any) -> SeatPublic:
     now = mm.clock()
     ttl = mm.settings.seat_reservation_seconds
     player_id = uuid.uuid4().hex
     try:
         if isinstance(body, JoinById):
-            room = await mm.store.reserve(body.server_id, player_id, now, now + ttl)
+            room = await mm.store.reserve(body.target, player_id, now, now + ttl)
         else:
             flt = RoomFilter.parse(body.game, body.filters.items())
-            room = await mm.store.quick_join(flt, player_id, now, now + ttl)
+            room = await mm.store.quick_join(flt, player_id, now, now + ttl, new_room=new_room_id(),
+                                             options=body.options, create=isinstance(body, CreateRoom))
     except MatchmakerError as exc:
         mm.metrics.joins[exc.slug] += 1
         raise
     mm.metrics.joins["ok"] += 1
-    seat = sign_seat_token(seat_secret(mm.settings.secret_key, room.server_id), room.server_id,
-                           player_id, ttl, now=now)
-    sep = "&" if "?" in room.ws_url else "?"
-    # The runtime takes the player's display name from the address (`name`, cleaned there).
-    name = f"&name={quote(body.player_name, safe='')}" if body.player_name else ""
-    return SeatPublic(server_id=room.server_id, ws_url=f"{room.ws_url}{sep}token={quote(seat.token)}{name}",
-                      token=seat.token, player_id=player_id, expires_at=seat.expires_at)
+    return seat_for(mm.settings.secret_key, room, player_id, ttl, now, body.player_name)
+
+
+def _token_server(token: str) -> str:
+    """The server a token claims (`sid`), before its signature is checked with that server's key."""
+    try:
+        payload = token.split(".", 1)[0]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, binascii.Error, UnicodeError):
+        return ""
+    sid = claims.get("sid") if isinstance(claims, dict) else None
+    return sid if isinstance(sid, str) and 0 < len(sid) <= 128 else ""
+
+
+# While a durable room's server restarts (or its room moves to another server) the room is
+# unlisted or not ready for a second or two. POST /reconnect waits for it that long instead of
+# answering "not yet" at once: the SDK, told at once, would ask again only after its backoff (up to
+# 2 s), and players would come back that much later than the room.
+RECONNECT_WAIT_SECONDS = 4.0
+RECONNECT_POLL_SECONDS = 0.05
+
+
+@router.post("/reconnect", tags=["rooms"], responses=problems(401, 404))
+async def reconnect(body: ReconnectRequest, mm: MatchmakerDep) -> ReconnectPublic:
+    """Where a room is now, for a player holding its reconnection token (after a server restart or move)."""
+    sid = _token_server(body.token)
+    secret = seat_secret(mm.settings.secret_key, sid)
+    claims = verify_seat_token(secret, body.token, sid, now=mm.clock()) if sid else None
+    # Only a reconnection token (`rc`) of this very room: a seat token is no proof of a seat held.
+    if claims is None or claims.get("rc") != 1 or claims.get("rid") != body.room_id:
+        raise Unauthorized("the reconnection token is not valid for this room")
+    deadline = time.monotonic() + RECONNECT_WAIT_SECONDS
+    while True:
+        try:
+            room: RoomDetail | None = await mm.store.get(body.room_id, mm.clock())
+        except RoomNotFound:
+            room = None  # unlisted: its server restarting, or the room on its way to another server
+        if room is not None and room.ready and room.status == "open":
+            break
+        if time.monotonic() >= deadline:
+            if room is None or room.status == "gone":
+                raise RoomNotFound(f"room {body.room_id!r} is not listed now")
+            break
+        await asyncio.sleep(RECONNECT_POLL_SECONDS)
+    # The token was signed for the server the player was on (`sid`). A room moved to another server
+    # (a drain, a rolling update) is there under the same id, its player's seat kept with the same
+    # nonce: the same claims, signed for that server, are what its runtime accepts (once, as ever).
+    token = body.token if room.server_id == sid else _resign(mm.settings.secret_key, claims, room.server_id)
+    return ReconnectPublic(room_id=room.room_id, server_id=room.server_id, ws_url=room.ws_url,
+                           ready=room.ready and room.status == "open", player_id=str(claims.get("pid", "")),
+                           token=token)
+
+
+def _resign(secret_key: str, claims: dict[str, object], server_id: str) -> str:
+    """A reconnection token's claims for `server_id`, signed with that server's seat secret."""
+    payload = base64.urlsafe_b64encode(json.dumps({**claims, "sid": server_id}, separators=(",", ":")).encode())
+    b64 = payload.decode().rstrip("=")
+    mac = hmac.new(seat_secret(secret_key, server_id).encode(), b64.encode(), "sha256").digest()
+    return f"{b64}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
 
 
 # --- platform endpoints: fleets and allocation (issue #10) --------------------------------------
@@ -261,7 +435,7 @@ async def sync_fleet(fleet_id: FleetId, body: FleetSyncRequest, mm: PlatformDep)
 @router.post("/fleets/{fleet_id}/retire", tags=["fleets"])
 async def retire(fleet_id: FleetId, body: RetireRequest, mm: PlatformDep) -> Retired:
     """Take ready members out of the pool before they are stopped; allocated ones stay."""
-    return await mm.store.retire(fleet_id, body.server_ids)
+    return await mm.store.retire(fleet_id, body.server_ids, mm.clock())
 
 
 @router.delete("/fleets/{fleet_id}", tags=["fleets"], status_code=204)

@@ -51,6 +51,27 @@ platform() {
     (cd "$rt" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
   fi
 
+  # esbuild for game projects (TypeScript, bundles with source maps): gameserver/project.py.
+  bt=gameserver/tooling
+  if [ ! -d "$bt/node_modules/esbuild" ] || [ "$bt/package-lock.json" -nt "$bt/node_modules/.package-lock.json" ]; then
+    echo "gsf: installing the project build tooling (esbuild)"
+    (cd "$bt" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+
+  # The client SDK (clients/js): its pinned build tools (tsc) from the lockfile, then its build; the
+  # console's play page imports it from /sdk/ (dist/ is not committed).
+  js=clients/js
+  if [ -f "$js/package-lock.json" ]; then
+    if [ ! -d "$js/node_modules" ] || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
+      echo "gsf: installing the JavaScript client SDK's npm dependencies"
+      (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    if [ ! -f "$js/dist/index.js" ] || [ -n "$(find "$js/src" "$js/tsconfig.json" "$js/package-lock.json" -newer "$js/dist/index.js")" ]; then
+      echo "gsf: building the JavaScript client SDK (clients/js)"
+      (cd "$js" && npm run --silent build)
+    fi
+  fi
+
   bash scripts/ensure-docker.sh
   .venv/bin/python -m gameserver.image ensure-base
 }
@@ -65,6 +86,18 @@ dev() {
 
 test_tools() {
   bash scripts/ensure-chromium.sh || echo "gsf: going on without Chromium; only the web-console tests need it" >&2
+  # The client SDKs (tests/clients): the Python one into the venv; the TypeScript one's pinned
+  # devDependencies (tsc, ws) from its lockfile, then its build (dist/ is not committed).
+  if [ -f clients/python/pyproject.toml ] && [ clients/python/pyproject.toml -nt .venv/.gsf-client-installed ]; then
+    echo "gsf: installing the Python client SDK (clients/python)"
+    .venv/bin/pip install -q -e clients/python
+    touch .venv/.gsf-client-installed
+  fi
+  # The TypeScript sample project's npm dependency, cached for the local registry the project
+  # tests serve (tests/projects/registry.py): the tests never reach the internet themselves.
+  if [ -d examples/projects ]; then
+    npm cache add seedrandom@3.0.5 --loglevel=error  # a no-op when it is cached already
+  fi
   # docker-compose validates docker-compose.yml in the tests (Debian's docker-compose 1.29).
   if ! command -v docker-compose >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null 2>&1 || \

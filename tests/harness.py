@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import uvicorn
-from click.testing import Result
 from fastapi import FastAPI
 from temporalio.client import Client
+from typer.testing import Result
 
 from agent_worker.agent import Agent
 from control_worker.worker import run_control_worker
@@ -31,7 +31,6 @@ async def serve(app: FastAPI, port: int, **config: Any) -> tuple[uvicorn.Server,
     # (GSF_TRUSTED_PROXIES), never uvicorn's.
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                                            proxy_headers=False, **config))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(200):
         if server.started or task.done():
@@ -97,7 +96,7 @@ class Harness:
 
         env = {"GSF_API_URL": self.settings.public_api_url, "GSF_API_KEY": key,
                "GSF_DATA_DIR": str(self.settings.data_dir), "COLUMNS": str(columns)}
-        return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+        return await asyncio.to_thread(lambda: CliRunner().invoke(app, list(args), env=env))
 
     def api(self, key: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.settings.public_api_url, timeout=60,

@@ -19,10 +19,12 @@ import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 import pytest
 
+DockerClient = Any  # docker.DockerClient: the docker package ships no type hints
 SESSION_PIDS: set[int] = set()
 # Every name `tests.conftest.unique` made in this session: a container or network is this session's
 # when its name or a label names one of them (other sessions on the machine are not ours to judge).
@@ -73,7 +75,7 @@ class Snapshot:
         return snap
 
 
-def _docker() -> object | None:
+def _docker() -> DockerClient | None:
     try:
         import docker
 
@@ -88,28 +90,29 @@ def _ours(*names: str) -> bool:
     return any(name in OURS or any(mine in name for mine in OURS) for name in names if name)
 
 
-def _docker_leftovers(client: object, before: tuple[set[str], set[str]]) -> tuple[list[object], list[object]]:
+def _docker_leftovers(client: DockerClient, before: tuple[set[str], set[str]]) -> tuple[list[Any], list[Any]]:
     import docker.errors
 
-    containers, networks = [], []
+    containers: list[Any] = []
+    networks: list[Any] = []
     with contextlib.suppress(docker.errors.APIError):
-        for c in client.containers.list(all=True):  # type: ignore[attr-defined]
+        for c in client.containers.list(all=True):
             if c.id not in before[0] and _ours(c.name, *(c.labels or {}).values()):
                 containers.append(c)
-        for n in client.networks.list():  # type: ignore[attr-defined]
+        for n in client.networks.list():
             if n.id not in before[1] and _ours(n.name):
                 networks.append(n)
     return containers, networks
 
 
-def _docker_ids(client: object | None) -> tuple[set[str], set[str]]:
+def _docker_ids(client: DockerClient | None) -> tuple[set[str], set[str]]:
     if client is None:
         return set(), set()
     import docker.errors
 
     with contextlib.suppress(docker.errors.APIError):
-        return ({c.id for c in client.containers.list(all=True)},  # type: ignore[attr-defined]
-                {n.id for n in client.networks.list()})  # type: ignore[attr-defined]
+        return ({c.id for c in client.containers.list(all=True)},
+                {n.id for n in client.networks.list()})
     return set(), set()
 
 
@@ -123,7 +126,7 @@ def _kill(pid: int) -> None:
         proc.wait(5)
 
 
-async def find_leaks(before: Snapshot, docker_before: tuple[set[str], set[str]], client: object | None,
+async def find_leaks(before: Snapshot, docker_before: tuple[set[str], set[str]], client: DockerClient | None,
                      grace: float = GRACE_SECONDS) -> list[str]:
     """What appeared since `before` and is still there (after up to `grace` seconds to close), each
     described in a line; everything found is stopped or removed."""
@@ -149,13 +152,13 @@ async def find_leaks(before: Snapshot, docker_before: tuple[set[str], set[str]],
     if client is not None:
         containers, networks = _docker_leftovers(client, docker_before)
         for c in containers:
-            leaked.append(f"container {c.name} ({c.short_id})")  # type: ignore[attr-defined]
+            leaked.append(f"container {c.name} ({c.short_id})")
             with contextlib.suppress(Exception):
-                c.remove(force=True)  # type: ignore[attr-defined]
+                c.remove(force=True)
         for n in networks:
-            leaked.append(f"network {n.name}")  # type: ignore[attr-defined]
+            leaked.append(f"network {n.name}")
             with contextlib.suppress(Exception):
-                n.remove()  # type: ignore[attr-defined]
+                n.remove()
     return leaked
 
 
@@ -169,7 +172,7 @@ async def _module_leaves_nothing_running(request: pytest.FixtureRequest) -> Asyn
         leaked = await find_leaks(before, docker_before, client)
     finally:
         if client is not None:
-            client.close()  # type: ignore[attr-defined]
+            client.close()
     if leaked:
         pytest.fail(f"{request.node.nodeid} left running after its tests (cleaned up now):\n  - "
                     + "\n  - ".join(leaked), pytrace=False)

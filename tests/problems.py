@@ -16,7 +16,8 @@ def assert_problem(resp: httpx.Response, status: int, slug: str | None = None) -
     assert resp.headers["content-type"].startswith(PROBLEM_JSON), resp.headers.get("content-type")
     assert "Traceback" not in resp.text
     body: dict[str, Any] = resp.json()
-    assert body.get("status") == status and body.get("title"), body
+    assert body.get("status") == status, body
+    assert body.get("title"), body
     if slug is not None:
         assert body["type"].endswith("/" + slug), body
     return body

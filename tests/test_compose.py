@@ -36,4 +36,5 @@ def test_compose_refuses_to_run_without_a_secret() -> None:
     env = {k: v for k, v in os.environ.items() if k != "GSF_SECRET_KEY"}
     done = subprocess.run([tool, "config"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
                           check=False)
-    assert done.returncode != 0 and "GSF_SECRET_KEY" in done.stderr
+    assert done.returncode != 0
+    assert "GSF_SECRET_KEY" in done.stderr

@@ -27,7 +27,8 @@ async def test_servers_processes_tasks_and_networks_left_behind_are_found_and_cl
         text = "\n".join(found)
         assert f"listening on port {listen.port_of(server)} (this process)" in text
         assert f"child process {child.pid}" in text
-        assert "asyncio task" in text and "sleep" in text
+        assert "asyncio task" in text
+        assert "sleep" in text
         assert f"network {network.name}" in text
         # Cleaned up: the child killed, the task cancelled, the network removed.
         child.wait(10)  # reaped already by the check; gone either way

@@ -25,7 +25,8 @@ def test_platform_image_builds_offline_and_runs_gsf(docker_client: docker.Docker
     assert time.monotonic() - started < 10, "a second build of an unchanged tree is a cache hit"
 
     image = docker_client.images.get(tag)
-    assert image.attrs["Config"]["User"] == "10001" and image.attrs["Config"]["Entrypoint"] == ["gsf"]
+    assert image.attrs["Config"]["User"] == "10001"
+    assert image.attrs["Config"]["Entrypoint"] == ["gsf"]
     helped = run(docker_client, tag, "--help")
     for command in ("api", "matchmaker", "control-worker", "agent", "db"):
         assert command in helped

@@ -2,7 +2,7 @@
 
 from workflows.fleet import FleetWorkflow  # issue #10
 from workflows.gameserver import GameServerWorkflow
-from workflows.models import ModelGenerationWorkflow, TripoSlotsWorkflow
+from workflows.generation import ModelGenerationWorkflow, TripoSlotsWorkflow
 from workflows.pipeline import PipelineWorkflow
 from workflows.webhooks import PlatformSweepWorkflow, WebhookDeliveryWorkflow
 

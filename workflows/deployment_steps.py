@@ -33,14 +33,15 @@ IMAGE = DeployStep("build_image", "image", {"server_id": "${server_id}", "source
                    timedelta(minutes=10))
 CONTAINER = DeployStep("start_container", "container", {
     "server_id": "${server_id}", "owner_id": "${owner_id}", "name": "${name}", "game": "${game}",
-    "image": "${steps.image.image}", "max_players": "${max_players}"}, timedelta(minutes=2))
+    "image": "${steps.image.image}", "max_players": "${max_players}", "max_rooms": "${max_rooms}"},
+    timedelta(minutes=2))
 READY = DeployStep("wait_ready", "ready", {
     "server_id": "${server_id}", "container_id": "${steps.container.container_id}",
     "host": "${steps.container.host}", "port": "${steps.container.port}"})
 REGISTER = DeployStep("register", "register", {
     "server_id": "${server_id}", "owner_id": "${owner_id}", "name": "${name}", "game": "${game}",
-    "node_id": "${node_id}", "ws_url": "${steps.container.ws_url}", "max_players": "${max_players}"},
-    timedelta(seconds=30))
+    "node_id": "${node_id}", "ws_url": "${steps.container.ws_url}", "max_players": "${max_players}",
+    "max_rooms": "${max_rooms}"}, timedelta(seconds=30))
 # Cleanup, also the workflow's stop and delete: leave the matchmaker, then stop (and remove) the container.
 DEREGISTER = DeployStep("deregister", "deregister", {"server_id": "${server_id}"}, timedelta(seconds=30))
 STOP = DeployStep("stop_container", "stop", {"server_id": "${server_id}", "remove": True}, timedelta(minutes=1))
@@ -48,7 +49,7 @@ STOP = DeployStep("stop_container", "stop", {"server_id": "${server_id}", "remov
 START_STEPS = (IMAGE, CONTAINER, READY, REGISTER)
 CLEANUP_STEPS = (DEREGISTER, STOP)
 VARIABLES: dict[str, Any] = {"server_id": None, "owner_id": None, "name": None, "game": "game",
-                             "source_sha256": None, "max_players": 8, "node_id": None}
+                             "source_sha256": None, "max_players": 8, "max_rooms": 1, "node_id": None}
 
 
 def pipeline_definition() -> dict[str, Any]:

@@ -34,13 +34,22 @@ def gameserver_input(d: Deployment, settings: Settings) -> GameServerInput:
     """The workflow's input: the deployment, with the installation's timeouts and restart policy."""
     return GameServerInput(server_id=d.server_id, owner_id=d.owner_id, name=d.name, game=d.game,
                            source_sha256=d.source_sha256, filename=d.filename, max_players=d.max_players,
-                           labels=d.labels, node_selector=d.node_selector, limits=d.limits,
+                           max_rooms=d.max_rooms, labels=d.labels, node_selector=d.node_selector, limits=d.limits,
                            allow_rules=list(d.allow_rules), restart_limit=settings.restart_limit,
                            restart_window_seconds=settings.restart_window_seconds,
                            ready_timeout_seconds=settings.ready_timeout_seconds,
                            control_queue=settings.control_queue,
                            node_schedule_to_start_seconds=settings.node_schedule_to_start_seconds,
                            idle_timeout_seconds=d.idle_timeout)
+
+
+def server_limits(d: Deployment) -> dict[str, object]:
+    """The server row's `limits`: the container's, its plan, and the rooms the deployment asked
+    for (absent: the module's `maxRooms`, else one; `api/routes/servers.py` shows the result)."""
+    limits: dict[str, object] = {**d.limits.model_dump(), "plan": d.plan}
+    if d.max_rooms > 0:
+        limits["max_rooms"] = d.max_rooms
+    return limits
 
 
 async def deploy(session: AsyncSession, temporal: Client, settings: Settings, d: Deployment) -> GameServer:
@@ -51,7 +60,7 @@ async def deploy(session: AsyncSession, temporal: Client, settings: Settings, d:
         server = GameServer(id=d.server_id, owner_id=d.owner_id, name=d.name, game=d.game,
                             source_sha256=d.source_sha256, source_size=d.source_size, max_players=d.max_players,
                             labels=d.labels, node_selector=d.node_selector,
-                            limits={**d.limits.model_dump(), "plan": d.plan}, allow_rules=list(d.allow_rules),
+                            limits=server_limits(d), allow_rules=list(d.allow_rules),
                             status=ServerStatus.PENDING.value, workflow_id=gameserver_workflow_id(d.server_id))
         session.add(server)
         session.add(ServerEvent(server_id=d.server_id, seq=0, status="pending", message=d.message))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         phase_of,
         plan_fleet,
         rollout_count,
+        rooms_per_server,
     )
     from core.temporal import SA_STATUS
 
@@ -143,10 +145,8 @@ class FleetWorkflow:
                 # The matchmaker or the database is away: try again at the next interval.
                 workflow.logger.warning("fleet %s: sync failed: %s", input.fleet_id, _cause(err))
             self._record()
-            try:
+            with contextlib.suppress(TimeoutError):  # the sync interval: look again
                 await workflow.wait_condition(lambda: self._wake, timeout=self._next_wait())
-            except TimeoutError:
-                pass  # the sync interval: look again
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 await self._settle()
@@ -190,8 +190,12 @@ class FleetWorkflow:
                 phase = FleetPhase.RETIRING  # on its way out, whatever the store says
             srv.phase, srv.status, srv.players, srv.allocation_id = phase, obs.status or "", obs.players, \
                 obs.allocation_id
+            srv.max_rooms, srv.rooms = obs.max_rooms, obs.rooms
+        # A fleet in rooms (issue #22) plans for free room slots; the marker keeps histories
+        # recorded before rooms replaying as they ran (they never get here with rooms).
+        rooms = rooms_per_server(self.spec) > 1 and workflow.patched("fleet-rooms")
         plan = plan_fleet(self.spec, list(s.servers.values()), observed.headroom, deleting=deleting,
-                          force=s.force_delete)
+                          force=s.force_delete, rooms=rooms)
         s.capacity_limited = plan.capacity_limited
         if plan.retire:
             await self._retire(plan.retire)
@@ -209,7 +213,8 @@ class FleetWorkflow:
         """Ready servers leave the pool atomically (an allocation that won the race keeps its
         server); a forced delete takes allocated ones as they are."""
         result = await workflow.execute_activity_method(
-            FleetActivities.retire_fleet_servers, RetireFleetServersInput(fleet_id=self.input.fleet_id, server_ids=server_ids),
+            FleetActivities.retire_fleet_servers,
+            RetireFleetServersInput(fleet_id=self.input.fleet_id, server_ids=server_ids),
             task_queue=self.input.control_queue,
             start_to_close_timeout=timedelta(seconds=30), retry_policy=CONTROL_RETRY)
         going = set(result.server_ids)
@@ -228,7 +233,7 @@ class FleetWorkflow:
             FleetActivities.start_fleet_server, StartFleetServerInput(
                 fleet_id=i.fleet_id, owner_id=i.owner_id, fleet_name=i.name, game=i.game, server_id=sid,
                 build=spec.build, labels=spec.labels, node_selector=spec.node_selector, limits=spec.limits,
-                plan=spec.plan),
+                plan=spec.plan, max_rooms=spec.max_rooms or spec.build.max_rooms),
             task_queue=i.control_queue,
             start_to_close_timeout=timedelta(seconds=60), retry_policy=CONTROL_RETRY) for sid in ids),
             return_exceptions=True)
@@ -274,9 +279,10 @@ class FleetWorkflow:
         self.s.seq += 1
         self.records = [r for r in self.records if not r.done()]
         self.records.append(workflow.start_activity_method(
-            FleetActivities.record_fleet, RecordFleetInput(fleet_id=self.input.fleet_id, seq=self.s.seq, at=workflow.now(),
-                                             lifecycle=self.s.lifecycle, version=self.spec.build.version,
-                                             counts=counts, capacity_limited=self.s.capacity_limited),
+            FleetActivities.record_fleet,
+            RecordFleetInput(fleet_id=self.input.fleet_id, seq=self.s.seq, at=workflow.now(),
+                             lifecycle=self.s.lifecycle, version=self.spec.build.version,
+                             counts=counts, capacity_limited=self.s.capacity_limited),
             task_queue=self.input.control_queue,
             start_to_close_timeout=timedelta(seconds=30), retry_policy=RECORD_RETRY))
 

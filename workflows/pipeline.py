@@ -77,6 +77,8 @@ class PipelineWorkflow:
         self._record()
         outputs: dict[str, dict[str, Any]] = {}
         index = 0
+        # Not `finally`: a worker that stops evicts a paused run by closing its coroutine
+        # (GeneratorExit), and an await in a `finally` would then run outside the workflow's loop.
         try:
             while index < len(input.steps):
                 if await self._run_step(index, input.steps[index], outputs):
@@ -84,19 +86,27 @@ class PipelineWorkflow:
                     continue
                 if not await self._paused():
                     await self._failed(outputs)
-                    return self.s
+                    break
                 self.resume_requested = False
                 self.s.status = PipelineStatus.RUNNING
                 self.s.error = None
-            self.s.status = PipelineStatus.SUCCEEDED
+            else:
+                self.s.status = PipelineStatus.SUCCEEDED
         except asyncio.CancelledError:
             await self._cancelled(outputs)
+            await self._settle()
             raise
-        finally:
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            self._record()
-            await asyncio.gather(*self.records, return_exceptions=True)
+        except Exception:
+            await self._settle()
+            raise
+        await self._settle()
         return self.s
+
+    async def _settle(self) -> None:
+        """Before the run ends: every update handler done, the last state recorded."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._record()
+        await asyncio.gather(*self.records, return_exceptions=True)
 
     async def _paused(self) -> bool:
         """Wait for `resume`: True when it came, False when the pause outlived the definition's
@@ -189,8 +199,9 @@ class PipelineWorkflow:
         self.s.seq += 1
         self.records = [r for r in self.records if not r.done()]
         self.records.append(workflow.start_activity_method(
-            RecordActivities.record_pipeline, RecordPipelineInput(run_id=self.input.run_id, seq=self.s.seq, at=workflow.now(),
-                                                   state=self.s.model_copy(deep=True)),
+            RecordActivities.record_pipeline,
+            RecordPipelineInput(run_id=self.input.run_id, seq=self.s.seq, at=workflow.now(),
+                                state=self.s.model_copy(deep=True)),
             task_queue=self.input.control_queue,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10))))

@@ -12,6 +12,7 @@ from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.webhooks import WebhookActivities
+    from core.queues import WEBHOOK_DELIVERY_WORKFLOW
     from core.webhooks import (
         AttemptDeliveryInput,
         AttemptDeliveryResult,
@@ -34,7 +35,7 @@ RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum
 JITTER = 0.1
 
 
-@workflow.defn(name="WebhookDeliveryWorkflow")
+@workflow.defn(name=WEBHOOK_DELIVERY_WORKFLOW)
 class WebhookDeliveryWorkflow:
     """Delivers one event to one webhook, at least once; id `webhook-<webhook_id>-<event_id>`.
 

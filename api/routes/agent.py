@@ -1,4 +1,5 @@
-"""Endpoints the node agents call with their node token: heartbeat, logs, stats, sources.
+"""Endpoints the node agents call with their node token: heartbeat, logs, stats, sources, the
+snapshots of durable rooms (issue #25), and the rooms' transitions (issue #22).
 
 A node reads and writes only what concerns the servers placed on it (and the sources of its own
 builds); anything else answers as if it did not exist.
@@ -11,10 +12,10 @@ import re
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
@@ -22,15 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from api.deps import AgentNode, ArtifactsDep, SessionDep, _bearer, get_temporal
+from api.deps import AgentNode, ArtifactsDep, SessionDep, TemporalDep, _bearer, get_temporal
 from api.schemas import PUBLIC_HOST, AgentHeartbeat, AgentLogs
 from core import node_credentials
 from core.contracts import GameServerState, PipelineStatus, ServerStatus
 from core.db.models import GameServer, LogLine, Node, PipelineRun, StatSample
 from core.errors import Conflict, Forbidden, NotFound, Unauthorized, Unavailable
+from core.events import EventEmitter
 from core.node_credentials import Standing
 from core.problems import declares, problems
 from core.security import verify_join_proof
+from core.snapshots import DatabaseSnapshotStore, RedisSnapshotStore, Snapshot, SnapshotStore, newest_per_room
+from core.webhooks import RoomTransition
 from workflows.gameserver import GameServerWorkflow
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
@@ -349,3 +353,167 @@ async def ship_stats(body: StatsIn, request: Request, node_id: AgentNode, sessio
             await session.execute(delete(StatSample).where(StatSample.server_id == sid, StatSample.id <= cutoff))
     await session.commit()
     return Response(status_code=204)
+
+
+# --- durable rooms (issue #25) -------------------------------------------------------------------
+# The agent pulls each durable room's latest snapshot from its runtime and stores it here, one entry
+# per room that only a higher `seq` replaces, in the snapshot store (core/snapshots.py: the platform
+# database, or Redis with GSF_SNAPSHOT_STORE=redis); on a crash restart it reads them back and pushes
+# them into the new runtime. Which node may read or write a server's snapshots is decided here, on the
+# database's placement, whatever the store. The platform never looks inside a snapshot: it is the
+# runtime's text.
+
+MAX_SNAPSHOT_TEXT = 384 * 1024  # the runtime's 256 KiB body, its players' nonces and the header
+MAX_SEQ = 2**63 - 1  # the database's BIGINT
+
+
+class SnapshotIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    server_id: str = Field(max_length=32)
+    room_id: str = Field(min_length=1, max_length=128)
+    seq: int = Field(ge=0, le=MAX_SEQ)
+    instance: str = Field(default="", max_length=64)
+    taken_at: datetime
+    text: str = Field(max_length=MAX_SNAPSHOT_TEXT)
+
+
+class SnapshotEnded(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    server_id: str = Field(max_length=32)
+    room_id: str = Field(min_length=1, max_length=128)
+
+
+class SnapshotsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    snapshots: list[SnapshotIn] = Field(default_factory=list, max_length=1000)
+    ended: list[SnapshotEnded] = Field(default_factory=list, max_length=10_000)
+
+
+class SnapshotsStored(BaseModel):
+    stored: int
+    stale: int
+    deleted: int
+
+
+@declares(503)
+async def snapshot_store(request: Request, session: SessionDep) -> SnapshotStore:
+    """The configured snapshot store: the database one on the request's session, or this API
+    process's one Redis store, made on first use (`async def`: never two at once in threads)."""
+    state = request.app.state
+    if state.settings.snapshot_store != "redis":
+        return DatabaseSnapshotStore.of_session(session)
+    store: SnapshotStore | None = getattr(state, "snapshot_store", None)
+    if store is None:
+        store = state.snapshot_store = RedisSnapshotStore.from_settings(state.settings)
+    return store
+
+
+async def close_snapshot_store(app: FastAPI) -> None:
+    """Close the Redis snapshot store's connections on shutdown, if it was ever made."""
+    store: SnapshotStore | None = getattr(app.state, "snapshot_store", None)
+    if store is not None:
+        app.state.snapshot_store = None
+        await store.aclose()
+
+
+SnapshotStoreDep = Annotated[SnapshotStore, Depends(snapshot_store)]
+
+
+@router.post("/snapshots", responses=problems(403))
+async def store_snapshots(body: SnapshotsIn, request: Request, node_id: AgentNode, session: SessionDep,
+                          store: SnapshotStoreDep) -> SnapshotsStored:
+    """Store the latest snapshots of durable rooms of servers on the caller's node (higher seq wins)."""
+    ids = {s.server_id for s in body.snapshots} | {e.server_id for e in body.ended}
+    here, elsewhere = await _servers_on_node(request, session, node_id, ids)
+    if elsewhere:
+        raise Forbidden(f"servers {sorted(elsewhere)[:3]} do not run on node {node_id}")
+    versions: dict[str, str] = {}
+    if here:
+        found = await session.execute(select(GameServer.id, GameServer.source_sha256).where(GameServer.id.in_(here)))
+        versions = {row.id: row.source_sha256 for row in found}
+    newest = newest_per_room(
+        Snapshot(room_id=s.room_id, server_id=s.server_id, seq=s.seq, instance=s.instance,
+                 version=versions.get(s.server_id, ""), taken_at=s.taken_at, text=s.text)
+        for s in body.snapshots if s.server_id in here)
+    gone = [(e.server_id, e.room_id) for e in body.ended if e.server_id in here]
+    written = await store.write(newest, gone)
+    return SnapshotsStored(stored=written.stored, stale=len(newest) - written.stored, deleted=written.deleted)
+
+
+@router.get("/snapshots/{server_id}", responses=problems(403, 404))
+async def load_snapshots(server_id: str, request: Request, node_id: AgentNode, session: SessionDep,
+                         store: SnapshotStoreDep, into: Annotated[str, Query(max_length=32)] = "") -> Response:
+    """The stored snapshots of a server's durable rooms, for a restore on the caller's node."""
+    if not into or into == server_id:
+        here, _ = await _servers_on_node(request, session, node_id, [server_id])
+        if server_id not in here:
+            raise NotFound(f"no server {server_id!r} on node {node_id}")
+    else:
+        # A move (node loss, drain): into a server on the caller's node of the same owner and the same
+        # game version (source hash), wherever the old one ran. The entries move with the rooms, so the
+        # new server's snapshots replace them from now on and the old server's never again.
+        here, _ = await _servers_on_node(request, session, node_id, [into])
+        rows = {row.id: row for row in (await session.execute(
+            select(GameServer.id, GameServer.owner_id, GameServer.source_sha256)
+            .where(GameServer.id.in_([server_id, into])))).all()}
+        if into not in here or server_id not in rows:
+            raise NotFound(f"no server {into!r} on node {node_id} to restore {server_id!r} into")
+        old, new = rows[server_id], rows[into]
+        if (old.owner_id, old.source_sha256) != (new.owner_id, new.source_sha256):
+            raise Forbidden(f"server {into!r} runs another game version than {server_id!r}")
+    texts = await store.texts(server_id, into=into)
+    # The runtime's own text, spliced as is: never parsed and encoded again.
+    return Response('{"snapshots":[' + ",".join(texts) + "]}", media_type="application/json")
+
+
+# --- rooms (issue #22) ---------------------------------------------------------------------------
+# The relay (agent_worker/room_events.py) compares each server's rooms between two rounds and sends
+# only what changed: a room created, a room ended. They become the owner's room.* webhook events.
+
+MAX_ROOM_EVENTS = 500  # per request (the relay sends at most 100)
+
+
+class RoomEventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    server_id: str = Field(min_length=1, max_length=32)
+    room_id: str = Field(min_length=1, max_length=128)
+    event: Literal["created", "ended"]
+    # The runtime's room status: `open` when created; `disposed` or `failed` when ended.
+    status: str = Field(pattern=r"^[a-z][a-z_-]{0,31}$")
+    reason: str | None = Field(default=None, max_length=1000)
+    players: int = Field(default=0, ge=0, le=1_000_000)
+    at: datetime
+
+
+class RoomEventsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[RoomEventIn] = Field(max_length=MAX_ROOM_EVENTS)
+
+
+class RoomEventsAccepted(BaseModel):
+    accepted: int  # transitions of servers placed on the caller's node
+    dropped: int  # transitions of servers not known to be there (yet)
+    deliveries: int  # webhook deliveries they stand for (each made once, however often it is sent)
+
+
+@router.post("/rooms/events", responses=problems(403))
+async def room_events(body: RoomEventsIn, request: Request, node_id: AgentNode, session: SessionDep,
+                      temporal: TemporalDep) -> RoomEventsAccepted:
+    """Rooms created and ended on servers of the caller's node, raised as their owners' room.* events."""
+    here, elsewhere = await _servers_on_node(request, session, node_id, (e.server_id for e in body.events))
+    if elsewhere:
+        raise Forbidden(f"servers {sorted(elsewhere)[:3]} do not run on node {node_id}")
+    # As with log lines: transitions of servers not known to be here are dropped, never a refused
+    # batch that the agent would send again and again.
+    mine = [RoomTransition(**e.model_dump()) for e in body.events if e.server_id in here]
+    emitter = EventEmitter(request.app.state.sessions, temporal, request.app.state.settings)
+    try:
+        deliveries = await emitter.room_transitions(mine)
+    except RPCError as exc:
+        raise Unavailable(f"Temporal refused a delivery: {exc.message}") from None
+    return RoomEventsAccepted(accepted=len(mine), dropped=len(body.events) - len(mine), deliveries=len(deliveries))

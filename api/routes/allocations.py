@@ -40,8 +40,9 @@ from core.security import hash_api_key
 from core.settings import Settings
 from matchmaker.allocator import FleetRegistry, registry_for, seat_for
 from matchmaker.errors import MatchmakerError
-from matchmaker.models import Allocated, AllocateRequest, ReleaseRequest
+from matchmaker.models import MAX_OPTIONS_BYTES, Allocated, AllocateRequest, ReleaseRequest, compact_json
 from matchmaker.models import NoReadyServer as StoreNoReadyServer
+from matchmaker.store.base import new_room_id
 from workflows.fleet import FleetWorkflow
 
 # No router-wide scope check: POST checks it in `allocation_caller`, the other routes in their own.
@@ -71,11 +72,16 @@ class AllocationCreate(BaseModel):
     players: Annotated[int, Field(ge=1, le=1000, description="seats to reserve, one token each")] = 1
     wait_seconds: Annotated[float, Field(ge=0, le=600, description="with no ready server, wait this long "
                                          "for one instead of answering no-ready-server at once")] = 0.0
+    options: Annotated[dict[str, Any], Field(max_length=64, description=(
+        "room options for a fleet whose servers host rooms: the new room's `room.options` in onCreate"))] = Field(
+        default_factory=dict)
 
     @model_validator(mode="after")
     def _target(self) -> AllocationCreate:
         if (self.fleet is None) == (self.game is None):
             raise ValueError("give either fleet or game")
+        if self.options and len(compact_json(self.options).encode()) > MAX_OPTIONS_BYTES:
+            raise ValueError(f"options are larger than {MAX_OPTIONS_BYTES} bytes as JSON")
         return self
 
 
@@ -101,6 +107,7 @@ class AllocationPublic(BaseModel):
 
 
 class AllocationCreated(AllocationPublic):
+    room_id: str  # the room allocated: the server's only room (its id), or a new room in a server hosting rooms
     seats: list[SeatPublic]
     token: str  # the first seat's, for the common one-player case
 
@@ -343,14 +350,16 @@ async def _allocate(request: Request, registry: FleetRegistry, settings: Setting
 @router.post("", status_code=201, response_model=AllocationCreated, responses=problems(404, 409, 503))
 async def allocate(body: AllocationCreate, request: Request, user: CallerDep, settings: SettingsDep,
                    registry: RegistryDep) -> Response:
-    """Allocate a ready server matching the selector, now (no-ready-server if none) or within `wait_seconds`."""
+    """Allocate a ready server (or a room in one) matching the selector, now or within `wait_seconds`."""
     # No database session is held on this path: the caller and its fleets come from short-lived
     # caches, the record goes through AllocationLog.
     fleets = await _fleets(request, user, body)
     ttl = settings.seat_reservation_seconds
     allocation_id = new_id()
+    # A fleet whose servers host rooms hands out a new room (this id) in the fullest server with a slot.
     req = AllocateRequest(fleet_ids=[f.id for f in fleets], labels=dict(body.selector), allocation_id=allocation_id,
-                          player_ids=[uuid.uuid4().hex for _ in range(body.players)], until=time.time() + ttl)
+                          player_ids=[uuid.uuid4().hex for _ in range(body.players)], until=time.time() + ttl,
+                          new_room=new_room_id(), options=dict(body.options))
     got = await _allocate(request, registry, settings, fleets, body, req)
     now = time.time()
     room = got.room
@@ -364,7 +373,7 @@ async def allocate(body: AllocationCreate, request: Request, user: CallerDep, se
     _wake(request, [f for f in fleets if f.id == got.fleet_id], only_buffered=True)
     seats = [seat_for(settings.secret_key, room, pid, max(0.0, req.until - now), now) for pid in req.player_ids]
     created = AllocationCreated(
-        **record, released_at=None, token=seats[0].token,
+        **record, released_at=None, room_id=room.room_id, token=seats[0].token,
         seats=[SeatPublic(player_id=s.player_id, token=s.token, ws_url=s.ws_url, expires_at=s.expires_at)
                for s in seats])
     # Serialized here: FastAPI would validate the model it was just given once more.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,25 +17,30 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
-from api.routes.games import GAME_NAME, build_of, game_version, owned_game
+from api.ownership import Owner, may_see, visible_to
+from api.routes.games import GAME_NAME, game_version, owned_game
+from api.routes.games import build_of as version_build
 from api.routes.servers import plan_limits
 from api.schemas import Labels, LimitOverrides
-from core.db.models import Fleet, FleetServer, Game, GameServer, new_id
+from core.db.models import Fleet, FleetServer, Game, GameServer, GameVersion, new_id
 from core.errors import BadRequest, Conflict, NotFound, Unavailable
 from core.fleets import (
     RESERVED_LABEL_PREFIX,
     SURGE_RE,
     ConfigureFleetInput,
     DeleteFleetInput,
+    FleetBuild,
     FleetInput,
     FleetLifecycle,
     FleetSpec,
     FleetView,
     OnEmpty,
     fleet_workflow_id,
+    rooms_per_server,
 )
 from core.problems import problems
 from core.queues import workflow_ui_url
+from core.request_bounds import MAX_ROOMS, MIN_ROOMS
 from core.settings import Settings
 from core.temporal import SA_OWNER, SA_STATUS
 from workflows.fleet import FleetWorkflow
@@ -85,6 +91,9 @@ class FleetCreate(LimitOverrides):
     max_surge: Surge = "25%"
     max_unavailable: Surge = "25%"
     on_empty: OnEmpty = OnEmpty.REPLACE
+    max_rooms: Annotated[int, Field(ge=MIN_ROOMS, le=MAX_ROOMS, description=(
+        "rooms each server hosts; default: the version's maxRooms, else 1. Above 1 the fleet allocates rooms "
+        "and `buffer` counts free room slots"))] | None = None
 
     @model_validator(mode="after")
     def _policy(self) -> FleetCreate:
@@ -132,6 +141,15 @@ class FleetServerPublic(BaseModel):
     status: str
     players: int = 0
     node_id: str | None = None
+    max_rooms: int = 1
+    rooms: int = 0
+
+
+def build_of(version: GameVersion) -> FleetBuild:
+    """A version's build with the rooms its module asks for (`maxRooms`, as the analysis read it)."""
+    exported = ((version.analysis or {}).get("exports") or {}).get("maxRooms")
+    rooms = exported if isinstance(exported, int) and not isinstance(exported, bool) and exported > 0 else 0
+    return version_build(version).model_copy(update={"max_rooms": min(rooms, MAX_ROOMS)})
 
 
 class FleetPublic(BaseModel):
@@ -150,6 +168,7 @@ class FleetPublic(BaseModel):
     max_surge: str
     max_unavailable: str
     on_empty: str
+    max_rooms: int  # rooms each server hosts (1: the fleet counts servers; more: room slots)
     status: str
     counts: dict[str, Any]
     capacity_limited: bool
@@ -173,31 +192,21 @@ def fleet_public(fleet: Fleet, settings: Settings, cls: type[FleetPublic] = Flee
                replicas=fleet.replicas, buffer=fleet.buffer, min_size=fleet.min_size, max_size=fleet.max_size,
                labels=dict(fleet.labels or {}), node_selector=dict(fleet.node_selector or {}),
                limits=dict(fleet.limits or {}), max_surge=fleet.max_surge, max_unavailable=fleet.max_unavailable,
-               on_empty=fleet.on_empty, status=fleet.status, counts=dict(fleet.counts or {}),
+               on_empty=fleet.on_empty, max_rooms=int((fleet.limits or {}).get("max_rooms") or 1),
+               status=fleet.status, counts=dict(fleet.counts or {}),
                capacity_limited=fleet.capacity_limited, workflow_id=fleet.workflow_id,
                workflow_url=workflow_ui_url(settings.temporal_ui_url, settings.temporal_namespace, fleet.workflow_id),
                created_at=fleet.created_at, updated_at=fleet.updated_at)
-
-
-class Owner(Protocol):
-    """Whoever asks: a user, or the allocation path's remembered caller."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def is_admin(self) -> bool: ...
 
 
 async def owned_fleet(session: AsyncSession, user: Owner, ref: str, active: bool = False) -> Fleet:
     """The caller's fleet by id or name (a live one by name); another user's is a 404."""
     fleet = await session.get(Fleet, ref) if len(ref) <= 32 else None
     if fleet is None:
-        query = select(Fleet).where(Fleet.name == ref, Fleet.status != FleetLifecycle.DELETED.value)
-        if not user.is_admin:
-            query = query.where(Fleet.owner_id == user.id)
+        query = visible_to(user, select(Fleet).where(Fleet.name == ref, Fleet.status != FleetLifecycle.DELETED.value),
+                           Fleet.owner_id)
         fleet = await session.scalar(query.order_by((Fleet.owner_id != user.id), Fleet.created_at.desc()).limit(1))
-    if fleet is None or (fleet.owner_id != user.id and not user.is_admin):
+    if fleet is None or not may_see(user, fleet.owner_id):
         raise NotFound(f"no fleet {ref!r}")
     if active and fleet.status != FleetLifecycle.ACTIVE.value:
         raise Conflict(f"fleet {fleet.name!r} is {fleet.status}")
@@ -228,11 +237,13 @@ async def create_fleet(body: FleetCreate, request: Request, response: Response, 
     spec = FleetSpec(build=build_of(version), replicas=body.replicas, buffer=body.buffer or 0,
                      min_size=body.min_size, max_size=max_size if body.replicas is None else 0,
                      labels=dict(body.labels), node_selector=dict(body.node_selector), limits=limits, plan=plan,
-                     max_surge=body.max_surge, max_unavailable=body.max_unavailable, on_empty=body.on_empty)
+                     max_surge=body.max_surge, max_unavailable=body.max_unavailable, on_empty=body.on_empty,
+                     max_rooms=body.max_rooms or 0)
     fleet = Fleet(id=fleet_id, owner_id=user.id, name=body.name, game_id=game.id, game=game.name,
                   version_id=version.id, version=version.version, replicas=spec.replicas, buffer=spec.buffer,
                   min_size=spec.min_size, max_size=spec.max_size, labels=spec.labels, node_selector=spec.node_selector,
-                  limits={**limits.model_dump(), "plan": plan}, max_surge=spec.max_surge,
+                  limits={**limits.model_dump(), "plan": plan, "max_rooms": rooms_per_server(spec)},
+                  max_surge=spec.max_surge,
                   max_unavailable=spec.max_unavailable, on_empty=spec.on_empty.value,
                   status=FleetLifecycle.ACTIVE.value, workflow_id=fleet_workflow_id(fleet_id))
     session.add(fleet)
@@ -262,9 +273,7 @@ async def list_fleets(user: CurrentUser, session: SessionDep, settings: Settings
                       game: Annotated[str | None, Query(max_length=64)] = None,
                       include_deleted: bool = False) -> FleetsPublic:
     """The caller's fleets with their last counts (admins see all)."""
-    query = select(Fleet)
-    if not user.is_admin:
-        query = query.where(Fleet.owner_id == user.id)
+    query = visible_to(user, select(Fleet), Fleet.owner_id)
     if game:
         query = query.where(Fleet.game == game)
     if not include_deleted:
@@ -298,7 +307,8 @@ async def get_fleet(fleet_ref: str, user: CurrentUser, session: SessionDep, temp
                                         .where(GameServer.id.in_(ids)))).all()
         nodes = {sid: node for sid, node in placed}
         detail.servers = [FleetServerPublic(server_id=s.server_id, version=s.version, phase=s.phase.value,
-                                            status=s.status, players=s.players, node_id=nodes.get(s.server_id))
+                                            status=s.status, players=s.players, node_id=nodes.get(s.server_id),
+                                            max_rooms=s.max_rooms, rooms=s.rooms)
                           for s in view.servers]
         detail.counts = view.counts.model_dump()
     else:
@@ -363,10 +373,8 @@ async def delete_fleet(fleet_ref: str, user: CurrentUser, session: SessionDep, t
     fleet = await owned_fleet(session, user, fleet_ref)
     if fleet.status == FleetLifecycle.DELETED.value:
         return fleet_public(fleet, settings, FleetDetail)
-    try:
+    with contextlib.suppress(Conflict):  # deleted or ended meanwhile: the record below says so once written
         await _update(temporal, fleet, FleetWorkflow.delete, DeleteFleetInput(force=force))
-    except Conflict:
-        pass  # deleted or ended meanwhile: the record below says so once written
     if fleet.status == FleetLifecycle.ACTIVE.value:
         fleet.status = FleetLifecycle.DELETING.value
         await session.commit()

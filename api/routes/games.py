@@ -13,28 +13,36 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from api.analysis_pool import AnalysisPoolDep, caller_key
+from analysis import AnalysisLimits
+from analysis.project_report import project_report
+from api.analysis_pool import AnalysisPool, AnalysisPoolDep, caller_key
 from api.deps import ArtifactsDep, CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
+from api.ownership import visible_to
 from api.routes.servers import plan_limits
 from api.schemas import Labels, LimitOverrides, ServerCreated
 from api.uploads import (
     ALLOW_RULES_SCHEMA,
     GAME_MODULE_SCHEMA,
+    GameUpload,
     allowed_rules,
     game_module_upload,
-    read_game_module,
+    read_game_upload,
 )
+from core.contracts import AnalysisReport
 from core.db.models import Game, GameVersion, User, new_id
 from core.deploy import Deployment
 from core.errors import (
     BadRequest,
     NotFound,
+    Unavailable,
 )
 from core.fleets import CodeRejected, FleetBuild
 from core.problems import problems
 from core.queues import workflow_ui_url
 from core.request_bounds import MAX_PLAYERS, MIN_PLAYERS
+from core.settings import Settings
 from gameserver.image import game_image_tag
+from gameserver.project import BuildError, transpile_typescript
 from workflows.deployments import deploy
 
 router = APIRouter(prefix="/api/v1/games", tags=["games"], dependencies=[Depends(require_scope("servers"))])
@@ -97,17 +105,25 @@ class VersionDeploy(LimitOverrides):
     plan: Annotated[str, Field(max_length=40)] = ""
 
 
-def _filename(filename: str | None) -> str:
-    """The upload's extension decides CommonJS (.js/.cjs) or ES module (.mjs)."""
-    name = (filename or "game.js").rsplit("/", 1)[-1]
-    return "game.mjs" if name.endswith(".mjs") else "game.cjs" if name.endswith(".cjs") else "game.js"
+async def _analyze(request: Request, pool: AnalysisPool, settings: Settings, upload: GameUpload,
+                   allow: list[str]) -> AnalysisReport:
+    """A module through the analysis pool; a project here, in a thread: its own files by the same
+    rules and its packages from the lockfile (install scripts). Its installed packages' files are
+    judged when a server is deployed from it (the `analyze_code` activity installs them)."""
+    if upload.project is None:
+        return await pool.analyze(caller_key(request), upload.source, filename=upload.filename, allow_rules=allow)
+    limits = AnalysisLimits(max_bytes=settings.project_max_file_bytes, max_depth=settings.analysis_max_depth,
+                            time_budget_seconds=settings.analysis_time_budget_seconds)
+    try:
+        return await asyncio.to_thread(project_report, upload.project, transpile=transpile_typescript,
+                                       allow_packages=settings.allowed_packages, allow_rules=allow, limits=limits)
+    except BuildError as exc:  # the build tooling (esbuild) is missing or broken on this host
+        raise Unavailable(f"the project cannot be analyzed here: {exc}") from None
 
 
 async def owned_game(session: SessionDep, user: User, name: str) -> Game:
     """The caller's game by name (an admin's own first, then anyone's); another user's is a 404."""
-    query = select(Game).where(Game.name == name)
-    if not user.is_admin:
-        query = query.where(Game.owner_id == user.id)
+    query = visible_to(user, select(Game).where(Game.name == name), Game.owner_id)
     games = (await session.scalars(query.order_by(Game.created_at))).all()
     game = next((g for g in games if g.owner_id == user.id), games[0] if games else None)
     if game is None:
@@ -147,7 +163,8 @@ async def upload_version(
     artifacts: ArtifactsDep,
     settings: SettingsDep,
     pool: AnalysisPoolDep,
-    file: Annotated[UploadFile, File(description="the game module (.js, .mjs or .cjs)",
+    file: Annotated[UploadFile, File(description="the game module (.js, .mjs or .cjs), or a project: .zip or "
+                                     ".tar.gz with package.json, or a .ts file (docs/projects.md)",
                                      json_schema_extra=GAME_MODULE_SCHEMA)],
     name: Annotated[str, Form(description="the game's name; a new name creates the game",
                               json_schema_extra={"pattern": GAME_NAME})],
@@ -159,13 +176,14 @@ async def upload_version(
     """Upload a new version of a game: analyzed now, refused with its findings if blocked."""
     if not GAME_NAME_RE.match(name):
         raise BadRequest("name: 1-64 characters of letters, digits, '_', '.', '-'")
-    source = await read_game_module(file, settings)
+    upload = await read_game_upload(file, settings)
+    source, filename = upload.source, upload.filename
     allow = allowed_rules(allow_rules, user)
-    filename = _filename(file.filename)
-    report = await pool.analyze(caller_key(request), source, filename=filename, allow_rules=allow)
+    report = await _analyze(request, pool, settings, upload, allow)
     if not report.ok:
         raise CodeRejected(f"{len(report.blocking)} blocking finding(s): "
-                           + "; ".join(f"{f.rule} at {f.line}:{f.column}" for f in report.blocking[:5]),
+                           + "; ".join(f"{f.rule} at {f.file + ':' if f.file else ''}{f.line}:{f.column}"
+                                       for f in report.blocking[:5]),
                            findings=[f.model_dump() for f in report.blocking])
     sha = await asyncio.to_thread(artifacts.put, "sources", source)
     exported = report.exports.get("maxPlayers")
@@ -198,8 +216,7 @@ async def list_games(user: CurrentUser, session: SessionDep) -> GamesPublic:
     """The caller's games with their newest version (admins see all)."""
     query = select(Game, func.max(GameVersion.version), func.count(GameVersion.id)).outerjoin(
         GameVersion, GameVersion.game_id == Game.id).group_by(Game.id)
-    if not user.is_admin:
-        query = query.where(Game.owner_id == user.id)
+    query = visible_to(user, query, Game.owner_id)
     rows = (await session.execute(query.order_by(Game.name, Game.id))).all()
     items = [GamePublic(id=g.id, name=g.name, owner_id=g.owner_id, latest_version=latest, versions=n,
                         created_at=g.created_at, updated_at=g.updated_at) for g, latest, n in rows]

@@ -11,6 +11,7 @@ from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedErro
 from temporalio.service import RPCError
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
+from api.ownership import may_see, visible_to
 from api.schemas import Offset
 from core import pipeline as defs
 from core.contracts import (
@@ -142,7 +143,7 @@ def check_node_resources(settings: Settings, user: User, definition: defs.Pipeli
 
 async def _owned(session: SessionDep, user: User, run_id: str) -> PipelineRun:
     run = await session.get(PipelineRun, run_id) if len(run_id) <= 32 else None
-    if run is None or (run.owner_id != user.id and not user.is_admin):
+    if run is None or not may_see(user, run.owner_id):
         raise NotFound(f"no pipeline run {run_id!r}")
     return run
 
@@ -210,9 +211,7 @@ async def list_pipelines(user: CurrentUser, session: SessionDep, settings: Setti
                          limit: Annotated[int, Query(ge=1, le=200)] = 50,
                          offset: Offset = 0) -> PipelinesPublic:
     """The caller's pipeline runs, newest first (admins see all)."""
-    query = select(PipelineRun)
-    if not user.is_admin:
-        query = query.where(PipelineRun.owner_id == user.id)
+    query = visible_to(user, select(PipelineRun), PipelineRun.owner_id)
     if status:
         query = query.where(PipelineRun.status == status)
     count = await session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -13,7 +13,7 @@ from api.deps import CurrentUser
 from core.errors import Unavailable
 from core.problems import declares, problems
 from core.sse import EventStream
-from matchmaker.models import JoinById, QuickJoin
+from matchmaker.models import CreateRoom, JoinById, QuickJoin
 
 router = APIRouter(prefix="/api/v1/rooms", tags=["rooms"])
 
@@ -62,7 +62,7 @@ def _relay(resp: httpx.Response) -> Response:
 async def list_rooms(request: Request, user: CurrentUser, mm: MatchmakerHttp) -> Response:
     """The matchmaker's room list, with the same filters (game, free, sort, label.<k>, ...)."""
     try:
-        resp = await mm.get("/servers", params=list(request.query_params.multi_items()))
+        resp = await mm.get("/rooms", params=list(request.query_params.multi_items()))
     except httpx.HTTPError as exc:
         raise _unavailable(exc) from None
     return _relay(resp)
@@ -73,7 +73,7 @@ async def list_rooms(request: Request, user: CurrentUser, mm: MatchmakerHttp) ->
                              "description": "the matchmaker's room events: added, updated, removed"}})
 async def stream_rooms(request: Request, user: CurrentUser, mm: MatchmakerHttp) -> Response:
     """Live room-list changes: the matchmaker's Server-Sent Events, passed through."""
-    req = mm.build_request("GET", "/servers/stream", params=list(request.query_params.multi_items()),
+    req = mm.build_request("GET", "/rooms/stream", params=list(request.query_params.multi_items()),
                            timeout=STREAM_TIMEOUT)
     try:
         upstream = await mm.send(req, stream=True)
@@ -94,31 +94,49 @@ async def stream_rooms(request: Request, user: CurrentUser, mm: MatchmakerHttp) 
     return EventStream(frames(), on_close=upstream.aclose)
 
 
-@router.get("/{server_id}", response_class=Response)
-async def get_room(server_id: str, user: CurrentUser, mm: MatchmakerHttp) -> Response:
-    """One listed room, with the game state of its last heartbeat."""
+@router.get("/{room_id}", response_class=Response)
+async def get_room(room_id: str, user: CurrentUser, mm: MatchmakerHttp) -> Response:
+    """One listed room (a server id names its first room), with the state of its last heartbeat."""
     try:
-        resp = await mm.get(f"/servers/{quote(server_id, safe='')}")
+        resp = await mm.get(f"/rooms/{quote(room_id, safe='')}")
     except httpx.HTTPError as exc:
         raise _unavailable(exc) from None
     return _relay(resp)
 
 
-# The body is relayed as it came, and the matchmaker checks it: the schema is the matchmaker's.
-JOIN_BODY = {"requestBody": {"content": {"application/json": {"schema": {
-    "oneOf": [JoinById.model_json_schema(), QuickJoin.model_json_schema()]}}}}}
+# The body is relayed as it came, and the matchmaker checks it: the schema (in the OpenAPI document
+# only) is the matchmaker's.
+SeatBody = Annotated[dict[str, Any], Body()]
+
+
+def _seat_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """The `openapi_extra` that documents a relayed body with the matchmaker's schema."""
+    return {"requestBody": {"content": {"application/json": {"schema": schema}}}}
+
+
+JOIN_BODY = _seat_body({"oneOf": [JoinById.model_json_schema(), QuickJoin.model_json_schema()],
+                        "description": "the matchmaker's join request"})
 
 
 @router.post("/join", response_class=Response, openapi_extra=JOIN_BODY, responses=problems(404, 409))
-async def join_room(
-    user: CurrentUser,
-    mm: MatchmakerHttp,
-    body: Annotated[dict[str, Any], Body(description="the matchmaker's join request")],
-) -> Response:
-    """Reserve a seat (by room id or quick join); the answer's `ws_url` carries the seat token."""
+async def join_room(user: CurrentUser, mm: MatchmakerHttp, body: SeatBody) -> Response:
+    """Reserve a seat by room id, or joinOrCreate by game; the answer carries the seat token."""
+    return await _seat(mm, "/join", body, user.id)
+
+
+CREATE_BODY = _seat_body(CreateRoom.model_json_schema())
+
+
+@router.post("/create", response_class=Response, openapi_extra=CREATE_BODY, responses=problems(404, 409))
+async def create_room(user: CurrentUser, mm: MatchmakerHttp, body: SeatBody) -> Response:
+    """Reserve a seat in a new room of a game (with room options) and return the seat."""
+    return await _seat(mm, "/create", body, user.id)
+
+
+async def _seat(mm: httpx.AsyncClient, path: str, body: dict[str, Any], user_id: object) -> Response:
     try:
         # Per player, not per IP: every console join reaches the matchmaker from the API's address.
-        resp = await mm.post("/join", json=body, headers={"X-Player-Id": f"user-{user.id}"})
+        resp = await mm.post(path, json=body, headers={"X-Player-Id": f"user-{user_id}"})
     except httpx.HTTPError as exc:
         raise _unavailable(exc) from None
     return _relay(resp)

@@ -18,6 +18,7 @@ from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeou
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ArtifactsDep, CurrentUser, SessionDep, SettingsDep, TemporalDep, require_scope
+from api.ownership import may_see, visible_to
 from api.schemas import (
     LABELS_TEXT_SCHEMA,
     MAX_ROW_ID,
@@ -37,20 +38,24 @@ from api.uploads import (
     GAME_MODULE_SCHEMA,
     allowed_rules,
     game_module_upload,
-    read_game_module,
+    read_game_upload,
+    upload_stem,
 )
 from core.contracts import Limits, ServerStatus, StopServerInput
 from core.db.models import GameServer, LogLine, ServerEvent, StatSample, User, new_id
 from core.deploy import Deployment
 from core.errors import (
     BadRequest,
+    Conflict,
     InvalidLimits,
     NotFound,
     Unavailable,
 )
+from core.fleets import VERSION_LABEL
 from core.limits import below_floors
+from core.problems import problems
 from core.queues import workflow_ui_url
-from core.request_bounds import MAX_PLAYERS, MIN_PLAYERS, SERVER_NAME_PATTERN, SERVER_NAME_RULE
+from core.request_bounds import MAX_PLAYERS, MAX_ROOMS, MIN_PLAYERS, MIN_ROOMS, SERVER_NAME_PATTERN, SERVER_NAME_RULE
 from core.settings import Settings
 from core.sse import EventStream
 from workflows.deployments import deploy
@@ -93,9 +98,9 @@ def _parse_labels(raw: str, field: str) -> dict[str, str]:
             include_url=False, include_context=False, include_input=False)]) from None
 
 
-def _game_name(filename: str | None) -> str:
-    stem = (filename or "game.js").rsplit("/", 1)[-1]
-    stem = re.sub(r"\.(c|m)?js$", "", stem)
+def _game_name(filename: str | None, project_name: str | None = None) -> str:
+    """The game's name: a project's package.json `name`, else the file's stem (`mygame.zip` -> `mygame`)."""
+    stem = project_name or upload_stem(filename)
     return re.sub(r"[^A-Za-z0-9_.-]", "-", stem)[:64] or "game"
 
 
@@ -120,14 +125,19 @@ def plan_limits(settings: Settings, plan: str, *, memory_mb: int | None = None, 
                   tmpfs_mb=settings.server_tmpfs_mb)
 
 
-def _filename(filename: str | None) -> str:
-    """The upload's extension decides CommonJS (.js/.cjs) or ES module (.mjs)."""
-    name = (filename or "game.js").rsplit("/", 1)[-1]
-    return "game.mjs" if name.endswith(".mjs") else "game.cjs" if name.endswith(".cjs") else "game.js"
+def max_rooms(server: GameServer) -> int:
+    """Rooms the server may host, as its workflow decides: the deployment's `max_rooms`, else the
+    module's `maxRooms` once the analysis has read it, else one."""
+    asked = (server.limits or {}).get("max_rooms")
+    if isinstance(asked, int) and asked > 0:
+        return asked
+    exported = ((server.analysis or {}).get("exports") or {}).get("maxRooms")
+    return exported if isinstance(exported, int) and not isinstance(exported, bool) and exported > 0 else 1
 
 
 def server_public(server: GameServer, settings: Settings, cls: type[ServerPublic] = ServerPublic) -> ServerPublic:
     out = cls.model_validate(server)
+    out.max_rooms = max_rooms(server)
     out.workflow_url = workflow_ui_url(settings.temporal_ui_url, settings.temporal_namespace, server.workflow_id)
     return out
 
@@ -135,7 +145,7 @@ def server_public(server: GameServer, settings: Settings, cls: type[ServerPublic
 async def _owned(session: SessionDep, user: User, server_id: str) -> GameServer:
     server = await session.get(GameServer, server_id) if len(server_id) <= 32 else None
     # Another user's server is indistinguishable from a missing one.
-    if server is None or (server.owner_id != user.id and not user.is_admin):
+    if server is None or not may_see(user, server.owner_id):
         raise NotFound(f"no server {server_id!r}")
     return server
 
@@ -148,10 +158,13 @@ async def create_server(
     temporal: TemporalDep,
     artifacts: ArtifactsDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="the game module (.js, .mjs or .cjs)",
+    file: Annotated[UploadFile, File(description="the game module (.js, .mjs or .cjs), or a project: .zip or "
+                                     ".tar.gz with package.json, or a .ts file (docs/projects.md)",
                                      json_schema_extra=GAME_MODULE_SCHEMA)],
     name: Annotated[str, Form(json_schema_extra={"pattern": SERVER_NAME_PATTERN})],
     max_players: Annotated[int | None, Form(ge=MIN_PLAYERS, le=MAX_PLAYERS)] = None,
+    max_rooms: Annotated[int | None, Form(ge=MIN_ROOMS, le=MAX_ROOMS, description=(
+        "rooms the server may host (joinOrCreate fills them); default: the module's maxRooms, else 1"))] = None,
     labels: Annotated[str, Form(description="room labels: k=v,k2=v2 or a JSON object",
                                 json_schema_extra=LABELS_TEXT_SCHEMA)] = "",
     node_selector: Annotated[str, Form(description="node labels the server needs: k=v,...",
@@ -165,10 +178,11 @@ async def create_server(
     cpus: Annotated[float | None, Form(**limit_override("cpus"))] = None,
     pids: Annotated[int | None, Form(**limit_override("pids"))] = None,
 ) -> ServerCreated:
-    """Upload a game module and deploy it as a new server."""
+    """Upload a game module or project and deploy it as a new server."""
     if not NAME_RE.match(name):
         raise BadRequest(f"name: {SERVER_NAME_RULE}")
-    source = await read_game_module(file, settings)
+    upload = await read_game_upload(file, settings)
+    source = upload.source
     allow = allowed_rules(allow_rules, user)
     parsed_labels = _parse_labels(labels, "labels")
     selector = _parse_labels(node_selector, "node_selector")
@@ -177,8 +191,9 @@ async def create_server(
     sha = await asyncio.to_thread(artifacts.put, "sources", source)
     server_id = new_id()
     server = await deploy(session, temporal, settings, Deployment(
-        server_id=server_id, owner_id=user.id, name=name, game=_game_name(file.filename), source_sha256=sha,
-        source_size=len(source), filename=_filename(file.filename), max_players=max_players or 0,
+        server_id=server_id, owner_id=user.id, name=name, game=_game_name(file.filename, upload.game_name),
+        source_sha256=sha, source_size=len(source), filename=upload.filename, max_players=max_players or 0,
+        max_rooms=max_rooms or 0,
         labels=parsed_labels, node_selector=selector, limits=limits, plan=plan or settings.default_plan,
         allow_rules=allow, message="uploaded",
         idle_timeout=idle_timeout if idle_timeout is not None else settings.idle_timeout_seconds))
@@ -202,9 +217,7 @@ async def list_servers(
     offset: Offset = 0,
 ) -> ServersPublic:
     """List the caller's servers, newest first (admins see all)."""
-    query = select(GameServer)
-    if not user.is_admin:
-        query = query.where(GameServer.owner_id == user.id)
+    query = visible_to(user, select(GameServer), GameServer.owner_id)
     if status:
         query = query.where(GameServer.status == status)
     elif not include_deleted:
@@ -324,13 +337,16 @@ async def get_logs(
     return EventStream(stream())
 
 
-async def _stop(session: SessionDep, temporal: TemporalDep, server: GameServer, delete: bool) -> None:
+async def _stop(session: SessionDep, temporal: TemporalDep, server: GameServer, delete: bool,
+                drain: bool | None = None, drain_to: str = "", from_version: str = "") -> set[str]:
+    """The statuses the record may wait for: the stopped ones, or `running` when rooms a rolling
+    update could not migrate kept the server (`StopServerResult.status`)."""
     handle = temporal.get_workflow_handle_for(GameServerWorkflow.run, server.workflow_id)
+    stop = StopServerInput(delete=delete, drain=drain, drain_to=drain_to, from_version=from_version)
     try:
-        await asyncio.wait_for(handle.execute_update(GameServerWorkflow.stop, StopServerInput(delete=delete)),
-                               STOP_TIMEOUT)
+        result = await asyncio.wait_for(handle.execute_update(GameServerWorkflow.stop, stop), STOP_TIMEOUT)
     except WorkflowUpdateFailedError:
-        pass  # the validator refused: already deleted, which is what was asked
+        return DONE  # the validator refused: already deleted, which is what was asked
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise Unavailable(f"Temporal: {exc.message}") from None
@@ -339,21 +355,66 @@ async def _stop(session: SessionDep, temporal: TemporalDep, server: GameServer, 
             server.status = ServerStatus.DELETED.value
             server.updated_at = datetime.now(UTC)
             await session.commit()
-        return
+        return DONE
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         # The wait ran out (the update itself, cancelled by the timeout, raises the second).
         raise Unavailable("the server did not stop in time; the request goes on in the background") from None
     await session.refresh(server)
+    return DONE | {result.status.value}
 
 
-@router.post("/{server_id}/stop", response_model=ServerPublic)
+def game_version(server: GameServer) -> str:
+    """The game version a server runs, as `onMigrate` names it: its fleet version (label
+    `gsf.version`), else its `version` label, else the first 12 hex digits of its source."""
+    labels = server.labels or {}
+    named = labels.get(VERSION_LABEL) or labels.get("version")
+    return str(named)[:128] if named else server.source_sha256[:12]
+
+
+def _bad_query(field: str, message: str) -> RequestValidationError:
+    """A query parameter the schema lets through but the request cannot use (422, as a schema error)."""
+    return RequestValidationError([{"type": "value_error", "loc": ("query", field), "msg": message}])
+
+
+async def _drain_target(session: SessionDep, user: User, server: GameServer, drain_to: str) -> str:
+    """`from_version` of a stop into `drain_to` (empty: the same version, a plain drain), once the
+    target is checked: the same owner's, the same game, another server, running."""
+    target = await session.get(GameServer, drain_to)
+    if target is None or not may_see(user, target.owner_id) or target.owner_id != server.owner_id:
+        raise _bad_query("drain_to", f"no server {drain_to!r} of the same owner")
+    if target.id == server.id:
+        raise _bad_query("drain_to", "a server cannot take its own rooms")
+    if target.game != server.game:
+        raise Conflict(f"drain_to: server {drain_to} runs game {target.game!r}, not {server.game!r}")
+    if target.status != ServerStatus.RUNNING.value:
+        raise Conflict(f"drain_to: server {drain_to} is {target.status}, not running")
+    if target.source_sha256 == server.source_sha256 and game_version(target) == game_version(server):
+        return ""
+    return game_version(server)
+
+
+@router.post("/{server_id}/stop", response_model=ServerPublic, responses=problems(409, 422))
 async def stop_server(server_id: str, user: CurrentUser, session: SessionDep, temporal: TemporalDep,
-                      settings: SettingsDep) -> ServerPublic:
-    """Stop the server (deregister, stop its container); idempotent."""
+                      settings: SettingsDep,
+                      drain: Annotated[bool | None, Query(description=(
+                          "move the server's durable rooms to another server of the same game version "
+                          "(default: when it has any); false: end them as every other room"))] = None,
+                      drain_to: Annotated[str | None, Query(min_length=1, max_length=32, description=(
+                          "move the durable rooms into this running server of the same game (`gsf deploy "
+                          "--replace`); when it runs another version, the rooms migrate (its `onMigrate` "
+                          "runs) and those it refuses stay here, the server running with them"))] = None,
+                      ) -> ServerPublic:
+    """Stop the server (deregister, stop its container; its durable rooms move); idempotent."""
     server = await _owned(session, user, server_id)
+    from_version = ""
+    if drain_to is not None:
+        if drain is False:
+            raise _bad_query("drain", "drain=false cannot go with drain_to, which moves the durable rooms")
+        from_version = await _drain_target(session, user, server, drain_to)
     if server.status not in DONE:
-        await _stop(session, temporal, server, delete=False)
-        await _wait_record(session, server, DONE)
+        settled = await _stop(session, temporal, server, delete=False, drain=True if drain_to else drain,
+                              drain_to=drain_to or "", from_version=from_version)
+        await _wait_record(session, server, settled)
     return server_public(server, settings)
 
 

@@ -43,8 +43,11 @@ def _default_scopes() -> list[Scope]:
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str = Field(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$")
-    name: str = Field(default="", max_length=200)
+    # `\s` differs between Python's regex (which also takes U+001C-U+001F and U+0085) and the schema's
+    # ECMA-262 one (which also takes U+FEFF): the class names those, so both refuse the same addresses;
+    # and NUL, which PostgreSQL cannot store in text (SQLite can): refused on every database alike.
+    email: str = Field(pattern=r"^[^@\s\x00\x1c-\x1f\x85\ufeff]{1,64}@[^@\s\x00\x1c-\x1f\x85\ufeff]{1,255}$")
+    name: str = Field(default="", max_length=200, pattern=r"^[^\x00]*$")
     is_admin: bool = False
 
 

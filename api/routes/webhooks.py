@@ -34,7 +34,7 @@ from core.webhooks_net import MAX_URL_LENGTH, AddressPolicy, resolve_target
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 # The scope an event family needs on the key that subscribes to it, reads it or changes it.
-FAMILY_SCOPES = {"server": "servers", "pipeline": "servers", "model": "models", "node": "admin"}
+FAMILY_SCOPES = {"server": "servers", "room": "servers", "pipeline": "servers", "model": "models", "node": "admin"}
 EVENT_FAMILY_SCOPES = {e.value: FAMILY_SCOPES[e.value.partition(".")[0]] for e in SUBSCRIBABLE}
 
 
@@ -214,7 +214,8 @@ async def create_webhook(body: WebhookCreate, request: Request, user: CurrentUse
     now = datetime.now(UTC)
     secret = body.secret or "whsec_" + secrets.token_urlsafe(32)
     hook = Webhook(owner_id=user.id, url=body.url, events=[e.value for e in body.events],
-                   description=body.description, secret=seal_secret(settings.secret_key, secret), enabled=True, created_at=now, updated_at=now)
+                   description=body.description, secret=seal_secret(settings.secret_key, secret), enabled=True,
+                   created_at=now, updated_at=now)
     session.add(hook)
     await session.commit()
     return WebhookCreated.model_validate({**WebhookPublic.model_validate(hook).model_dump(), "secret": secret})

@@ -439,3 +439,22 @@ class NodeCredential(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class RoomSnapshot(Base):
+    """The last snapshot of a durable room (issue #25), as its runtime took it: one row per room,
+    replaced only by a higher `seq` (the agent may deliver late or twice). `snapshot` is the
+    runtime's JSON text, kept as text: the platform never reads the game's state, it hands it back
+    to a runtime on a restore. Rows go with their server."""
+
+    __tablename__ = "room_snapshots"
+
+    room_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    server_id: Mapped[str] = mapped_column(ForeignKey("game_servers.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    instance: Mapped[str] = mapped_column(String(64), default="")
+    version: Mapped[str] = mapped_column(String(64), default="")  # the server's source sha256
+    bytes: Mapped[int] = mapped_column(Integer, default=0)
+    taken_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stored_at: Mapped[datetime] = mapped_column(default=utcnow)
+    snapshot: Mapped[str] = mapped_column(Text)

@@ -1,5 +1,6 @@
 'use strict';
-// Unit-test a game module's hooks without a server: `node --test` and this file, nothing else.
+// Unit-test a game module's hooks without a server: `node --test`, this file and the room core
+// (room-core.js and the modules it names: the runtime's own room, which this drives), nothing else.
 //
 //   const { createRoom } = require('./testing.js');
 //   const room = await createRoom(require('./game.js'));
@@ -7,21 +8,53 @@
 //   await ada.send('move', { cell: 4 });           // onMessage; a throw becomes an `error` frame
 //   await room.tick(50);                           // onTick(room, 50)
 //   await room.leave(ada);                         // onLeave
+//   await room.drop(ada); await room.reconnect(ada); // onDrop, then welcome (+ buffered frames), onReconnect
+//   ada.state                                      // with stateSync: the state rebuilt from $state/$patch
 //
 // The room handed to the hooks behaves like the runtime's (server.js, docs/writing-a-game.md):
 // the same methods, limits and error frames, and frames are JSON round-tripped, so a test sees what
 // a client would receive. What it leaves out is the network: no seat tokens, no sockets, and hooks
 // run one at a time, each awaited before the test goes on.
 
-const util = require('node:util');
+const {
+  RoomCore, checkModule, effectiveTickRate, stateJson, errorFrame, errorMessage: errorText, targetId,
+} = require('./room-core.js');
 
-const HOOKS = ['onCreate', 'onJoin', 'onMessage', 'onLeave', 'onTick', 'onDispose'];
-const DEFAULT_MAX_PLAYERS = 16;
-const MAX_METADATA_BYTES = 16 * 1024;
-const MAX_STATE_BYTES = 64 * 1024;
 const MAX_MESSAGE_BYTES = 65536;
-const MAX_QUEUED_FRAMES = 256;
-const MAX_LOG_CHARS = 4096;
+
+function unescapePointer(part) {
+  return part.replace(/~1/g, '/').replace(/~0/g, '~');
+}
+
+/**
+ * Apply RFC 6902 operations (add, remove, replace: what the runtime sends in `$patch`) to a JSON
+ * document; returns the new document (the root may be replaced). What a client SDK does.
+ */
+function applyPatch(doc, ops) {
+  for (const { op, path, value } of ops) {
+    if (path === '') {
+      if (op === 'remove') throw new Error('cannot remove the root');
+      doc = structuredClone(value);
+      continue;
+    }
+    const parts = path.slice(1).split('/').map(unescapePointer);
+    const last = parts.pop();
+    let parent = doc;
+    for (const part of parts) parent = parent[Array.isArray(parent) ? Number(part) : part];
+    if (parent === null || typeof parent !== 'object') throw new Error(`no parent for ${path}`);
+    if (Array.isArray(parent)) {
+      const index = last === '-' ? parent.length : Number(last);
+      if (op === 'add') parent.splice(index, 0, structuredClone(value));
+      else if (op === 'remove') parent.splice(index, 1);
+      else parent[index] = structuredClone(value);
+    } else if (op === 'remove') {
+      delete parent[last];
+    } else {
+      parent[last] = structuredClone(value);
+    }
+  }
+  return doc;
+}
 
 /** A join the runtime would refuse: `code` is `room-full`, `room-locked` (HTTP 409 before the
  *  WebSocket opens) or `join_refused` (onJoin threw: an error frame, then close code 4003). */
@@ -34,56 +67,6 @@ class JoinRefused extends Error {
   }
 }
 
-function encodeFrame(type, data) {
-  if (typeof type !== 'string' || type === '') {
-    throw new TypeError('frame type must be a non-empty string');
-  }
-  return JSON.stringify({ type, data: data === undefined ? null : data });
-}
-
-function errorMessage(err) {
-  const text = err instanceof Error ? err.message : String(err);
-  return text.length > 500 ? text.slice(0, 500) + '…' : text;
-}
-
-function errorFrame(code, message, hook) {
-  return JSON.stringify({ type: 'error', data: { code, message, hook } });
-}
-
-function targetId(target) {
-  if (typeof target === 'string') return target;
-  if (target && typeof target === 'object' && typeof target.id === 'string') return target.id;
-  return null;
-}
-
-function cleanName(raw, fallback) {
-  if (typeof raw !== 'string') return fallback;
-  const name = raw.replace(/\p{C}/gu, '').trim().slice(0, 32);
-  return name || fallback;
-}
-
-/** The same checks the runtime makes when it loads a module (it exits with 3 when one fails). */
-function checkModule(mod, maxPlayersGiven) {
-  if (mod && mod.__esModule && mod.default !== undefined) mod = mod.default;
-  if (mod === null || (typeof mod !== 'object' && typeof mod !== 'function')) {
-    throw new TypeError('the game module must export an object of hooks, e.g. module.exports = { onJoin(room, player) {} }');
-  }
-  for (const hook of HOOKS) {
-    if (mod[hook] !== undefined && typeof mod[hook] !== 'function') {
-      throw new TypeError(`${hook} must be a function, got ${typeof mod[hook]}`);
-    }
-  }
-  if (mod.maxPlayers !== undefined && !maxPlayersGiven) {
-    if (!Number.isInteger(mod.maxPlayers) || mod.maxPlayers < 1) {
-      throw new TypeError(`maxPlayers must be a positive integer, got ${util.inspect(mod.maxPlayers)}`);
-    }
-  }
-  if (mod.tickRate !== undefined && (typeof mod.tickRate !== 'number' || Number.isNaN(mod.tickRate))) {
-    throw new TypeError(`tickRate must be a number of ticks per second, got ${util.inspect(mod.tickRate)}`);
-  }
-  return mod;
-}
-
 /** One connected player as a test sees it: what the client received, and how to talk. */
 class TestPlayer {
   constructor(harness, player) {
@@ -92,8 +75,24 @@ class TestPlayer {
     this.player = player;
     /** Every frame this player received, parsed: `{type, data}`, in order. */
     this.frames = [];
-    /** Set when the connection ends: 1000 after leave(), 1001 at dispose(), 1009 for a too large frame. */
+    /** Set when the connection ends: 1000 after leave(), 1001 at dispose(), 1009 for a too large frame,
+     *  1006 after drop() (null again after reconnect()). */
     this.closeCode = null;
+    /** With stateSync: this player's view of the state, rebuilt from `$state` and `$patch` frames. */
+    this.state = undefined;
+    /** True between drop() and reconnect(). */
+    this.dropped = false;
+    this._buffer = [];
+  }
+
+  _receive(frame) {
+    if (this.dropped) {
+      this._buffer.push(frame); // the runtime keeps them for the reconnection
+      return;
+    }
+    if (frame.type === '$state') this.state = frame.data;
+    else if (frame.type === '$patch') this.state = applyPatch(this.state, frame.data);
+    this.frames.push(frame);
   }
 
   get id() {
@@ -138,96 +137,47 @@ class TestRoom {
   constructor(game, options) {
     this.game = game;
     this.serverId = options.serverId ?? 'test';
-    this.maxPlayers = options.maxPlayers ?? game.maxPlayers ?? DEFAULT_MAX_PLAYERS;
-    this.tickRate = typeof game.tickRate === 'number' && game.tickRate > 0
-      ? Math.min(60, Math.max(1, game.tickRate)) : 0;
+    this.tickRate = effectiveTickRate(game);
     this.maxMessageBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
     /** Lines the game logged through room.log(), without the `[game] ` prefix. */
     this.logs = [];
     /** Hook failures the runtime would only log (onLeave, onTick, onDispose): `{hook, error}`. */
     this.errors = [];
     this._echo = Boolean(options.echo);
-    this._conns = new Map(); // player id -> {test: TestPlayer, joined, outbox}
-    this._locked = false;
-    this._metadata = {};
+    this._tests = new Map(); // player id -> TestPlayer
     this._disposed = false;
     this._seq = 0;
-    this.room = this._makeRoom();
-  }
-
-  // --- what the runtime's room offers --------------------------------------------------------
-
-  _makeRoom() {
     const h = this;
-    return {
-      state: {}, // as in the runtime: room.state.x = … works in onCreate
-      get players() { return Array.from(h._conns.values(), (c) => c.test.player); },
-      get maxPlayers() { return h.maxPlayers; },
-      get locked() { return h._locked; },
-      get serverId() { return h.serverId; },
-      broadcast(type, data, options) {
-        const text = encodeFrame(type, data);
-        const except = new Set();
-        const raw = options?.except;
-        for (const item of Array.isArray(raw) ? raw : [raw]) {
-          const id = targetId(item);
-          if (id !== null) except.add(id);
-        }
-        let sent = 0;
-        for (const conn of h._conns.values()) {
-          if (!except.has(conn.test.id) && h._deliver(conn, text)) sent += 1;
-        }
-        return sent;
+    // The runtime's own room (room-core.js), with frames landing in the test players' `frames`.
+    this._core = new RoomCore({
+      game, id: options.roomId ?? this.serverId, serverId: this.serverId, options: options.roomOptions ?? {},
+      maxPlayers: options.maxPlayers, first: options.roomId === undefined,
+      events: {
+        out(pids, text) {
+          for (const pid of pids) h._tests.get(pid)?._receive(JSON.parse(text));
+        },
+        joined(member, frames, reconnected = false) {
+          const test = h._tests.get(member.player.id);
+          if (!test) return;
+          for (const text of frames) test._receive(JSON.parse(text));
+          if (reconnected) {
+            for (const frame of test._buffer.splice(0)) test._receive(frame);
+          }
+        },
+        log(lines) {
+          for (const line of lines) {
+            h.logs.push(line);
+            if (h._echo) process.stdout.write(`[game] ${line}\n`);
+          }
+        },
+        hookError(hook, error, pid) {
+          // onMessage failures are answered to the player; a throwing onJoin is a refusal.
+          if (pid === null && hook !== 'onJoin' && hook !== 'onCreate') h.errors.push({ hook, error });
+        },
       },
-      send(target, type, data) {
-        const text = encodeFrame(type, data);
-        const conn = h._conns.get(targetId(target));
-        return conn ? h._deliver(conn, text) : false;
-      },
-      setMetadata(obj) {
-        if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
-          throw new TypeError('setMetadata expects a plain object');
-        }
-        const text = JSON.stringify({ ...h._metadata, ...obj });
-        if (Buffer.byteLength(text) > MAX_METADATA_BYTES) {
-          throw new RangeError(`metadata is larger than ${MAX_METADATA_BYTES} bytes`);
-        }
-        h._metadata = JSON.parse(text);
-      },
-      lock() { h._locked = true; },
-      unlock() { h._locked = false; },
-      log(...args) {
-        let text = util.formatWithOptions({ depth: 4, breakLength: Infinity, colors: false }, ...args);
-        if (text.length > MAX_LOG_CHARS) text = text.slice(0, MAX_LOG_CHARS) + ' …[truncated]';
-        for (const line of text.split('\n')) {
-          h.logs.push(line);
-          if (h._echo) process.stdout.write(`[game] ${line}\n`);
-        }
-      },
-    };
-  }
-
-  _deliver(conn, text) {
-    if (!conn.joined) {
-      if (conn.outbox && conn.outbox.length < MAX_QUEUED_FRAMES) conn.outbox.push(text);
-      return conn.outbox !== null;
-    }
-    conn.test.frames.push(JSON.parse(text));
-    return true;
-  }
-
-  /** Run a hook like the runtime: never throws; a failure is answered to `conn` or recorded. */
-  async _hook(hook, args, conn, { record = true } = {}) {
-    const fn = this.game[hook];
-    if (typeof fn !== 'function') return { ok: true };
-    try {
-      await fn.apply(this.game, args);
-      return { ok: true };
-    } catch (error) {
-      if (conn) this._deliver(conn, errorFrame('hook_failed', errorMessage(error), hook));
-      else if (record) this.errors.push({ hook, error });
-      return { ok: false, error };
-    }
+    });
+    this.maxPlayers = this._core.maxPlayers;
+    this.room = this._core.room;
   }
 
   // --- shortcuts to the room's state ---------------------------------------------------------
@@ -237,36 +187,30 @@ class TestRoom {
   }
 
   get metadata() {
-    return this._metadata;
+    return this._core.metadata;
   }
 
   get locked() {
-    return this._locked;
+    return this._core.locked;
   }
 
   /** The players in the room, as TestPlayers, in join order. */
   get players() {
-    return Array.from(this._conns.values(), (c) => c.test);
+    return Array.from(this._core.members.keys(), (id) => this._tests.get(id));
   }
 
   /** What the runtime's GET /status would answer (the agent relays part of it to the matchmaker). */
   status() {
     const body = {
-      server_id: this.serverId, ready: !this._disposed, players: this._conns.size,
-      player_ids: Array.from(this._conns.keys()), max_players: this.maxPlayers,
-      locked: this._locked, metadata: this._metadata, tick_rate: this.tickRate,
+      server_id: this.serverId, ready: !this._disposed, players: this._core.members.size,
+      player_ids: Array.from(this._core.members.keys()), max_players: this.maxPlayers,
+      locked: this.locked, metadata: this.metadata, tick_rate: this.tickRate,
       state_truncated: false, state: null,
     };
-    let text;
-    try {
-      text = JSON.stringify(this.room.state ?? null);
-    } catch (err) {
-      body.state_error = `state is not JSON-serializable: ${errorMessage(err)}`;
-      return body;
-    }
-    if (text === undefined) body.state_error = 'state is not JSON-serializable';
-    else if (Buffer.byteLength(text) > MAX_STATE_BYTES) body.state_truncated = true;
-    else body.state = JSON.parse(text);
+    const { text, truncated, error } = stateJson(this.room.state);
+    if (error) body.state_error = error;
+    body.state_truncated = truncated;
+    if (text !== null) body.state = JSON.parse(text);
     return body;
   }
 
@@ -281,81 +225,93 @@ class TestRoom {
   async join(id, options = {}) {
     if (this._disposed) throw new Error('the room is disposed');
     const playerId = id ?? `p${++this._seq}`;
-    if (this._conns.has(playerId)) throw new Error(`player ${playerId} is already in the room`);
-    if (this._conns.size >= this.maxPlayers) {
+    if (this._core.members.has(playerId)) throw new Error(`player ${playerId} is already in the room`);
+    if (this._core.members.size >= this.maxPlayers) {
       throw new JoinRefused('room-full', `the room is full (${this.maxPlayers} players)`);
     }
-    if (this._locked) throw new JoinRefused('room-locked', 'the room is locked');
-    const player = { name: cleanName(options.name, playerId), data: {} };
-    Object.defineProperty(player, 'id', { value: playerId, enumerable: true, writable: false });
-    const test = new TestPlayer(this, player);
-    const conn = { test, joined: false, outbox: [] };
-    this._conns.set(playerId, conn);
-    // A throwing onJoin is how a game refuses a player: the answer, not a failure to record.
-    const joined = await this._hook('onJoin', [this.room, player], null, { record: false });
+    if (this.locked) throw new JoinRefused('room-locked', 'the room is locked');
+    const test = new TestPlayer(this, null);
+    this._tests.set(playerId, test);
+    const joining = this._core.join(playerId, options.name, null, { reconnect: `test-reconnect-${playerId}` });
+    test.player = this._core.members.get(playerId).player;
+    const joined = await joining;
     if (!joined.ok) {
-      conn.outbox = null;
-      this._conns.delete(playerId);
-      const frame = JSON.parse(errorFrame('join_refused', errorMessage(joined.error), 'onJoin'));
+      this._tests.delete(playerId);
+      const frame = JSON.parse(errorFrame('join_refused', errorText(joined.error), 'onJoin'));
       test.frames.push(frame);
       test.closeCode = 4003;
       throw new JoinRefused('join_refused', frame.data.message, test.frames);
     }
-    conn.joined = true;
-    const queued = conn.outbox;
-    conn.outbox = null;
-    this._deliver(conn, JSON.stringify({
-      type: 'welcome',
-      data: { playerId, name: player.name, serverId: this.serverId, maxPlayers: this.maxPlayers,
-        players: Array.from(this._conns.keys()) },
-    }));
-    for (const text of queued) this._deliver(conn, text);
+    this.sync();
     return test;
   }
 
   async _frame(test, text) {
-    const conn = this._conns.get(test.id);
-    if (!conn || conn.test !== test) throw new Error(`player ${test.id} is not in the room`);
+    if (this._tests.get(test.id) !== test || !this._core.members.has(test.id)) {
+      throw new Error(`player ${test.id} is not in the room`);
+    }
+    if (test.dropped) throw new Error(`player ${test.id} is dropped: reconnect() first`);
     if (Buffer.byteLength(text) > this.maxMessageBytes) {
       // The runtime's WebSocket server closes such a connection with 1009 (message too big).
-      await this._remove(conn, 1009);
+      await this._remove(test, 1009);
       return;
     }
-    let msg;
-    try {
-      msg = JSON.parse(text);
-    } catch {
-      this._deliver(conn, errorFrame('bad_frame', 'invalid JSON: send {"type": string, "data": any}'));
-      return;
-    }
-    if (msg === null || typeof msg !== 'object' || Array.isArray(msg)
-        || typeof msg.type !== 'string' || msg.type === '') {
-      this._deliver(conn, errorFrame('bad_frame', 'a frame needs a non-empty string "type"'));
-      return;
-    }
-    await this._hook('onMessage', [this.room, test.player, msg.type, msg.data === undefined ? null : msg.data], conn);
+    await this._core.frame(test.id, text);
+    this.sync();
   }
 
-  async _remove(conn, code) {
-    if (this._conns.get(conn.test.id) !== conn) return;
-    this._conns.delete(conn.test.id);
-    conn.test.closeCode = code;
-    await this._hook('onLeave', [this.room, conn.test.player], null);
+  async _remove(test, code) {
+    if (this._tests.get(test.id) !== test) return;
+    this._tests.delete(test.id);
+    if (!test.dropped) test.closeCode = code;
+    test.dropped = false;
+    await this._core.leave(test.id);
+    this.sync();
+  }
+
+  /**
+   * The player's connection is lost (not a leave): onDrop(room, player, reason) runs, the player
+   * keeps its seat (`player.connected` is false) and frames to it wait for reconnect(). End the
+   * window with leave(player) (onLeave, as when reconnectSeconds pass).
+   */
+  async drop(target, reason = 'connection_lost') {
+    const test = this._tests.get(targetId(target));
+    if (!test || test.dropped) throw new Error(`player ${targetId(target)} is not connected`);
+    test.dropped = true;
+    test.closeCode = 1006;
+    await this._core.drop(test.id, reason);
+    this.sync();
+  }
+
+  /** A dropped player is back: `welcome` (`reconnected: true`), `$state`, the frames sent meanwhile, then onReconnect. */
+  async reconnect(target) {
+    const test = this._tests.get(targetId(target));
+    if (!test || !test.dropped) throw new Error(`player ${targetId(target)} is not dropped`);
+    test.dropped = false;
+    test.closeCode = null;
+    await this._core.reconnect(test.id, null, { reconnect: `test-reconnect-${test.id}` });
+    this.sync();
+  }
+
+  /** One patch round of state sync now (the runtime's runs every patchRateMs; the kit's after every step). */
+  sync() {
+    this._core.sync();
   }
 
   /** The player's connection closes (code 1000); onLeave runs after the player left room.players. */
   async leave(target) {
-    const conn = this._conns.get(targetId(target));
-    if (!conn) throw new Error(`player ${targetId(target)} is not in the room`);
-    await this._remove(conn, 1000);
+    const test = this._tests.get(targetId(target));
+    if (!test) throw new Error(`player ${targetId(target)} is not in the room`);
+    await this._remove(test, 1000);
   }
 
-  /** One tick: onTick(room, dtMs). dtMs defaults to one tick period (1000 / tickRate). */
+  /** One tick: onTick(room, dtMs). dtMs defaults to one period (1000 / tickRate). */
   async tick(dtMs) {
     if (this.tickRate === 0 || typeof this.game.onTick !== 'function') {
       throw new Error('this game does not tick: the runtime calls onTick only with a tickRate above 0');
     }
-    await this._hook('onTick', [this.room, dtMs ?? 1000 / this.tickRate], null);
+    await this._core.tick(dtMs ?? 1000 / this.tickRate);
+    this.sync();
   }
 
   /** `count` ticks of one period each (e.g. ticks(20 * 10) is ten seconds at tickRate 20). */
@@ -367,17 +323,21 @@ class TestRoom {
   async dispose() {
     if (this._disposed) return;
     this._disposed = true;
-    await this._hook('onDispose', [this.room], null);
-    for (const conn of this._conns.values()) conn.test.closeCode = 1001;
-    this._conns.clear();
+    await this._core.dispose();
+    for (const test of this._tests.values()) test.closeCode = 1001;
+    this._tests.clear();
+    this._core.members.clear();
   }
 }
 
 /**
  * Load a game module object into a fresh room and run its onCreate.
  * @param {object} game  the module's exports (`require('./game.js')`)
- * @param {{maxPlayers?: number, serverId?: string, maxMessageBytes?: number, echo?: boolean}} [options]
- *   `maxPlayers` plays the upload's `max_players` (it wins over the module's); `echo` prints room.log lines.
+ * @param {{maxPlayers?: number, serverId?: string, maxMessageBytes?: number, echo?: boolean,
+ *          roomId?: string, roomOptions?: object}} [options]
+ *   `maxPlayers` plays the upload's `max_players` (it wins over the module's); `echo` prints room.log lines;
+ *   `roomId` and `roomOptions` play a room created by the matchmaker (`room.id`, `room.options`;
+ *   default: the server's first room, whose id is the server id and whose options are `{}`).
  * @returns {Promise<TestRoom>}
  */
 async function createRoom(game, options = {}) {
@@ -387,4 +347,4 @@ async function createRoom(game, options = {}) {
   return harness;
 }
 
-module.exports = { createRoom, JoinRefused, TestRoom, TestPlayer };
+module.exports = { createRoom, applyPatch, JoinRefused, TestRoom, TestPlayer };

@@ -1,9 +1,9 @@
 """The Redis room registry: rooms in Redis hashes and sorted sets, each seat-taking operation one
-Lua script (`matchmaker/lua.py`), events over pub/sub; several matchmakers can share it."""
+Lua script (`matchmaker/lua/`), events over pub/sub; several matchmakers can share it. How the
+scripts' arguments and replies are encoded is `redis_codec.py`."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +35,6 @@ from matchmaker.models import (
     ReleaseRequest,
     Retired,
     RoomDetail,
-    RoomEvent,
     RoomFilter,
     RoomPage,
     RoomPublic,
@@ -43,93 +42,29 @@ from matchmaker.models import (
     ServerRegistration,
     StoreStats,
     compact_json,
-    filter_value,
     sort_key,
 )
-from matchmaker.store.base import (
-    SWEEP_BATCH,
-    Store,
-    Subscription,
-    _nothing_to_join,
-    seats,
+from matchmaker.store.base import SWEEP_BATCH, Store, Subscription, _nothing_to_join, room_fields
+from matchmaker.store.redis_codec import (
+    PubSubSubscription,
+    as_received,
+    filter_args,
+    heartbeat_item,
+    num,
+    room_reply,
 )
-
-
-def _num(value: float) -> str:
-    """A float as Redis and Lua will both read it back exactly."""
-    return repr(float(value))
-
-
-def _pairs(flat: Sequence[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-def _room_from_hash(h: dict[str, str], reserved: int, detail: bool = False) -> RoomPublic:
-    players, shown_reserved, free = seats(int(h["players"]), int(h["max"]), reserved)
-    fields: dict[str, Any] = {
-        "server_id": h["id"], "name": h["name"], "game": h["game"], "owner_id": h["owner"],
-        "node_id": h["node"], "ws_url": h["ws"], "labels": json.loads(h["labels"]),
-        "metadata": json.loads(h["meta"]), "players": players, "max_players": int(h["max"]),
-        "reserved": shown_reserved, "free_seats": free, "locked": h["locked"] == "1",
-        "ready": h["ready"] == "1", "generation": int(h["gen"]),
-        "created_at": float(h["created"]),
-        "heartbeat_at": float(h["hb"]) if h["hb"] else None,
-    }
-    if detail:
-        return RoomDetail(**fields, state=json.loads(h["state"]))
-    return RoomPublic(**fields)
-
-
-def _events_from_message(data: str) -> list[RoomEvent]:
-    """A `P events` message: a JSON array of events (one per room a script call changed)."""
-    return [_event_from_item(item) for item in orjson.loads(data)]
-
-
-def _event_from_item(msg: list[Any]) -> RoomEvent:
-    """`["removed", id, reason, game, labels JSON]` or `[kind, room]` (see matchmaker.lua)."""
-    if msg[0] == "removed":
-        _, server_id, reason, game, labels = msg
-        return RoomEvent("removed", server_id, game or "", json.loads(labels or "{}"),
-                         reason=reason)
-    kind, fields = msg
-    room = RoomPublic(**fields)
-    return RoomEvent(kind, room.server_id, room.game, room.labels, room)
-
-
-async def _as_received(message: Any) -> Any:
-    """Hand a pub/sub message on as it came. redis-py's default handler (RESP3 push messages)
-    formats each one for a debug log even when that log is off, which for a batch's events
-    costs a replica more than receiving them."""
-    return message
-
-
-class _PubSubSubscription(Subscription):
-    def __init__(self, pubsub: Any) -> None:
-        self._pubsub = pubsub
-
-    async def get(self, timeout: float) -> object | None:
-        msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
-        if msg is not None and msg.get("type") == "message":
-            data: str = msg["data"]
-            return data
-        return None
-
-    def decode(self, raw: object) -> list[RoomEvent]:
-        assert isinstance(raw, str)
-        return _events_from_message(raw)
-
-    async def aclose(self) -> None:
-        await self._pubsub.aclose()
 
 
 class RedisStore(Store):
     """A registry shared by several matchmaker replicas.
 
-    Keys (prefix P): `P room:<id>` hash per room (labels as `l:<k>`, metadata as `m:<k>` fields
-    for filtering, `pub` the unchanging part of its events as JSON), `P res:<id>` sorted set of seat reservations by expiry, `P exp` sorted set
-    of rooms by expiry, `P game:<game>` set of room ids, `P gen` generation counter, and the
-    pub/sub channel `P events`. Scripts build key names from the prefix, so this is for a
-    single Redis (or a single hash slot), not Redis Cluster.
+    Keys (prefix P): `P room:<id>` hash per server and its first room (labels as `l:<k>`,
+    metadata as `m:<k>` fields for filtering, `spub` the unchanging part of its events as JSON),
+    `P res:<room>` sorted set of seat reservations by expiry, `P exp` sorted set of servers by
+    expiry, `P game:<game>` set of server ids, `P gen` generation counter, the other rooms
+    (`P xr:<room>`, `P xrs:<server>`, `P pend`; see matchmaker.lua), and the pub/sub channel
+    `P events`. Scripts build key names from the prefix, so this is for a single Redis (or a
+    single hash slot), not Redis Cluster.
     """
 
     kind = "redis"
@@ -175,23 +110,23 @@ class RedisStore(Store):
     async def ping(self) -> None:
         await self.redis.ping()
 
-    async def register(self, reg: ServerRegistration, now: float, ttl: float) -> RoomDetail:
+    async def register(self, reg: ServerRegistration, now: float, ttl: float, takeover: bool = False) -> RoomDetail:
         labels = [x for k, v in reg.labels.items() for x in (k, v)]
         reply = await self._register(args=[
-            self.prefix, reg.server_id, _num(now), _num(now + ttl), reg.name, reg.game,
+            self.prefix, reg.server_id, num(now), num(now + ttl), reg.name, reg.game,
             reg.owner_id, reg.node_id, reg.ws_url, reg.max_players,
-            compact_json(reg.labels), len(reg.labels), *labels,
+            compact_json(reg.labels), reg.max_rooms, len(reg.labels), *labels, "1" if takeover else "0",
         ])
         if reply == "fb":
             raise Forbidden(f"server {reg.server_id!r} is registered by another node")
         gen, expired = reply
         self.expired_total += int(expired)
-        return RoomDetail(
-            server_id=reg.server_id, name=reg.name, game=reg.game, owner_id=reg.owner_id,
-            node_id=reg.node_id, ws_url=reg.ws_url, labels=reg.labels, metadata={}, players=0,
-            max_players=reg.max_players, reserved=0, free_seats=reg.max_players, locked=False,
-            ready=False, generation=int(gen), created_at=float(_num(now)), heartbeat_at=None,
-        )
+        return RoomDetail(**room_fields(
+            room_id=reg.server_id, server_id=reg.server_id, name=reg.name, game=reg.game,
+            owner_id=reg.owner_id, node_id=reg.node_id, ws_url=reg.ws_url, labels=reg.labels,
+            metadata={}, players=0, max_players=reg.max_players, reserved=0, locked=False,
+            ready=False, generation=int(gen), created_at=float(num(now)), heartbeat_at=None,
+            options={}, status="open"))
 
     def _heartbeat_outcome(self, server_id: str, reply: str) -> HeartbeatOutcome | MatchmakerError:
         """What one reply of the Lua `heartbeat` means: the outcome, or the refusal (raised for
@@ -211,11 +146,11 @@ class RedisStore(Store):
 
     async def heartbeat(self, server_id: str, node_id: str, beat: Heartbeat, now: float,
                         ttl: float) -> HeartbeatOutcome:
-        args = [self.prefix, node_id, _num(now), _num(now + ttl)]
-        reply = await self._heartbeat(args=[*args, orjson.dumps(_heartbeat_item(server_id, beat))])
+        args = [self.prefix, node_id, num(now), num(now + ttl)]
+        reply = await self._heartbeat(args=[*args, orjson.dumps(heartbeat_item(server_id, beat))])
         if reply == "meta":
             reply = await self._heartbeat(args=[
-                *args, orjson.dumps(_heartbeat_item(server_id, beat, meta_fields=True))])
+                *args, orjson.dumps(heartbeat_item(server_id, beat, meta_fields=True))])
         out = self._heartbeat_outcome(server_id, reply)
         if isinstance(out, MatchmakerError):
             raise out
@@ -225,13 +160,13 @@ class RedisStore(Store):
                              ttl: float) -> list[HeartbeatOutcome | MatchmakerError]:
         if not beats:
             return []
-        args = [self.prefix, node_id, _num(now), _num(now + ttl)]
-        items = orjson.dumps([_heartbeat_item(b.server_id, b) for b in beats])
+        args = [self.prefix, node_id, num(now), num(now + ttl)]
+        items = orjson.dumps([heartbeat_item(b.server_id, b) for b in beats])
         replies = (await self._heartbeat_many(args=[*args, items])).split(";")
         # Those whose metadata changed go again, in order, with their filter fields.
         again = [i for i, reply in enumerate(replies) if reply == "meta"]
         if again:
-            items = orjson.dumps([_heartbeat_item(beats[i].server_id, beats[i], meta_fields=True)
+            items = orjson.dumps([heartbeat_item(beats[i].server_id, beats[i], meta_fields=True)
                                   for i in again])
             for i, reply in zip(again, (await self._heartbeat_many(args=[*args, items])).split(";"),
                                 strict=True):
@@ -240,64 +175,64 @@ class RedisStore(Store):
                 for b, reply in zip(beats, replies, strict=True)]
 
     async def deregister(self, server_id: str, node_id: str, now: float) -> bool:
-        reply = await self._deregister(args=[self.prefix, server_id, node_id, _num(now)])
+        reply = await self._deregister(args=[self.prefix, server_id, node_id, num(now)])
         if reply == "fb":
             raise Forbidden(f"server {server_id!r} belongs to another node")
         if reply == "expired":
             self.expired_total += 1
         return bool(reply == "ok")
 
-    async def get(self, server_id: str, now: float) -> RoomDetail:
-        reply = await self._get(args=[self.prefix, server_id, _num(now)])
+    async def get(self, room_id: str, now: float) -> RoomDetail:
+        reply = await self._get(args=[self.prefix, room_id, num(now)])
         if reply[0] != "ok":
             self.expired_total += int(reply[1])
-            raise RoomNotFound(f"no room {server_id!r}")
-        room = _room_from_hash(_pairs(reply[2]), int(reply[1]), detail=True)
+            raise RoomNotFound(f"no room {room_id!r}")
+        room = room_reply(reply[1], reply[2], reply[3], detail=True)
         assert isinstance(room, RoomDetail)
         return room
 
     async def list(self, query: RoomQuery, now: float) -> RoomPage:
         flt = query.filter
-        filters = _filter_fields(flt)
         cursor = query.cursor
         reply = await self._list(args=[
-            self.prefix, flt.game or "", _num(now),
+            self.prefix, flt.game or "", num(now),
             "" if flt.free is None else int(flt.free),
             "players" if query.sort.endswith("players") else "created",
             int(query.sort.startswith("-")), query.limit,
-            int(cursor is not None), _num(cursor.key) if cursor else "0",
-            cursor.server_id if cursor else "", len(filters) // 2, *filters,
+            int(cursor is not None), num(cursor.key) if cursor else "0",
+            cursor.server_id if cursor else "", int(query.rooms), *filter_args(flt),
         ])
         has_more = reply[0] == "1"
-        items = [_room_from_hash(_pairs(flat), int(reserved)) for reserved, flat in reply[1:]]
+        items = [room_reply(reserved, h, x) for reserved, h, x in reply[1:]]
         next_cursor = None
         if has_more and items:
             last = items[-1]
             next_cursor = Cursor(query.sort, sort_key(query.sort, last.players, last.created_at),
-                                 last.server_id).encode()
+                                 last.room_id).encode()
         return RoomPage(items, next_cursor)
 
-    async def reserve(self, server_id: str, player_id: str, now: float, until: float) -> RoomPublic:
-        reply = await self._reserve(args=[self.prefix, server_id, player_id, _num(now),
-                                          _num(until)])
+    async def reserve(self, room_id: str, player_id: str, now: float, until: float) -> RoomPublic:
+        reply = await self._reserve(args=[self.prefix, room_id, player_id, num(now),
+                                          num(until)])
         status = reply[0]
         if status == "ok":
-            return _room_from_hash(_pairs(reply[2]), int(reply[1]))
+            return room_reply(reply[1], reply[2], reply[3])
         if status == "locked":
-            raise RoomLocked(f"room {server_id!r} is locked")
+            raise RoomLocked(f"room {room_id!r} is locked")
         if status == "full":
-            raise RoomFull(f"room {server_id!r} has no free seat")
+            raise RoomFull(f"room {room_id!r} has no free seat")
         self.expired_total += int(reply[1])
-        raise RoomNotFound(f"no room {server_id!r}")
+        raise RoomNotFound(f"no room {room_id!r}")
 
-    async def quick_join(self, flt: RoomFilter, player_id: str, now: float,
-                         until: float) -> RoomPublic:
-        filters = _filter_fields(flt)
-        reply = await self._quick_join(args=[self.prefix, flt.game or "", player_id, _num(now),
-                                             _num(until), len(filters) // 2, *filters])
+    async def quick_join(self, flt: RoomFilter, player_id: str, now: float, until: float, *,
+                         new_room: str = "", options: dict[str, Any] | None = None,
+                         create: bool = False) -> RoomPublic:
+        reply = await self._quick_join(args=[
+            self.prefix, flt.game or "", player_id, num(now), num(until), new_room,
+            compact_json(options) if options else "{}", int(create), *filter_args(flt)])
         if reply[0] != "ok":
-            raise _nothing_to_join(flt, reply[1] == "1")
-        return _room_from_hash(_pairs(reply[2]), int(reply[1]))
+            raise _nothing_to_join(flt, reply[1] == "1", create)
+        return room_reply(reply[1], reply[2], reply[3])
 
     async def fleet_add(self, fleet_id: str, server_ids: Sequence[str]) -> None:
         if server_ids:
@@ -306,35 +241,38 @@ class RedisStore(Store):
     async def allocate(self, req: AllocateRequest, now: float) -> Allocated:
         filters = [x for k, v in req.labels.items() for x in ("l:" + k, v)]
         reply = await self._allocate(args=[
-            self.prefix, _num(now), _num(req.until), req.allocation_id, "1" if req.exclusive else "0",
+            self.prefix, num(now), num(req.until), req.allocation_id, "1" if req.exclusive else "0",
             len(req.player_ids), *req.player_ids, len(req.fleet_ids), *req.fleet_ids,
-            len(filters) // 2, *filters])
+            len(filters) // 2, *filters, req.new_room, compact_json(req.options) if req.options else "{}"])
         if reply[0] != "ok":
             raise NoReadyServer(f"no ready server in fleets {', '.join(req.fleet_ids)} matches")
-        return Allocated(fleet_id=reply[1], room=_room_from_hash(_pairs(reply[3]), int(reply[2])))
+        return Allocated(fleet_id=reply[1], room=room_reply(reply[2], reply[3], reply[4]))
 
     async def release(self, req: ReleaseRequest, now: float) -> Released:
         reply = await self._release(args=[self.prefix, req.fleet_id, req.server_id, req.allocation_id,
                                           "x" if req.retire else "r"])
         if reply == "ok":
             return Released(released=True, state="retiring" if req.retire else "ready")
+        if reply.startswith("room:"):  # a room's allocation in a member hosting rooms
+            return Released(released=True, state=SLOT_STATES[reply[5:]])
         return Released(released=False, state=SLOT_STATES.get(reply))
 
     async def fleet_sync(self, fleet_id: str, req: FleetSyncRequest, now: float) -> FleetSlots:
         members = [x for m in req.members
-                   for x in (m.server_id, "1" if m.stale else "0", m.allocation_id, _num(m.hold_until))]
-        reply = await self._fleet_sync(args=[self.prefix, fleet_id, _num(now),
+                   for x in (m.server_id, "1" if m.stale else "0", m.allocation_id, num(m.hold_until))]
+        reply = await self._fleet_sync(args=[self.prefix, fleet_id, num(now),
                                              "r" if req.ready_when_empty else "x",
                                              len(req.members), *members])
         return FleetSlots(slots=[
             FleetSlot(server_id=sid, state=SLOT_STATES[c], listed=listed == "1", players=int(players),
-                      reserved=int(reserved), allocation_id=aid)
-            for sid, c, listed, players, reserved, aid in reply])
+                      reserved=int(reserved), allocation_id=aid, max_rooms=int(max_rooms), rooms=int(rooms),
+                      allocations=allocs.split(",") if allocs else [])
+            for sid, c, listed, players, reserved, aid, max_rooms, rooms, allocs in reply])
 
-    async def retire(self, fleet_id: str, server_ids: Sequence[str]) -> Retired:
+    async def retire(self, fleet_id: str, server_ids: Sequence[str], now: float = 0.0) -> Retired:
         if not server_ids:
             return Retired(server_ids=[])
-        return Retired(server_ids=list(await self._retire(args=[self.prefix, fleet_id, *server_ids])))
+        return Retired(server_ids=list(await self._retire(args=[self.prefix, fleet_id, num(now), *server_ids])))
 
     async def fleet_drop(self, fleet_id: str) -> int:
         return int(await self._fleet_drop(args=[self.prefix, fleet_id]))
@@ -343,7 +281,7 @@ class RedisStore(Store):
         total = 0
         # Bounded: each pass removes up to SWEEP_BATCH; stop after a short pass or 100 passes.
         for _ in range(100):
-            removed = int(await self._sweep(args=[self.prefix, _num(now), SWEEP_BATCH]))
+            removed = int(await self._sweep(args=[self.prefix, num(now), SWEEP_BATCH]))
             total += removed
             if removed < SWEEP_BATCH:
                 break
@@ -351,14 +289,14 @@ class RedisStore(Store):
         return total
 
     async def stats(self, now: float) -> StoreStats:
-        reply = await self._stats(args=[self.prefix, _num(now)])
+        reply = await self._stats(args=[self.prefix, num(now)])
         registered, listed, players, reserved, free = (int(x) for x in reply)
         return StoreStats(registered, listed, players, reserved, free)
 
     async def subscribe(self) -> Subscription:
-        pubsub = self.redis.pubsub(push_handler_func=_as_received)
+        pubsub = self.redis.pubsub(push_handler_func=as_received)
         await pubsub.subscribe(self.prefix + "events")
-        return _PubSubSubscription(pubsub)
+        return PubSubSubscription(pubsub)
 
     async def delete_all(self) -> int:
         """Remove every key under the prefix (tests and benchmarks)."""
@@ -367,24 +305,3 @@ class RedisStore(Store):
             deleted += int(await self.redis.delete(key))
         return deleted
 
-
-def _heartbeat_item(server_id: str, beat: Heartbeat, meta_fields: bool = False) -> tuple[Any, ...]:
-    """A heartbeat as the Lua `heartbeat` function reads it (see matchmaker.lua). The metadata's
-    filter fields go only with `meta_fields` (or when there are none): the script asks for them
-    when the metadata changed."""
-    fields: list[str] | None = None
-    if meta_fields or not beat.metadata:
-        fields = [x for k, v in beat.metadata.items() for x in (k, filter_value(v))]
-    return (server_id, "" if beat.generation is None else beat.generation, beat.players,
-            beat.max_players, "1" if beat.locked else "0", "1" if beat.ready else "0",
-            beat.metadata_json, beat.state_json, fields, beat.player_ids, beat.instance)
-
-
-def _filter_fields(flt: RoomFilter) -> list[str]:
-    """Hash field / value pairs a room must have: labels as l:<k>, metadata as m:<k>."""
-    out: list[str] = []
-    for k, v in flt.labels.items():
-        out += ["l:" + k, v]
-    for k, v in flt.metadata.items():
-        out += ["m:" + k, v]
-    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -13,7 +14,7 @@ from core.db.models import GameServer, ServerEvent
 from core.db.session import create_schema, make_engine, make_session_factory
 
 
-async def make_server(database_url: str):  # type: ignore[no-untyped-def]
+async def make_server(database_url: str):
     engine = make_engine(database_url)
     await create_schema(engine)
     sessions = make_session_factory(engine)
@@ -38,8 +39,10 @@ async def test_out_of_order_records_keep_the_latest_status(database_url: str) ->
     async with sessions() as s:
         server = await s.get(GameServer, "srv1")
         assert server is not None
-        assert server.status == "running" and server.status_seq == 3
-        assert server.image == "gsf-game:x" and server.ws_url == "ws://h:1/ws"
+        assert server.status == "running"
+        assert server.status_seq == 3
+        assert server.image == "gsf-game:x"
+        assert server.ws_url == "ws://h:1/ws"
         seqs = (await s.scalars(select(ServerEvent.seq).where(ServerEvent.server_id == "srv1")
                                 .order_by(ServerEvent.seq))).all()
         assert list(seqs) == [2, 3]
@@ -56,7 +59,9 @@ async def test_retried_record_is_idempotent(database_url: str) -> None:
         events = (await s.scalars(select(ServerEvent).where(ServerEvent.server_id == "srv1"))).all()
         assert [e.seq for e in events] == [1, 2]
         server = await s.get(GameServer, "srv1")
-        assert server is not None and server.status == "failed" and server.error == "boom"
+        assert server is not None
+        assert server.status == "failed"
+        assert server.error == "boom"
     await engine.dispose()
 
 
@@ -68,12 +73,13 @@ async def test_unknown_server_is_not_applied(database_url: str) -> None:
     await engine.dispose()
 
 
-async def test_admin_is_created_once(database_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_admin_is_created_once(database_url: str, tmp_path: Path) -> None:
     engine = make_engine(database_url)
     await create_schema(engine)
     sessions = make_session_factory(engine)
     key = await ensure_admin(sessions, "admin@localhost", tmp_path / "admin.key")
-    assert key and (tmp_path / "admin.key").read_text().strip() == key
+    assert key
+    assert (tmp_path / "admin.key").read_text().strip() == key
     assert (tmp_path / "admin.key").stat().st_mode & 0o777 == 0o600
     assert await ensure_admin(sessions, "admin@localhost", tmp_path / "admin.key") is None
     await engine.dispose()

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import uuid
-from typing import Any
 
 import docker
 import docker.errors
 import pytest
 
-from core.settings import Settings
+from tests.agent_worker.nodes import agent_process, agentless_platform, remove_containers
 from tests.conftest import GAMES
-from tests.harness import Harness, platform
+from tests.harness import Harness
 from tests.workflows.test_gameserver import deploy, join, wait_status
 
 pytestmark = [pytest.mark.docker, pytest.mark.temporal]
 
-
-@pytest.fixture
-async def h(settings: Settings, temporal_env: Any, runtime_images: str, cleanup_docker: None) -> Any:
-    fast = settings.model_copy(update={"agent_heartbeat_seconds": 2.0, "node_schedule_to_start_seconds": 3.0})
-    async with platform(fast, temporal_env.client, agent=False) as harness:
-        yield harness
+h = agentless_platform(heartbeat_seconds=2.0)
 
 
 async def test_placement_failover_and_adoption(h: Harness, docker_client: docker.DockerClient) -> None:
@@ -39,14 +34,16 @@ async def test_placement_failover_and_adoption(h: Harness, docker_client: docker
         async with h.api(key) as api:
             first = await deploy(api, GAMES / "chat.js", "on-y", node_selector="zone=y")
             server = await wait_status(api, first, {"running", "failed"})
-            assert server["status"] == "running" and server["node_id"] == c
+            assert server["status"] == "running"
+            assert server["node_id"] == c
 
             # Node a dies (its agent stops polling) while it still looks alive: the deployment that
             # lands there is re-placed once nobody picks its first step up.
             await h.stop(f"agent:{a}")
             second = await deploy(api, GAMES / "tictactoe.js", "on-x", node_selector="zone=x")
             server = await wait_status(api, second, {"running", "failed"}, timeout=60)
-            assert server["status"] == "running" and server["node_id"] == b, server
+            assert server["status"] == "running", server
+            assert server["node_id"] == b, server
             assert any(e["message"] == f"placed on node {a}" for e in server["events"])
 
             # a returns: an orphan container of a server nobody knows is removed.
@@ -74,57 +71,38 @@ async def test_placement_failover_and_adoption(h: Harness, docker_client: docker
             for sid in (first, second):
                 assert (await api.delete(f"/api/v1/servers/{sid}")).json()["status"] == "deleted"
     finally:
-        for node in (a, b, c):
-            for container in docker_client.containers.list(all=True, filters={"label": f"gsf.node_id={node}"}):
-                container.remove(force=True)
+        remove_containers(docker_client, a, b, c)
 
 
 async def test_agent_process_killed_mid_build_is_replaced_by_another_node(
         h: Harness, docker_client: docker.DockerClient) -> None:
     """A real `gsf agent` process dies (SIGKILL) while it builds: the server ends up on another node."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-
     uid = uuid.uuid4().hex[:6]
     doomed, survivor = f"a-{uid}", f"b-{uid}"
-    env = {**os.environ, "GSF_DATA_DIR": str(h.settings.data_dir), "GSF_TEMPORAL_ADDRESS": h.settings.temporal_address,
-           "GSF_API_PORT": str(h.settings.api_port), "GSF_MATCHMAKER_PORT": str(h.settings.matchmaker_port),
-           "GSF_GAME_NETWORK": h.settings.game_network, "GSF_AGENT_HEARTBEAT_SECONDS": "2",
-           "GSF_NODE_LABELS": '{"pool": "' + uid + '"}'}
-    # Popen returns at once (the test then waits on the node, not on the process).
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "agent", "--node-id", doomed],  # noqa: ASYNC220
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        await h.wait_node_online(doomed)
-        h.start_agent(survivor, node_labels={"pool": uid})
-        await h.wait_node_online(survivor)
-        key = await h.user_key("dev@example.com")
-        source = (GAMES / "arena.js").read_bytes() + f"\n// fresh build {uid}\n".encode()
-        async with h.api(key) as api:
-            resp = await api.post("/api/v1/servers", data={"name": "survives", "node_selector": f"pool={uid}"},
-                                  files={"file": ("arena.js", source, "application/javascript")})
-            server_id = resp.json()["id"]
-            for _ in range(300):
-                server = (await api.get(f"/api/v1/servers/{server_id}")).json()
-                if server["status"] in ("building", "starting", "running"):
-                    break
-                await asyncio.sleep(0.02)
-            assert server["node_id"] == doomed, "ids sort the doomed node first among equals"
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-            server = await wait_status(api, server_id, {"running", "failed"}, timeout=90)
-            assert server["status"] == "running" and server["node_id"] == survivor, server
-            messages = [e["message"] for e in server["events"]]
-            assert messages.index(f"placed on node {doomed}") < messages.index(f"placed on node {survivor}")
-            await api.delete(f"/api/v1/servers/{server_id}")
+        with agent_process(h, doomed, pool=uid) as proc:
+            await h.wait_node_online(doomed)
+            h.start_agent(survivor, node_labels={"pool": uid})
+            await h.wait_node_online(survivor)
+            key = await h.user_key("dev@example.com")
+            source = (GAMES / "arena.js").read_bytes() + f"\n// fresh build {uid}\n".encode()
+            async with h.api(key) as api:
+                resp = await api.post("/api/v1/servers", data={"name": "survives", "node_selector": f"pool={uid}"},
+                                      files={"file": ("arena.js", source, "application/javascript")})
+                server_id = resp.json()["id"]
+                for _ in range(300):
+                    server = (await api.get(f"/api/v1/servers/{server_id}")).json()
+                    if server["status"] in ("building", "starting", "running"):
+                        break
+                    await asyncio.sleep(0.02)
+                assert server["node_id"] == doomed, "ids sort the doomed node first among equals"
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+                server = await wait_status(api, server_id, {"running", "failed"}, timeout=90)
+                assert server["status"] == "running", server
+                assert server["node_id"] == survivor, server
+                messages = [e["message"] for e in server["events"]]
+                assert messages.index(f"placed on node {doomed}") < messages.index(f"placed on node {survivor}")
+                await api.delete(f"/api/v1/servers/{server_id}")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        for node in (doomed, survivor):
-            for container in docker_client.containers.list(all=True, filters={"label": f"gsf.node_id={node}"}):
-                container.remove(force=True)
+        remove_containers(docker_client, doomed, survivor)

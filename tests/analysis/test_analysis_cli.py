@@ -25,7 +25,8 @@ def test_clean_file(tmp_path: Path) -> None:
     path.write_text(CLEAN)
     code, out = run(path)
     assert code == EXIT_CLEAN
-    assert "0 blocking, 0 warnings" in out and "clean" in out
+    assert "0 blocking, 0 warnings" in out
+    assert "clean" in out
 
 
 def test_blocked_file_shows_line_and_caret(tmp_path: Path) -> None:
@@ -41,14 +42,16 @@ def test_blocked_file_shows_line_and_caret(tmp_path: Path) -> None:
     assert lines[head + 2].index("^") == source_at + len("const y = ")
     assert lines[head + 2].count("^") == len("eval")
     assert "hint:" in lines[head + 3]
-    assert "Blocking (1)" in out and "blocked" in lines[-1]
+    assert "Blocking (1)" in out
+    assert "blocked" in lines[-1]
 
 
 def test_warnings_only(tmp_path: Path) -> None:
     path = tmp_path / "game.js"
     path.write_text("fetch('https://example.com/x');\n" + CLEAN)
     code, out = run(path)
-    assert code == EXIT_WARNINGS and "Warnings (1)" in out
+    assert code == EXIT_WARNINGS
+    assert "Warnings (1)" in out
 
 
 def test_json_output_and_allow(tmp_path: Path) -> None:
@@ -56,15 +59,20 @@ def test_json_output_and_allow(tmp_path: Path) -> None:
     path.write_text("\tconst s = process.env.X;\nexport default { onJoin() {} };\n")
     code, out = run(path, as_json=True)
     payload = json.loads(out)
-    assert code == EXIT_BLOCKED and payload["exit_code"] == 1 and payload["ok"] is False
-    assert payload["module_type"] == "module" and payload["file"] == str(path)
+    assert code == EXIT_BLOCKED
+    assert payload["exit_code"] == 1
+    assert payload["ok"] is False
+    assert payload["module_type"] == "module"
+    assert payload["file"] == str(path)
     (finding,) = payload["findings"]
     # 1-based, as editors show it: the tab is column 1, `process` starts at column 12.
-    assert finding["rule"] == "process-env" and (finding["line"], finding["column"]) == (1, 12)
+    assert finding["rule"] == "process-env"
+    assert (finding["line"], finding["column"]) == (1, 12)
     assert finding["end_column"] == 1 + len("\tconst s = process.env")
     code, out = run(path, as_json=True, allow=["process-env"])
     payload = json.loads(out)
-    assert code == EXIT_CLEAN and payload["allowed_rules"] == ["process-env"]
+    assert code == EXIT_CLEAN
+    assert payload["allowed_rules"] == ["process-env"]
 
 
 def test_human_and_json_output_give_the_same_column(tmp_path: Path) -> None:
@@ -82,16 +90,19 @@ def test_unknown_allow_entries_are_reported(tmp_path: Path) -> None:
     path.write_text(CLEAN)
     code, out = run(path, allow=["no-such-rule", "syntax-error"])
     assert code == EXIT_CLEAN
-    assert "--allow no-such-rule is ignored" in out and "--allow syntax-error is ignored" in out
+    assert "--allow no-such-rule is ignored" in out
+    assert "--allow syntax-error is ignored" in out
 
 
 def test_unreadable_file(tmp_path: Path) -> None:
     code, out = run(tmp_path / "missing.js")
-    assert code == EXIT_UNREADABLE and "cannot read" in out
+    assert code == EXIT_UNREADABLE
+    assert "cannot read" in out
 
 
 def test_binary_file(tmp_path: Path) -> None:
     path = tmp_path / "game.js"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     code, out = run(path)
-    assert code == EXIT_BLOCKED and "not-utf8" in out
+    assert code == EXIT_BLOCKED
+    assert "not-utf8" in out

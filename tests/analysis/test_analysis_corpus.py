@@ -26,7 +26,8 @@ def test_corpus_file_is_clean(path: Path) -> None:
     data = path.read_bytes()
     report = analyze(data, filename=path.name)
     assert report.findings == [], [(f.rule, f.line, f.message) for f in report.findings]
-    assert report.ok and report.exports["verified"] is True
+    assert report.ok
+    assert report.exports["verified"] is True
     assert report.module_type == ("module" if path.suffix == ".mjs" else "commonjs")
     assert module_kind(data) == report.module_type
 
@@ -35,7 +36,8 @@ def test_corpus_file_is_clean(path: Path) -> None:
 def test_sample_game_has_no_blocking_finding(path: Path) -> None:
     report = analyze(path.read_bytes(), filename=path.name)
     assert not [f for f in report.findings if f.severity == Severity.BLOCK], report.findings
-    assert report.ok and report.exports["hooks"]
+    assert report.ok
+    assert report.exports["hooks"]
 
 
 def test_node_accepts_the_corpus_too() -> None:

@@ -23,7 +23,8 @@ def only(report_rules: list[str], rule: str) -> None:
 def test_report_basics() -> None:
     source = ("const a = 1;" + HOOKS).encode()
     report = analyze(source)
-    assert report.ok and report.findings == []
+    assert report.ok
+    assert report.findings == []
     assert report.sha256 == hashlib.sha256(source).hexdigest()
     assert report.size == len(source)
     assert report.module_type == "commonjs"
@@ -33,7 +34,8 @@ def test_report_basics() -> None:
 def test_input_too_large() -> None:
     report = analyze(b"x" * 101, limits=AnalysisLimits(max_bytes=100))
     only([f.rule for f in report.findings], "input-too-large")
-    assert "101 bytes" in report.findings[0].message and not report.ok
+    assert "101 bytes" in report.findings[0].message
+    assert not report.ok
     assert analyze(b"// x\n" * 20 + HOOKS.encode(), limits=AnalysisLimits(max_bytes=1000)).ok
 
 
@@ -41,9 +43,11 @@ def test_not_utf8_names_the_byte_offset() -> None:
     source = "const s = 'é';\nconst t = '".encode() + b"\xff\xfe'" + HOOKS.encode()
     report = analyze(source)
     (finding,) = report.findings
-    assert finding.rule == "not-utf8" and finding.severity == Severity.BLOCK
+    assert finding.rule == "not-utf8"
+    assert finding.severity == Severity.BLOCK
     offset = source.index(b"\xff")
-    assert f"byte offset {offset}" in finding.message and "0xff" in finding.message
+    assert f"byte offset {offset}" in finding.message
+    assert "0xff" in finding.message
     assert (finding.line, finding.column) == (2, 12)
     assert finding.source_line.startswith("const t = '")
 
@@ -52,20 +56,23 @@ def test_not_utf8_names_the_byte_offset() -> None:
 def test_utf16_and_utf32_are_refused_clearly(bom: bytes) -> None:
     report = analyze(bom + "module.exports = {}".encode("utf-16-le"))
     (finding,) = report.findings
-    assert finding.rule == "not-utf8" and "UTF-16" in finding.message
+    assert finding.rule == "not-utf8"
+    assert "UTF-16" in finding.message
 
 
 def test_latin1_file() -> None:
     report = analyze("// café\n".encode("latin-1") + HOOKS.encode())
     (finding,) = report.findings
-    assert finding.rule == "not-utf8" and "byte offset 6" in finding.message
+    assert finding.rule == "not-utf8"
+    assert "byte offset 6" in finding.message
     assert (finding.line, finding.column) == (1, 7)
 
 
 def test_nul_byte() -> None:
     report = analyze(b"const a = 1;\nconst b = '\x00';" + HOOKS.encode())
     (finding,) = report.findings
-    assert finding.rule == "nul-byte" and (finding.line, finding.column) == (2, 12)
+    assert finding.rule == "nul-byte"
+    assert (finding.line, finding.column) == (2, 12)
     assert "byte offset 24" in finding.message
 
 
@@ -73,7 +80,9 @@ def test_too_deep_is_found_before_parsing() -> None:
     deep = "x = " + "[" * 201 + "]" * 201 + ";"
     report = analyze((deep + HOOKS).encode())
     (finding,) = report.findings
-    assert finding.rule == "too-deep" and finding.line == 1 and finding.column == 4 + 200 + 1
+    assert finding.rule == "too-deep"
+    assert finding.line == 1
+    assert finding.column == 4 + 200 + 1
     # Exactly at the limit parses, for every kind of bracket.
     for opener, closer in [("(", ")"), ("[", "]"), ("{a:", "}"), ("`${", "}`")]:
         source = "x = " + opener * 200 + "1" + closer * 200 + ";"
@@ -121,7 +130,8 @@ def test_deep_file_in_a_thread_restores_the_interpreter() -> None:
 def test_time_budget() -> None:
     report = analyze(("const a = 1;" + HOOKS).encode(), limits=AnalysisLimits(time_budget_seconds=0))
     (finding,) = report.findings
-    assert finding.rule == "time-budget" and not report.ok
+    assert finding.rule == "time-budget"
+    assert not report.ok
 
 
 def test_an_analyzer_bug_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,7 +141,8 @@ def test_an_analyzer_bug_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(analyzer_module, "check", broken)
     report = analyze(HOOKS.encode())
     (finding,) = report.findings
-    assert finding.rule == "internal-error" and not report.ok
+    assert finding.rule == "internal-error"
+    assert not report.ok
     assert analyze(HOOKS.encode(), allow_rules=["internal-error"]).ok is False
 
 
@@ -141,7 +152,8 @@ def test_findings_are_capped() -> None:
     rules = [f.rule for f in report.findings]
     assert rules.count("eval") == analyzer_module.MAX_FINDINGS_PER_RULE
     (note,) = [f for f in report.findings if f.rule == "findings-truncated"]
-    assert "70 more eval findings" in note.message and not report.ok
+    assert "70 more eval findings" in note.message
+    assert not report.ok
 
 
 # --- syntax -------------------------------------------------------------------------------------
@@ -157,16 +169,20 @@ def test_findings_are_capped() -> None:
 def test_syntax_errors_have_positions(source: str, line: int, column: int) -> None:
     report = analyze((source + HOOKS).encode())
     (finding,) = report.findings
-    assert finding.rule == "syntax-error" and finding.severity == Severity.BLOCK
+    assert finding.rule == "syntax-error"
+    assert finding.severity == Severity.BLOCK
     assert (finding.line, finding.column) == (line, column), finding
     assert finding.source_line == (source + HOOKS).splitlines()[line - 1]
-    assert finding.message and finding.hint
+    assert finding.message
+    assert finding.hint
 
 
 def test_syntax_error_at_end_of_input() -> None:
     report = analyze(b"function f() {\n  return 1;\n")
     (finding,) = report.findings
-    assert finding.rule == "syntax-error" and finding.line == 3 and finding.column == 1
+    assert finding.rule == "syntax-error"
+    assert finding.line == 3
+    assert finding.column == 1
 
 
 @pytest.mark.parametrize("source", [
@@ -175,19 +191,22 @@ def test_syntax_error_at_end_of_input() -> None:
 ])
 def test_module_syntax_in_a_script_explains_modules(source: str) -> None:
     (finding,) = analyze(source.encode()).findings
-    assert finding.rule == "syntax-error" and "ES module" in finding.message
+    assert finding.rule == "syntax-error"
+    assert "ES module" in finding.message
 
 
 def test_commonjs_exports_in_an_es_module() -> None:
     report = analyze(b"import x from 'y';\nmodule.exports = { onJoin() {} };")
     (finding,) = report.findings
-    assert finding.rule == "contract-exports" and "export default" in finding.message
+    assert finding.rule == "contract-exports"
+    assert "export default" in finding.message
 
 
 ES2024 = [
     "a?.b?.[c]?.(d);",
     "x = a ?? b; x ??= 1; x ||= 2; x &&= 3;",
-    "class A { #x = 1; static y = 2; static #z; static { A.y = 3; } #m() { return #x in this; } get v() { return this.#x; } }",
+    ("class A { #x = 1; static y = 2; static #z; static { A.y = 3; } #m() { return #x in this; } "
+     "get v() { return this.#x; } }"),
     "const n = 123n ** 2n, h = 0xFF_FFn, m = 1_000_000.5, b = 0b1010_0101, o = 0o7_7;",
     "async function f(y) { for await (const x of y) {} }",
     "const r = /(?<year>\\d{4})/d, v = /[\\p{L}--[a-z]]/v, s = /a.b/s, u = /\\u{1F600}/u;",
@@ -253,11 +272,13 @@ def test_top_level_return_in_commonjs() -> None:
     source = "if (typeof module !== 'object') return;\nmodule.exports = { onJoin() { eval('1'); } };"
     report = analyze(source.encode())
     (finding,) = report.findings
-    assert finding.rule == "eval" and (finding.line, finding.column) == (2, 31)
+    assert finding.rule == "eval"
+    assert (finding.line, finding.column) == (2, 31)
     assert report.exports["hooks"] == ["onJoin"]
     report = analyze(b"#!/usr/bin/env node\nreturn;\nmodule.exports = {}; const = 1;")
     (finding,) = report.findings
-    assert finding.rule == "syntax-error" and finding.line == 3
+    assert finding.rule == "syntax-error"
+    assert finding.line == 3
 
 
 # --- positions ----------------------------------------------------------------------------------
@@ -282,15 +303,18 @@ def test_unicode_line_separators_count_as_lines() -> None:
 def test_long_lines_are_cut_around_the_finding() -> None:
     source = "const pad = " + "1 + " * 400 + "1; eval(pad);" + HOOKS
     finding = analyze(source.encode()).findings[0]
-    assert finding.rule == "eval" and len(finding.source_line) <= 302
-    assert "eval(pad)" in finding.source_line and finding.source_line.startswith("…")
+    assert finding.rule == "eval"
+    assert len(finding.source_line) <= 302
+    assert "eval(pad)" in finding.source_line
+    assert finding.source_line.startswith("…")
 
 
 def test_findings_are_sorted() -> None:
     source = "eval(1);\nprocess.exit();\nwith (a) {}\neval(2); process.env;" + HOOKS
     report = analyze(source.encode())
     positions = [(f.line, f.column) for f in report.findings]
-    assert positions == sorted(positions) and len(positions) == 5
+    assert positions == sorted(positions)
+    assert len(positions) == 5
 
 
 def test_concurrent_analyses_agree_with_sequential_ones() -> None:
@@ -310,4 +334,5 @@ def test_concurrent_analyses_agree_with_sequential_ones() -> None:
                 exclude={"duration_ms"}), sources))
             assert got == expected
             assert [f.rule for f in deep_report.result().findings] == ["too-deep"]
-    assert gc.isenabled() and sys.getrecursionlimit() == limit
+    assert gc.isenabled()
+    assert sys.getrecursionlimit() == limit

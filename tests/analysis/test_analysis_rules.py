@@ -51,6 +51,10 @@ CONTRACT_CASES: dict[str, tuple[str, str]] = {
                            "module.exports = { onJoin: () => {}, onMessage() {} };"),
     "contract-max-players": ("module.exports = { maxPlayers: 0, onJoin() {} };",
                              "module.exports = { maxPlayers: 4, onJoin() {} };"),
+    "contract-max-rooms": ("module.exports = { maxRooms: 0, onJoin() {} };",
+                           "module.exports = { maxRooms: 8, onJoin() {} };"),
+    "contract-empty-room-seconds": ("module.exports = { emptyRoomSeconds: -1, onJoin() {} };",
+                                    "module.exports = { emptyRoomSeconds: 30, onJoin() {} };"),
     "contract-tick-rate": ("module.exports = { tickRate: 2.5, onTick() {}, onJoin() {} };",
                            "module.exports = { tickRate: 20, onTick() {}, onJoin() {} };"),
     "contract-tick": ("module.exports = { tickRate: 10, onJoin() {} };",
@@ -223,7 +227,8 @@ def test_infinite_loop_message_names_the_hook() -> None:
     # Also when the module is parsed inside the CommonJS wrapper (a top-level return).
     report = analyze(b"if (!module) return;\nfor (;;) {}\nmodule.exports = { onJoin() {} };")
     (finding,) = [f for f in report.findings if f.rule == "infinite-loop"]
-    assert "top level" in finding.message and (finding.line, finding.column) == (2, 1)
+    assert "top level" in finding.message
+    assert (finding.line, finding.column) == (2, 1)
 
 
 def test_contract_forms() -> None:
@@ -240,7 +245,8 @@ def test_contract_forms() -> None:
     ]
     for source in good:
         report = analyze(source.encode())
-        assert report.ok and report.findings == [], (source, [f.rule for f in report.findings])
+        assert report.ok, (source, [f.rule for f in report.findings])
+        assert report.findings == [], (source, [f.rule for f in report.findings])
         assert report.exports["verified"] is True
 
 
@@ -249,7 +255,9 @@ def test_contract_of_es_modules() -> None:
     assert report.exports == {"form": "export default", "hooks": ["onJoin"], "maxPlayers": 4,
                               "tickRate": None, "verified": True}
     report = analyze(b"export const maxPlayers = 2;\nexport function onMessage() {}\n")
-    assert report.ok and report.exports["form"] == "named" and report.exports["maxPlayers"] == 2
+    assert report.ok
+    assert report.exports["form"] == "named"
+    assert report.exports["maxPlayers"] == 2
     report = analyze(b"export const maxPlayers = 2;\n")
     assert [f.rule for f in report.findings] == ["contract-exports"]
 
@@ -272,12 +280,14 @@ def test_allow_list_downgrades_and_is_recorded() -> None:
     source = ("process.env.X; eval('1');" + HOOKS).encode()
     report = analyze(source, allow_rules=["process-env", "nonexistent", "syntax-error"])
     env = [f for f in report.findings if f.rule == "process-env"]
-    assert env and all(f.severity == Severity.INFO and f.message.endswith("(allowed by admin)")
+    assert env
+    assert all(f.severity == Severity.INFO and f.message.endswith("(allowed by admin)")
                        for f in env)
     assert report.allowed_rules == ["process-env"]
     assert not report.ok  # eval still blocks
     report = analyze(source, allow_rules=["process-env", "eval"])
-    assert report.ok and report.allowed_rules == ["eval", "process-env"]
+    assert report.ok
+    assert report.allowed_rules == ["eval", "process-env"]
     # Allowing a rule that did not fire records nothing.
     assert analyze(HOOKS.encode(), allow_rules=["eval"]).allowed_rules == []
 
@@ -299,7 +309,9 @@ def test_docs_list_every_rule_with_its_severity() -> None:
 
 def test_undefined_hooks_count_as_absent_like_in_the_runtime() -> None:
     report = analyze(b"module.exports = { onJoin() {}, onTick: undefined };")
-    assert report.ok and report.findings == [] and report.exports["hooks"] == ["onJoin"]
+    assert report.ok
+    assert report.findings == []
+    assert report.exports["hooks"] == ["onJoin"]
     assert [f.rule for f in analyze(b"module.exports = { onJoin: void 0 };").findings] == [
         "contract-exports"]
     assert [f.rule for f in analyze(b"module.exports = { onJoin() {}, onLeave: null };").findings] == [

@@ -128,7 +128,8 @@ def test_files_outside_the_game_and_more_host_modules() -> None:
     assert "capability-escape" in rules(report)
     for source in ["require('./helpers');", "require('./a/../b.js');", "require('.');"]:
         report = report_of(source)
-        assert report.ok and rules(report) == ["local-module"], (source, report.findings)
+        assert report.ok, (source, report.findings)
+        assert rules(report) == ["local-module"], (source, report.findings)
     for name in MORE_HOST_MODULES:
         assert "host-module" in rules(report_of(f"require('{name}');")), name
 
@@ -148,7 +149,8 @@ def test_module_parent_require_names_the_rule() -> None:
     (finding,) = [f for f in report.findings if f.rule == "capability-escape"]
     assert finding.severity == Severity.BLOCK
     assert (finding.line, finding.column) == (1, 1)
-    assert "module.parent" in finding.message and finding.hint
+    assert "module.parent" in finding.message
+    assert finding.hint
 
 
 def test_arguments_at_module_scope_only() -> None:
@@ -158,7 +160,8 @@ def test_arguments_at_module_scope_only() -> None:
                    "const f = () => function () { return [...arguments]; };",
                    "function f() { const g = () => arguments.length; return g(); }"]:
         report = report_of(source)
-        assert report.ok and "capability-escape" not in rules(report), (source, report.findings)
+        assert report.ok, (source, report.findings)
+        assert "capability-escape" not in rules(report), (source, report.findings)
 
 
 def test_this_at_module_scope_and_in_strict_code() -> None:
@@ -170,12 +173,14 @@ def test_this_at_module_scope_and_in_strict_code() -> None:
                    "class A { m() { return this.process; } }",
                    "this.helper = 1;"]:
         report = report_of(source)
-        assert report.ok and "capability-escape" not in rules(report), (source, report.findings)
+        assert report.ok, (source, report.findings)
+        assert "capability-escape" not in rules(report), (source, report.findings)
     for source, filename in [("'use strict';\nfunction f() { return this; }" + HOOKS, "game.js"),
                              ("export function f() { return this; }\nexport default { onJoin() {} };",
                               "game.mjs")]:
         report = analyze(source.encode(), limits=LIMITS, filename=filename)
-        assert report.ok and "capability-escape" not in rules(report), (source, report.findings)
+        assert report.ok, (source, report.findings)
+        assert "capability-escape" not in rules(report), (source, report.findings)
     assert "capability-escape" in rules(report_of("const f = () => this;"))
     # A computed key of a class member is evaluated outside the class.
     assert "capability-escape" in rules(report_of("class A { [use(this)]() {} }"))
@@ -198,7 +203,8 @@ def test_this_of_sloppy_functions_is_the_global_object() -> None:
     for source in SLOPPY_THIS:
         report = report_of(source)
         found = [f for f in report.findings if f.rule == "capability-escape"]
-        assert found and not report.ok, (source, report.findings)
+        assert found, (source, report.findings)
+        assert not report.ok, (source, report.findings)
         # The same code in strict mode is fine: `this` is then undefined in a plain call.
         strict = analyze(("'use strict';\n" + source + HOOKS).encode(), limits=LIMITS)
         assert "capability-escape" not in rules(strict), (source, strict.findings)
@@ -227,7 +233,8 @@ def test_one_finding_per_place() -> None:
                          ("const g = globalThis;", "global-alias"),
                          ("module[key];", "computed-global-access")]:
         found = rules(report_of(source))
-        assert rule in found and "capability-escape" not in found, (source, found)
+        assert rule in found, (source, found)
+        assert "capability-escape" not in found, (source, found)
 
 
 def test_allowing_a_specific_rule_does_not_reblock_it() -> None:
@@ -274,14 +281,16 @@ def test_network_egress_is_a_warning() -> None:
     for source in EGRESS:
         report = report_of(source)
         found = [f for f in report.findings if f.rule == "network-egress"]
-        assert found and all(f.severity == Severity.WARN for f in found), (source, report.findings)
+        assert found, (source, report.findings)
+        assert all(f.severity == Severity.WARN for f in found), (source, report.findings)
         assert report.ok, (source, report.findings)
 
 
 def test_relative_urls_are_not_egress() -> None:
     for source in LOCAL_URLS:
         report = report_of(source)
-        assert report.ok and "network-egress" not in rules(report), (source, report.findings)
+        assert report.ok, (source, report.findings)
+        assert "network-egress" not in rules(report), (source, report.findings)
 
 
 # --- generated aliasing shapes ---------------------------------------------------------------------

@@ -73,7 +73,8 @@ async def test_a_source_is_served_only_to_the_node_that_builds_it(h: Harness) ->
 
         await place(h, sid, a)
         mine = await node_a.get(f"/api/v1/agent/sources/{SHA}")
-        assert mine.status_code == 200 and mine.content == SOURCE
+        assert mine.status_code == 200
+        assert mine.content == SOURCE
         other = await node_b.get(f"/api/v1/agent/sources/{SHA}")
         assert_problem(other, 404)
         assert other.json()["detail"] == f"no source {SHA}", "a foreign source reads like a missing one"
@@ -98,11 +99,13 @@ async def test_a_source_is_served_before_the_placement_is_recorded(h: Harness) -
             if state.node_id == a and recorded == a:
                 break
             await asyncio.sleep(0.1)
-        assert state.node_id == a and recorded == a, state
+        assert state.node_id == a, state
+        assert recorded == a, state
         await place(h, sid, None)  # as if the record had not landed yet
 
         mine = await node_a.get(f"/api/v1/agent/sources/{SHA}")
-        assert mine.status_code == 200 and mine.content == SOURCE
+        assert mine.status_code == 200
+        assert mine.content == SOURCE
         assert_problem(await node_b.get(f"/api/v1/agent/sources/{SHA}"), 404)
         # The same rule for its first log lines and samples.
         line = {"server_id": sid, "ts": "2026-01-01T00:00:00Z", "line": "early"}
@@ -130,7 +133,8 @@ async def test_a_pipeline_run_on_the_node_may_fetch_the_source_it_builds(h: Harn
     async with await node_client(h, a) as node_a, await node_client(h, b) as node_b:
         assert_problem(await node_b.get(f"/api/v1/agent/sources/{SHA}"), 404)
         mine = await node_a.get(f"/api/v1/agent/sources/{SHA}")
-        assert mine.status_code == 200 and mine.content == SOURCE
+        assert mine.status_code == 200
+        assert mine.content == SOURCE
         async with h.sessions() as s:
             row = await s.get(PipelineRun, run.id)
             assert row is not None
@@ -150,19 +154,22 @@ async def test_logs_cursor_and_stats_are_the_nodes_own(h: Harness) -> None:
             assert (await node.post("/api/v1/agent/logs", json={"lines": [line]})).status_code == 204
             assert_problem(await node.get(f"/api/v1/agent/logs/{sid}/cursor"), 404)
             assert (await node.post("/api/v1/agent/stats", json={"samples": [sample]})).status_code == 204
-        assert await count(h, LogLine, sid) == 0 and await count(h, StatSample, sid) == 0
+        assert await count(h, LogLine, sid) == 0
+        assert await count(h, StatSample, sid) == 0
 
         await place(h, sid, a)
         assert (await node_a.post("/api/v1/agent/logs", json={"lines": [line]})).status_code == 204
         assert (await node_a.post("/api/v1/agent/stats", json={"samples": [sample]})).status_code == 204
         cursor = await node_a.get(f"/api/v1/agent/logs/{sid}/cursor", params={"container_id": "c1"})
-        assert cursor.status_code == 200 and cursor.json()["ts"].startswith("2026-01-01T00:00:00")
+        assert cursor.status_code == 200
+        assert cursor.json()["ts"].startswith("2026-01-01T00:00:00")
 
         assert_problem(await node_b.post("/api/v1/agent/logs", json={"lines": [line]}), 403)
         assert_problem(await node_b.get(f"/api/v1/agent/logs/{sid}/cursor"), 404)
         assert_problem(await node_b.get("/api/v1/agent/logs/nope/cursor"), 404)
         assert (await node_b.post("/api/v1/agent/stats", json={"samples": [sample]})).status_code == 204
-        assert await count(h, LogLine, sid) == 1 and await count(h, StatSample, sid) == 1
+        assert await count(h, LogLine, sid) == 1
+        assert await count(h, StatSample, sid) == 1
 
         # Lines of a container nobody knows (a pipeline's own) are dropped, not refused.
         stray = {**line, "server_id": "no-such-server"}

@@ -13,7 +13,8 @@ from tests.harness import Harness, platform
 
 pytestmark = [pytest.mark.temporal]
 
-CONST_SEATS = b"const BASE = 4;\nconst MAX = BASE * 4;\nmodule.exports = { maxPlayers: MAX, onJoin() {}, onMessage() {} };\n"
+CONST_SEATS = (b"const BASE = 4;\nconst MAX = BASE * 4;\n"
+               b"module.exports = { maxPlayers: MAX, onJoin() {}, onMessage() {} };\n")
 INTERNALS = b"const fs = process.getBuiltinModule('fs');\n"
 
 
@@ -29,7 +30,8 @@ async def test_a_constant_max_players_is_the_seat_count(h: Harness) -> None:
         checked = await api.post("/api/v1/analysis", files={"file": ("game.js", CONST_SEATS)})
         assert checked.status_code == 200, checked.text
         report = checked.json()
-        assert report["ok"] is True and report["findings"] == []
+        assert report["ok"] is True
+        assert report["findings"] == []
         assert report["exports"]["maxPlayers"] == 16
         # A game version takes its seats from the same report (and deploys with them).
         version = await api.post("/api/v1/games", data={"name": "sixteen"},
@@ -43,7 +45,8 @@ async def test_a_rejected_deploy_headlines_the_security_finding_with_1_based_col
     async with h.api(key) as api:
         checked = (await api.post("/api/v1/analysis", files={"file": ("game.js", INTERNALS)})).json()
         first = checked["findings"][0]
-        assert first["rule"] == "process-internals" and (first["line"], first["column"]) == (1, 12)
+        assert first["rule"] == "process-internals"
+        assert (first["line"], first["column"]) == (1, 12)
         assert "contract-exports" in [f["rule"] for f in checked["findings"]]
 
         created = await api.post("/api/v1/servers", data={"name": "internals"},

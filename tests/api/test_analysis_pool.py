@@ -9,13 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from api.analysis_pool import AnalysisPool
 from bench.analysis_throughput import generated_game
 from core.errors import Unavailable
 from core.settings import Settings
-from tests.api.test_servers_api import assert_problem
 from tests.harness import Harness, platform
+from tests.problems import assert_problem
 
 pytestmark = [pytest.mark.temporal]
 HEAVY = generated_game()  # 1 MiB of game code: seconds of analysis, far longer than an upload takes
@@ -39,12 +40,16 @@ async def test_a_key_gets_429_beyond_its_concurrent_analyses_and_the_api_503_bey
     async with h.api(alice) as a, h.api(bob) as b, h.api(carol) as c:
         first = asyncio.create_task(analyze(a))
         second = asyncio.create_task(analyze(b))
-        pool = h.servers["api"].config.app.state.analysis_pool
+        app = h.servers["api"].config.app
+        assert isinstance(app, FastAPI)
+        pool = app.state.analysis_pool
         for _ in range(100):  # both uploaded and holding their places (one runs, one waits)
             if pool.in_flight == 2:
                 break
             await asyncio.sleep(0.05)
-        assert pool.in_flight == 2 and not first.done() and not second.done()
+        assert pool.in_flight == 2
+        assert not first.done()
+        assert not second.done()
         busy = await analyze(a)
         assert_problem(busy, 429, "rate-limited")
         assert int(busy.headers["retry-after"]) >= 1
@@ -56,7 +61,8 @@ async def test_a_key_gets_429_beyond_its_concurrent_analyses_and_the_api_503_bey
             assert done.json()["size"] == len(HEAVY)
         # Places are given back: the same key analyzes again, and the worker is reused.
         again = await analyze(a, b"module.exports = { maxPlayers: 2 };\n")
-        assert again.status_code == 200 and again.json()["exports"]["maxPlayers"] == 2
+        assert again.status_code == 200
+        assert again.json()["exports"]["maxPlayers"] == 2
 
 
 async def test_a_worker_that_died_is_replaced_and_one_that_overruns_is_killed(settings: Settings) -> None:
@@ -68,7 +74,8 @@ async def test_a_worker_that_died_is_replaced_and_one_that_overruns_is_killed(se
         await asyncio.wait_for(worker.proc.wait(), 10)
         report = await pool.analyze("k", b"module.exports = { maxPlayers: 3 };\n", filename="a.js")
         assert report.exports["maxPlayers"] == 3
-        assert worker not in pool._workers and len(pool._workers) == 1
+        assert worker not in pool._workers
+        assert len(pool._workers) == 1
         # A worker that does not answer in time is killed, and the request answered 503.
         pool._deadline = 0.05
         with pytest.raises(Unavailable):

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from sqlalchemy import select
+from typer.testing import Result
 
 from cli.client import short_ids
 from core.db.models import GameServer, User
@@ -46,7 +46,8 @@ async def test_prefixes_and_tables_at_80_columns(h: Harness) -> None:
     listed = await gsf(h, key, "servers")
     assert listed.exit_code == 0, listed.output
     lines = listed.stdout.splitlines()
-    assert max(map(len, lines)) <= 80 and "…" not in listed.stdout, listed.stdout
+    assert max(map(len, lines)) <= 80, listed.stdout
+    assert "…" not in listed.stdout, listed.stdout
     short = short_ids([A, B, C])
     assert short == {A: A[:13], B: B[:13], C: C[:8]}
     for sid, url in ((A, "ws://127.0.0.1:40001/ws"), (B, "ws://play.example.com:40002/ws")):
@@ -54,12 +55,16 @@ async def test_prefixes_and_tables_at_80_columns(h: Harness) -> None:
 
     for sid in (A, B, C):  # every id the table prints is taken back
         shown = await gsf(h, key, "server", short[sid])
-        assert shown.exit_code == 0 and sid in shown.stdout, shown.output
+        assert shown.exit_code == 0, shown.output
+        assert sid in shown.stdout, shown.output
     ambiguous = await gsf(h, key, "server", A[:8])
-    assert ambiguous.exit_code == 1 and A in ambiguous.output and B in ambiguous.output
+    assert ambiguous.exit_code == 1
+    assert A in ambiguous.output
+    assert B in ambiguous.output
     assert (await gsf(h, key, "logs", C[:8])).exit_code == 0
     stopped = await gsf(h, key, "stop", C[:8])
-    assert stopped.exit_code == 0 and f"{C}: stopped" in stopped.stdout, stopped.output
+    assert stopped.exit_code == 0, stopped.output
+    assert f"{C}: stopped" in stopped.stdout, stopped.output
     missing = await gsf(h, key, "server", "f00dcafe")
     assert missing.exit_code == 1, "a prefix of no id goes to the API, which answers 404"
 
@@ -71,7 +76,8 @@ async def test_max_players_zero_is_refused_by_the_cli_as_by_the_api(h: Harness, 
     async with h.api(key) as api:
         resp = await api.post("/api/v1/servers", data={"name": "g", "max_players": "0"},
                               files={"file": ("g.js", game.read_bytes())})
-        assert resp.status_code == 422 and resp.json()["type"] == PROBLEM_BASE + "validation-error"
+        assert resp.status_code == 422
+        assert resp.json()["type"] == PROBLEM_BASE + "validation-error"
         refused = await gsf(h, key, "deploy", str(game), "--max-players", "0", "--no-wait")
         assert refused.exit_code == 2, refused.output
         assert (await api.get("/api/v1/servers")).json()["count"] == 0, "the CLI sent nothing"
@@ -92,7 +98,8 @@ async def test_a_429_is_waited_out(limited: Harness, monkeypatch: pytest.MonkeyP
         assert (await api.get("/api/v1/servers")).status_code == 200
         refused = await api.post("/api/v1/servers", data={"name": "g"},
                                  files={"file": ("g.js", b"module.exports = { onJoin() {} };\n")})
-    assert refused.status_code == 429 and refused.json()["type"] == PROBLEM_BASE + "rate-limited"
+    assert refused.status_code == 429
+    assert refused.json()["type"] == PROBLEM_BASE + "rate-limited"
     assert int(refused.headers["retry-after"]) >= 1
     # Refused before the route ran: no server, no stored upload. So the CLI may send a POST again.
     async with h.sessions() as s:
@@ -104,7 +111,13 @@ async def test_a_429_is_waited_out(limited: Harness, monkeypatch: pytest.MonkeyP
     import cli.client
 
     waits: list[float] = []
-    monkeypatch.setattr(cli.client, "pause", lambda seconds: (waits.append(seconds), time.sleep(seconds)))
+
+    def pause(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    monkeypatch.setattr(cli.client, "pause", pause)
     listed = await gsf(h, key, "servers", "--json")
     assert listed.exit_code == 0, listed.output
-    assert waits and all(1 <= w <= 2 for w in waits), waits
+    assert waits, waits
+    assert all(1 <= w <= 2 for w in waits), waits

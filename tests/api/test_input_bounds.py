@@ -16,9 +16,10 @@ from core.artifacts import LocalArtifactStore
 from core.db.models import GameServer, User
 from core.limits import MIN_CPUS, MIN_MEMORY_MB, MIN_PIDS
 from core.settings import Settings
-from tests.api.test_servers_api import assert_problem, upload
+from tests.api.test_servers_api import upload
 from tests.conftest import GAMES
 from tests.harness import Harness, platform
+from tests.problems import assert_problem
 
 pytestmark = [pytest.mark.temporal]
 HUGE = str(2**63)  # one past the largest 64-bit signed integer
@@ -32,7 +33,8 @@ async def h(settings: Settings, temporal_env: Any) -> Any:
         yield harness
 
 
-BELOW_FLOORS = [
+# Form fields as `upload(**form)` takes them (Any: mypy cannot tell a field from `source`).
+BELOW_FLOORS: list[dict[str, Any]] = [
     {"cpus": "1e-12"}, {"cpus": "1e-300"}, {"cpus": "0.001"}, {"cpus": "0"}, {"cpus": "-1"},
     {"cpus": "nan"}, {"cpus": "inf"}, {"memory_mb": "16"}, {"memory_mb": "0"}, {"memory_mb": str(MIN_MEMORY_MB - 1)},
     {"pids": "8"}, {"pids": "0"}, {"pids": str(MIN_PIDS - 1)}, {"memory_mb": "-" + "9" * 30},
@@ -56,7 +58,7 @@ async def test_limits_below_the_runtimes_floors_are_refused_everywhere(h: Harnes
             assert_problem(await api.post("/api/v1/fleets", json={"name": "f", "game": "chat", "replicas": 1,
                                                                  **limits}), 422, "invalid-limits")
         # Exactly at the floors is allowed (tests/workflows/test_limit_floors.py runs one such server).
-        at_floor = {"cpus": str(MIN_CPUS), "memory_mb": str(MIN_MEMORY_MB), "pids": str(MIN_PIDS)}
+        at_floor: dict[str, Any] = {"cpus": str(MIN_CPUS), "memory_mb": str(MIN_MEMORY_MB), "pids": str(MIN_PIDS)}
         assert (await api.post("/api/v1/servers", **upload(**at_floor))).status_code == 202
     async with httpx.AsyncClient(base_url=h.settings.public_api_url) as anon:
         spec = (await anon.get("/openapi.json")).json()
@@ -89,7 +91,7 @@ async def test_offsets_and_cursors_past_the_databases_integers_are_refused(h: Ha
 
         async def follow(last_event_id: bytes) -> httpx.Response:
             return await api.get(f"/api/v1/servers/{sid}/logs", params={"follow": "true"},
-                                 headers={"Last-Event-ID": last_event_id})
+                                 headers={b"Last-Event-ID": last_event_id})
 
         for resp in await asyncio.gather(follow(HUGE.encode()), follow("\u00b2".encode("latin-1"))):
             assert resp.status_code == 200, resp.text
@@ -127,7 +129,8 @@ async def test_labels_must_be_flat_strings(h: Harness) -> None:
         for labels in ('{"a": {"b": 1}}', '{"a": [1, 2]}', '{"a": 1}', '{"a": null}', '{"a": true}', "bad key=1",
                        "{" + ", ".join(f'"k{i}": "v"' for i in range(33)) + "}"):
             for field in ("labels", "node_selector"):
-                assert_problem(await api.post("/api/v1/servers", **upload(**{field: labels})),
+                fields: dict[str, Any] = {field: labels}
+                assert_problem(await api.post("/api/v1/servers", **upload(**fields)),
                                422, "validation-error")
         assert (await api.get("/api/v1/servers")).json()["count"] == 0
         created = await api.post("/api/v1/servers", **upload(labels='{"mode": "casual", "region": "eu"}'))

@@ -96,7 +96,8 @@ async def test_rotation_revokes_the_old_token_at_once(h: Harness) -> None:
         rotated = await api.post(f"/api/v1/nodes/{node}/token")
         assert rotated.status_code == 201, rotated.text
         new = rotated.json()["token"]
-        assert rotated.json()["node_id"] == node and new != old
+        assert rotated.json()["node_id"] == node
+        assert new != old
         assert_problem(await heartbeat(h, old), 401, "unauthorized")
         assert_problem(await mm_beat(h, old), 401, "unauthorized")
         assert (await heartbeat(h, new)).status_code == 204

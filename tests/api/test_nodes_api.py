@@ -38,7 +38,8 @@ async def test_crud_status_and_liveness(h: Harness) -> None:
                                                         "labels": {"region": "eu"}})
         assert created.status_code == 201, created.text
         node = created.json()
-        assert node["online"] is False and node["status"] == "ready"
+        assert node["online"] is False
+        assert node["status"] == "ready"
         async with h.sessions() as session:
             assert await node_credentials.verify(session, node["token"]) == "eu-1"
         assert (await api.post("/api/v1/nodes", json={"id": "eu-1"})).status_code == 409
@@ -46,13 +47,15 @@ async def test_crud_status_and_liveness(h: Harness) -> None:
 
         await beat(h, node["token"], labels={"ignored": "x"}, heartbeat_seconds=1.0)
         got = (await api.get("/api/v1/nodes/eu-1")).json()
-        assert got["online"] is True and got["labels"] == {"region": "eu"}, "admin labels are kept"
+        assert got["online"] is True, "admin labels are kept"
+        assert got["labels"] == {"region": "eu"}, "admin labels are kept"
         assert got["metrics"]["cpu_percent"] == 1
 
         updated = await api.put("/api/v1/nodes/eu-1", json={"labels": {"region": "eu", "gpu": "yes"}})
         assert updated.json()["labels"] == {"region": "eu", "gpu": "yes"}
         drained = await api.put("/api/v1/nodes/eu-1/status", json={"status": "maintenance", "reason": "kernel"})
-        assert drained.json()["status"] == "maintenance" and drained.json()["status_reason"] == "kernel"
+        assert drained.json()["status"] == "maintenance"
+        assert drained.json()["status_reason"] == "kernel"
         assert drained.json()["online"] is True, "liveness is independent of schedulability"
         bad = await api.put("/api/v1/nodes/eu-1/status", json={"status": "asleep"})
         assert bad.status_code == 422
@@ -124,7 +127,8 @@ async def test_delete_is_refused_while_servers_run(h: Harness) -> None:
         await s.commit()
     async with h.api(admin) as api:
         resp = await api.delete("/api/v1/nodes/busy-node")
-        assert resp.status_code == 409 and "force" in resp.json()["detail"]
+        assert resp.status_code == 409
+        assert "force" in resp.json()["detail"]
         assert (await api.delete("/api/v1/nodes/busy-node", params={"force": True})).status_code == 204
 
 
@@ -136,8 +140,9 @@ async def test_placement_respects_cpu_and_memory(h: Harness) -> None:
     placement = PlacementActivities(h.sessions, cpu_overcommit=1.0)
     small = Limits(memory_mb=64, cpus=0.25)
     big = Limits(memory_mb=512, cpus=1)
-    assert await placement.choose(SelectNodeInput(server_id="x", node_selector={"size": "tiny"}, limits=small)) == "tiny"
-    assert await placement.choose(SelectNodeInput(server_id="x", node_selector={"size": "tiny"}, limits=big)) is None
+    tiny = {"size": "tiny"}
+    assert await placement.choose(SelectNodeInput(server_id="x", node_selector=tiny, limits=small)) == "tiny"
+    assert await placement.choose(SelectNodeInput(server_id="x", node_selector=tiny, limits=big)) is None
     assert await placement.choose(SelectNodeInput(server_id="x", limits=big)) == "roomy"
 
 
@@ -189,7 +194,8 @@ async def test_reserve_overcommit_and_admin_overrides_that_heartbeats_keep(h: Ha
         await beat(h, token, labels={"pool": "cap"}, heartbeat_seconds=30,
                    resources={"cpus": 4, "memory_mb": 8192})
         node = (await api.get("/api/v1/nodes/cap")).json()
-        assert node["capacity"]["max_servers"] == 3 and node["schedulable"]["cpus"] == 6.0
+        assert node["capacity"]["max_servers"] == 3
+        assert node["schedulable"]["cpus"] == 6.0
         # An override of the resources themselves (a VM with less than it reports), also kept.
         resp = await api.put("/api/v1/nodes/cap", json={"resources": {"memory_mb": 1216}})
         assert resp.json()["schedulable"]["memory_mb"] == 1024.0
@@ -198,7 +204,8 @@ async def test_reserve_overcommit_and_admin_overrides_that_heartbeats_keep(h: Ha
         assert (await api.get("/api/v1/nodes/cap")).json()["schedulable"]["memory_mb"] == 1024.0
 
         bad = await api.put("/api/v1/nodes/cap", json={"capacity": {"cpu_overcommit": 0.5}})
-        assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+        assert bad.status_code == 422
+        assert bad.headers["content-type"].startswith("application/problem+json")
         bad = await api.put("/api/v1/nodes/cap", json={"capacity": {"gpus": 1}})
         assert bad.status_code == 422
 

@@ -102,7 +102,8 @@ async def test_admin_allow_list_is_checked_and_recorded(h: Harness) -> None:
 
     async with h.sessions() as s:
         server = await s.get(GameServer, sid)
-        assert server is not None and server.allow_rules == ["eval", "string-timer"]
+        assert server is not None
+        assert server.allow_rules == ["eval", "string-timer"]
 
 
 async def test_missing_file_and_unknown_routes(h: Harness) -> None:
@@ -118,9 +119,11 @@ async def test_analysis_without_deploying(h: Harness) -> None:
     key = await h.user_key("dev@example.com")
     async with h.api(key) as api:
         ok = await api.post("/api/v1/analysis", files={"file": ("chat.js", (GAMES / "chat.js").read_bytes())})
-        assert ok.status_code == 200 and ok.json()["ok"] is True
+        assert ok.status_code == 200
+        assert ok.json()["ok"] is True
         bad = await api.post("/api/v1/analysis", files={"file": ("x.js", b"require('child_process').exec('id')")})
-        assert bad.status_code == 200 and bad.json()["ok"] is False
+        assert bad.status_code == 200
+        assert bad.json()["ok"] is False
         assert any(f["rule"] == "host-module" for f in bad.json()["findings"])
 
 

@@ -74,7 +74,7 @@ async def test_deleting_a_user_takes_down_what_they_run_and_keeps_the_record(h: 
             async def running() -> bool:
                 srv = (await dora.get(f"{V1}/servers/{sid}")).json()
                 steps = (await dora.get(f"{V1}/pipelines/{run_id}")).json()["state"]["steps"]
-                return srv["status"] == "running" and steps[1]["status"] == "running"
+                return bool(srv["status"] == "running" and steps[1]["status"] == "running")
 
             await until(running, "her server and her run are running", timeout=120)
         async with h.sessions() as s:
@@ -94,15 +94,16 @@ async def test_deleting_a_user_takes_down_what_they_run_and_keeps_the_record(h: 
         assert (await root.get(f"{V1}/servers/{sid}")).json()["status"] == "deleted"
 
         async def cancelled() -> bool:
-            return (await root.get(f"{V1}/pipelines/{run_id}")).json()["status"] == "cancelled"
+            return bool((await root.get(f"{V1}/pipelines/{run_id}")).json()["status"] == "cancelled")
 
         async def fleet_gone() -> bool:
-            return (await root.get(f"{V1}/fleets/{fleet_id}")).json()["status"] == "deleted"
+            return bool((await root.get(f"{V1}/fleets/{fleet_id}")).json()["status"] == "deleted")
 
         await until(cancelled, "her run is cancelled")
         await until(fleet_gone, "her fleet is deleted")
         keys = (await root.get(f"{V1}/users/{dora_id}/keys")).json()
-        assert len(keys) == 2 and all(k["revoked_at"] for k in keys)
+        assert len(keys) == 2
+        assert all(k["revoked_at"] for k in keys)
         async with h.sessions() as s:
             hook = (await s.execute(Webhook.__table__.select().where(Webhook.owner_id == dora_id))).one()
             assert hook.enabled is False

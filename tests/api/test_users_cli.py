@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import Result
+from typer.testing import Result
 
 from tests.harness import Harness
 
@@ -24,7 +24,9 @@ async def test_users_and_keys_commands(h: Harness) -> None:
     ivy = json.loads(made.stdout)
     ivy_key = ivy["key"]["key"]
     shown = await gsf(h, root, "users", "create", "jon@example.com")
-    assert shown.exit_code == 0 and "jon@example.com" in shown.stdout and "gsf_" in shown.stdout, shown.output
+    assert shown.exit_code == 0, shown.output
+    assert "jon@example.com" in shown.stdout, shown.output
+    assert "gsf_" in shown.stdout, shown.output
     listed = await gsf(h, root, "users", "list", "--json")
     assert {u["email"] for u in json.loads(listed.stdout)} == {"root@example.com", "ivy@example.com",
                                                                "jon@example.com"}
@@ -36,9 +38,12 @@ async def test_users_and_keys_commands(h: Harness) -> None:
     ci_key = json.loads(ci.stdout)
     assert ci_key["scopes"] == ["models"]
     wider = await gsf(h, ci_key["key"], "keys", "create", "--scope", "servers")
-    assert wider.exit_code == 1 and "403" in wider.output, wider.output
+    assert wider.exit_code == 1, wider.output
+    assert "403" in wider.output, wider.output
     table = await gsf(h, ivy_key, "keys", "list")
-    assert table.exit_code == 0 and "ci" in table.stdout and ci_key["id"] in table.stdout, table.output
+    assert table.exit_code == 0, table.output
+    assert "ci" in table.stdout, table.output
+    assert ci_key["id"] in table.stdout, table.output
 
     # An admin sees and revokes them, by email or id.
     theirs = await gsf(h, root, "keys", "list", "--user", "ivy@example.com", "--json")
@@ -49,7 +54,8 @@ async def test_users_and_keys_commands(h: Harness) -> None:
     assert (await gsf(h, root, "keys", "revoke", ci_key["id"], "--user", "jon@example.com")).exit_code == 1
 
     deleted = await gsf(h, root, "users", "delete", "ivy@example.com")
-    assert deleted.exit_code == 0 and "deleted" in deleted.stdout, deleted.output
+    assert deleted.exit_code == 0, deleted.output
+    assert "deleted" in deleted.stdout, deleted.output
     assert (await gsf(h, ivy_key, "keys", "list")).exit_code == 1
     after = json.loads((await gsf(h, root, "users", "list", "--json")).stdout)
     assert next(u for u in after if u["email"] == "ivy@example.com")["deleted_at"] is not None

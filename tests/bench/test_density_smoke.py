@@ -18,15 +18,19 @@ def test_two_idle_servers_are_measured_and_removed(docker_client: docker.DockerC
     report = density.run(docker_client, density.Options(plan="small", max=2, raw_runs=1, settle_seconds=0.5,
                                                         cpu_seconds=1.0), tmp_path)
 
-    assert report["started"] == 2 and report["stopped_because"] in ("--max", "capacity")
+    assert report["started"] == 2
+    assert report["stopped_because"] in ("--max", "capacity")
     assert set(report["placement_admits"]) >= {"small", "standard", "large"}
     assert report["placement_admits"]["small"] >= report["placement_admits"]["standard"] >= 1
     assert [s["n"] for s in report["series"]] == [1, 2]
     starts = report["start_ms"]
-    assert 0 < starts["platform"]["min"] and 0 < starts["raw_empty_node"]["min"] and 0 < starts["bare_node"]
+    assert starts["platform"]["min"] > 0
+    assert starts["raw_empty_node"]["min"] > 0
+    assert starts["bare_node"] > 0
     memory = report["memory_mib"]
     assert 0 < memory["cgroup_working_set"]["mean"] < report["limits"]["memory_mb"]
-    assert memory["processes_rss"]["mean"] > 0 and memory["bare_node"]["rss"] > 0
+    assert memory["processes_rss"]["mean"] > 0
+    assert memory["bare_node"]["rss"] > 0
     assert report["cpu_percent_of_one_core"]["fleet_total"] >= 0
     assert density.markdown({**report, "machine": {"when": "now", "load_before": 0, "load_after": 0}})
 

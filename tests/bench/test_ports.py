@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import errno
 import socket
 import subprocess
 import sys
@@ -59,7 +60,8 @@ def test_the_runtime_started_on_port_0_says_the_port_it_listens_on(tmp_path: Pat
            "PORT": "1"}  # overridden: the runtime always picks its own port
     proc, port = ports.start_runtime([node_binary(), str(RUNTIME)], env)
     try:
-        assert port > 1024 and listens_on(proc.pid, port)
+        assert port > 1024
+        assert listens_on(proc.pid, port)
         for _ in range(200):  # /health answers once the module has loaded
             assert proc.poll() is None
             try:
@@ -101,8 +103,9 @@ def test_a_closed_port_refuses_connections_and_cannot_be_bound() -> None:
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
         other = socket.socket()
-        with pytest.raises(OSError):
+        with pytest.raises(OSError) as refused:  # noqa: PT011 - a plain OSError; its errno is asserted below
             other.bind(("127.0.0.1", port))
         other.close()
+        assert refused.value.errno == errno.EADDRINUSE
     finally:
         sock.close()

@@ -37,6 +37,11 @@ def scratch(tmp_path: Path) -> tuple[Path, dict[str, str], Path]:
     (runtime / "node_modules").mkdir(parents=True)
     (runtime / "package-lock.json").write_text("{}")
     (runtime / "node_modules" / ".package-lock.json").write_text("{}")
+    tooling = work / "gameserver" / "tooling"  # esbuild for game projects, installed like the runtime
+    (tooling / "node_modules" / "esbuild").mkdir(parents=True)
+    (tooling / "package-lock.json").write_text("{}")
+    (tooling / "node_modules" / ".package-lock.json").write_text("{}")
+    os.utime(tooling / "package-lock.json", (1, 1))
     venv = work / ".venv" / "bin"
     venv.mkdir(parents=True)
     stub(venv / "python", "python")
@@ -74,12 +79,14 @@ def test_the_platform_part_installs_no_test_tools(scratch: tuple[Path, dict[str,
     work, env, log = scratch
     calls = bootstrap(work, env, log, "platform")
     assert "pip install -q -e ." in calls
-    assert "ensure-docker " in calls and "python -m gameserver.image ensure-base" in calls
+    assert "ensure-docker " in calls
+    assert "python -m gameserver.image ensure-base" in calls
     assert not [c for c in calls if "chromium" in c or "apt-get" in c or "[dev]" in c], calls
 
     # `make test` after `make up`: the dev extras, Chromium and docker-compose on top.
     calls = bootstrap(work, env, log, "test")
-    assert "pip install -q -e .[dev]" in calls and "ensure-chromium " in calls
+    assert "pip install -q -e .[dev]" in calls
+    assert "ensure-chromium " in calls
     assert any(c.startswith("apt-get install") and "docker-compose" in c for c in calls), calls
     assert "pip install -q -e ." not in calls, "the platform's packages are installed already"
 
@@ -91,7 +98,8 @@ def test_a_fresh_make_test_installs_everything_in_one_pip_run(scratch: tuple[Pat
     work, env, log = scratch
     calls = bootstrap(work, env, log, "test")
     assert [c for c in calls if c.startswith("pip install -q -e")] == ["pip install -q -e .[dev]"]
-    assert "ensure-chromium " in calls and "ensure-docker " in calls
+    assert "ensure-chromium " in calls
+    assert "ensure-docker " in calls
 
 
 def test_make_up_runs_the_platform_part_and_make_test_the_test_part() -> None:

@@ -12,14 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
 
 import cli.client as client_mod
 import cli.fleets as fleets_mod
 from cli.client import AmbiguousId, resolve_id, resolve_server, short_ids
-from cli.main import app
 from core.request_bounds import MAX_PLAYERS, MIN_PLAYERS
+from tests.cli.standin import Recorder, answer_with, client_for, gsf
 
 A = "74575f4b6c9e0000aaaa"
 B = "74575f4b6c9e1111bbbb"
@@ -40,15 +38,10 @@ LIVE = [server(A), server(B, ws_url=LONG_URL, node_id="node-eu-west-1"), server(
 DELETED = [server(GONE, status="deleted")]
 
 
-class Api:
+class Api(Recorder):
     """A stand-in for the servers routes: the list pages by limit/offset, deleted ones on request."""
 
-    def __init__(self) -> None:
-        self.seen: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        self.seen.append(request)
+    def answer(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path == "/api/v1/servers" and request.method == "GET":
             q = request.url.params
@@ -73,21 +66,8 @@ class Api:
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Api:
     stand_in = Api()
-
-    def make_client(settings: Any) -> httpx.Client:
-        return httpx.Client(base_url="http://127.0.0.1:9", transport=httpx.MockTransport(stand_in))
-
-    for module in (client_mod, fleets_mod):
-        monkeypatch.setattr(module, "make_client", make_client)
+    answer_with(monkeypatch, stand_in, client_mod, fleets_mod)
     return stand_in
-
-
-def gsf(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args), env={"COLUMNS": "80", "GSF_API_KEY": "k"})
-
-
-def client_for(api: Api) -> httpx.Client:
-    return httpx.Client(base_url="http://127.0.0.1:9", transport=httpx.MockTransport(api))
 
 
 def test_short_ids_are_the_shortest_unique_prefixes_of_at_least_8() -> None:
@@ -103,11 +83,13 @@ def test_a_unique_prefix_resolves_and_an_ambiguous_one_names_its_candidates(api:
         with pytest.raises(AmbiguousId) as caught:
             resolve_server(client, A[:8])
         assert sorted(caught.value.candidates) == [A, B]
-        assert A in str(caught.value.code) and B in str(caught.value.code)
+        assert A in str(caught.value.code)
+        assert B in str(caught.value.code)
         assert resolve_server(client, GONE[:8]) == GONE, "a deleted server, when no live one matches"
         assert resolve_server(client, "f00d") == "f00d", "no match: the API answers for it (404)"
         seen = len(api.seen)
-        assert resolve_server(client, C) == C and len(api.seen) == seen, "a whole id needs no lookup"
+        assert resolve_server(client, C) == C, "a whole id needs no lookup"
+        assert len(api.seen) == seen, "a whole id needs no lookup"
         # Fleets: a name goes to the API as it is (it looks names up), an id prefix is resolved.
         assert resolve_id(client, "fleet", "red", "/api/v1/fleets", names=("name",)) == "red"
         assert resolve_id(client, "fleet", B[:13], "/api/v1/fleets", names=("name",)) == B
@@ -122,7 +104,8 @@ def test_gsf_server_takes_a_prefix(api: Api) -> None:
     assert B in shown.stdout
     ambiguous = gsf("server", A[:8])
     assert ambiguous.exit_code == 1
-    assert A in ambiguous.output and B in ambiguous.output
+    assert A in ambiguous.output
+    assert B in ambiguous.output
     assert f"GET /api/v1/servers/{A}" not in api.paths(), "nothing is shown for an ambiguous prefix"
     for command in (["logs", C[:8]], ["stop", C[:8]], ["delete", C[:8]]):
         assert gsf(*command).exit_code == 0, command
@@ -150,7 +133,9 @@ def test_gsf_fleet_delete_takes_a_prefix(api: Api) -> None:
     gsf("fleet", "delete", C[:6])  # no fleet starts so: sent as it is, and the API answers 404
     assert "DELETE /api/v1/fleets/abcdef" in api.paths()
     done = gsf("fleet", "delete", A[:8])
-    assert done.exit_code == 1 and A in done.output and B in done.output
+    assert done.exit_code == 1
+    assert A in done.output
+    assert B in done.output
 
 
 # --- gsf deploy ---------------------------------------------------------------------------------
@@ -195,13 +180,14 @@ def test_deploy_says_what_it_sends(monkeypatch: pytest.MonkeyPatch, api: Api, ga
             return httpx.Response(202, json=created)
         return real(request)
 
-    monkeypatch.setattr(client_mod, "make_client", lambda settings: httpx.Client(
-        base_url="http://127.0.0.1:9", transport=httpx.MockTransport(answer)))
+    answer_with(monkeypatch, answer, client_mod)
     one = gsf("deploy", str(game), "--max-players", "16", "--label", "mode=duel", "--no-wait")
     assert one.exit_code == 0, one.output
-    assert "max players 16" in one.stderr and "mode=duel" in one.stderr
+    assert "max players 16" in one.stderr
+    assert "mode=duel" in one.stderr
     assert created["workflow_url"] in one.stdout.splitlines()[2], "the workflow URL on one line"
     other = gsf("deploy", str(game), "--name", "demo", "--no-wait", "--json")
     assert other.exit_code == 0, other.output
-    assert "maxPlayers" in other.stderr and json.loads(other.stdout)["id"] == C
+    assert "maxPlayers" in other.stderr
+    assert json.loads(other.stdout)["id"] == C
     assert uploads(api) == [{"name": "tictactoe", "max_players": "16", "labels": "mode=duel"}, {"name": "demo"}]

@@ -63,8 +63,8 @@ def test_a_refused_post_is_sent_again_after_retry_after(waits: list[tuple[float,
         got = call(client, "POST", "/api/v1/servers", data={"name": "demo"},
                    files={"file": ("game.js", b"module.exports = {};", "application/javascript")})
     assert got == {"id": "s1"}
-    assert len(seen) == 3 and all(r.method == "POST" and b"module.exports" in r.content for r in seen), \
-        "the whole upload is sent again each time"
+    assert len(seen) == 3, "the whole upload is sent again each time"
+    assert all(r.method == "POST" and b"module.exports" in r.content for r in seen), "the same upload each time"
     assert [w for w, _ in waits] == [2.0, 2.0]
     assert all(message for _, message in waits), "a spinner shows while the CLI waits"
 
@@ -73,8 +73,10 @@ def test_retries_are_bounded_in_tries(waits: list[tuple[float, str]]) -> None:
     client, seen = mock(lambda req, n: limited("1"))
     with client, pytest.raises(ApiError) as caught:
         call(client, "GET", "/api/v1/servers")
-    assert caught.value.status == 429 and caught.value.body["type"] == PROBLEM + "rate-limited"
-    assert len(seen) == MAX_TRIES and len(waits) == MAX_TRIES - 1
+    assert caught.value.status == 429
+    assert caught.value.body["type"] == PROBLEM + "rate-limited"
+    assert len(seen) == MAX_TRIES
+    assert len(waits) == MAX_TRIES - 1
 
 
 def test_retries_are_bounded_in_time(waits: list[tuple[float, str]]) -> None:
@@ -95,7 +97,8 @@ def test_a_429_without_retry_after_is_the_answer(waits: list[tuple[float, str]])
     with client, pytest.raises(ApiError) as caught:
         call(client, "POST", "/api/v1/pipelines", json={"definition": "x"})
     assert caught.value.body["type"] == PROBLEM + "pipeline-quota-exceeded"
-    assert len(seen) == 1 and waits == []
+    assert len(seen) == 1
+    assert waits == []
 
 
 def test_retry_after_as_an_http_date(waits: list[tuple[float, str]]) -> None:
@@ -103,7 +106,9 @@ def test_retry_after_as_an_http_date(waits: list[tuple[float, str]]) -> None:
     client, seen = mock(lambda req, n: limited(when) if n == 1 else httpx.Response(200, json={"ok": True}))
     with client:
         assert call(client, "GET", "/api/v1/servers") == {"ok": True}
-    assert len(seen) == 2 and len(waits) == 1 and 0 < waits[0][0] <= 3
+    assert len(seen) == 2
+    assert len(waits) == 1
+    assert 0 < waits[0][0] <= 3
 
 
 def test_a_followed_log_stream_waits_too(waits: list[tuple[float, str]]) -> None:
@@ -120,5 +125,7 @@ def test_a_followed_log_stream_waits_too(waits: list[tuple[float, str]]) -> None
         resp = client_mod.send(client, "GET", "/api/v1/servers/abc/logs", stream=True,
                                params={"follow": True}, headers={"Accept": "application/x-ndjson"})
         with contextlib.closing(resp):
-            assert resp.status_code == 200 and b"hello" in resp.read()
-    assert len(seen) == 2 and [w for w, _ in waits] == [1.0]
+            assert resp.status_code == 200
+            assert b"hello" in resp.read()
+    assert len(seen) == 2
+    assert [w for w, _ in waits] == [1.0]

@@ -31,7 +31,8 @@ def test_scripted_players_play_tictactoe_to_a_win() -> None:
             frames[who].append(json.loads(frame))
     # Every frame each client received is printed, one a line: the whole game from both seats.
     for who, seen in frames.items():
-        assert seen[0]["type"] == "welcome" and seen[0]["data"]["name"] == who, seen[:1]
+        assert seen[0]["type"] == "welcome", seen[:1]
+        assert seen[0]["data"]["name"] == who, seen[:1]
         assert [f["data"] for f in seen if f["type"] == "seat"], f"{who} got no seat"
     marks = {who: next(f["data"]["mark"] for f in seen if f["type"] == "seat") for who, seen in frames.items()}
     assert sorted(marks.values()) == ["O", "X"]
@@ -41,7 +42,9 @@ def test_scripted_players_play_tictactoe_to_a_win() -> None:
         # may add one more `won` state: onLeave publishes it to the other).
         assert [s["moves"] for s in states if s["status"] == "playing"] == [0, 1, 2, 3, 4]
         final = next(s for s in states if s["status"] != "waiting" and s["status"] != "playing")
-        assert final["status"] == "won" and final["winner"] == "X" and final["line"] == [0, 1, 2]
+        assert final["status"] == "won"
+        assert final["winner"] == "X"
+        assert final["line"] == [0, 1, 2]
         assert final["moves"] == 5
 
 
@@ -98,15 +101,18 @@ def test_a_blocked_module_is_not_run_unless_allowed(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "200"}
     refused = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60, check=False, env=env)
     assert refused.returncode == 1, refused.stdout + refused.stderr
-    assert "host-module" in refused.stdout and "--allow-blocked" in refused.stdout
+    assert "host-module" in refused.stdout
+    assert "--allow-blocked" in refused.stdout
     # Nothing started: no runtime log line, no frame.
-    assert "listening" not in refused.stderr and "ready" not in refused.stdout
+    assert "listening" not in refused.stderr
+    assert "ready" not in refused.stdout
     assert not re.search(r"^p0 ", refused.stdout, re.MULTILINE)
 
     allowed = subprocess.run([*argv, "--allow-blocked"], cwd=REPO, capture_output=True, text=True, timeout=60,
                              check=False, env=env)
     assert "listening" in allowed.stderr, allowed.stdout + allowed.stderr
-    assert re.search(r'^p0 \{"type": "pong", "data": \{"version": 99\}\}$', allowed.stdout, re.MULTILINE), allowed.stdout
+    pong = r'^p0 \{"type": "pong", "data": \{"version": 99\}\}$'
+    assert re.search(pong, allowed.stdout, re.MULTILINE), allowed.stdout
     assert allowed.returncode == 1  # --script still reports the blocking analysis
 
 
@@ -121,7 +127,8 @@ def test_a_blocked_save_keeps_the_last_good_version_running(tmp_path: Path) -> N
     try:
         deadline = time.monotonic() + 30
         while not (ready := re.search(r"ready\s+join: ws://127\.0\.0\.1:(\d+)/ws", "".join(out))):
-            assert time.monotonic() < deadline and proc.poll() is None, "".join(out)
+            assert time.monotonic() < deadline, "".join(out)
+            assert proc.poll() is None, "".join(out)
             time.sleep(0.05)
         port = int(ready.group(1))
         assert pong_version(port) == 1
@@ -129,7 +136,8 @@ def test_a_blocked_save_keeps_the_last_good_version_running(tmp_path: Path) -> N
         game.write_text(BLOCKED)
         deadline = time.monotonic() + 10
         while "not reloaded" not in "".join(out):
-            assert time.monotonic() < deadline and proc.poll() is None, "".join(out)
+            assert time.monotonic() < deadline, "".join(out)
+            assert proc.poll() is None, "".join(out)
             time.sleep(0.05)
         assert "the last good version keeps running" in "".join(out)
         assert pong_version(port) == 1  # the blocked code never ran
@@ -157,7 +165,8 @@ def test_every_save_goes_live(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 30
         while not (ready := re.search(r"ready\s+join: ws://127\.0\.0\.1:(\d+)/ws", "".join(out))):
-            assert time.monotonic() < deadline and proc.poll() is None, "".join(out)
+            assert time.monotonic() < deadline, "".join(out)
+            assert proc.poll() is None, "".join(out)
             time.sleep(0.05)
         port = int(ready.group(1))
         assert pong_version(port) == 1

@@ -38,7 +38,8 @@ def test_the_derived_plans_stay_above_the_floors(tmp_path: Path) -> None:
     assert settings(tmp_path, plans={"ok": OK}).plans == {"ok": OK}
     # `small` is half of `standard`, but never below the floors.
     low = settings(tmp_path, server_memory_mb=MIN_MEMORY_MB, server_cpus=MIN_CPUS, server_pids=MIN_PIDS)
-    assert below_floors(low.plans["small"]) == [] and low.plans["small"]["memory_mb"] == MIN_MEMORY_MB
+    assert below_floors(low.plans["small"]) == []
+    assert low.plans["small"]["memory_mb"] == MIN_MEMORY_MB
     with pytest.raises(ValidationError, match="floors"):
         settings(tmp_path, server_pids=MIN_PIDS - 1)
 

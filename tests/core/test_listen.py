@@ -22,7 +22,7 @@ def test_a_reserved_port_cannot_be_bound_by_anyone_else() -> None:
     port = reserve_port()
     other = socket.socket()
     other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-    with pytest.raises(OSError) as refused:
+    with pytest.raises(OSError) as refused:  # noqa: PT011 - bind raises a plain OSError; its errno is asserted
         other.bind(("127.0.0.1", port))
     other.close()
     assert refused.value.errno == errno.EADDRINUSE
@@ -40,7 +40,8 @@ async def test_the_server_takes_the_reserved_socket_itself() -> None:
     sock_before = listen.held_ports()
     server, task = await serve(app, port)
     try:
-        assert port in sock_before and port not in listen.held_ports(), "the server took the held socket"
+        assert port in sock_before, "the server took the held socket"
+        assert port not in listen.held_ports(), "the server took the held socket"
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"http://127.0.0.1:{port}/ping")).json() == {"pong": "yes"}
     finally:
@@ -72,7 +73,7 @@ def test_a_child_process_takes_the_socket_its_parent_bound() -> None:
 def test_a_taken_port_fails_at_once_with_its_errno() -> None:
     sock = listen.bind()
     try:
-        with pytest.raises(OSError) as refused:
+        with pytest.raises(OSError) as refused:  # noqa: PT011 - a plain OSError; its errno is asserted
             listen.listener("127.0.0.1", listen.port_of(sock))
         assert refused.value.errno == errno.EADDRINUSE
     finally:

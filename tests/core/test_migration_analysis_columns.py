@@ -73,7 +73,8 @@ async def test_stored_findings_become_1_based_and_back(database_url: str) -> Non
             (finding,) = report["findings"]
             assert (finding["line"], finding["column"], finding["end_column"]) == (2, 31, 35)
             assert report["sha256"] == "a" * 64
-        assert error == NEW_ERROR and message == NEW_ERROR
+        assert error == NEW_ERROR
+        assert message == NEW_ERROR
 
         def down(sync_conn: Connection) -> None:
             command.downgrade(alembic_config(sync_conn), down_revision)
@@ -81,8 +82,10 @@ async def test_stored_findings_become_1_based_and_back(database_url: str) -> Non
         async with engine.begin() as conn:
             await conn.run_sync(down)
             server_report, error, version_report, message = await conn.run_sync(_rows)
-        assert server_report == OLD_REPORT and version_report == OLD_REPORT
-        assert error == OLD_ERROR and message == OLD_ERROR
+        assert server_report == OLD_REPORT
+        assert version_report == OLD_REPORT
+        assert error == OLD_ERROR
+        assert message == OLD_ERROR
         await upgrade(engine)
     finally:
         await engine.dispose()

@@ -22,24 +22,25 @@ def first_schema_table(name: str, *columns: tuple[str, sa.types.TypeEngine[Any]]
     return sa.table(name, *(sa.column(col, type_) for col, type_ in columns))
 
 
-S, I, F, J, B, D = sa.String(), sa.Integer(), sa.Float(), sa.JSON(), sa.Boolean(), sa.DateTime(timezone=True)
+# String, Number (integer), Float, JSON, Boolean, DateTime
+S, N, F, J, B, D = sa.String(), sa.Integer(), sa.Float(), sa.JSON(), sa.Boolean(), sa.DateTime(timezone=True)
 
 USERS = first_schema_table("users", ("id", S), ("email", S), ("name", S), ("is_admin", B), ("created_at", D))
 API_KEYS = first_schema_table("api_keys", ("id", S), ("user_id", S), ("name", S), ("prefix", S), ("key_hash", S),
                               ("scopes", J), ("created_at", D))
 SERVERS = first_schema_table(
-    "game_servers", ("id", S), ("owner_id", S), ("name", S), ("game", S), ("source_sha256", S), ("source_size", I),
-    ("max_players", I), ("labels", J), ("node_selector", J), ("limits", J), ("allow_rules", J), ("status", S),
-    ("status_seq", I), ("node_id", S), ("port", I), ("workflow_id", S), ("created_at", D), ("updated_at", D))
-EVENTS = first_schema_table("server_events", ("server_id", S), ("seq", I), ("status", S), ("message", S), ("at", D))
-STATS = first_schema_table("server_stats", ("server_id", S), ("ts", D), ("cpu_percent", F), ("memory_bytes", I))
+    "game_servers", ("id", S), ("owner_id", S), ("name", S), ("game", S), ("source_sha256", S), ("source_size", N),
+    ("max_players", N), ("labels", J), ("node_selector", J), ("limits", J), ("allow_rules", J), ("status", S),
+    ("status_seq", N), ("node_id", S), ("port", N), ("workflow_id", S), ("created_at", D), ("updated_at", D))
+EVENTS = first_schema_table("server_events", ("server_id", S), ("seq", N), ("status", S), ("message", S), ("at", D))
+STATS = first_schema_table("server_stats", ("server_id", S), ("ts", D), ("cpu_percent", F), ("memory_bytes", N))
 NODES = first_schema_table(
     "nodes", ("id", S), ("name", S), ("model", S), ("type", S), ("status", S), ("status_reason", S),
     ("location", S), ("hardware", J), ("network", J), ("resources", J), ("metrics", J), ("labels", J),
     ("online", B), ("last_online", D), ("heartbeat_seconds", F), ("created_at", D), ("updated_at", D))
 PIPELINES = first_schema_table(
     "pipeline_runs", ("id", S), ("owner_id", S), ("name", S), ("node_id", S), ("status", S), ("definition", J),
-    ("variables", J), ("state", J), ("state_seq", I), ("workflow_id", S), ("created_at", D), ("updated_at", D))
+    ("variables", J), ("state", J), ("state_seq", N), ("workflow_id", S), ("created_at", D), ("updated_at", D))
 
 
 async def insert_first_schema_rows(conn: AsyncConnection) -> None:
@@ -78,10 +79,14 @@ async def test_first_schema_rows_survive_to_head(database_url: str) -> None:
 
         async with make_session_factory(engine)() as session:
             user = await session.get(User, "u1")
-            assert user is not None and user.email == "old@example.com" and user.is_admin
+            assert user is not None
+            assert user.email == "old@example.com"
+            assert user.is_admin
             assert user.created_at == AT
             key = await session.get(ApiKey, "k1")
-            assert key is not None and key.scopes == ["servers", "admin"] and key.revoked_at is None
+            assert key is not None
+            assert key.scopes == ["servers", "admin"]
+            assert key.revoked_at is None
             server = await session.get(GameServer, "s1")
             assert server is not None
             assert (server.status, server.status_seq, server.port, server.labels) == (
@@ -95,16 +100,22 @@ async def test_first_schema_rows_survive_to_head(database_url: str) -> None:
                                                                        (3.0, 40_000_002)]
             assert {(s.pids, s.net_rx_bytes, s.net_tx_bytes, s.uptime_seconds) for s in stats} == {(0, 0, 0, 0.0)}
             node = await session.get(Node, "n1")
-            assert node is not None and node.capacity == {} and node.labels == {"region": "eu"}
-            assert node.last_online == AT and node.online
+            assert node is not None
+            assert node.capacity == {}
+            assert node.labels == {"region": "eu"}
+            assert node.last_online == AT
+            assert node.online
             run = await session.get(PipelineRun, "p1")
-            assert run is not None and run.status == "succeeded" and run.state_seq == 4
+            assert run is not None
+            assert run.status == "succeeded"
+            assert run.state_seq == 4
             assert run.definition == {"steps": [{"type": "prepare_network"}]}
 
             # The widened column holds what the old one could not.
             session.add(StatSample(server_id="s1", memory_bytes=2**40, pids=7))
             await session.commit()
             big = await session.scalar(select(StatSample).where(StatSample.pids == 7))
-            assert big is not None and big.memory_bytes == 2**40
+            assert big is not None
+            assert big.memory_bytes == 2**40
     finally:
         await engine.dispose()

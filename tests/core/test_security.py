@@ -12,14 +12,19 @@ from core import security
 
 def test_api_keys_are_stored_hashed_with_a_lookup_prefix() -> None:
     key, prefix, digest = security.new_api_key()
-    assert key.startswith("gsf_") and key.startswith(prefix)
-    assert digest == security.hash_api_key(key) and key not in digest
+    assert key.startswith("gsf_")
+    assert key.startswith(prefix)
+    assert digest == security.hash_api_key(key)
+    assert key not in digest
 
 
 def test_node_tokens_are_random_and_stored_hashed_with_a_lookup_prefix() -> None:
     token, prefix, digest = security.new_node_token()
-    assert token.startswith("gsfn_") and token.startswith(prefix) and security.is_node_token(token)
-    assert digest == security.hash_api_key(token) and token not in digest
+    assert token.startswith("gsfn_")
+    assert token.startswith(prefix)
+    assert security.is_node_token(token)
+    assert digest == security.hash_api_key(token)
+    assert token not in digest
     assert security.new_node_token()[0] != token
     assert not security.is_node_token(security.new_api_key()[0])
 

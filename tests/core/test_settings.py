@@ -34,7 +34,8 @@ def test_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("GSF_DATABASE_URL", "postgresql+asyncpg://u@db/gsf")
     monkeypatch.setenv("GSF_NODE_LABELS", '{"region": "eu"}')
     s = Settings()
-    assert s.api_port == 9001 and s.public_api_url == "http://127.0.0.1:9001"
+    assert s.api_port == 9001
+    assert s.public_api_url == "http://127.0.0.1:9001"
     assert s.database_url == "postgresql+asyncpg://u@db/gsf"
     assert s.node_labels == {"region": "eu"}
 

@@ -41,12 +41,16 @@ def gsf_help(*args: str) -> str:
 def test_triggers_jobs_and_secrets() -> None:
     doc = workflow()
     triggers = doc.get("on", doc.get(True))  # YAML 1.1 reads a bare `on` as true
-    assert triggers["push"]["tags"] == ["v*"] and "pull_request" in triggers
+    assert triggers is not None, doc
+    assert triggers["push"]["tags"] == ["v*"]
+    assert "pull_request" in triggers
     check, deploy = doc["jobs"]["check"], doc["jobs"]["deploy"]
-    assert deploy["needs"] == "check" and deploy["if"] == "startsWith(github.ref, 'refs/tags/v')"
+    assert deploy["needs"] == "check"
+    assert deploy["if"] == "startsWith(github.ref, 'refs/tags/v')"
     env = next(step["env"] for step in deploy["steps"] if "env" in step)
     assert env["GSF_API_KEY"] == "${{ secrets.GSF_API_KEY }}", "the key comes from the repository's secrets"
-    assert any("gsf check" in r for r in runs("check")) and any(r.strip() == "node --test" for r in runs("check"))
+    assert any("gsf check" in r for r in runs("check"))
+    assert any(r.strip() == "node --test" for r in runs("check"))
     assert not any("GSF_API_KEY" in str(step) for step in check["steps"]), "checks need no key"
 
 
@@ -73,7 +77,8 @@ def game_repo(tmp_path: Path, source: str) -> Path:
     tests = (SAMPLES / "rps.test.js").read_text()
     tests = tests.replace("require('../../gameserver/runtime/testing.js')", "require('./gsf-testing.js')")
     tests = tests.replace("require('./rps.js')", "require('./game.js')")
-    assert "gsf-testing.js" in tests and "./game.js" in tests
+    assert "gsf-testing.js" in tests
+    assert "./game.js" in tests
     (repo / "game.test.js").write_text(tests)
     return repo
 
@@ -111,7 +116,8 @@ def test_the_check_job_fails_only_on_blocking_findings(tmp_path: Path, extra: st
     repo = game_repo(tmp_path, (SAMPLES / "rps.js").read_text() + extra)
     steps = run_check_job(repo)
     analysis = steps[0]
-    assert ("gsf check" in runs("check")[1]) and analysis.returncode == (0 if passes else 1), analysis.stdout
+    assert "gsf check" in runs("check")[1], analysis.stdout
+    assert analysis.returncode == (0 if passes else 1), analysis.stdout
     assert ("encoded-blob" if passes else "eval") in analysis.stdout
     assert (len(steps) == 3 and steps[-1].returncode == 0) if passes else len(steps) == 1
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import Field
 
 from core import settings_doc
 from core.pipeline import STEP_TYPES, PipelineInvalid, parse, with_variables
@@ -15,9 +16,11 @@ from core.settings import Settings
 from tests.docs.includes import DOCS, REPO, Block, blocks, expected, pages
 
 GUIDE = [DOCS / name for name in ("index.md", "quickstart.md", "writing-a-game.md", "operating.md",
-                                  "troubleshooting.md")]
+                                  "troubleshooting.md", "clients.md")]
 SAMPLE_LANGS = {"js", "javascript", "mjs", "python", "py", "html", "yaml", "yml"}
 RUNTIME = REPO / "gameserver" / "runtime" / "server.js"
+ROOM = REPO / "gameserver" / "runtime" / "room-api.js"  # the room object the hooks get
+GAME_MODULE = REPO / "gameserver" / "runtime" / "game-module.js"  # the hooks a module may export
 
 
 def all_blocks() -> list[Block]:
@@ -32,7 +35,8 @@ def test_every_include_block_is_its_file() -> None:
     assert len(includes) >= 8, "the guide includes its samples"
     for block in includes:
         where = f"{block.page.relative_to(REPO)}:{block.start + 1}"
-        assert block.include is not None and (REPO / block.include).is_file(), f"{where}: no {block.include}"
+        assert block.include is not None, f"{where}: no {block.include}"
+        assert (REPO / block.include).is_file(), f"{where}: no {block.include}"
         assert block.body == expected(block), (
             f"{where} differs from {block.include}: run `python -m tests.docs.includes` to copy the file in")
 
@@ -119,6 +123,15 @@ def test_a_setting_without_a_description_fails_the_generator(monkeypatch: pytest
         settings_doc.render()
 
 
+def test_a_setting_outside_every_group_fails_the_generator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A field declared on Settings itself, not in a group, would have no section of the page."""
+    stray = type("Settings", Settings.__bases__, {"__module__": __name__, "__annotations__": {"stray_knob": "int"},
+                                                  "stray_knob": Field(default=0, description="stray")})
+    monkeypatch.setattr(settings_doc, "Settings", stray)
+    with pytest.raises(ValueError, match="stray_knob"):
+        settings_doc.render()
+
+
 def test_settings_doc_check_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     stale = tmp_path / "settings.md"
     stale.write_text("# old\n")
@@ -202,10 +215,11 @@ def test_troubleshooting_names_every_problem_type() -> None:
 
 
 def test_troubleshooting_names_every_error_frame_and_close_code() -> None:
-    source = RUNTIME.read_text()
+    source = "\n".join(p.read_text() for p in sorted(RUNTIME.parent.glob("*.js")))
     codes = set(re.findall(r"errorFrame\('([a-z_]+)'", source))
     closes = set(re.findall(r"close\((\d{4})", source))
-    assert {"hook_failed", "join_refused", "bad_frame"} <= codes and {"4000", "4003", "1001"} <= closes
+    assert {"hook_failed", "join_refused", "bad_frame"} <= codes
+    assert {"4000", "4003", "1001"} <= closes
     for page in ("troubleshooting.md", "writing-a-game.md"):
         text = (DOCS / page).read_text()
         assert [c for c in codes if f"`{c}`" not in text] == [], page
@@ -249,7 +263,7 @@ def test_the_sample_pipeline_is_valid_and_needs_its_variable() -> None:
 
 
 def test_writing_a_game_documents_every_hook_and_room_member() -> None:
-    source = RUNTIME.read_text()
+    source = GAME_MODULE.read_text() + ROOM.read_text()
     hooks = re.search(r"const HOOKS = \[([^\]]*)\]", source)
     assert hooks is not None
     names = re.findall(r"'(\w+)'", hooks.group(1))

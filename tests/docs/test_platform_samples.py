@@ -223,6 +223,8 @@ def test_ci_deploy_step_deploys_the_tagged_game(up: Up, tmp_path: Path) -> None:
     assert "running on node" in out, out
     with up.api() as api:
         servers = [s for s in api.get("/api/v1/servers").json()["items"] if s["name"] == "my-game-v1.2.3"]
-        assert len(servers) == 1 and servers[0]["status"] == "running", servers
-        assert servers[0]["labels"] == {"version": "v1.2.3"} and servers[0]["game"] == "game"
+        assert len(servers) == 1, servers
+        assert servers[0]["status"] == "running", servers
+        assert servers[0]["labels"] == {"version": "v1.2.3"}
+        assert servers[0]["game"] == "game"
         assert api.delete(f"/api/v1/servers/{servers[0]['id']}").json()["status"] == "deleted"

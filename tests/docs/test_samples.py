@@ -29,7 +29,8 @@ def test_gsf_dev_plays_the_scripted_round_and_prints_every_frame() -> None:
     for seen in frames.values():
         result = next(f["data"] for f in seen if f["type"] == "result")
         assert result["hands"] == {ids["p0"]: "rock", ids["p1"]: "scissors"}
-        assert result["winner"] == ids["p0"] and result["score"] == {ids["p0"]: 1, ids["p1"]: 0}
+        assert result["winner"] == ids["p0"]
+        assert result["score"] == {ids["p0"]: 1, ids["p1"]: 0}
         assert [f["data"]["round"] for f in seen if f["type"] == "round"] == [1, 2]
     assert [f["data"] for f in frames["p1"] if f["type"] == "thrown"] == [{"by": ids["p0"]}]
     assert "0 blocking, 0 warnings" in done.stdout, "the analysis ran and found the sample clean"

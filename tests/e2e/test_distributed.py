@@ -7,6 +7,7 @@ flight; then each is stopped with SIGTERM while it is serving, and must finish w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -47,10 +48,8 @@ def wait_rooms(mm_url: str, server_ids: set[str], timeout: float) -> float:
     began = time.monotonic()
     missing: set[str] = set(server_ids)
     while time.monotonic() - began < timeout:
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             missing = server_ids - listed_rooms(mm_url)
-        except httpx.HTTPError:
-            pass
         if not missing:
             return time.monotonic() - began
         time.sleep(0.2)
@@ -114,7 +113,8 @@ def test_deploy_play_pipeline_and_model_across_processes(topo: Topology, docker_
                        lambda j: j["status"] in ("success", "failed", "cancelled"), timeout=60)
         assert job["status"] == "success", job
         result = api.get(f"/api/v1/models/{job_id}/result", follow_redirects=True)
-        assert result.status_code == 200 and result.content[:4] == b"glTF"
+        assert result.status_code == 200
+        assert result.content[:4] == b"glTF"
 
 
 SLOW_PIPELINE = """
@@ -185,7 +185,8 @@ def test_each_process_killed_and_restarted_mid_deployment(topo: Topology) -> Non
                 assert job["status"] == "success", (victim, job)
             print("victim: seconds to running, seconds until the room list was whole",
                   {k: (round(a, 1), round(b, 1)) for k, (a, b) in report.items()})
-            assert topo.procs[topo.nodes[0]].starts == 2 and topo.procs["temporal"].starts == 2
+            assert topo.procs[topo.nodes[0]].starts == 2
+            assert topo.procs["temporal"].starts == 2
         finally:
             for sid in survivors:
                 api.delete(f"/api/v1/servers/{sid}")
@@ -284,15 +285,18 @@ def test_sigterm_finishes_what_is_in_flight(topo: Topology, docker_client: docke
         agent.stop_signal()
         took = exited(agent, 20)
         # Its result reached Temporal before the agent left (the control worker records it).
-        steps = wait_for("the wait step recorded", lambda: api.get(f"/api/v1/pipelines/{run_id}").json()["state"]["steps"],
+        steps = wait_for("the wait step recorded",
+                         lambda: api.get(f"/api/v1/pipelines/{run_id}").json()["state"]["steps"],
                          lambda steps: steps[1]["status"] != "running", timeout=10)
-        assert steps[1]["status"] == "succeeded" and steps[1]["logs"] == ["slept 4 s"], steps
+        assert steps[1]["status"] == "succeeded", steps
+        assert steps[1]["logs"] == ["slept 4 s"], steps
         assert steps[2]["status"] != "succeeded", "no agent polls the node's queue now"
         assert took >= 1.0, "the agent waited for its running step"
         container.reload()
         assert container.status == "running", "an agent's shutdown never stops its game containers"
         topo.start_proc(topo.nodes[1])
         run = finished_pipeline(api, run_id)
-        assert run["status"] == "succeeded" and run["state"]["steps"][2]["logs"] == ["after the wait"], run
+        assert run["status"] == "succeeded", run
+        assert run["state"]["steps"][2]["logs"] == ["after the wait"], run
         assert wait_status(api, server_id, {"running"})["status"] == "running"
         assert api.delete(f"/api/v1/servers/{server_id}").json()["status"] == "deleted"

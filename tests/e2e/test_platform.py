@@ -60,7 +60,8 @@ def up(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerCli
     log = data.parent / "up.log"
     proc = start_up(env, data, log)
     key = (data / "admin.key").read_text().strip()
-    assert key.startswith("gsf_") and key in log.read_text(), "the first start prints the admin key"
+    assert key.startswith("gsf_"), "the first start prints the admin key"
+    assert key in log.read_text(), "the first start prints the admin key"
     handle = Up(proc, env, data, local_url(env, "GSF_API_PORT"), local_url(env, "GSF_MATCHMAKER_PORT"), key, log)
     try:
         yield handle
@@ -117,7 +118,9 @@ def play_tictactoe(up: Up, server_id: str) -> None:
             state = recv(marks[mark], "state")
             while state["board"][cell] != mark:
                 state = recv(marks[mark], "state")
-        assert state["status"] == "won" and state["winner"] == "X" and state["line"] == [0, 1, 2]
+        assert state["status"] == "won"
+        assert state["winner"] == "X"
+        assert state["line"] == [0, 1, 2]
         final = recv(marks["O"], "state")
         while final["status"] != "won":
             final = recv(marks["O"], "state")
@@ -190,7 +193,8 @@ def test_killed_workers_resume_the_deployment(up: Up) -> None:
         server = wait_status(api, server_id, {"running", "failed"}, timeout=180)
         assert server["status"] == "running", server
         after = up.pids()
-        assert after["control-worker"] != before["control-worker"] and after["agent"] != before["agent"]
+        assert after["control-worker"] != before["control-worker"]
+        assert after["agent"] != before["agent"]
         seat(up.mm_url, server_id)
         api.delete(f"/api/v1/servers/{server_id}")
 
@@ -214,28 +218,33 @@ def test_second_start_keeps_what_was_deployed(up: Up) -> None:
 
 def gsf(up: Up, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {**up.env, "GSF_API_URL": up.api_url, "GSF_API_KEY": up.key, "COLUMNS": "160"}
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], check=False, cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], check=False, cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_cli_deploy_list_logs_delete(up: Up, tmp_path: Path) -> None:
     done = gsf(up, "deploy", str(GAMES / "chat.js"), "--name", "cli-demo")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "running" in done.stdout and "workflow http://" in done.stdout
+    assert "running" in done.stdout
+    assert "workflow http://" in done.stdout
     server_id = done.stdout.split()[1]
     listed = json.loads(gsf(up, "servers", "--json").stdout)
     assert any(s["id"] == server_id and s["status"] == "running" for s in listed["items"])
     shown = gsf(up, "server", server_id)
-    assert shown.returncode == 0 and "analyzing" in shown.stdout and "running" in shown.stdout
+    assert shown.returncode == 0
+    assert "analyzing" in shown.stdout
+    assert "running" in shown.stdout
     assert gsf(up, "logs", server_id).returncode == 0
     deleted = gsf(up, "delete", server_id)
-    assert deleted.returncode == 0 and "deleted" in deleted.stdout
+    assert deleted.returncode == 0
+    assert "deleted" in deleted.stdout
 
     bad = tmp_path / "bad.js"
     bad.write_text("module.exports = {\n  onJoin(room) { eval(room.state.code); },\n};\n")
     rejected = gsf(up, "deploy", str(bad), "--name", "bad")
     assert rejected.returncode == 1
-    assert "rejected" in rejected.stderr and "eval" in rejected.stderr
+    assert "rejected" in rejected.stderr
+    assert "eval" in rejected.stderr
     caret_line = next(line for line in rejected.stderr.splitlines() if line.strip() == "^")
     source_line = rejected.stderr.splitlines()[rejected.stderr.splitlines().index(caret_line) - 1]
     assert source_line[len(caret_line) - 1:].startswith("eval")
@@ -254,7 +263,8 @@ def test_cli_nodes_and_pipeline(up: Up, docker_client: docker.DockerClient) -> N
         logs = gsf(up, "pipeline", "logs", run_id)
         assert f"node ready on network {network}" in logs.stdout
         refused = gsf(up, "pipeline", "run", "platform-start", "--var", "nope=1")
-        assert refused.returncode == 1 and "variables.nope" in refused.stderr
+        assert refused.returncode == 1
+        assert "variables.nope" in refused.stderr
     finally:
         for n in docker_client.networks.list(names=[network]):
             n.remove()

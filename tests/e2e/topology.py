@@ -63,7 +63,8 @@ class Proc:
 
     def stop_signal(self) -> None:
         """SIGTERM, without waiting: the caller watches how the process ends (`log_since_signal`)."""
-        assert self.popen is not None and self.popen.poll() is None, f"{self.name} is not running"
+        assert self.popen is not None, f"{self.name} is not running"
+        assert self.popen.poll() is None, f"{self.name} is not running"
         self.signalled_at = self.log.stat().st_size if self.log.exists() else 0
         self.popen.send_signal(signal.SIGTERM)
 
@@ -165,6 +166,7 @@ class Topology:
                 "GSF_REDIS_URL": self.redis_url, "GSF_TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
                 "GSF_SECRET_KEY": self.secret, "GSF_API_PORT": self.api_url.rsplit(":", 1)[1],
                 "GSF_MATCHMAKER_PORT": self.mm_url.rsplit(":", 1)[1], "GSF_AGENT_HEARTBEAT_SECONDS": "1",
+                "GSF_AGENT_PING_PORT": "0",
                 "GSF_TRIPO_BASE_URL": self.tripo_url, "GSF_TRIPO_API_KEY": self.tripo_key,
                 "GSF_TRIPO_POLL_INITIAL_SECONDS": "0.3", "GSF_TRIPO_POLL_MAX_SECONDS": "1",
                 "GSF_MATCHMAKER_REDIS_PREFIX": f"{self.redis_prefix}mm:",

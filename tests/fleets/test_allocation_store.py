@@ -63,7 +63,8 @@ async def test_200_concurrent_allocations_on_the_store_api(make_mm: MakeMM) -> N
     results = await asyncio.gather(*((a if i % 2 else b).store.allocate(request(["fleet-s"], now=now), now)
                                      for i in range(200)), return_exceptions=True)
     won = [r.room.server_id for r in results if not isinstance(r, BaseException)]
-    assert len(won) == 50 and len(set(won)) == 50
+    assert len(won) == 50
+    assert len(set(won)) == 50
     assert {type(r).__name__ for r in results if isinstance(r, BaseException)} == {"NoReadyServer"}
 
 
@@ -97,13 +98,17 @@ async def test_quick_join_fills_open_rooms_then_takes_a_spare_and_keeps_out_of_m
     joins = [await mm.client.post("/join", json={"game": "chess"}) for _ in range(4)]
     assert [j.status_code for j in joins] == [200, 200, 200, 200]
     rooms = Counter(j.json()["server_id"] for j in joins)
-    assert match.room.server_id not in rooms and sorted(rooms.values()) == [2, 2]
+    assert match.room.server_id not in rooms
+    assert sorted(rooms.values()) == [2, 2]
     full = await mm.client.post("/join", json={"game": "chess"})
-    assert full.status_code == 409 and full.json()["type"].endswith("/no-ready-server"), "a game with a fleet"
+    assert full.status_code == 409, "a game with a fleet"
+    assert full.json()["type"].endswith("/no-ready-server"), "a game with a fleet"
     other = await mm.client.post("/join", json={"game": "go"})
-    assert other.status_code == 409 and other.json()["type"].endswith("/no-room-available")
+    assert other.status_code == 409
+    assert other.json()["type"].endswith("/no-room-available")
     by_id = await mm.client.post("/join", json={"server_id": match.room.server_id})
-    assert by_id.status_code == 409 and by_id.json()["type"].endswith("/room-locked")
+    assert by_id.status_code == 409
+    assert by_id.json()["type"].endswith("/room-locked")
     slots = {s.server_id: s for s in (await mm.store.fleet_sync("fq", FleetSyncRequest(
         members=[FleetMember(server_id=f"fq-{i:03d}") for i in range(3)]), now)).slots}
     assert {s.state for s in slots.values()} == {"allocated"}
@@ -204,7 +209,8 @@ async def test_platform_endpoints_need_the_platform_token(mm: MM) -> None:
     body = request(["f"]).model_dump(mode="json")
     for headers in ({}, {"Authorization": "Bearer nope"}):
         resp = await mm.client.post("/allocations", json=body, headers=headers)
-        assert resp.status_code == 401 and resp.json()["type"].endswith("/unauthorized")
+        assert resp.status_code == 401
+        assert resp.json()["type"].endswith("/unauthorized")
 
 
 async def test_a_selector_finds_the_one_matching_server_of_a_big_fleet(mm: MM) -> None:
@@ -242,7 +248,8 @@ async def test_a_store_that_lost_its_members_takes_open_allocations_back(mm: MM)
     with pytest.raises(Exception, match="no ready server"):
         await mm.store.allocate(request(["fw"], now=now), now)
     joined = await mm.client.post("/join", json={"server_id": sid})
-    assert joined.status_code == 409 and joined.json()["type"].endswith("/room-locked"), "exclusive, as a match"
+    assert joined.status_code == 409, "exclusive, as a match"
+    assert joined.json()["type"].endswith("/room-locked"), "exclusive, as a match"
     # Members the store has keep their own state, whatever the records say.
     stale_claim = [FleetMember(server_id=s, allocation_id="old-record", hold_until=now + 60) for s in ids]
     kept = (await mm.store.fleet_sync("fw", FleetSyncRequest(members=stale_claim), now)).slots

@@ -53,12 +53,15 @@ async def test_versions_are_numbered_analyzed_and_refused_when_blocked(h: Harnes
         v1 = await upload(api, GAMES / "chat.js", "chat")
         v2 = await upload(api, GAMES / "tictactoe.js", "chat")
         assert (v1["version"], v2["version"]) == (1, 2)
-        assert v1["max_players"] == 32 and v2["max_players"] == 2, "the module's maxPlayers"
-        assert v1["image"].startswith("gsf-game:") and v1["analysis"]["ok"] is True
+        assert v1["max_players"] == 32, "the module's maxPlayers"
+        assert v2["max_players"] == 2, "the module's maxPlayers"
+        assert v1["image"].startswith("gsf-game:")
+        assert v1["analysis"]["ok"] is True
         bad = await api.post("/api/v1/games", data={"name": "chat"},
                              files={"file": ("bad.js", b"module.exports = {\n  onJoin( {\n};\n", "text/javascript")})
         body = assert_problem(bad, 422, "code-rejected")
-        assert body["findings"][0]["rule"] == "syntax-error" and body["findings"][0]["line"] >= 2
+        assert body["findings"][0]["rule"] == "syntax-error"
+        assert body["findings"][0]["line"] >= 2
         allow = {"name": "chat", "allow_rules": "no-eval"}
         file = {"file": ("chat.js", (GAMES / "chat.js").read_bytes(), "text/javascript")}
         assert_problem(await api.post("/api/v1/games", data=allow, files=file), 403, "forbidden")
@@ -71,7 +74,8 @@ async def test_versions_are_numbered_analyzed_and_refused_when_blocked(h: Harnes
         versions = (await api.get("/api/v1/games/chat/versions")).json()["items"]
         assert [v["version"] for v in versions] == [2, 1]
         one = (await api.get("/api/v1/games/chat/versions/1")).json()
-        assert one["source_sha256"] == v1["source_sha256"] and one["analysis"]["sha256"] == v1["source_sha256"]
+        assert one["source_sha256"] == v1["source_sha256"]
+        assert one["analysis"]["sha256"] == v1["source_sha256"]
         assert_problem(await api.get("/api/v1/games/chat/versions/9"), 404, "not-found")
         # One server from a stored version: the deployment as before, without an upload.
         created = await api.post("/api/v1/games/chat/versions/1/servers", json={"name": "one-off"})
@@ -153,7 +157,8 @@ async def test_another_users_games_fleets_and_allocations_are_404s(h: Harness) -
         assert (await root.get(f"/api/v1/allocations/{allocation_id}")).json()["owner_id"] == fleet["owner_id"]
         assert len((await root.get("/api/v1/games")).json()["items"]) == 2
         deleted = await a.delete(f"/api/v1/fleets/{fid}")
-        assert deleted.status_code == 202 and deleted.json()["status"] == "deleting"
+        assert deleted.status_code == 202
+        assert deleted.json()["status"] == "deleting"
         await asyncio.wait_for(h.client.get_workflow_handle(fleet_workflow_id(fid)).result(), 30)
         for _ in range(50):
             if (await a.get(f"/api/v1/fleets/{fid}")).json()["status"] == "deleted":
@@ -232,7 +237,8 @@ async def test_200_concurrent_allocations_through_the_api_get_50_distinct_server
         first = won[0]
         assert (await api.delete(f"/api/v1/allocations/{first['id']}")).json()["status"] == "released"
         again = await api.post("/api/v1/allocations", json={"fleet": fleet_id})
-        assert again.status_code == 201 and again.json()["server_id"] == first["server_id"], again.text
+        assert again.status_code == 201, again.text
+        assert again.json()["server_id"] == first["server_id"], again.text
         assert_problem(await api.post("/api/v1/allocations", json={"fleet": fleet_id}), 409, "no-ready-server")
 
 
@@ -294,20 +300,29 @@ async def test_the_cli_creates_scales_updates_allocates_and_deletes(h: Harness, 
     game.write_bytes((GAMES / "chat.js").read_bytes())
     code, out = await gsf(h, key, "fleet", "create", "demo", "--game", "chat", "--file", str(game),
                           "--replicas", "0", "--label", "region=eu")
-    assert code == 0 and "game chat version 1" in out and "fleet demo" in out, out
+    assert code == 0, out
+    assert "game chat version 1" in out, out
+    assert "fleet demo" in out, out
     code, out = await gsf(h, key, "fleets", "--json")
     (fleet,) = json.loads(out)["items"]
     assert (fleet["name"], fleet["replicas"], fleet["labels"]) == ("demo", 0, {"region": "eu"})
     code, out = await gsf(h, key, "fleet", "scale", "demo", "--buffer", "0", "--max", "2")
-    assert code == 0 and "buffer 0 (0-2)" in out, out
+    assert code == 0, out
+    assert "buffer 0 (0-2)" in out, out
     code, out = await gsf(h, key, "allocate", "--fleet", "demo", "--json")
-    assert code == 1 and json.loads(out)["type"].endswith("/no-ready-server"), out
+    assert code == 1, out
+    assert json.loads(out)["type"].endswith("/no-ready-server"), out
     game.write_bytes(game.read_bytes() + b"\n// two\n")
     code, out = await gsf(h, key, "fleet", "update", "demo", "--file", str(game), "--max-surge", "1")
-    assert code == 0 and "version 2" in out and "v2" in out, out
+    assert code == 0, out
+    assert "version 2" in out, out
+    assert "v2" in out, out
     code, out = await gsf(h, key, "fleets")
-    assert "demo" in out and "buffer 0 (0-2)" in out, out
+    assert "demo" in out, out
+    assert "buffer 0 (0-2)" in out, out
     code, out = await gsf(h, key, "fleet", "delete", "demo")
-    assert code == 0 and "deleting" in out, out
+    assert code == 0, out
+    assert "deleting" in out, out
     code, out = await gsf(h, key, "fleet", "delete", "nope")
-    assert code == 1 and "404" in out
+    assert code == 1
+    assert "404" in out

@@ -45,7 +45,7 @@ def test_rollout_counts(value: str, total: int, up: bool, expected: int) -> None
 
 
 def test_a_malformed_rollout_count_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="neither a count nor a percentage"):
         rollout_count("-1", 4, True)
 
 
@@ -114,9 +114,12 @@ def test_scale_down_takes_ready_servers_before_deploying_ones() -> None:
 
 def test_a_buffer_sits_on_top_of_the_allocated_servers_within_min_and_max() -> None:
     spec = FleetSpec(build=build(1), buffer=2, min_size=3, max_size=5)
-    assert desired_size(spec, 0) == 3 and desired_size(spec, 2) == 4 and desired_size(spec, 9) == 5
+    assert desired_size(spec, 0) == 3
+    assert desired_size(spec, 2) == 4
+    assert desired_size(spec, 9) == 5
     servers = [server(i, 1, FleetPhase.ALLOCATED) for i in range(2)] + [server(5, 1, FleetPhase.READY)]
     plan = plan_fleet(spec, servers, 10)
     assert (plan.start, plan.retire, plan.desired) == (1, [], 4)
     limited = plan_fleet(spec, servers, 0)
-    assert limited.start == 0 and limited.capacity_limited
+    assert limited.start == 0
+    assert limited.capacity_limited

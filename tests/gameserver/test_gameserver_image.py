@@ -28,7 +28,8 @@ def make_settings(tmp_path: Path) -> Settings:
 
 def test_tags_are_content_addressed() -> None:
     h = image.runtime_hash("gsf-node-base:20")
-    assert len(h) == 64 and h == image.runtime_hash("gsf-node-base:20")
+    assert len(h) == 64
+    assert h == image.runtime_hash("gsf-node-base:20")
     assert h != image.runtime_hash("node:20-slim")
     assert image.runtime_image_tag("gsf-node-base:20") == f"gsf-runtime:{h[:16]}"
 
@@ -45,9 +46,9 @@ def test_game_image_input_is_checked_before_any_build(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     source = b"module.exports = {};"
     with pytest.raises(ValueError, match="does not match"):
-        image.ensure_game_image(None, settings, source, "0" * 64)  # type: ignore[arg-type]
+        image.ensure_game_image(None, settings, source, "0" * 64)
     with pytest.raises(ValueError, match="module_kind"):
-        image.ensure_game_image(None, settings, source,  # type: ignore[arg-type]
+        image.ensure_game_image(None, settings, source,
                                 hashlib.sha256(source).hexdigest(), "typescript")
 
 
@@ -85,7 +86,8 @@ async def test_game_image_runs_hardened_and_answers(docker_client: docker.Docker
         assert image.ensure_game_image(docker_client, settings, source, sha) == (tag, False)
         cached_s = time.monotonic() - started
         img = docker_client.images.get(tag)
-        assert img.labels["gsf.kind"] == "game" and img.labels["gsf.source_sha256"] == sha
+        assert img.labels["gsf.kind"] == "game"
+        assert img.labels["gsf.source_sha256"] == sha
         assert "GSF_GAME_FILE=/app/game/game.js" in img.attrs["Config"]["Env"]
         assert img.attrs["Config"]["User"] == "1000:1000"
 
@@ -124,11 +126,14 @@ async def test_game_image_runs_hardened_and_answers(docker_client: docker.Docker
                 assert (await recv_type(ws, "chat"))["data"]["text"] == "hello from a container"
             status = (await http.get("/status",
                                      headers={"Authorization": f"Bearer {agent_key}"})).json()
-            assert status["server_id"] == server_id and status["messages_in"] == 1
+            assert status["server_id"] == server_id
+            assert status["messages_in"] == 1
 
         inspect = docker_client.api.inspect_container(container.id)
         host = inspect["HostConfig"]
-        assert host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"] and host["Init"]
+        assert host["ReadonlyRootfs"]
+        assert host["CapDrop"] == ["ALL"]
+        assert host["Init"]
         assert inspect["Config"]["User"] == "1000:1000"
         container.stop(timeout=5)
         container.reload()

@@ -7,6 +7,7 @@ import json
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gameserver_testkit import GAMES, StartRuntime, recv, recv_type, send
@@ -50,7 +51,7 @@ async def refused_status(url: str) -> int:
 
 
 async def closed_code(ws: object, timeout: float = 5.0) -> int | None:
-    with pytest.raises(ConnectionClosed) as info:
+    with pytest.raises(ConnectionClosed) as info:  # noqa: PT012 - frames before the close are read and dropped
         for _ in range(100):
             await asyncio.wait_for(ws.recv(), timeout)  # type: ignore[attr-defined]
     return info.value.rcvd.code if info.value.rcvd else None
@@ -121,9 +122,11 @@ async def test_seat_tokens_are_checked_and_single_use(start_runtime: StartRuntim
 
     async with connect(rt.ws_url(good, "Ada"), open_timeout=5) as ws:
         welcome = await recv(ws)
+        assert isinstance(welcome["data"].pop("reconnect"), str)  # protocol v1: test_reconnect.py
         assert welcome == {"type": "welcome", "data": {
             "playerId": "p1", "name": "Ada", "serverId": rt.server_id, "maxPlayers": 32,
-            "players": ["p1"]}}
+            "players": ["p1"], "roomId": rt.server_id, "protocol": 1, "reconnectSeconds": 20, "stateSync": False,
+            "stateEncoding": "json-patch"}}
         assert await refused_status(rt.ws_url(good)) == 401  # reused
     assert await refused_status(rt.ws_url(good)) == 401  # still used after leaving
     assert "refuse reason=reused status=401" in rt.stdout()
@@ -172,7 +175,8 @@ async def test_without_required_tokens_players_get_random_ids(start_runtime: Sta
             connect(rt.ws_url(), open_timeout=5) as b:
         ida = (await recv(a))["data"]["playerId"]
         idb = (await recv(b))["data"]["playerId"]
-        assert ida != idb and ida.startswith("p-")
+        assert ida != idb
+        assert ida.startswith("p-")
     # A token that is given is still checked.
     assert await refused_status(rt.ws_url(rt.token("x", secret="wrong"))) == 401
 
@@ -198,19 +202,21 @@ async def test_tictactoe_win_restart_and_draw(start_runtime: StartRuntime) -> No
     assert welcome["data"]["players"] == ["alice", "bob"]
     assert (await recv_type(o, "seat"))["data"] == {"mark": "O"}
     state = (await recv_type(o, "state"))["data"]
-    assert state["status"] == "playing" and state["turn"] == "X"
+    assert state["status"] == "playing"
+    assert state["turn"] == "X"
     await recv_type(x, "state")  # waiting
     await recv_type(x, "state")  # playing
     assert rt.status()["locked"] is True
 
-    async def move(ws: object, cell: int) -> dict[str, object]:
-        await send(ws, "move", {"cell": cell})  # type: ignore[arg-type]
+    async def move(ws: Any, cell: int) -> dict[str, Any]:
+        await send(ws, "move", {"cell": cell})
         await recv_type(o if ws is x else x, "state")
-        return (await recv_type(ws, "state"))["data"]  # type: ignore[arg-type]
+        return (await recv_type(ws, "state"))["data"]
 
     await send(o, "move", {"cell": 0})
     err = await recv_type(o, "error")
-    assert err["data"]["message"] == "not your turn" and err["data"]["hook"] == "onMessage"
+    assert err["data"]["message"] == "not your turn"
+    assert err["data"]["hook"] == "onMessage"
     await move(x, 0)
     await send(o, "move", {"cell": 0})
     assert (await recv_type(o, "error"))["data"]["message"] == "cell 0 is taken"
@@ -220,21 +226,28 @@ async def test_tictactoe_win_restart_and_draw(start_runtime: StartRuntime) -> No
     await move(x, 1)
     await move(o, 4)
     state = await move(x, 2)  # X takes the top row
-    assert state["status"] == "won" and state["winner"] == "X" and state["winnerId"] == "alice"
-    assert state["line"] == [0, 1, 2] and state["score"]["X"] == 1
+    assert state["status"] == "won"
+    assert state["winner"] == "X"
+    assert state["winnerId"] == "alice"
+    assert state["line"] == [0, 1, 2]
+    assert state["score"]["X"] == 1
     await send(o, "move", {"cell": 8})
     assert "restart" in (await recv_type(o, "error"))["data"]["message"]
 
     await send(o, "restart")
     state = (await recv_type(o, "state"))["data"]
     await recv_type(x, "state")
-    assert state["status"] == "playing" and state["turn"] == "O" and state["board"] == [None] * 9
+    assert state["status"] == "playing"
+    assert state["turn"] == "O"
+    assert state["board"] == [None] * 9
 
     # O X O / O X X / X O O: nine moves, no line.
     for ws, cell in [(o, 0), (x, 1), (o, 2), (x, 4), (o, 3), (x, 5), (o, 7), (x, 6)]:
         await move(ws, cell)
     state = await move(o, 8)
-    assert state["status"] == "draw" and state["winner"] is None and state["score"]["draws"] == 1
+    assert state["status"] == "draw"
+    assert state["winner"] is None
+    assert state["score"]["draws"] == 1
 
     await x.close()
     state = (await recv_type(o, "state"))["data"]
@@ -264,9 +277,11 @@ async def test_chat_broadcast_reaches_every_player(start_runtime: StartRuntime) 
     for ws in (a, c):
         assert (await recv_type(ws, "left"))["data"]["id"] == "b"
     status = rt.status()
-    assert status["players"] == 2 and status["metadata"]["players"] == 2
+    assert status["players"] == 2
+    assert status["metadata"]["players"] == 2
     assert status["state"]["history"][0]["text"] == "hello all"
-    assert status["messages_in"] >= 2 and status["messages_out"] >= 8
+    assert status["messages_in"] >= 2
+    assert status["messages_out"] >= 8
     rt.wait_log("leave player=b reason=closed code=1000 players=2/32")
     await rt.close_players()
 
@@ -288,14 +303,17 @@ async def test_arena_ticks_and_broadcasts_positions(start_runtime: StartRuntime)
     await send(a, "input", {"dx": 1 if start["x"] < 400 else -1, "dy": 0})
     frames = [(await recv_type(a, "positions"))["data"] for _ in range(8)]
     moved = next(p for p in frames[-1]["players"] if p["id"] == "a")
-    assert abs(moved["x"] - start["x"]) > 20 and moved["y"] == start["y"]
+    assert abs(moved["x"] - start["x"]) > 20
+    assert moved["y"] == start["y"]
     ticks = [f["tick"] for f in frames]
-    assert ticks == sorted(ticks) and len(set(ticks)) == len(ticks)
+    assert ticks == sorted(ticks)
+    assert len(set(ticks)) == len(ticks)
     dts = sorted(f["dt"] for f in frames)
     assert 25 <= dts[len(dts) // 2] <= 150  # 20 Hz, measured (not a constant 50)
     await recv_type(b, "positions")
     status = rt.status()
-    assert status["ticks"] >= 9 and status["tick_rate"] == 20
+    assert status["ticks"] >= 9
+    assert status["tick_rate"] == 20
     await send(a, "dance")
     assert (await recv_type(a, "error"))["data"]["code"] == "hook_failed"
     await rt.close_players()
@@ -312,7 +330,8 @@ async def test_failing_hooks_answer_errors_and_the_server_stays_up(start_runtime
 
     async with connect(rt.ws_url(rt.token("evil-1"), "evil"), open_timeout=5) as evil:
         frame = await recv(evil)
-        assert frame["type"] == "error" and frame["data"]["message"] == "no evil players"
+        assert frame["type"] == "error"
+        assert frame["data"]["message"] == "no evil players"
         assert await closed_code(evil) == 4003
 
     ws, _ = await rt.join("p1")
@@ -320,7 +339,8 @@ async def test_failing_hooks_answer_errors_and_the_server_stays_up(start_runtime
     for kind in ("boom", "later"):
         await send(ws, kind)
         err = (await recv_type(ws, "error"))["data"]
-        assert err["hook"] == "onMessage" and "boom" in err["message"]
+        assert err["hook"] == "onMessage"
+        assert "boom" in err["message"]
     await send(ws, "badsend")
     assert "type" in (await recv_type(ws, "error"))["data"]["message"]
     await send(ws, "timer")
@@ -350,7 +370,8 @@ async def test_failing_hooks_answer_errors_and_the_server_stays_up(start_runtime
     assert "hook onMessage failed player=p1: TypeError: boom in onMessage" in stderr
     assert "hostile.js" in stderr  # the stack points at the game's code
     assert "hook onTick failed: Error: tick failure" in stderr
-    assert "boom in a timer" in stderr and "nobody catches this" in stderr
+    assert "boom in a timer" in stderr
+    assert "nobody catches this" in stderr
     assert "hook onJoin failed: Error: no evil players" in stderr
     assert "refuse player=evil-1 reason=onJoin code=4003" in rt.stdout()
 
@@ -419,7 +440,8 @@ async def test_esm_module_loads(start_runtime: StartRuntime, tmp_path: Path, sou
     game.write_text(source)
     rt = start_runtime(game)
     status = rt.status()
-    assert status["state"] == {"esm": True} and status["max_players"] == 3
+    assert status["state"] == {"esm": True}
+    assert status["max_players"] == 3
     ws, _ = await rt.join("p1")
     assert (await recv(ws)) == {"type": "hi", "data": {"id": "p1"}}
     await rt.close_players()

@@ -31,17 +31,20 @@ async def test_a_flood_is_rate_limited_and_then_closed_with_1008(start_runtime: 
     except ConnectionClosed:
         pass
     limited = 0
+    close_code = None
     try:
         for _ in range(5000):
             frame = await recv(flooder)
             if frame["type"] == "error":
                 assert frame["data"]["code"] == "rate_limited", frame
                 limited += 1
-    except ConnectionClosed as closed:
-        assert closed.rcvd is not None and closed.rcvd.code == 1008, closed
+    except ConnectionClosed as closed:  # the flood ends with this close; its code is the point
+        close_code = closed.rcvd.code if closed.rcvd is not None else None
+    assert close_code == 1008
     elapsed = time.monotonic() - started
     # Over the limit, frames are answered (never silently lost) up to the drop limit, then the close.
-    assert 1 <= limited <= 50 and sent > BURST
+    assert 1 <= limited <= 50
+    assert sent > BURST
 
     chats = 0
     frame = await recv(other)
@@ -53,7 +56,8 @@ async def test_a_flood_is_rate_limited_and_then_closed_with_1008(start_runtime: 
     assert BURST <= chats <= BURST + RATE * elapsed + 1, (chats, elapsed)
 
     status = rt.status()
-    assert status["messages_dropped"] >= limited and status["players"] == 1
+    assert status["messages_dropped"] >= limited
+    assert status["players"] == 1
     assert "drop player=flooder reason=rate_limited code=1008" in rt.stdout()
     # The room is fine, and the other player is not limited by the flooder's bucket.
     await send(other, "chat", {"text": "still here"})
@@ -76,7 +80,8 @@ async def test_over_the_limit_frames_are_dropped_but_the_connection_stays_below_
         key = frame["data"]["code"] if frame["type"] == "error" else frame["type"]
         kinds[key] = kinds.get(key, 0) + 1
     allowed = BURST + rate * (time.monotonic() - started) + 1
-    assert BURST <= kinds.get("chat", 0) <= allowed and kinds["rate_limited"] == 60 - kinds["chat"], kinds
+    assert BURST <= kinds.get("chat", 0) <= allowed, kinds
+    assert kinds["rate_limited"] == 60 - kinds["chat"], kinds
     await asyncio.sleep(2 / rate)  # the bucket refills: the next frame goes through
     await send(ws, "chat", {"text": "after"})
     assert (await recv_type(ws, "chat"))["data"]["text"] == "after"
@@ -115,10 +120,12 @@ async def test_failing_timers_write_a_bounded_number_of_log_lines(start_runtime:
     rejections = stderr.count("unhandled rejection (game code?)")
     exceptions = stderr.count("uncaught exception (game code?)")
     # Unlimited, this is tens of thousands of stacks; limited, five of each kind per second.
-    assert 1 <= rejections <= 5 * seconds and 1 <= exceptions <= 5 * seconds, (rejections, exceptions)
+    assert 1 <= rejections <= 5 * seconds, (rejections, exceptions)
+    assert 1 <= exceptions <= 5 * seconds, (rejections, exceptions)
     suppressed = [int(n) for n in re.findall(r"^unhandled rejection: (\d+) similar lines suppressed$",
                                              stderr, re.MULTILINE)]
-    assert suppressed and sum(suppressed) > 100, stderr[-2000:]
+    assert suppressed, stderr[-2000:]
+    assert sum(suppressed) > 100, stderr[-2000:]
     assert re.search(r"^uncaught exception: \d+ similar lines suppressed$", stderr, re.MULTILINE), stderr[-2000:]
     assert len(stderr.splitlines()) < 60 * seconds
     assert json.loads(rt.health().text) == {"ok": True}

@@ -49,5 +49,7 @@ async def test_a_refused_batch_goes_out_one_heartbeat_at_a_time(mm: MM, tmp_path
     finally:
         agent.docker.close()
     listed = {room["server_id"]: room for room in await mm.listing()}
-    assert good in listed and listed[good]["players"] == 1 and listed[good]["metadata"]["mode"] == "duel"
+    assert good in listed
+    assert listed[good]["players"] == 1
+    assert listed[good]["metadata"]["mode"] == "duel"
     assert (other in listed) == (refusal == "too-large"), "only the invalid status stays out"

@@ -34,15 +34,19 @@ PROBLEM = "https://gsf.dev/problems/"
 
 async def test_register_returns_entry_with_generation_and_is_not_listed_before_ready(mm: MM) -> None:
     room = await mm.register(labels={"region": "eu"})
-    assert isinstance(room["generation"], int) and room["generation"] >= 1
-    assert room["ready"] is False and room["players"] == 0 and room["free_seats"] == 4
+    assert isinstance(room["generation"], int)
+    assert room["generation"] >= 1
+    assert room["ready"] is False
+    assert room["players"] == 0
+    assert room["free_seats"] == 4
     assert room["labels"] == {"region": "eu"}
     assert await mm.listing() == []
     assert_problem(await mm.client.get(f"/servers/{room['server_id']}"), 404, "room-not-found")
 
     # A heartbeat that is not ready keeps it out of the list.
     resp = await mm.beat(room["server_id"], 0, ready=False)
-    assert resp.status_code == 200 and resp.json()["listed"] is False
+    assert resp.status_code == 200
+    assert resp.json()["listed"] is False
     assert await mm.listing() == []
 
     resp = await mm.beat(room["server_id"], 1, ready=True, metadata={"mode": "ranked"},
@@ -51,10 +55,13 @@ async def test_register_returns_entry_with_generation_and_is_not_listed_before_r
     assert resp.json() == {"server_id": room["server_id"], "generation": room["generation"],
                            "listed": True, "reserved": 0, "free_seats": 3}
     [item] = await mm.listing()
-    assert item["server_id"] == room["server_id"] and item["players"] == 1
-    assert item["metadata"] == {"mode": "ranked"} and "state" not in item
+    assert item["server_id"] == room["server_id"]
+    assert item["players"] == 1
+    assert item["metadata"] == {"mode": "ranked"}
+    assert "state" not in item
     detail = (await mm.client.get(f"/servers/{room['server_id']}")).json()
-    assert detail["state"] == {"board": [1, 2]} and detail["heartbeat_at"] == mm.clock.now
+    assert detail["state"] == {"board": [1, 2]}
+    assert detail["heartbeat_at"] == mm.clock.now
 
 
 @pytest.mark.parametrize("auth", [None, "Bearer nonsense", "Bearer node-a.0000", "Basic abc"])
@@ -100,7 +107,8 @@ async def test_a_node_may_only_touch_its_own_servers(mm: MM) -> None:
 async def test_invalid_registrations_are_validation_problems(mm: MM, body: dict[str, Any]) -> None:
     problem = assert_problem(await mm.client.post("/servers", json=body, headers=headers()),
                              422, "validation-error")
-    assert problem["errors"] and all("loc" in e and "msg" in e for e in problem["errors"])
+    assert problem["errors"]
+    assert all("loc" in e and "msg" in e for e in problem["errors"])
 
 
 async def test_invalid_heartbeats_are_validation_problems(mm: MM) -> None:
@@ -116,7 +124,8 @@ async def test_reregistering_bumps_the_generation_and_hides_the_room(mm: MM) -> 
     sid = await mm.ready_room()
     first = (await mm.client.get(f"/servers/{sid}")).json()["generation"]
     again = await mm.register(sid)
-    assert again["generation"] > first and again["ready"] is False
+    assert again["generation"] > first
+    assert again["ready"] is False
     assert await mm.listing() == []
 
     stale = assert_problem(await mm.beat(sid, 1, generation=first), 409, "stale-heartbeat")
@@ -136,10 +145,12 @@ async def test_max_players_zero_in_a_heartbeat_keeps_the_registered_value(mm: MM
     sid = await mm.ready_room(max_players=6)
     await mm.beat(sid, 2, max_players=0)
     [room] = await mm.listing()
-    assert room["max_players"] == 6 and room["free_seats"] == 4
+    assert room["max_players"] == 6
+    assert room["free_seats"] == 4
     await mm.beat(sid, 2, max_players=3)
     [room] = await mm.listing()
-    assert room["max_players"] == 3 and room["free_seats"] == 1
+    assert room["max_players"] == 3
+    assert room["free_seats"] == 1
 
 
 # --- deregistration ----------------------------------------------------------------------------
@@ -253,13 +264,15 @@ async def test_join_by_id_returns_a_signed_seat(mm: MM, api_nodes: ApiNodes) -> 
     resp = await mm.client.post("/join", json={"server_id": sid, "player_name": "ada"})
     assert resp.status_code == 200, resp.text
     seat = resp.json()
-    assert set(seat) == {"server_id", "ws_url", "token", "player_id", "expires_at"}
-    assert seat["server_id"] == sid and seat["expires_at"] == pytest.approx(mm.clock.now + 15)
+    assert set(seat) == {"room_id", "server_id", "ws_url", "token", "player_id", "expires_at"}
+    assert seat["server_id"] == seat["room_id"] == sid  # the server's first room
+    assert seat["expires_at"] == pytest.approx(mm.clock.now + 15)
     url = urlsplit(seat["ws_url"])
     assert f"{url.scheme}://{url.netloc}{url.path}" == "wss://games.example:7001/ws"
     assert parse_qs(url.query)["token"] == [seat["token"]]
     claims = verify_seat_token(seat_secret(SECRET, sid), seat["token"], sid, now=mm.clock.now)
-    assert claims is not None and claims["pid"] == seat["player_id"]
+    assert claims is not None
+    assert claims["pid"] == seat["player_id"]
     # Signed for this server only, and it expires with the reservation.
     assert verify_seat_token(seat_secret(SECRET, "other"), seat["token"], sid,
                              now=mm.clock.now) is None
@@ -350,7 +363,9 @@ async def test_listing_never_shows_negative_or_overfull_seats(mm: MM) -> None:
     # The game reports more players than it allows (and players left while seats were held).
     await mm.beat(sid, 6, player_ids=[])
     [room] = await mm.listing()
-    assert room["players"] == 4 and room["reserved"] == 0 and room["free_seats"] == 0
+    assert room["players"] == 4
+    assert room["reserved"] == 0
+    assert room["free_seats"] == 0
     await mm.beat(sid, 3, max_players=2, player_ids=[])
     [room] = await mm.listing()
     assert (room["players"], room["reserved"], room["free_seats"]) == (2, 0, 0)
@@ -388,7 +403,8 @@ async def test_quick_join_filters_on_labels_and_metadata(mm: MM) -> None:
     ranked = await mm.ready_room("ranked", labels={"region": "eu"}, metadata={"mode": "ranked"})
     resp = await mm.client.post("/join", json={
         "game": "chess", "filters": {"label.region": "eu", "metadata.mode": "ranked"}})
-    assert resp.status_code == 200 and resp.json()["server_id"] == ranked
+    assert resp.status_code == 200
+    assert resp.json()["server_id"] == ranked
 
 
 # --- batch heartbeats, health, metrics, failures ------------------------------------------------
@@ -410,7 +426,8 @@ async def test_batch_heartbeats_answer_each_server(mm: MM) -> None:
         (ok, 404, "room-not-found")]
     assert results[0]["listed"] is True
     [room] = await mm.listing()
-    assert room["server_id"] == ok and room["players"] == 2
+    assert room["server_id"] == ok
+    assert room["players"] == 2
 
 
 async def test_health(mm: MM) -> None:
@@ -467,7 +484,8 @@ async def test_unexpected_errors_are_a_500_problem_without_internals(tmp_path: A
             transport=httpx.ASGITransport(app), base_url="http://mm") as client:
         resp = await client.get("/servers")
     body = assert_problem(resp, 500, "internal-error")
-    assert "secret internal detail" not in resp.text and "RuntimeError" not in resp.text
+    assert "secret internal detail" not in resp.text
+    assert "RuntimeError" not in resp.text
     assert body["detail"]
 
 

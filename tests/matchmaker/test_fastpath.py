@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from core.settings import Settings
 from matchmaker.app import create_app
-from matchmaker.edge import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES
+from matchmaker.edge import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES, MAX_HEARTBEAT_BODY_BYTES
 from matchmaker.fastpath import HeartbeatFastPath
 from matchmaker.models import (
     MAX_BATCH,
@@ -29,9 +29,9 @@ from matchmaker.models import (
     HeartbeatAck,
     compact_json,
 )
+from tests.problems import assert_problem
 
-from .conftest import FORGED, MM, ApiNodes, FakeClock, Stores, headers, make_settings, serve
-from .test_api import assert_problem
+from .conftest import FORGED, MM, ApiNodes, FakeClock, Stores, headers, make_settings, serve, unique
 
 Answer = tuple[int, list[tuple[str, str]], bytes]
 
@@ -111,7 +111,7 @@ async def scenario(client: httpx.AsyncClient) -> list[Answer]:
     await call("POST", "/heartbeats", b'{"heartbeats": []}')
     await call("POST", "/heartbeats", batch, stream=True)
     # Over the size limit: declared, or found while reading a body without a length.
-    big = b'{"players": 1, "state": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    big = b'{"players": 1, "state": "' + b"x" * MAX_HEARTBEAT_BODY_BYTES + b'"}'
     await call("PUT", "/servers/room-1/heartbeat", big)
     await call("PUT", "/servers/room-1/heartbeat", big, stream=True)
     await call("PUT", "/servers/room-1/heartbeat", big, {"Content-Type": "application/json"})
@@ -150,7 +150,8 @@ async def test_the_fast_path_answers_as_the_fastapi_routes(store_kind: str, tmp_
 async def test_a_heartbeat_answer_is_a_heartbeat_ack(mm: MM) -> None:
     sid = await mm.ready_room()
     resp = await mm.beat(sid, 2)
-    assert resp.status_code == 200 and resp.headers["content-type"] == "application/json"
+    assert resp.status_code == 200
+    assert resp.headers["content-type"] == "application/json"
     assert list(resp.json()) == list(HeartbeatAck.model_fields)
     assert HeartbeatAck.model_validate(resp.json()).model_dump() == resp.json()
 
@@ -201,11 +202,30 @@ async def test_a_batch_of_a_thousand_heartbeats_over_a_mebibyte_passes(mm: MM) -
     assert [r["status"] for r in resp.json()["results"][:2]] == [200, 404]
 
 
+async def test_one_heartbeat_of_a_server_with_thousands_of_rooms_passes(mm: MM) -> None:
+    """A server of 5,500 idle rooms, as the relay reports it: over 1 MiB, within the heartbeat's limit."""
+    sid = unique("big")
+    resp = await mm.client.post("/servers", headers=headers(), json={
+        "server_id": sid, "name": "Rooms", "game": "many", "owner_id": "user-1", "node_id": "node-a",
+        "ws_url": "ws://127.0.0.1:9000/ws", "max_players": 4, "max_rooms": 6000})
+    assert resp.status_code == 201, resp.text
+    rooms: list[dict[str, Any]] = [{"room_id": sid if i == 0 else f"rm-{i:016x}", "players": 1,
+              "player_ids": [f"player-{i:06d}"],
+              "max_players": 4, "locked": False, "metadata": {}, "options": {}, "created_at": 1.7e9 + i,
+              "status": "open"} for i in range(5500)]
+    body = orjson.dumps({"players": 5500, "max_players": 4, "player_ids": [r["player_ids"][0] for r in rooms],
+                         "ready": True, "rooms": rooms, "max_rooms": 6000})
+    assert MAX_BODY_BYTES < len(body) <= MAX_HEARTBEAT_BODY_BYTES
+    resp = await mm.client.put(f"/servers/{sid}/heartbeat", content=body, headers=headers())
+    assert resp.status_code == 200, resp.text[:300]
+    assert (await mm.client.get(f"/rooms/{rooms[-1]['room_id']}")).json()["server_id"] == sid
+
+
 def test_legal_bodies_fit_the_limits() -> None:
     """Compact JSON of the largest legal bodies, field limits at their maximum."""
     meta_value = "x" * (MAX_METADATA_BYTES - len('{"k":""}'))
     state_value = "y" * (MAX_STATE_BYTES - 2)
-    one = {"players": 100_000, "max_players": 100_000, "metadata": {"k": meta_value},
+    one: dict[str, Any] = {"players": 100_000, "max_players": 100_000, "metadata": {"k": meta_value},
            "locked": False, "ready": True, "state": state_value, "generation": 2**53,
            "player_ids": [f"{i:0128d}" for i in range(2000)]}
     Heartbeat.model_validate(one)

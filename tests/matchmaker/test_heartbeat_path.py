@@ -19,9 +19,9 @@ from matchmaker.models import (
     compact_json,
 )
 from matchmaker.store import RedisStore, Store, Subscription
+from tests.problems import assert_problem
 
 from .conftest import FORGED, MM, START, Stores, headers, unique
-from .test_api import assert_problem
 
 TTL = 6.0
 
@@ -32,7 +32,8 @@ async def test_batch_answers_are_batch_heartbeat_results(mm: MM) -> None:
     ok = await mm.ready_room()
     resp = await mm.client.post("/heartbeats", headers=headers(), json={"heartbeats": [
         {"server_id": ok, "players": 1}, {"server_id": "ghost", "players": 1}]})
-    assert resp.status_code == 200 and resp.headers["content-type"] == "application/json"
+    assert resp.status_code == 200
+    assert resp.headers["content-type"] == "application/json"
     results = resp.json()["results"]
     # Encoded by hand on the hot path: the same fields, in the same order, as the model's.
     for result in results:
@@ -40,7 +41,8 @@ async def test_batch_answers_are_batch_heartbeat_results(mm: MM) -> None:
         assert BatchHeartbeatResult.model_validate(result).model_dump() == result
     assert [(r["status"], r["problem"], r["listed"]) for r in results] == [
         (200, None, True), (404, "room-not-found", False)]
-    assert results[0]["generation"] >= 1 and results[1]["generation"] is None
+    assert results[0]["generation"] >= 1
+    assert results[1]["generation"] is None
     assert mm.state.metrics.heartbeats == {"ok": 2, "room-not-found": 1}  # ready_room's too
 
 
@@ -171,14 +173,16 @@ async def test_room_events_carry_the_room_as_the_list_shows_it(stores: Stores) -
         meta = {"mode": "ranked", "level": 3, "tags": ["a", "b"], "ratio": 0.1}
         await store.heartbeat(sid, "node-a", Heartbeat(players=1, metadata=meta), START + 1, TTL)
         [added] = await next_events(sub)
-        assert added.type == "added" and added.room is not None
+        assert added.type == "added"
+        assert added.room is not None
         assert (added.server_id, added.game, added.labels) == (sid, "chess/classic", {
             "region": "eu", "note": 'a "b"\n'})
         assert as_listed(added.room) == as_listed(await store.get(sid, START + 1))
 
         await store.reserve(sid, "p1", START + 2, START + 20)
         [reserved] = await next_events(sub)
-        assert reserved.room is not None and reserved.room.reserved == 1
+        assert reserved.room is not None
+        assert reserved.room.reserved == 1
         assert as_listed(reserved.room) == as_listed(await store.get(sid, START + 2))
 
         # A heartbeat that fills the room: seats reconciled in the event as in the list.
@@ -207,7 +211,8 @@ async def test_a_redis_room_registered_before_events_were_prebuilt_still_streams
         [added] = await next_events(sub)
         assert added.room is not None
         assert as_listed(added.room) == as_listed(await store.get(sid, START + 1))
-        assert added.room.name == "Old" and added.room.labels == {"region": "us"}
+        assert added.room.name == "Old"
+        assert added.room.labels == {"region": "us"}
     finally:
         await sub.aclose()
         await stores.aclose()

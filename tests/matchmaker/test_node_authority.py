@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from matchmaker.app import create_app
+from tests.problems import assert_problem
 
 from .conftest import ApiNodes, FakeClock, Stores, headers, make_settings, token_for, unique
-from .test_api import assert_problem
 
 
 class Node:
@@ -58,9 +58,11 @@ async def client(request: pytest.FixtureRequest, stores: Stores, tmp_path: Path,
             transport=httpx.ASGITransport(app), base_url="http://matchmaker"))
 
 
-async def test_a_room_another_node_registered_is_not_taken_over(client: httpx.AsyncClient) -> None:
+async def test_a_room_another_node_registered_is_not_taken_over(client: httpx.AsyncClient,
+                                                                api_nodes: ApiNodes) -> None:
     a, b = Node(client, "node-a"), Node(client, "node-b")
     sid = unique("srv")
+    api_nodes.placements[sid] = "node-a"
     assert (await a.register(sid)).status_code == 201
     assert (await a.beat(sid, 1)).status_code == 200
     # node-b claims the room for itself, with its own address for the players.
@@ -68,11 +70,32 @@ async def test_a_room_another_node_registered_is_not_taken_over(client: httpx.As
     assert_problem(await b.beat(sid, 3), 403, "forbidden")
     assert (await b.batch(sid, 3))["status"] == 403
     room = (await client.get(f"/servers/{sid}")).json()
-    assert room["node_id"] == "node-a" and room["players"] == 1
+    assert room["node_id"] == "node-a"
+    assert room["players"] == 1
     seat = (await client.post("/join", json={"server_id": sid})).json()
     assert seat["ws_url"].startswith("ws://127.0.0.1:9000/ws?")
     # Its own node may register it again (a restarted container).
     assert (await a.register(sid)).status_code == 201
+
+
+async def test_a_server_the_platform_moved_is_taken_over_before_the_old_room_expires(
+        client: httpx.AsyncClient, api_nodes: ApiNodes) -> None:
+    a, b = Node(client, "node-a"), Node(client, "node-b")
+    sid = unique("srv")
+    api_nodes.placements[sid] = "node-a"
+    assert (await a.register(sid)).status_code == 201
+    assert (await a.beat(sid, 1)).status_code == 200
+    # Node A is lost; the platform places the server on node B within the old room's TTL.
+    api_nodes.placements[sid] = "node-b"
+    assert (await b.register(sid, "ws://127.0.0.1:6666/ws")).status_code == 201
+    assert (await b.beat(sid, 1)).status_code == 200
+    room = (await client.get(f"/servers/{sid}")).json()
+    assert room["node_id"] == "node-b"
+    assert room["ws_url"] == "ws://127.0.0.1:6666/ws"
+    # Node A, back from the dead, neither beats for it nor takes it back.
+    assert_problem(await a.beat(sid, 2), 403, "forbidden")
+    assert_problem(await a.register(sid), 403, "forbidden")
+    assert (await client.get(f"/servers/{sid}")).json()["node_id"] == "node-b"
 
 
 async def test_a_server_placed_on_another_node_is_refused(client: httpx.AsyncClient, api_nodes: ApiNodes) -> None:

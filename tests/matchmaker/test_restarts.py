@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.matchmaker.conftest import MM, headers
-from tests.matchmaker.test_api import assert_problem
+from tests.problems import assert_problem
 
 
 async def seat(mm: MM, sid: str) -> int:

@@ -10,8 +10,13 @@ from hypothesis import strategies as st
 
 from matchmaker.errors import MatchmakerError
 from matchmaker.models import (
+    AllocateRequest,
     BatchHeartbeat,
+    FleetMember,
+    FleetSyncRequest,
     Heartbeat,
+    HeartbeatRoom,
+    ReleaseRequest,
     RoomFilter,
     RoomQuery,
     ServerRegistration,
@@ -26,26 +31,41 @@ ROOMS = [f"r{i}" for i in range(4)]
 
 room_ids = st.sampled_from(ROOMS)
 ops = st.one_of(
-    st.tuples(st.just("register"), room_ids, st.integers(1, 5), st.sampled_from(["eu", "us"])),
+    st.tuples(st.just("register"), room_ids, st.integers(1, 5), st.sampled_from(["eu", "us"]),
+              st.integers(1, 3)),
     st.tuples(st.just("beat"), room_ids, st.integers(0, 7), st.integers(0, 6), st.booleans(),
               st.booleans(), st.sampled_from(["ranked", "casual"]), st.booleans()),
     st.tuples(st.just("join"), room_ids),
-    st.tuples(st.just("quick"), st.sampled_from([None, "eu", "us"])),
+    st.tuples(st.just("quick"), st.sampled_from([None, "eu", "us"]), st.booleans()),
+    # Rooms (issue #22): a heartbeat listing rooms, picked among the known ones (by index into
+    # the room list) or new ids, each with players, a status and maybe the player ids.
+    st.tuples(st.just("rooms"), room_ids, st.integers(0, 3), st.sampled_from(["open", "failed", "absent"]),
+              st.lists(st.tuples(st.integers(0, 7), st.integers(0, 4),
+                                 st.sampled_from(["open", "open", "failed", "disposed"])), max_size=3),
+              st.booleans()),
     st.tuples(st.just("advance"), st.sampled_from([0.5, 2.0, 5.0, 7.0, 16.0])),
     st.tuples(st.just("deregister"), room_ids),
+    # Fleets (issues #10, #22): members, allocation of a server or of a room in it, release,
+    # the platform's sync (stale or not) and retirement.
+    st.tuples(st.just("member"), room_ids),
+    st.tuples(st.just("allocate"), st.integers(0, 3), st.booleans(), st.booleans()),
+    st.tuples(st.just("release"), room_ids, st.integers(0, 24), st.booleans()),
+    st.tuples(st.just("fsync"), st.booleans(), st.booleans()),
+    st.tuples(st.just("retire"), room_ids),
 )
 
 
-async def apply(store: Store, op: tuple[Any, ...], now: float, n: int) -> str:
-    """Run one operation; the outcome as text (the error slug, or what succeeded)."""
+async def apply(store: Store, op: tuple[Any, ...], now: float, n: int, known: list[str]) -> str:
+    """Run one operation; the outcome as text (the error slug, or what succeeded). `known`: the
+    room ids listed before it."""
     try:
         match op:
-            case ("register", sid, max_players, region):
-                room = await store.register(ServerRegistration(
+            case ("register", sid, max_players, region, max_rooms):
+                detail = await store.register(ServerRegistration(
                     server_id=sid, name=sid, game="g", owner_id="u", node_id="n",
-                    ws_url="ws://h/ws", max_players=max_players, labels={"region": region}),
-                    now, TTL)
-                return f"registered gen={room.generation}"
+                    ws_url="ws://h/ws", max_players=max_players, labels={"region": region},
+                    max_rooms=max_rooms), now, TTL)
+                return f"registered gen={detail.generation}"
             case ("beat", sid, players, max_players, locked, ready, mode, batched):
                 fields = {"players": players, "max_players": max_players, "locked": locked,
                           "ready": ready, "metadata": {"mode": mode}}
@@ -62,26 +82,57 @@ async def apply(store: Store, op: tuple[Any, ...], now: float, n: int) -> str:
             case ("join", sid):
                 room = await store.reserve(sid, f"p{n}", now, now + HOLD)
                 return f"joined {room.server_id} free={room.free_seats}"
-            case ("quick", region):
+            case ("quick", region, create):
                 flt = RoomFilter.parse("g", [("label.region", region)] if region else [])
-                room = await store.quick_join(flt, f"p{n}", now, now + HOLD)
-                return f"joined {room.server_id} free={room.free_seats}"
+                room = await store.quick_join(flt, f"p{n}", now, now + HOLD, new_room=f"rm-{n:016x}",
+                                              options={"n": n}, create=create)
+                return f"joined {room.room_id} free={room.free_seats}"
+            case ("rooms", sid, players, first, picks, with_ids):
+                entries = [] if first == "absent" else [HeartbeatRoom(room_id=sid, players=players, status=first)]
+                for pick, count, status in picks:
+                    rid = known[pick] if pick < len(known) else f"rm-new{pick}"
+                    entries.append(HeartbeatRoom(
+                        room_id=rid, players=count, status=status, reason="boom" if status == "failed" else "",
+                        player_ids=[f"p{j}" for j in range(n)] if with_ids else None))
+                out = await store.heartbeat(sid, "n", Heartbeat(players=players, rooms=entries), now, TTL)
+                return f"beat listed={out.listed} reserved={out.reserved} free={out.free_seats}"
             case ("deregister", sid):
                 return f"deregistered={await store.deregister(sid, 'n', now)}"
+            case ("member", sid):
+                await store.fleet_add("f", [sid])
+                return "member"
+            case ("allocate", players, in_rooms, exclusive):
+                got = await store.allocate(AllocateRequest(
+                    fleet_ids=["f"], allocation_id=f"a{n}", new_room=f"rm-{n:016x}" if in_rooms else "",
+                    player_ids=[f"q{n}-{j}" for j in range(players)], until=now + HOLD, exclusive=exclusive,
+                    options={"n": n}), now)
+                return f"allocated {got.room.model_dump()}"
+            case ("release", sid, k, retire):
+                released = await store.release(ReleaseRequest(fleet_id="f", server_id=sid, allocation_id=f"a{k}",
+                                                              retire=retire), now)
+                return f"released {released.model_dump()}"
+            case ("fsync", ready_when_empty, stale):
+                slots = await store.fleet_sync("f", FleetSyncRequest(
+                    members=[FleetMember(server_id=sid, stale=stale and sid == "r0") for sid in ROOMS],
+                    ready_when_empty=ready_when_empty), now)
+                return f"synced {slots.model_dump()}"
+            case ("retire", sid):
+                return f"retired {(await store.retire('f', [sid], now)).server_ids}"
     except MatchmakerError as exc:
         return exc.slug
     raise AssertionError(op)
 
 
-async def snapshot(store: Store, now: float) -> list[dict[str, Any]]:
-    page = await store.list(RoomQuery(RoomFilter(), "created", 50), now)
+async def snapshot(store: Store, now: float, rooms: bool = False) -> list[dict[str, Any]]:
+    page = await store.list(RoomQuery(RoomFilter(), "created", 50, rooms=rooms), now)
     return [room.model_dump() for room in page.items]
 
 
 def check_seats(rooms: list[dict[str, Any]]) -> None:
     for room in rooms:
         assert 0 <= room["players"] <= room["max_players"]
-        assert room["reserved"] >= 0 and room["free_seats"] >= 0
+        assert room["reserved"] >= 0
+        assert room["free_seats"] >= 0
         assert room["players"] + room["reserved"] + room["free_seats"] == room["max_players"]
 
 
@@ -98,12 +149,14 @@ async def test_memory_and_redis_stores_behave_the_same(sequence: list[tuple[Any,
                 continue
             # Distinct instants: reservations of the same instant tie, and a tie has no order.
             now += 0.001
-            got_memory = await apply(memory, op, now, n)
-            got_redis = await apply(redis_store, op, now, n)
+            known = sorted(r["room_id"] for r in await snapshot(memory, now, rooms=True))
+            got_memory = await apply(memory, op, now, n, known)
+            got_redis = await apply(redis_store, op, now, n, known)
             assert got_memory == got_redis, (op, got_memory, got_redis)
-            rooms = await snapshot(memory, now)
-            check_seats(rooms)
-            assert rooms == await snapshot(redis_store, now)
+            for rooms_too in (False, True):
+                rooms = await snapshot(memory, now, rooms_too)
+                check_seats(rooms)
+                assert rooms == await snapshot(redis_store, now, rooms_too), (op, rooms_too)
         stats = [await s.stats(now) for s in (memory, redis_store)]
         assert stats[0] == stats[1]
     finally:
@@ -133,7 +186,7 @@ async def test_reserved_seats_never_exceed_the_room(steps: list[tuple[str, int]]
                 await store.reserve("r", f"p{i}", now, now + HOLD)
                 holds.append(now + HOLD)
             except MatchmakerError as exc:
-                assert exc.slug == "room-full"
+                assert exc.slug == "room-full"  # noqa: PT017 (a refusal is one outcome among several)
                 assert players + len(holds) >= max_players
         elif kind == "beat":
             # Up to `value` reserved players arrive; nobody leaves.

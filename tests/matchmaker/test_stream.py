@@ -47,8 +47,10 @@ async def test_stream_events_on_register_update_and_removal(make_app: MakeApp,
                        headers=headers())
         added = await sse.event()
         assert added.event == "added"
-        assert added.data["server_id"] == sid and added.data["players"] == 1
-        assert added.data["metadata"] == {"m": 1} and added.data["ready"] is True
+        assert added.data["server_id"] == sid
+        assert added.data["players"] == 1
+        assert added.data["metadata"] == {"m": 1}
+        assert added.data["ready"] is True
 
         # An unchanged heartbeat is not an event; the next change is.
         await http.put(f"/servers/{sid}/heartbeat", json={"players": 1, "metadata": {"m": 1}},
@@ -69,13 +71,14 @@ async def test_stream_events_on_register_update_and_removal(make_app: MakeApp,
         await http.put(f"/servers/{sid}/heartbeat", json={"players": 0, "ready": False},
                        headers=headers())
         gone = await sse.event()
-        assert gone.event == "removed" and gone.data == {"server_id": sid, "reason": "not-ready"}
+        assert gone.event == "removed"
+        assert gone.data == {"server_id": sid, "room_id": sid, "reason": "not-ready"}
 
         await http.put(f"/servers/{sid}/heartbeat", json={"players": 0}, headers=headers())
         assert (await sse.event()).event == "added"
         assert (await http.delete(f"/servers/{sid}", headers=headers())).status_code == 204
         gone = await sse.event()
-        assert gone.data == {"server_id": sid, "reason": "deregistered"}
+        assert gone.data == {"server_id": sid, "room_id": sid, "reason": "deregistered"}
 
         # Expiry: the sweeper announces it without anybody reading the list.
         other = unique("srv")
@@ -85,7 +88,7 @@ async def test_stream_events_on_register_update_and_removal(make_app: MakeApp,
         clock.advance(6.5)
         expired = await sse.event(timeout=3)
         assert expired.event == "removed"
-        assert expired.data == {"server_id": other, "reason": "expired"}
+        assert expired.data == {"server_id": other, "room_id": other, "reason": "expired"}
 
 
 async def test_stream_sends_keepalive_comments(make_app: MakeApp) -> None:
@@ -115,7 +118,7 @@ async def test_stream_filters_by_game_and_labels(make_app: MakeApp) -> None:
             await http.delete("/servers/c-eu", headers=headers())
             await http.delete("/servers/g-eu", headers=headers())
             event = await sse.event()
-            assert event.data == {"server_id": "g-eu", "reason": "deregistered"}
+            assert event.data == {"server_id": "g-eu", "room_id": "g-eu", "reason": "deregistered"}
 
 
 async def test_stream_ends_when_the_client_disconnects(make_app: MakeApp) -> None:
@@ -188,4 +191,4 @@ async def test_a_batch_of_heartbeats_streams_one_event_per_changed_room(make_app
         assert (first.event, first.data["server_id"], first.data["players"]) == (
             "updated", sids[1], 3)
         assert (second.event, second.data) == (
-            "removed", {"server_id": sids[2], "reason": "not-ready"})
+            "removed", {"server_id": sids[2], "room_id": sids[2], "reason": "not-ready"})

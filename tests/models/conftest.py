@@ -19,8 +19,8 @@ from PIL import Image
 from redis.asyncio import Redis
 from temporalio.testing import WorkflowEnvironment
 
-from activities.tripo_fake import FakeTripo, create_fake_tripo_app
 from core.settings import Settings
+from fakes.tripo import FakeTripo, create_fake_tripo_app
 from tests import leaks
 from tests.conftest import reserve_port, unique
 from tests.harness import Harness, platform, serve
@@ -140,7 +140,8 @@ def s3_settings(s3: S3Server) -> dict[str, Any]:
 # --- inputs and helpers ---------------------------------------------------------------------------
 
 
-def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48),
+                color: tuple[int, int, int] = (200, 40, 40)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, fmt)
     return buf.getvalue()
@@ -155,13 +156,17 @@ def parse_glb(data: bytes) -> dict[str, Any]:
     import json
 
     magic, version, length = struct.unpack("<4sII", data[:12])
-    assert magic == b"glTF" and version == 2 and length == len(data)
+    assert magic == b"glTF"
+    assert version == 2
+    assert length == len(data)
     json_len, json_type = struct.unpack("<II", data[12:20])
-    assert json_type == 0x4E4F534A and json_len % 4 == 0
+    assert json_type == 0x4E4F534A
+    assert json_len % 4 == 0
     doc = json.loads(data[20:20 + json_len])
     offset = 20 + json_len
     bin_len, bin_type = struct.unpack("<II", data[offset:offset + 8])
-    assert bin_type == 0x004E4942 and offset + 8 + bin_len == len(data)
+    assert bin_type == 0x004E4942
+    assert offset + 8 + bin_len == len(data)
     assert doc["asset"]["version"] == "2.0"
     assert doc["buffers"][0]["byteLength"] <= bin_len
     for view in doc["bufferViews"]:

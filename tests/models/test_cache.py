@@ -39,7 +39,8 @@ async def test_put_get_and_newer_wins(cache: ModelStatusCache) -> None:
     assert (await cache.get("job1")).seq == 2  # type: ignore[union-attr]
     assert await cache.put(doc(3, status="success", progress=100))
     got = await cache.get("job1")
-    assert got is not None and (got.seq, got.status, got.progress) == (3, "success", 100)
+    assert got is not None
+    assert (got.seq, got.status, got.progress) == (3, "success", 100)
     await cache.forget("job1")
     assert await cache.get("job1") is None
 

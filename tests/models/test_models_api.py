@@ -48,18 +48,24 @@ async def test_prompt_job_from_202_to_glb(h: Harness, fake_tripo: FakeServer) ->
         assert body["status"] == "queued"
         assert resp.headers["location"] == body["links"]["status"]
         assert body["links"]["result"].endswith(f"/api/v1/models/{job}/result")
-        assert body["workflow_id"] == f"model-{job}" and "/workflows/model-" in body["workflow_url"]
+        assert body["workflow_id"] == f"model-{job}"
+        assert "/workflows/model-" in body["workflow_url"]
         # Not finished yet: the result is a 409 that says so.
         early = await api.get(f"/api/v1/models/{job}/result")
         assert_problem(early, 409, "model-not-ready")
         done = await wait_job(api, job, {"success", "failed"})
         assert done["status"] == "success", done
-        assert done["progress"] == 100 and done["error"] is None
-        assert done["started_at"] and done["finished_at"] and done["finished_at"].endswith(("Z", "+00:00"))
+        assert done["progress"] == 100
+        assert done["error"] is None
+        assert done["started_at"]
+        assert done["finished_at"]
+        assert done["finished_at"].endswith(("Z", "+00:00"))
         detail = (await api.get(f"/api/v1/models/{job}")).json()
-        assert detail["kind"] == "prompt" and detail["prompt"] == "a wooden barrel"
+        assert detail["kind"] == "prompt"
+        assert detail["prompt"] == "a wooden barrel"
         assert detail["options"] == {"model_version": "v2.5-20250123", "pbr": True, "face_limit": 8000}
-        assert detail["result"]["source"] == "pbr_model" and detail["tripo_task_id"]
+        assert detail["result"]["source"] == "pbr_model"
+        assert detail["tripo_task_id"]
         result = await api.get(f"/api/v1/models/{job}/result")
         assert result.status_code == 200
         assert result.headers["content-type"] == "model/gltf-binary"
@@ -73,7 +79,8 @@ async def test_prompt_job_from_202_to_glb(h: Harness, fake_tripo: FakeServer) ->
     assert sent == {"type": "text_to_model", "prompt": "a wooden barrel", "negative_prompt": "blurry",
                     "model_version": "v2.5-20250123", "pbr": True, "face_limit": 8000}
     outcome = await h.client.get_workflow_handle(model_workflow_id(job), result_type=GenerateModelResult).result()
-    assert outcome.model_sha256 == detail["result"]["sha256"] and outcome.source == "pbr_model"
+    assert outcome.model_sha256 == detail["result"]["sha256"]
+    assert outcome.source == "pbr_model"
     await record_history(h, model_workflow_id(job), "model_prompt_success")
 
 
@@ -93,7 +100,8 @@ async def test_image_job(h: Harness, fake_tripo: FakeServer, fmt: str) -> None:
         glb = (await api.get(f"/api/v1/models/{job}/result")).content
         parse_glb(glb)
     task = fake_tripo.fake.tasks[detail["tripo_task_id"]]
-    assert task.type == "image_to_model" and task.input["file"]["type"] == kind
+    assert task.type == "image_to_model"
+    assert task.input["file"]["type"] == kind
     assert (task.input["texture"], task.input["pbr"], task.input["face_limit"]) == (False, False, 2000)
     token = task.input["file"]["file_token"]
     assert fake_tripo.fake.uploads[token][1] == data, "Tripo got the image as uploaded"
@@ -106,9 +114,11 @@ async def test_idempotency_key_replays_the_same_job(h: Harness, fake_tripo: Fake
     async with h.api(alice) as a, h.api(bob) as b:
         headers = {"Idempotency-Key": "order-42"}
         first = await a.post("/api/v1/models", json={"prompt": "a lamp"}, headers=headers)
-        assert first.status_code == 202 and "idempotent-replayed" not in first.headers
+        assert first.status_code == 202
+        assert "idempotent-replayed" not in first.headers
         again = await a.post("/api/v1/models", json={"prompt": "a lamp"}, headers=headers)
-        assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
+        assert again.status_code == 202
+        assert again.headers["idempotent-replayed"] == "true"
         assert again.json()["job_id"] == first.json()["job_id"]
         # Racing retries land on the same job too.
         racing = await asyncio.gather(*[a.post("/api/v1/models", json={"prompt": "a desk"},
@@ -120,14 +130,16 @@ async def test_idempotency_key_replays_the_same_job(h: Harness, fake_tripo: Fake
         assert_problem(other, 422, "idempotency-key-reused")
         # Keys are per user.
         bobs = await b.post("/api/v1/models", json={"prompt": "a lamp"}, headers=headers)
-        assert bobs.status_code == 202 and bobs.json()["job_id"] != first.json()["job_id"]
+        assert bobs.status_code == 202
+        assert bobs.json()["job_id"] != first.json()["job_id"]
         for job in (first.json()["job_id"], racing[0].json()["job_id"]):
             await wait_job(a, job, {"success"})
         await wait_job(b, bobs.json()["job_id"], {"success"})
         assert (await a.get("/api/v1/models")).json()["count"] == 2
         # A replay after the job finished answers the same job, without a new Tripo task.
         late = await a.post("/api/v1/models", json={"prompt": "a lamp"}, headers=headers)
-        assert late.json()["job_id"] == first.json()["job_id"] and late.json()["status"] == "success"
+        assert late.json()["job_id"] == first.json()["job_id"]
+        assert late.json()["status"] == "success"
     assert fake_tripo.fake.count("POST", "/v2/openapi/task") == 3
 
 
@@ -174,10 +186,12 @@ async def test_list_pagination_and_ownership(h: Harness) -> None:
     async with h.api(alice) as a, h.api(bob) as b, h.api(admin) as root:
         jobs = [await create(a, json={"prompt": f"crate {i}"}) for i in range(3)]
         page = (await a.get("/api/v1/models", params={"limit": 2})).json()
-        assert page["count"] == 3 and page["next_offset"] == 2
+        assert page["count"] == 3
+        assert page["next_offset"] == 2
         assert [j["job_id"] for j in page["items"]] == jobs[::-1][:2], "newest first"
         rest = (await a.get("/api/v1/models", params={"limit": 2, "offset": 2})).json()
-        assert [j["job_id"] for j in rest["items"]] == [jobs[0]] and rest["next_offset"] is None
+        assert [j["job_id"] for j in rest["items"]] == [jobs[0]]
+        assert rest["next_offset"] is None
         assert (await b.get("/api/v1/models")).json()["count"] == 0
         for method, path in [("GET", ""), ("GET", "/status"), ("GET", "/result"), ("DELETE", "")]:
             assert_problem(await b.request(method, f"/api/v1/models/{jobs[0]}{path}"), 404, "not-found")
@@ -206,14 +220,17 @@ async def test_delete_finished_job_removes_its_files(h: Harness) -> None:
                   for d in details]
         image_sha = hashlib.sha256(data).hexdigest()
         image = h.settings.artifact_dir / "images" / image_sha[:2] / image_sha
-        assert all(p.is_file() for p in models) and image.is_file()
+        assert all(p.is_file() for p in models)
+        assert image.is_file()
         resp = await api.delete(f"/api/v1/models/{first}")
         assert resp.status_code == 204
         assert_problem(await api.get(f"/api/v1/models/{first}/status"), 404, "not-found")
         assert not models[0].exists(), "its model is gone"
-        assert models[1].is_file() and image.is_file(), "what another job still uses stays"
+        assert models[1].is_file(), "what another job still uses stays"
+        assert image.is_file(), "what another job still uses stays"
         assert (await api.delete(f"/api/v1/models/{second}")).status_code == 204
-        assert not models[1].exists() and not image.exists()
+        assert not models[1].exists()
+        assert not image.exists()
         assert (await api.get("/api/v1/models")).json()["count"] == 0
 
 
@@ -227,7 +244,8 @@ async def test_status_reads_go_through_redis(h: Harness) -> None:
             raw = await redis.get(h.settings.model_status_cache_prefix + job)
             assert raw is not None, "the last transition refreshed the cache"
             cached = ModelStatusDoc.model_validate_json(raw)
-            assert cached.status == "success" and cached.progress == 100
+            assert cached.status == "success"
+            assert cached.progress == 100
             # Change the row behind the cache's back: reads keep answering from Redis until the entry goes.
             async with h.sessions() as s:
                 await s.execute(update(ModelJob).where(ModelJob.id == job).values(progress=7))
@@ -236,7 +254,8 @@ async def test_status_reads_go_through_redis(h: Harness) -> None:
             await redis.delete(h.settings.model_status_cache_prefix + job)
             assert (await api.get(f"/api/v1/models/{job}/status")).json()["progress"] == 7
             refilled = await redis.get(h.settings.model_status_cache_prefix + job)
-            assert refilled is not None and ModelStatusDoc.model_validate_json(refilled).progress == 7
+            assert refilled is not None
+            assert ModelStatusDoc.model_validate_json(refilled).progress == 7
     finally:
         await redis.aclose()
 

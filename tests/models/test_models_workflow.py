@@ -30,7 +30,7 @@ from tests.models.conftest import (
     wait_for,
     wait_job,
 )
-from workflows.models import TripoSlotsWorkflow
+from workflows.generation import TripoSlotsWorkflow
 
 pytestmark = [pytest.mark.temporal]
 
@@ -80,7 +80,8 @@ async def test_tripo_end_states_end_the_job(h: Harness, fake_tripo: FakeServer) 
         fake_tripo.fake.reset()
         for outcome, code in expected.items():
             done = await wait_job(api, jobs[outcome], {"success", "failed", "cancelled"})
-            assert done["status"] == "failed" and done["error"]["code"] == code, done
+            assert done["status"] == "failed", done
+            assert done["error"]["code"] == code, done
             assert f"status {outcome}" in done["error"]["message"]
             assert await failure_type(h, jobs[outcome]) == code
             assert (await api.get(f"/api/v1/models/{jobs[outcome]}/result")).status_code == 409
@@ -96,8 +97,10 @@ async def test_non_retryable_refusals_end_the_job_at_once(h: Harness, fake_tripo
             fake.fail_next(status, code, scope="create")
             job = await create(api)
             done = await wait_job(api, job, {"success", "failed"})
-            assert done["status"] == "failed" and done["error"]["code"] == expected, done
-            assert f"code {code}" in done["error"]["message"] and "trace" in done["error"]["message"]
+            assert done["status"] == "failed", done
+            assert done["error"]["code"] == expected, done
+            assert f"code {code}" in done["error"]["message"]
+            assert "trace" in done["error"]["message"]
             assert await failure_type(h, job) == expected
         # A refused image upload ends the job the same way.
         fake.fail_next(400, 2008, scope="upload")
@@ -107,7 +110,8 @@ async def test_non_retryable_refusals_end_the_job_at_once(h: Harness, fake_tripo
         h.settings.tripo_api_key = "tsk_revoked"
         job = await create(api)
         done = await wait_job(api, job, {"success", "failed"})
-        assert done["error"]["code"] == "TripoAuthFailed" and "code 1002" in done["error"]["message"]
+        assert done["error"]["code"] == "TripoAuthFailed"
+        assert "code 1002" in done["error"]["message"]
         assert "tsk_revoked" not in done["error"]["message"], "the key never shows"
         h.settings.tripo_api_key = ""
         job = await create(api)
@@ -144,7 +148,8 @@ async def test_unknown_is_polled_until_the_deadline(h: Harness, fake_tripo: Fake
     async with h.api(key) as api:
         job = await create(api)
         done = await wait_job(api, job, {"success", "failed"})
-    assert done["error"]["code"] == "TripoDeadlineExceeded" and "unknown" in done["error"]["message"]
+    assert done["error"]["code"] == "TripoDeadlineExceeded"
+    assert "unknown" in done["error"]["message"]
     assert await failure_type(h, job) == "TripoDeadlineExceeded"
     assert fake_tripo.fake.count("GET", "/v2/openapi/task/") >= 2, "unknown was looked at again"
     await record_history(h, model_workflow_id(job), "model_deadline")
@@ -160,7 +165,8 @@ async def test_cancel_mid_poll(h: Harness, fake_tripo: FakeServer) -> None:
         await wait_for(lambda: (fake.count("GET", "/v2/openapi/task/") >= 2), what="polling")
         resp = await api.delete(f"/api/v1/models/{job}")
         assert resp.status_code == 200, resp.text
-        assert resp.json()["status"] == "cancelled" and resp.json()["error"]["code"] == "Cancelled"
+        assert resp.json()["status"] == "cancelled"
+        assert resp.json()["error"]["code"] == "Cancelled"
         # The record says cancelled first (its activity is the workflow's last step); the run closes next.
         for _ in range(100):
             desc = await h.client.get_workflow_handle(model_workflow_id(job)).describe()
@@ -192,13 +198,17 @@ async def test_concurrency_is_limited_by_the_workflow_layer(h: Harness, fake_tri
 
         await wait_for(waiting, what="a job queued for a slot")
         resp = await api.delete(f"/api/v1/models/{late}")
-        assert resp.status_code == 200 and resp.json()["status"] == "cancelled", resp.text
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["status"] == "cancelled", resp.text
         for job in jobs:
             assert (await wait_job(api, job, {"success", "failed"}))["status"] == "success"
     assert fake.peak_concurrency(fake_tripo.key) == 2
     assert fake.count("POST", "/v2/openapi/task", status=429) == 0, "no request was refused for concurrency"
     state = await slots(h)
-    assert state.holders == [] and state.waiters == [] and state.granted_total == 6 and state.limit == 2
+    assert state.holders == []
+    assert state.waiters == []
+    assert state.granted_total == 6
+    assert state.limit == 2
     await record_history(h, tripo_slots_workflow_id(fake_tripo.key), "tripo_slots")
     await record_history(h, model_workflow_id(late), "model_cancelled_queued")
 
@@ -233,14 +243,17 @@ async def test_worker_restart_mid_poll_resumes_the_same_task(h_restartable: Harn
         await record_history(h, model_workflow_id(job), "model_worker_restart")
         # The S3 store answers the result with a presigned redirect; ?redirect=false streams it.
         resp = await api.get(f"/api/v1/models/{job}/result")
-        assert resp.status_code == 307 and "X-Amz-Signature" in resp.headers["location"]
+        assert resp.status_code == 307
+        assert "X-Amz-Signature" in resp.headers["location"]
         async with httpx.AsyncClient() as anon:
             glb = (await anon.get(resp.headers["location"])).content
         parse_glb(glb)
         streamed = await api.get(f"/api/v1/models/{job}/result", params={"redirect": "false"})
-        assert streamed.status_code == 200 and streamed.content == glb
+        assert streamed.status_code == 200
+        assert streamed.content == glb
         ready = (await api.get("/ready")).json()["checks"]
-        assert ready["object_store"] == "ok" and "redis" not in ready
+        assert ready["object_store"] == "ok"
+        assert "redis" not in ready
         assert (await api.delete(f"/api/v1/models/{job}")).status_code == 204
         async with httpx.AsyncClient() as anon:
             gone = await anon.get(resp.headers["location"])

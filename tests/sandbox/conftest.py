@@ -77,7 +77,8 @@ class GameBox:
         return dict(self.container.attrs["State"])
 
     def logs(self) -> str:
-        return self.container.logs().decode(errors="replace")
+        logs: bytes = self.container.logs()
+        return logs.decode(errors="replace")
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

@@ -92,7 +92,8 @@ async def test_identity_capabilities_seccomp_and_init(prober: GameBox) -> None:
     status = me["status"]
     # Non-root, uid/gid 1000 everywhere, no supplementary groups beyond its own.
     assert (me["uid"], me["euid"], me["gid"]) == (1000, 1000, 1000)
-    assert status["Uid"].split() == ["1000"] * 4 and status["Gid"].split() == ["1000"] * 4
+    assert status["Uid"].split() == ["1000"] * 4
+    assert status["Gid"].split() == ["1000"] * 4
     assert me["groups"] == [1000]
     # No capabilities at all, in any set; no_new_privs; a seccomp filter.
     for cap_set in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
@@ -100,11 +101,14 @@ async def test_identity_capabilities_seccomp_and_init(prober: GameBox) -> None:
     assert status["NoNewPrivs"] == "1"
     assert status["Seccomp"] == "2"
     # pid 1 is docker's init (tini), the runtime is its child; orphans are reaped, no zombies.
-    assert me["pid1"][0] == "/sbin/docker-init" and me["pid1"][-1] == "/app/runtime/server.js"
-    assert me["pid"] != 1 and status["PPid"] == "1"
+    assert me["pid1"][0] == "/sbin/docker-init"
+    assert me["pid1"][-1] == "/app/runtime/server.js"
+    assert me["pid"] != 1
+    assert status["PPid"] == "1"
     assert zombies == {"zombies": []}
     # The runtime took the secrets out of process.env before the game loaded.
-    assert "GSF_SEAT_SECRET" not in me["envKeys"] and "GSF_AGENT_KEY" not in me["envKeys"]
+    assert "GSF_SEAT_SECRET" not in me["envKeys"]
+    assert "GSF_AGENT_KEY" not in me["envKeys"]
 
 
 async def test_filesystem_read_only_and_tmp_noexec(prober: GameBox) -> None:
@@ -120,7 +124,8 @@ async def test_filesystem_read_only_and_tmp_noexec(prober: GameBox) -> None:
         assert results[file]["code"] == "EROFS", (file, results[file])
     assert results["/tmp/ok"] == {"ok": True, "value": "written"}
     # An executable script on /tmp cannot be run: the mount is noexec.
-    assert exec_tmp["mode"] == "755" and exec_tmp["direct"]["code"] == "EACCES", exec_tmp
+    assert exec_tmp["mode"] == "755", exec_tmp
+    assert exec_tmp["direct"]["code"] == "EACCES", exec_tmp
 
     mounts = {}
     for line in me["mountinfo"].splitlines():
@@ -131,7 +136,8 @@ async def test_filesystem_read_only_and_tmp_noexec(prober: GameBox) -> None:
     root_opts = mounts["/"][0]
     assert "ro" in root_opts
     tmp_opts, tmp_fs, _, tmp_super = mounts["/tmp"]
-    assert tmp_fs == "tmpfs" and {"rw", "noexec", "nosuid", "nodev"} <= set(tmp_opts)
+    assert tmp_fs == "tmpfs"
+    assert {"rw", "noexec", "nosuid", "nodev"} <= set(tmp_opts)
     assert "size=16384k" in tmp_super
     # Docker's /dev/shm is the one other writable place: noexec, nosuid, nodev as well.
     assert {"rw", "noexec", "nosuid", "nodev"} <= set(mounts["/dev/shm"][0])
@@ -149,19 +155,25 @@ def test_docker_side_hardening(prober: GameBox, docker_client: docker.DockerClie
     host = attrs["HostConfig"]
     assert host["Privileged"] is False
     assert host["ReadonlyRootfs"] is True
-    assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
+    assert host["CapDrop"] == ["ALL"]
+    assert not host.get("CapAdd")
     assert "no-new-privileges:true" in host["SecurityOpt"]
     assert not any(opt.startswith(("seccomp=unconfined", "apparmor=unconfined")) for opt in host["SecurityOpt"])
     assert host["Init"] is True
     # No host namespaces: private network, pid, ipc, uts, user-default, cgroup.
     assert host["NetworkMode"] == prober.sandbox.settings.game_network
-    assert host["PidMode"] == "" and host["IpcMode"] in ("private", "shareable", "")
-    assert host["UTSMode"] == "" and host["UsernsMode"] == ""
+    assert host["PidMode"] == ""
+    assert host["IpcMode"] in ("private", "shareable", "")
+    assert host["UTSMode"] == ""
+    assert host["UsernsMode"] == ""
     assert host["CgroupnsMode"] == "private"
     # No mounts from the host at all, and limits in place.
-    assert not host.get("Binds") and not attrs["Mounts"]
-    assert host["Memory"] == 128 * 2**20 and host["MemorySwap"] == 128 * 2**20
-    assert host["NanoCpus"] == 500_000_000 and host["PidsLimit"] == 64
+    assert not host.get("Binds")
+    assert not attrs["Mounts"]
+    assert host["Memory"] == 128 * 2**20
+    assert host["MemorySwap"] == 128 * 2**20
+    assert host["NanoCpus"] == 500_000_000
+    assert host["PidsLimit"] == 64
     assert host["Tmpfs"] == {"/tmp": "rw,noexec,nosuid,nodev,size=16m"}
     assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {"nofile": 1024}
     assert host["PortBindings"]["8080/tcp"][0]["HostIp"] == "127.0.0.1"

@@ -70,7 +70,10 @@ async def test_blocked_event_loop_exits_4_and_is_restarted(h: Harness,
                 break
             await asyncio.sleep(0.2)
         crash = [e["message"] for e in server["events"] if "restart 1/" in e["message"]]
-        assert crash and "exited with code 4" in crash[0], server["events"]
+        assert crash, server["events"]
+        assert "exited with code 4" in crash[0], server["events"]
         (replacement,) = docker_client.containers.list(filters={"label": f"gsf.server_id={server_id}"})
-        assert replacement.id != first.id
+        # A crash restart starts the same container again (its spec is unchanged), with a new process.
+        assert replacement.id == first.id
+        assert replacement.attrs["State"]["StartedAt"] != first.attrs["State"]["StartedAt"]
         await api.delete(f"/api/v1/servers/{server_id}")

@@ -71,7 +71,8 @@ def test_gvisor_runs_the_game_behind_its_own_kernel(sandbox: Sandbox, docker_cli
         # The same hardening, the secrets handed over (the agent's key opens /status), and
         # players reach the game through its published port.
         host = box.container.attrs["HostConfig"]
-        assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
+        assert host["ReadonlyRootfs"] is True
+        assert host["CapDrop"] == ["ALL"]
         assert box.status()["players"] == 0
     finally:
         box.remove()

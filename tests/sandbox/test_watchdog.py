@@ -113,7 +113,8 @@ async def test_watchdog_can_be_turned_off(run: Run) -> None:
     rt = run("blocker.js", "0")
     rt.wait_ready()
     await rt.send("block", {"ms": 1200})
-    assert rt.proc.poll() is None and "watchdog" not in rt.err.read_text()
+    assert rt.proc.poll() is None
+    assert "watchdog" not in rt.err.read_text()
 
 
 def test_bad_watchdog_setting_is_a_configuration_error(run: Run) -> None:
@@ -127,5 +128,6 @@ def test_secrets_are_scrubbed_from_proc_environ(run: Run) -> None:
     rt.wait_ready()
     environ = Path(f"/proc/{rt.proc.pid}/environ").read_bytes().decode("latin1")
     values = dict(item.split("=", 1) for item in environ.split("\0") if "=" in item)
-    assert set(values["GSF_SEAT_SECRET"]) == {"x"} and set(values["GSF_AGENT_KEY"]) == {"x"}
+    assert set(values["GSF_SEAT_SECRET"]) == {"x"}
+    assert set(values["GSF_AGENT_KEY"]) == {"x"}
     assert rt.secret not in environ

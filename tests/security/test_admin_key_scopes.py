@@ -35,7 +35,8 @@ async def test_a_narrow_admin_key_sees_only_its_users_own_resources(h: Harness) 
         assert server_id in {s["id"] for s in (await api.get("/api/v1/servers")).json()["items"]}
     async with h.api(narrow) as api:
         resp = await api.get(f"/api/v1/servers/{server_id}")
-        assert resp.status_code == 404 and resp.json()["type"].endswith("/not-found"), resp.text
+        assert resp.status_code == 404, resp.text
+        assert resp.json()["type"].endswith("/not-found"), resp.text
         assert server_id not in {s["id"] for s in (await api.get("/api/v1/servers")).json()["items"]}
         assert (await api.post(f"/api/v1/servers/{server_id}/stop")).status_code == 404
         assert (await api.get("/api/v1/users")).status_code == 403

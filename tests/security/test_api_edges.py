@@ -21,7 +21,8 @@ async def test_values_the_database_refuses_are_a_422_not_a_500(make_api: MakeApi
         assert resp.status_code in ((200, 404, 201, 422) if database_url.startswith("sqlite") else (422,)), resp.text
         if resp.status_code == 422:
             assert resp.headers["content-type"].startswith(PROBLEM)
-            assert resp.json()["type"].endswith("/validation-error") and "request_id" in resp.json()
+            assert resp.json()["type"].endswith("/validation-error")
+            assert "request_id" in resp.json()
 
 
 async def test_a_method_a_path_lacks_is_a_405_naming_the_paths_methods(make_api: MakeApi) -> None:
@@ -36,9 +37,11 @@ async def test_a_method_a_path_lacks_is_a_405_naming_the_paths_methods(make_api:
     for (method, path), allow in cases.items():
         resp = await root.request(method, path)
         assert resp.status_code == 405, (method, path, resp.status_code)
-        assert resp.headers["allow"] == allow and resp.headers["content-type"].startswith(PROBLEM)
+        assert resp.headers["allow"] == allow
+        assert resp.headers["content-type"].startswith(PROBLEM)
     unknown = await root.get("/api/v1/no-such-thing")
-    assert unknown.status_code == 404 and unknown.headers["content-type"].startswith(PROBLEM)
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"].startswith(PROBLEM)
     assert (await root.get("/")).headers["content-type"].startswith("text/html"), "the console still loads"
 
 
@@ -46,7 +49,8 @@ async def test_a_body_that_does_not_parse_is_a_documented_400(make_api: MakeApi)
     api = await make_api()
     root = await api.client(key=api.admin_key)
     resp = await root.post("/api/v1/keys", content=b"\xc8\x99\xff{", headers={"content-type": "application/json"})
-    assert resp.status_code in (400, 422) and resp.headers["content-type"].startswith(PROBLEM)
+    assert resp.status_code in (400, 422)
+    assert resp.headers["content-type"].startswith(PROBLEM)
     spec = api.app.openapi()
     assert str(resp.status_code) in spec["paths"]["/api/v1/keys"]["post"]["responses"]
 
@@ -58,18 +62,22 @@ def test_every_operation_has_a_summary_error_answers_and_its_credential(tmp_path
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
             where = f"{method.upper()} {path}"
-            assert op.get("summary") and not op["summary"].endswith("."), where
+            assert op.get("summary"), where
+            assert not op["summary"].endswith("."), where
             errors = {code: r for code, r in op["responses"].items() if code.isdigit() and int(code) >= 400}
             assert "500" in errors, where
             for code, answer in errors.items():
                 if (path, code) != ("/ready", "503"):
                     assert "application/problem+json" in answer["content"], (where, code)
             if path == "/api/v1/agent/enroll":  # a node's first token is bought with its join proof
-                assert op["security"] == [{"joinProof": []}] and "401" in errors, where
+                assert op["security"] == [{"joinProof": []}], where
+                assert "401" in errors, where
             elif path.startswith("/api/v1/agent/"):
-                assert op["security"] == [{"nodeToken": []}] and "401" in errors, where
+                assert op["security"] == [{"nodeToken": []}], where
+                assert "401" in errors, where
             elif path.startswith("/api/"):
-                assert op["security"] == [{"apiKey": []}] and {"401", "429"} <= set(errors), where
+                assert op["security"] == [{"apiKey": []}], where
+                assert {"401", "429"} <= set(errors), where
             if "{" in path:
                 assert "404" in errors, where
             if method in ("post", "put", "patch"):

@@ -57,7 +57,8 @@ def test_an_open_data_folder_is_tightened(tmp_path: Path) -> None:
     target_mode = mode(Path("/etc/hostname"))
     secure_data_dir(data)
     assert open_entries(data) == []
-    assert mode(data / "run.sh") == 0o700 and mode(data / "gsf.db") == 0o600
+    assert mode(data / "run.sh") == 0o700
+    assert mode(data / "gsf.db") == 0o600
     assert mode(Path("/etc/hostname")) == target_mode  # links are not followed
     make_private_dirs(data / "a" / "b")
     assert mode(data / "a") == mode(data / "a" / "b") == 0o700

@@ -53,16 +53,21 @@ def test_json_lines_carry_the_fields_and_context() -> None:
     fmt = gsf_logging.JsonFormatter()
     plain = json.loads(fmt.format(record()))
     assert set(plain) == {"ts", "level", "logger", "msg"}
-    assert plain["ts"].endswith("Z") and plain["level"] == "WARNING" and plain["logger"] == "gsf.test"
+    assert plain["ts"].endswith("Z")
+    assert plain["level"] == "WARNING"
+    assert plain["logger"] == "gsf.test"
     assert plain["msg"] == "hello world"
     with gsf_logging.bound(request_id="r-1", user="u-1", server_id="s-1"):
         line = json.loads(fmt.format(record(status=404)))
-    assert line["request_id"] == "r-1" and line["user"] == "u-1" and line["server_id"] == "s-1"
+    assert line["request_id"] == "r-1"
+    assert line["user"] == "u-1"
+    assert line["server_id"] == "s-1"
     assert line["status"] == 404, "extras are kept"
     # An explicit extra wins over the context; Temporal's activity dict gives the workflow id.
     with gsf_logging.bound(request_id="outer"):
         line = json.loads(fmt.format(record(request_id="given", temporal_activity={"workflow_id": "wf-9"})))
-    assert line["request_id"] == "given" and line["workflow_id"] == "wf-9"
+    assert line["request_id"] == "given"
+    assert line["workflow_id"] == "wf-9"
     assert "temporal_activity" not in line
     assert gsf_logging.request_id.get() is None, "bound() restores the context"
 
@@ -73,11 +78,13 @@ def test_exceptions_are_one_json_line_and_text_lines_show_the_context() -> None:
     except ValueError:
         rec = logging.LogRecord("gsf.test", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
     out = gsf_logging.JsonFormatter().format(rec)
-    assert "\n" not in out and "ValueError: boom" in json.loads(out)["exc"]
+    assert "\n" not in out
+    assert "ValueError: boom" in json.loads(out)["exc"]
     with gsf_logging.bound(request_id="r-2"):
         text = gsf_logging.TextFormatter().format(rec)
     first, _, rest = text.partition("\n")
-    assert first.endswith("failed [request_id=r-2]") and "ValueError: boom" in rest
+    assert first.endswith("failed [request_id=r-2]")
+    assert "ValueError: boom" in rest
 
 
 async def test_the_request_id_is_in_every_log_line_of_its_request(
@@ -96,10 +103,10 @@ async def test_the_request_id_is_in_every_log_line_of_its_request(
     extra.add_api_route("/api/v1/servers/{server_id}/probe", probe, methods=["GET"])
     extra.add_api_route("/api/v1/broken", broken, methods=["GET"])
     api.app.include_router(extra)
-    routes = api.app.router.routes  # the console's catch-all mount stays last
-    console = next(r for r in routes if isinstance(r, Mount))
-    routes.remove(console)
-    routes.append(console)
+    routes = api.app.router.routes  # the mounts (the SDK's, the console's catch-all) stay last
+    for mount in [r for r in routes if isinstance(r, Mount)]:
+        routes.remove(mount)
+        routes.append(mount)
     client = await api.client(key=api.admin_key, raise_app_exceptions=False)
     given = "req-given-12345"
     assert (await client.get("/api/v1/servers/srv-1/probe", headers={"X-Request-Id": given})).status_code == 200
@@ -107,16 +114,22 @@ async def test_the_request_id_is_in_every_log_line_of_its_request(
     assert failed.status_code == 500
     problem_id = failed.json()["request_id"]
     assert problem_id == failed.headers["x-request-id"]
-    assert failed.headers["x-content-type-options"] == "nosniff" and "Traceback" not in failed.text
+    assert failed.headers["x-content-type-options"] == "nosniff"
+    assert "Traceback" not in failed.text
 
     lines = json_lines()
     handled = next(line for line in lines if line["msg"] == "handling srv-1")
-    assert handled["request_id"] == given and handled["server_id"] == "srv-1" and handled["user"]
+    assert handled["request_id"] == given
+    assert handled["server_id"] == "srv-1"
+    assert handled["user"]
     access = next(line for line in lines if line["logger"] == "gsf.api.access"
                   and line["path"] == "/api/v1/servers/srv-1/probe")
-    assert access["request_id"] == given and access["status"] == 200 and access["user"] == handled["user"]
+    assert access["request_id"] == given
+    assert access["status"] == 200
+    assert access["user"] == handled["user"]
     error = next(line for line in lines if line["msg"].startswith("unhandled error"))
-    assert error["request_id"] == problem_id and "RuntimeError: a bug" in error["exc"]
+    assert error["request_id"] == problem_id
+    assert "RuntimeError: a bug" in error["exc"]
     assert next(line for line in lines if line["logger"] == "gsf.api.access"
                 and line["path"] == "/api/v1/broken")["request_id"] == problem_id
 
@@ -137,7 +150,8 @@ def test_entry_points_write_json_when_asked() -> None:
         ("gsf.agent", "agent says hi"), ("uvicorn.error", "uvicorn says hi")]
     text = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**env, "GSF_LOG_FORMAT": "text"},
                           capture_output=True, text=True, timeout=60, check=True)
-    assert "INFO gsf.agent: agent says hi" in text.stderr and not text.stderr.startswith("{")
+    assert "INFO gsf.agent: agent says hi" in text.stderr
+    assert not text.stderr.startswith("{")
 
 
 @activity.defn(name="log_something")
@@ -161,4 +175,5 @@ async def test_activity_lines_carry_their_workflow_id(
                       interceptors=[gsf_logging.ActivityLogContext()]):
         await temporal_env.client.execute_workflow(LogProbe.run, "hi", id=queue + "-wf", task_queue=queue)
     line = next(line for line in json_lines() if line["msg"] == "activity says hi")
-    assert line["workflow_id"] == queue + "-wf" and line["logger"] == "gsf.activities.test"
+    assert line["workflow_id"] == queue + "-wf"
+    assert line["logger"] == "gsf.activities.test"

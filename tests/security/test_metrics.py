@@ -58,7 +58,8 @@ async def test_api_counts_requests_by_route_template_and_deployments_by_status(
     assert (await anon.get("/api/v1/servers")).status_code == 401
 
     scraped = await anon.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
-    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain")
     samples = parse(scraped.text)
     total = "gsf_api_requests_total"
     assert value(samples, total, method="GET", route="/api/v1/servers", status="200") == 1
@@ -87,7 +88,8 @@ async def test_api_metrics_token(make_api: MakeApi) -> None:
     admin = await api.client(key=api.admin_key)
     assert_problem(await admin.get("/metrics"), 401, "unauthorized")
     ok = await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
-    assert ok.status_code == 200 and "gsf_api_requests_total" in ok.text
+    assert ok.status_code == 200
+    assert "gsf_api_requests_total" in ok.text
 
 
 async def test_api_metrics_are_not_served_without_a_token(make_api: MakeApi) -> None:

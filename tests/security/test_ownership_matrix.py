@@ -116,8 +116,9 @@ EXPECT: dict[tuple[str, str], Rule] = {
     # rooms: the matchmaker's public room list, which every player sees to join a game
     ("GET", f"{V1}/rooms"): Caller("the public room list, shared by design"),
     ("GET", f"{V1}/rooms/stream"): Caller("the public room list, shared by design"),
-    ("GET", f"{V1}/rooms/{{server_id}}"): Caller("one public room, shared by design"),
+    ("GET", f"{V1}/rooms/{{room_id}}"): Caller("one public room, shared by design"),
     ("POST", f"{V1}/rooms/join"): Caller("any player may join any listed room"),
+    ("POST", f"{V1}/rooms/create"): Caller("any player may open a room of a listed game"),
     ("GET", f"{V1}/config"): Caller("the console's settings for the caller"),
     # pipelines
     ("POST", f"{V1}/pipelines"): Caller("creates the caller's run"),
@@ -166,7 +167,10 @@ EXPECT: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/agent/logs/{{server_id}}/cursor"): AgentOnly(),
     ("GET", f"{V1}/agent/sources/{{sha}}"): AgentOnly(),
     ("POST", f"{V1}/agent/reconcile"): AgentOnly(),
+    ("POST", f"{V1}/agent/snapshots"): AgentOnly(),
+    ("GET", f"{V1}/agent/snapshots/{{server_id}}"): AgentOnly(),
     ("POST", f"{V1}/agent/stats"): AgentOnly(),
+    ("POST", f"{V1}/agent/rooms/events"): AgentOnly(),
     ("GET", f"{V1}/agent/identity"): AgentOnly(),
     ("POST", f"{V1}/agent/admit"): AgentOnly(),
     ("POST", f"{V1}/agent/enroll"): AgentOnly(),  # the node's join proof, not a node token
@@ -475,7 +479,8 @@ async def test_a_key_mints_and_revokes_only_keys_within_its_scopes(h: Harness) -
         await _key_row(h, alice, frozenset(s)) for s in ({"models"}, {"servers"}, {"models"})]
     async with h.api(narrow_key) as narrow, h.api(wide_key) as wide, h.api(peer_key) as peer:
         resp = await narrow.delete(f"{V1}/keys/{wide_id}")
-        assert resp.status_code == 403 and resp.json()["type"].endswith("/forbidden"), resp.text
+        assert resp.status_code == 403, resp.text
+        assert resp.json()["type"].endswith("/forbidden"), resp.text
         assert (await wide.get(f"{V1}/servers")).status_code == 200, "the refused revoke revoked the key"
         assert (await narrow.delete(f"{V1}/keys/{peer_id}")).status_code == 204
         assert (await peer.get(f"{V1}/keys")).status_code == 401
@@ -502,8 +507,10 @@ async def test_a_node_token_reaches_only_its_own_node(h: Harness) -> None:
                                                           "labels": {"who": "a"}})).status_code == 204
         async with h.sessions() as s:
             node_b, node_a = await s.get(Node, "node-b"), await s.get(Node, "node-a")
-            assert node_b is not None and node_a is not None
-            assert node_b.metrics == {"cpu_percent": 7} and node_b.labels == {"who": "b"}
+            assert node_b is not None
+            assert node_a is not None
+            assert node_b.metrics == {"cpu_percent": 7}
+            assert node_b.labels == {"who": "b"}
             assert node_a.labels == {"who": "a"}
             server = GameServer(owner_id=owner, name="on-b", game="g", source_sha256="0" * 64, max_players=2,
                                 workflow_id=f"w-{uuid.uuid4().hex[:8]}", status="running", node_id="node-b")
@@ -512,6 +519,8 @@ async def test_a_node_token_reaches_only_its_own_node(h: Harness) -> None:
             sid = server.id
         forged = {"lines": [{"server_id": sid, "ts": "2026-01-01T00:00:00Z", "line": "forged"}]}
         assert (await call(token_a, "POST", "/logs", forged)).status_code == 403
+        room = {"server_id": sid, "room_id": "r1", "event": "created", "status": "open", "at": "2026-01-01T00:00:00Z"}
+        assert (await call(token_a, "POST", "/rooms/events", {"events": [room]})).status_code == 403
         sample = {"server_id": sid, "ts": "2026-01-01T00:00:00Z", "cpu_percent": 1, "memory_bytes": 1}
         assert (await call(token_a, "POST", "/stats", {"samples": [sample]})).status_code == 204
         # Node-b's own server, seen by node-a's reconcile, is not node-a's to keep.

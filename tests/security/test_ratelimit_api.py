@@ -20,8 +20,10 @@ def assert_limited(resp: httpx.Response, retry_after: int, which: str) -> None:
     assert resp.headers["content-type"].startswith(PROBLEM)
     assert resp.headers["retry-after"] == str(retry_after)
     body = resp.json()
-    assert body["type"].endswith("/rate-limited") and body["status"] == 429
-    assert body["retry_after"] == retry_after and which in body["detail"]
+    assert body["type"].endswith("/rate-limited")
+    assert body["status"] == 429
+    assert body["retry_after"] == retry_after
+    assert which in body["detail"]
     # The same request id in the header and the body, and the usual security headers.
     assert body["request_id"] == resp.headers["x-request-id"]
     assert resp.headers["x-content-type-options"] == "nosniff"
@@ -73,7 +75,8 @@ async def test_health_metrics_docs_and_console_are_never_limited(make_api: MakeA
     for _ in range(5):
         for path in ("/health", "/metrics", "/openapi.json", "/"):
             resp = await client.get(path)
-            assert resp.status_code in (200, 404) and resp.status_code != 429, path
+            assert resp.status_code in (200, 404), path
+            assert resp.status_code != 429, path
 
 
 async def test_agents_with_a_valid_node_token_are_not_limited(make_api: MakeApi) -> None:
@@ -120,7 +123,8 @@ def test_buckets_are_bounded_and_the_idlest_go_first() -> None:
     for i in range(250):
         buckets.take(f"k{i}", 0.0)
     assert len(buckets) == 100
-    assert buckets.level("k249", 0.0) == 0 and buckets.level("k0", 0.0) == 1  # k0 was dropped: full
+    assert buckets.level("k249", 0.0) == 0
+    assert buckets.level("k0", 0.0) == 1
 
 
 @settings(max_examples=200, deadline=None)

@@ -61,7 +61,8 @@ def assert_limited(resp: httpx.Response, retry_after: int) -> None:
     assert resp.headers["content-type"].startswith("application/problem+json")
     assert resp.headers["retry-after"] == str(retry_after)
     body = resp.json()
-    assert body["type"].endswith("/rate-limited") and body["retry_after"] == retry_after
+    assert body["type"].endswith("/rate-limited")
+    assert body["retry_after"] == retry_after
 
 
 async def test_per_ip_limit_refuses_recovers_and_ips_are_independent(replicas: Any) -> None:
@@ -106,7 +107,8 @@ async def test_replicas_on_redis_share_the_buckets(replicas: Any) -> None:
     _, client_2, _ = await replicas(join_rate_per_ip=0.1, join_burst_per_ip=2)
     one, two = await client_1(), await client_2()
     assert [await join(one), await join(two)] == [409, 409]
-    assert await join(one) == 429 and await join(two) == 429
+    assert await join(one) == 429
+    assert await join(two) == 429
 
 
 async def test_disabled_limits_let_every_join_through(replicas: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -42,10 +43,8 @@ def texts_of(value: Any) -> list[str]:
             out += texts_of(item)
     elif isinstance(value, str):
         out.append(value)
-        try:
+        with contextlib.suppress(binascii.Error, ValueError):
             out.append(base64.b64decode(value, validate=True).decode("utf-8", errors="replace"))
-        except (binascii.Error, ValueError):
-            pass
     return out
 
 

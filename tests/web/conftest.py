@@ -7,6 +7,7 @@ of its pages in GSF_WEB_ARTIFACTS (default: <tmp>/gsf-web-artifacts).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -20,8 +21,9 @@ from typing import Any
 
 import docker
 import docker.errors
+import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 
 from cli.up import launch_background, stop_background
 from tests.conftest import REPO, local_url, unique, up_env
@@ -29,8 +31,8 @@ from tests.conftest import REPO, local_url, unique, up_env
 CHROMIUM = os.environ.get("GSF_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(os.environ.get("GSF_WEB_ARTIFACTS", Path(tempfile.gettempdir()) / "gsf-web-artifacts"))
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 375, "height": 740}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 375, "height": 740}
 
 
 @dataclass
@@ -43,6 +45,26 @@ class Platform:
     ui_url: str
     key: str
     log: Path
+
+    def api(self) -> httpx.AsyncClient:
+        """A client of the platform's API with the admin key."""
+        return httpx.AsyncClient(base_url=self.url, timeout=60, headers={"Authorization": f"Bearer {self.key}"})
+
+
+async def running_server(api: httpx.AsyncClient, name: str, game: Path) -> str:
+    """The id of a server of `game` deployed through the API (`POST /api/v1/servers`), once it runs."""
+    resp = await api.post("/api/v1/servers", data={"name": name},
+                          files={"file": (game.name, game.read_bytes(), "application/javascript")})
+    assert resp.status_code == 202, resp.text
+    server_id = str(resp.json()["id"])
+    server: Any = None
+    for _ in range(600):
+        server = (await api.get(f"/api/v1/servers/{server_id}")).json()
+        if server["status"] in ("running", "failed", "rejected"):
+            break
+        await asyncio.sleep(0.2)
+    assert server["status"] == "running", server
+    return server_id
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +130,7 @@ class Pages:
     errors: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
 
-    async def new(self, viewport: dict[str, int] | None = None) -> Page:
+    async def new(self, viewport: ViewportSize | None = None) -> Page:
         context = await self.browser.new_context(base_url=self.base_url, viewport=viewport or DESKTOP)
         context.set_default_timeout(15_000)
         self.contexts.append(context)

@@ -26,7 +26,8 @@ HISTORIES = Path(__file__).parent / "histories"
 def load_sample() -> ModuleType:
     """docs/samples/verify_webhook.py, imported the way a reader would copy it: as a standalone file."""
     spec = importlib.util.spec_from_file_location("verify_webhook", REPO / "docs" / "samples" / "verify_webhook.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

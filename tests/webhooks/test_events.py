@@ -43,7 +43,8 @@ async def h(settings: Settings, temporal_env: WorkflowEnvironment, runtime_image
 
 def verified(got: Received, secret: str) -> dict[str, Any]:
     event: dict[str, Any] = sample.verify(secret, got.headers["x-gsf-signature"], got.body)
-    assert event["type"] == got.headers["x-gsf-event"] and event["id"] == got.headers["x-gsf-event-id"]
+    assert event["type"] == got.headers["x-gsf-event"]
+    assert event["id"] == got.headers["x-gsf-event-id"]
     return event
 
 
@@ -73,8 +74,11 @@ async def test_server_events_of_real_runs(h: Harness, receiver: Receiver,
         running = verified(await receiver.wait_event("/dev", "server.running", where=of(chat), timeout=120),
                            secret)
         res = running["resource"]
-        assert res["kind"] == "server" and res["name"] == "chat" and res["status"] == "running"
-        assert res["node_id"] == h.settings.node_id and res["ws_url"].startswith("ws://")
+        assert res["kind"] == "server"
+        assert res["name"] == "chat"
+        assert res["status"] == "running"
+        assert res["node_id"] == h.settings.node_id
+        assert res["ws_url"].startswith("ws://")
         assert running["links"]["resource"] == f"{h.settings.public_api_url}/api/v1/servers/{chat}"
         assert running["links"]["workflow"].endswith(f"/namespaces/default/workflows/gameserver-{chat}")
         assert (await api.post(f"/api/v1/servers/{chat}/stop")).json()["status"] == "stopped"
@@ -141,14 +145,17 @@ async def test_pipeline_events(h: Harness, receiver: Receiver) -> None:
                                                                 "node_id": h.settings.node_id})).json()
         paused = verified(await receiver.wait_event("/pipes", "pipeline.paused", where=of(paused_run["id"])),
                           hook["secret"])
-        assert paused["resource"]["failed_step"] == "pull" and "gsf-missing-image" in paused["resource"]["error"]
+        assert paused["resource"]["failed_step"] == "pull"
+        assert "gsf-missing-image" in paused["resource"]["error"]
         assert paused["links"]["workflow"].endswith(f"/workflows/pipeline-{paused_run['id']}")
         done = verified(await receiver.wait_event("/pipes", "pipeline.succeeded", where=of(ok_run["id"])),
                         hook["secret"])
-        assert done["resource"]["name"] == "succeeds" and done["resource"]["error"] is None
+        assert done["resource"]["name"] == "succeeds"
+        assert done["resource"]["error"] is None
         failed = verified(await receiver.wait_event("/pipes", "pipeline.failed", where=of(failed_run["id"])),
                           hook["secret"])
-        assert failed["resource"]["failed_step"] == "pull" and failed["resource"]["status"] == "failed"
+        assert failed["resource"]["failed_step"] == "pull"
+        assert failed["resource"]["status"] == "failed"
         await api.post(f"/api/v1/pipelines/{paused_run['id']}/cancel")
 
 
@@ -188,7 +195,8 @@ async def test_model_events(settings: Settings, temporal_env: WorkflowEnvironmen
             hook = await create_webhook(api, receiver.url + "/models", ["model.succeeded", "model.failed"])
             ok = (await api.post("/api/v1/models", json={"prompt": "a wooden barrel"})).json()["job_id"]
             done = verified(await receiver.wait_event("/models", "model.succeeded", where=of(ok)), hook["secret"])
-            assert done["resource"]["result_sha256"] and done["links"]["result"].endswith(f"/models/{ok}/result")
+            assert done["resource"]["result_sha256"]
+            assert done["links"]["result"].endswith(f"/models/{ok}/result")
             fake_tripo.fake.force("banned")
             bad = (await api.post("/api/v1/models", json={"prompt": "a forbidden barrel"})).json()["job_id"]
             failed = verified(await receiver.wait_event("/models", "model.failed", where=of(bad)), hook["secret"])

@@ -42,13 +42,15 @@ def test_public_addresses_pass(address: str) -> None:
 
 
 def test_admin_settings_open_private_addresses() -> None:
-    assert LOOSE.refusal("127.0.0.1") is None and LOOSE.refusal("10.1.2.3") is None
+    assert LOOSE.refusal("127.0.0.1") is None
+    assert LOOSE.refusal("10.1.2.3") is None
     assert LOOSE.refusal("::1") is None
     assert LOOSE.refusal("0.0.0.0") is not None, "never the unspecified address"
     assert LOOSE.refusal("224.0.0.1") is not None, "never multicast"
     some = AddressPolicy(allowed=(ipaddress.ip_network("10.20.0.0/16"),))
     assert some.refusal("10.20.3.4") is None
-    assert some.refusal("10.21.0.1") is not None and some.refusal("127.0.0.1") is not None
+    assert some.refusal("10.21.0.1") is not None
+    assert some.refusal("127.0.0.1") is not None
 
 
 @given(st.ip_addresses(network="10.0.0.0/8") | st.ip_addresses(network="127.0.0.0/8")
@@ -101,8 +103,10 @@ async def test_the_request_goes_to_the_checked_address_with_the_name_in_host(rec
         return next(answers)
 
     target = await resolve_target(f"http://hooks.example:{port}/pinned?x=1", LOOSE, rebinding)
-    assert target.address == "127.0.0.1" and str(target.url) == f"http://127.0.0.1:{port}/pinned?x=1"
-    assert target.host_header == f"hooks.example:{port}" and target.server_name is None
+    assert target.address == "127.0.0.1"
+    assert str(target.url) == f"http://127.0.0.1:{port}/pinned?x=1"
+    assert target.host_header == f"hooks.example:{port}"
+    assert target.server_name is None
     async with httpx.AsyncClient(trust_env=False) as http:
         status = await post(http, target, b"{}", {"Content-Type": "application/json"}, timeout=5)
     assert status == 204
@@ -119,7 +123,8 @@ async def test_tls_keeps_the_name_for_sni_and_certificate_checks() -> None:
 
     target = await resolve_target("https://hooks.example/x", STRICT, public)
     assert str(target.url) == "https://93.184.215.14/x"
-    assert target.server_name == "hooks.example" and target.host_header == "hooks.example"
+    assert target.server_name == "hooks.example"
+    assert target.host_header == "hooks.example"
 
 
 def _tls_files(tmp: Path, name: str) -> tuple[Path, Path, Path]:

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.db.models import GameServer, Node, ServerEvent, User, Webhook, WebhookDelivery
 from core.db.session import SessionFactory, create_schema, make_engine, make_session_factory
-from core.webhooks_metrics import PlatformCollector
+from core.platform_metrics import PlatformCollector
 
 
 @pytest.fixture

@@ -76,7 +76,8 @@ async def test_the_migration_seals_existing_secrets_and_the_downgrade_unseals_th
         await alembic(engine, command.upgrade, "head")
         sealed = await stored(engine)
         for hid, secret in PLAIN.items():
-            assert sealed[hid].startswith(SEALED_PREFIX) and secret not in sealed[hid]
+            assert sealed[hid].startswith(SEALED_PREFIX)
+            assert secret not in sealed[hid]
             assert open_secret(KEY, sealed[hid]) == secret
         with pytest.raises(SecretUnreadable):
             open_secret("another-platform-secret-key", sealed["h1"])
@@ -117,7 +118,8 @@ async def test_without_a_key_handed_over_the_migration_uses_the_settings(
 
 def test_sealing_is_randomised_and_bound_to_the_key() -> None:
     one, two = seal_secret(KEY, "whsec_x"), seal_secret(KEY, "whsec_x")
-    assert one != two and open_secret(KEY, one) == open_secret(KEY, two) == "whsec_x"
+    assert one != two
+    assert open_secret(KEY, one) == open_secret(KEY, two) == "whsec_x"
     for bad in ("whsec_x", SEALED_PREFIX + "not-a-token", SEALED_PREFIX):
         with pytest.raises(SecretUnreadable):
             open_secret(KEY, bad)
@@ -134,16 +136,19 @@ async def test_a_new_secret_is_stored_sealed_and_deliveries_verify_with_the_orig
         generated = await create_webhook(api, receiver.url + "/generated", ["server.running"])
         for got in [(await api.get(f"/api/v1/webhooks/{hook['id']}")).json(),
                     *(await api.get("/api/v1/webhooks")).json()["items"]]:
-            assert "secret" not in got and secret not in str(got)
+            assert "secret" not in got
+            assert secret not in str(got)
 
         async with hp.sessions() as s:
             raw = {row[0]: row[1] for row in (await s.execute(sa.text("SELECT id, secret FROM webhooks"))).all()}
         assert set(raw) == {hook["id"], generated["id"]}
-        assert secret not in raw[hook["id"]] and generated["secret"] not in raw[generated["id"]]
+        assert secret not in raw[hook["id"]]
+        assert generated["secret"] not in raw[generated["id"]]
         assert raw[hook["id"]].startswith(SEALED_PREFIX)
         async with hp.sessions() as s:
             row = await s.get(Webhook, hook["id"])
-            assert row is not None and row.secret == raw[hook["id"]]
+            assert row is not None
+            assert row.secret == raw[hook["id"]]
 
         for created, path in ((hook, "/sealed"), (generated, "/generated")):
             assert (await api.post(f"/api/v1/webhooks/{created['id']}/test")).status_code == 202
@@ -169,6 +174,7 @@ async def test_a_secret_sealed_under_another_key_fails_the_delivery_and_says_why
             if delivery["status"] != "pending":
                 break
             await asyncio.sleep(0.1)
-        assert delivery["id"] == queued["id"] and delivery["status"] == "failed", delivery
+        assert delivery["id"] == queued["id"], delivery
+        assert delivery["status"] == "failed", delivery
         assert "GSF_SECRET_KEY" in (delivery["last_error"] or "")
         assert receiver.at("/rekeyed") == []

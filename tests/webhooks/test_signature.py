@@ -26,7 +26,8 @@ def test_a_signed_body_verifies_and_parses() -> None:
     body = body_bytes(event())
     now = int(time.time())
     got = sample.verify(SECRET, sign(SECRET, body, now), body)
-    assert got["id"] == "evt_1" and got["type"] == "server.running"
+    assert got["id"] == "evt_1"
+    assert got["type"] == "server.running"
     assert got["resource"]["name"] == "ünïcode ✓"
 
 
@@ -68,7 +69,9 @@ def test_a_rotated_secret_may_sit_beside_the_old_one() -> None:
 
 def test_event_ids_are_remembered_once() -> None:
     seen = sample.SeenEvents()
-    assert seen.first_time("evt_1") and not seen.first_time("evt_1") and seen.first_time("evt_2")
+    assert seen.first_time("evt_1")
+    assert not seen.first_time("evt_1")
+    assert seen.first_time("evt_2")
 
 
 @given(st.binary(max_size=2000), st.text(min_size=1, max_size=64), st.integers(0, 2**40))

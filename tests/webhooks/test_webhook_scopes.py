@@ -62,7 +62,8 @@ async def test_a_key_reaches_only_webhooks_within_its_scopes(hdb: Harness, recei
     async with hdb.api(models_only) as models, hdb.api(servers_only) as servers:
         # Listing shows each key the webhooks within its scopes, and counts only those.
         listed = (await models.get(V1)).json()
-        assert {h["id"] for h in listed["items"]} == {model_hook["id"]} and listed["count"] == 1
+        assert {h["id"] for h in listed["items"]} == {model_hook["id"]}
+        assert listed["count"] == 1
         listed = (await servers.get(V1)).json()
         assert {h["id"] for h in listed["items"]} == {servers_hook["id"], pipeline_hook["id"]}
         assert listed["count"] == 2
@@ -82,7 +83,8 @@ async def test_a_key_reaches_only_webhooks_within_its_scopes(hdb: Harness, recei
     async with hdb.api(full) as api:
         for hook in (servers_hook, pipeline_hook, model_hook, mixed_hook):
             got = (await api.get(f"{V1}/{hook['id']}")).json()
-            assert got["description"] == "" and got["enabled"] is True, got
+            assert got["description"] == "", got
+            assert got["enabled"] is True, got
         # Within its scopes a key does everything, down to deleting.
     async with hdb.api(models_only) as models:
         answers = await every_route(models, model_hook["id"])
@@ -103,5 +105,6 @@ async def test_an_admin_users_narrow_key_is_no_admin_key(hdb: Harness, receiver:
         assert forbidden(await key.get(f"{V1}/{node_hook['id']}"))
         assert forbidden(await key.post(V1, json={"url": receiver.url + "/n2", "events": ["node.online"]}))
         resp = await key.get(f"{V1}/{theirs['id']}")
-        assert resp.status_code == 404 and resp.json()["type"].endswith("/not-found"), resp.text
+        assert resp.status_code == 404, resp.text
+        assert resp.json()["type"].endswith("/not-found"), resp.text
         assert (await key.get(V1)).json() == {"items": [], "count": 0}

@@ -48,24 +48,30 @@ async def test_create_list_update_delete(hp: Harness, receiver: Receiver) -> Non
     async with hp.api(key) as api, hp.api(other) as them:
         created = await create_webhook(api, receiver.url + "/a", ["server.running", "server.failed",
                                                                   "server.running"], description="ops channel")
-        assert created["secret"].startswith("whsec_") and len(created["secret"]) > 30
-        assert created["events"] == ["server.failed", "server.running"] and created["enabled"] is True
+        assert created["secret"].startswith("whsec_")
+        assert len(created["secret"]) > 30
+        assert created["events"] == ["server.failed", "server.running"]
+        assert created["enabled"] is True
         mine = await create_webhook(api, receiver.url + "/b", ["model.succeeded"], secret="s" * 20)
         assert mine["secret"] == "s" * 20
         got = (await api.get(f"/api/v1/webhooks/{created['id']}")).json()
-        assert "secret" not in got and got["description"] == "ops channel"
+        assert "secret" not in got
+        assert got["description"] == "ops channel"
         listed = (await api.get("/api/v1/webhooks")).json()
-        assert listed["count"] == 2 and {w["id"] for w in listed["items"]} == {created["id"], mine["id"]}
+        assert listed["count"] == 2
+        assert {w["id"] for w in listed["items"]} == {created["id"], mine["id"]}
         assert (await them.get("/api/v1/webhooks")).json()["count"] == 0
         assert_problem(await them.get(f"/api/v1/webhooks/{created['id']}"), 404, "not-found")
         assert_problem(await them.delete(f"/api/v1/webhooks/{created['id']}"), 404, "not-found")
 
         patched = (await api.patch(f"/api/v1/webhooks/{created['id']}",
                                    json={"events": ["pipeline.paused"], "enabled": False})).json()
-        assert patched["events"] == ["pipeline.paused"] and patched["enabled"] is False
+        assert patched["events"] == ["pipeline.paused"]
+        assert patched["enabled"] is False
         assert patched["disabled_reason"] == "disabled by its owner"
         again = (await api.patch(f"/api/v1/webhooks/{created['id']}", json={"enabled": True})).json()
-        assert again["enabled"] is True and again["disabled_reason"] is None
+        assert again["enabled"] is True
+        assert again["disabled_reason"] is None
 
         assert (await api.delete(f"/api/v1/webhooks/{created['id']}")).status_code == 204
         assert_problem(await api.get(f"/api/v1/webhooks/{created['id']}"), 404, "not-found")
@@ -122,7 +128,8 @@ async def test_a_test_ping_arrives_signed(hp: Harness, receiver: Receiver) -> No
         resp = await api.post(f"/api/v1/webhooks/{hook['id']}/test")
         assert resp.status_code == 202, resp.text
         queued = resp.json()
-        assert queued["status"] == "pending" and queued["event_type"] == "webhook.test"
+        assert queued["status"] == "pending"
+        assert queued["event_type"] == "webhook.test"
         assert queued["workflow_id"] == f"webhook-{hook['id']}-{queued['event_id']}"
         (got,) = await receiver.wait("/ping")
         event = sample.verify(hook["secret"], got.headers["x-gsf-signature"], got.body)
@@ -131,16 +138,22 @@ async def test_a_test_ping_arrives_signed(hp: Harness, receiver: Receiver) -> No
         assert event["resource"] == {"kind": "webhook", "id": hook["id"], "url": hook["url"],
                                      "events": ["server.running"]}
         assert event["links"]["resource"].endswith(f"/api/v1/webhooks/{hook['id']}")
-        assert got.headers["content-type"] == "application/json" and got.headers["x-gsf-attempt"] == "1"
+        assert got.headers["content-type"] == "application/json"
+        assert got.headers["x-gsf-attempt"] == "1"
         assert got.headers["x-gsf-delivery"] == queued["id"]
         with pytest.raises(sample.InvalidSignature):
             sample.verify("whsec_" + "x" * 30, got.headers["x-gsf-signature"], got.body)
         done = await wait_delivery(api, hook["id"], {"delivered"})
-        assert done["attempt_count"] == 1 and done["last_status_code"] == 204 and done["delivered_at"]
+        assert done["attempt_count"] == 1
+        assert done["last_status_code"] == 204
+        assert done["delivered_at"]
         (attempt,) = done["attempts"]
-        assert attempt["status_code"] == 204 and attempt["latency_ms"] > 0 and attempt["error"] is None
+        assert attempt["status_code"] == 204
+        assert attempt["latency_ms"] > 0
+        assert attempt["error"] is None
     result = await hp.client.get_workflow_handle(queued["workflow_id"], result_type=DeliverWebhookResult).result()
-    assert result.status == DeliveryStatus.DELIVERED and result.attempts == 1
+    assert result.status == DeliveryStatus.DELIVERED
+    assert result.attempts == 1
     await record_history(hp, queued["workflow_id"], "delivery_first_try")
 
 
@@ -163,7 +176,8 @@ async def test_three_failures_then_exactly_one_success(hdb: Harness, receiver: R
         assert [a["status_code"] for a in done["attempts"]] == [500, 500, 500, 204]
         assert [a["attempt"] for a in done["attempts"]] == [1, 2, 3, 4]
         assert done["attempts"][0]["error"] == "the receiver answered HTTP 500"
-        assert done["attempt_count"] == 4 and done["last_error"] is None
+        assert done["attempt_count"] == 4
+        assert done["last_error"] is None
         got = receiver.at("/flaky")
         assert [r.answered for r in got] == [500, 500, 500, 204]
         assert {r.headers["x-gsf-event-id"] for r in got} == {queued["event_id"]}, "one event, retried"
@@ -177,7 +191,9 @@ async def test_three_failures_then_exactly_one_success(hdb: Harness, receiver: R
                                 params={"status": "delivered"})).json()
         assert listed["count"] == 1, "exactly one successful delivery recorded"
         healthy = (await api.get(f"/api/v1/webhooks/{hook['id']}")).json()
-        assert healthy["failing_since"] is None and healthy["last_success_at"] and healthy["last_failure_at"]
+        assert healthy["failing_since"] is None
+        assert healthy["last_success_at"]
+        assert healthy["last_failure_at"]
     await record_history(hdb, queued["workflow_id"], "delivery_retries")
 
 
@@ -196,7 +212,8 @@ async def test_a_worker_restart_mid_backoff_loses_no_delivery(settings: Settings
             assert [r.answered for r in receiver.at("/restart")] == [500]
             h.start_control_worker()
             done = await wait_delivery(api, hook["id"], {"delivered", "failed"})
-            assert done["status"] == "delivered" and done["attempt_count"] == 2
+            assert done["status"] == "delivered"
+            assert done["attempt_count"] == 2
             assert [r.answered for r in receiver.at("/restart")] == [500, 204]
         await record_history(h, queued["workflow_id"], "delivery_worker_restart")
 
@@ -211,13 +228,16 @@ async def test_the_target_is_checked_again_at_delivery_time(hp: Harness, receive
         hp.tasks["control"] = asyncio.create_task(run_control_worker(strict, hp.client))
         queued = (await api.post(f"/api/v1/webhooks/{hook['id']}/test")).json()
         done = await wait_delivery(api, hook["id"], {"failed", "delivered"})
-        assert done["status"] == "failed" and done["attempt_count"] == 1
+        assert done["status"] == "failed"
+        assert done["attempt_count"] == 1
         assert "127.0.0.1 is a loopback address" in done["last_error"]
         (attempt,) = done["attempts"]
-        assert attempt["status_code"] is None and attempt["latency_ms"] is None
+        assert attempt["status_code"] is None
+        assert attempt["latency_ms"] is None
     assert receiver.at("/later") == []
     result = await hp.client.get_workflow_handle(queued["workflow_id"], result_type=DeliverWebhookResult).result()
-    assert result.status == DeliveryStatus.FAILED and result.attempts == 1
+    assert result.status == DeliveryStatus.FAILED
+    assert result.attempts == 1
     await record_history(hp, queued["workflow_id"], "delivery_refused")
 
 
@@ -234,16 +254,20 @@ async def test_gives_up_after_the_retry_window_and_disables_a_failing_webhook(
             done = await wait_delivery(api, hook["id"], {"failed", "skipped", "delivered"})
             assert done["status"] == "failed", done
             assert done["last_error"].startswith(f"gave up after {done['attempt_count']} attempt(s)")
-            assert all(a["status_code"] == 500 for a in done["attempts"]) and done["attempt_count"] >= 3
+            assert all(a["status_code"] == 500 for a in done["attempts"])
+            assert done["attempt_count"] >= 3
             state = (await api.get(f"/api/v1/webhooks/{hook['id']}")).json()
             assert state["enabled"] is False, state
             assert state["disabled_reason"].startswith("disabled automatically: every delivery failed for")
-            assert "HTTP 500" in state["disabled_reason"] and state["disabled_at"]
+            assert "HTTP 500" in state["disabled_reason"]
+            assert state["disabled_at"]
             assert_problem(await api.post(f"/api/v1/webhooks/{hook['id']}/test"), 409, "conflict")
             # The owner fixes the receiver and turns the webhook back on.
             receiver.fail["/down"] = 0
             back = (await api.patch(f"/api/v1/webhooks/{hook['id']}", json={"enabled": True})).json()
-            assert back["enabled"] and back["disabled_reason"] is None and back["failing_since"] is None
+            assert back["enabled"]
+            assert back["disabled_reason"] is None
+            assert back["failing_since"] is None
             second = (await api.post(f"/api/v1/webhooks/{hook['id']}/test")).json()
             assert (await wait_delivery(api, hook["id"], {"delivered"}))["event_id"] == second["event_id"]
         result = await h.client.get_workflow_handle(first["workflow_id"], result_type=DeliverWebhookResult).result()

@@ -81,12 +81,14 @@ async def test_output_of_a_server_that_died_before_ready(h: Harness, tmp_path: P
         server = await wait_status(api, throws, {"failed", "running"})
         assert server["status"] == "failed", server
         error = server["error"]
-        assert "ContainerExited" not in error and " | " not in error, error
+        assert "ContainerExited" not in error, error
+        assert " | " not in error, error
         head, *lines = error.split("\n")
         assert head == "game server exited with code 3 before it was ready", error
         assert in_order(lines, "first line", "second line", "third line", "the board could not be set up"), error
         failed = server["events"][-1]
-        assert failed["status"] == "failed" and failed["message"] == error
+        assert failed["status"] == "failed"
+        assert failed["message"] == error
         assert failed["detail"]["exit_code"] == 3
         assert in_order(failed["detail"]["log_tail"], "first line", "second line", "third line",
                         "the board could not be set up"), failed["detail"]
@@ -101,7 +103,8 @@ async def test_output_of_a_server_that_died_before_ready(h: Harness, tmp_path: P
         capsys.readouterr()
         assert await asyncio.to_thread(cli_client.show, h.settings, throws) == 0
         shown = capsys.readouterr().out
-        assert "ContainerExited" not in shown and " | " not in shown, shown
+        assert "ContainerExited" not in shown, shown
+        assert " | " not in shown, shown
         assert "last output" in shown, shown
         shown_lines = shown.splitlines()
         assert "             [game] third line" in shown_lines, shown  # a line of the error, in its column
@@ -115,7 +118,8 @@ async def test_output_of_a_server_that_died_before_ready(h: Harness, tmp_path: P
         assert server["status"] == "failed", server
         assert server["error"].startswith("game server exited with code 4 before it was ready\n"), server["error"]
         assert "watchdog: event loop blocked for " in server["error"]
-        assert DEBUGGER not in server["error"] and "ContainerExited" not in server["error"]
+        assert DEBUGGER not in server["error"]
+        assert "ContainerExited" not in server["error"]
         assert all(DEBUGGER not in line for line in server["events"][-1]["detail"]["log_tail"])
         logged = await logs_with(api, spins, "watchdog: event loop blocked")
         assert in_order(logged, "spinning now", "watchdog: event loop blocked")

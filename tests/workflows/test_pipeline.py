@@ -56,7 +56,8 @@ async def test_platform_start_runs_every_step(h: Harness, docker_client: docker.
         logs = (await api.get(f"/api/v1/pipelines/{run['id']}/logs")).json()["lines"]
         assert any(f"node ready on network {h.settings.game_network}" in line["line"] for line in logs)
         listed = (await api.get("/api/v1/pipelines")).json()
-        assert listed["count"] == 1 and listed["items"][0]["status"] == "succeeded"
+        assert listed["count"] == 1
+        assert listed["items"][0]["status"] == "succeeded"
     reader = docker_client.containers.run(h.settings.base_image, ["node", "-e",
                                           "process.stdout.write(require('fs').readFileSync('/c/node.json'))"],
                                           volumes={volume: {"bind": "/c", "mode": "ro"}}, detach=True,
@@ -132,7 +133,8 @@ async def test_cancel_stops_the_running_step_and_runs_cleanup(h: Harness) -> Non
         assert steps["start"]["status"] == "succeeded"
         assert steps["wait"]["status"] == "cancelled"
         assert steps["never"]["status"] == "skipped"
-        assert steps["tidy"]["status"] == "succeeded" and steps["tidy"]["logs"] == ["cleaned up"], str(done["state"])
+        assert steps["tidy"]["status"] == "succeeded", str(done["state"])
+        assert steps["tidy"]["logs"] == ["cleaned up"], str(done["state"])
 
 
 GIVES_UP = """
@@ -140,7 +142,10 @@ name: gives-up
 pause_timeout_seconds: {timeout}
 steps:
   - {{type: noop, name: first}}
-  - {{type: pull_image, name: pull, params: {{image: "127.0.0.1:1/gsf-missing-image:none"}}, retry: {{maximum_attempts: 1}}}}
+  - type: pull_image
+    name: pull
+    params: {{image: "127.0.0.1:1/gsf-missing-image:none"}}
+    retry: {{maximum_attempts: 1}}
   - {{type: noop, name: never}}
 cleanup:
   - {{type: noop, name: tidy, params: {{message: "cleaned up"}}}}
@@ -253,22 +258,29 @@ async def test_a_pipeline_may_name_only_the_callers_servers_and_uploads(h: Harne
             return api.post("/api/v1/pipelines", json={"yaml": yaml, "node_id": node, "variables": variables})
 
         refused = await run(bob, STOPS, target=theirs.id, owner="x")
-        assert refused.status_code == 403 and f"server {theirs.id} is not one of yours" in refused.json()["detail"]
+        assert refused.status_code == 403
+        assert f"server {theirs.id} is not one of yours" in refused.json()["detail"]
         refused = await run(bob, STARTS, owner=alice.id)
-        assert refused.status_code == 403 and "owner_id names another user" in refused.json()["detail"]
+        assert refused.status_code == 403
+        assert "owner_id names another user" in refused.json()["detail"]
         for sha in ("a" * 64, "b" * 64):  # a server's upload, a game version's upload
             refused = await run(bob, BUILDS, sha=sha)
-            assert refused.status_code == 403 and "is not one you uploaded" in refused.json()["detail"], refused.text
+            assert refused.status_code == 403, refused.text
+            assert "is not one you uploaded" in refused.json()["detail"], refused.text
         late = await run(bob, FROM_OUTPUT)
-        assert late.status_code == 422 and late.json()["errors"][0]["loc"] == "steps[1].params.server_id"
+        assert late.status_code == 422
+        assert late.json()["errors"][0]["loc"] == "steps[1].params.server_id"
         unknown = await run(bob, STOPS, target="nobodys-container", owner="x")
-        assert unknown.status_code == 403 and "is not one of yours" in unknown.json()["detail"]
+        assert unknown.status_code == 403
+        assert "is not one of yours" in unknown.json()["detail"]
         # YAML can type a value (`!!binary`) that pydantic would turn into the id: only text is taken.
         typed = await run(bob, STOPS.replace('"${target}"', "!!binary " + base64.b64encode(
             theirs.id.encode()).decode()), target="-", owner="x")
-        assert typed.status_code == 422 and typed.json()["errors"][0]["msg"] == "must be text", typed.text
+        assert typed.status_code == 422, typed.text
+        assert typed.json()["errors"][0]["msg"] == "must be text", typed.text
         refused = await run(bob, STARTS, owner=key_owner)  # an image nobody built from bob's uploads
-        assert refused.status_code == 403 and "is not one built from your uploads" in refused.json()["detail"]
+        assert refused.status_code == 403
+        assert "is not one built from your uploads" in refused.json()["detail"]
         # Bob's own server; a paused run cannot be pointed at another's server.
         async with h.sessions() as s:
             bobs = GameServer(owner_id=key_owner, name="bob-1", game="g", source_sha256="c" * 64, max_players=2,
@@ -299,7 +311,8 @@ async def test_write_config_writes_only_into_config_volumes(h: Harness, docker_c
             refused = (await api.post("/api/v1/pipelines", json={"yaml": yaml, "node_id": h.settings.node_id,
                                                                  "variables": {"volume": other.name}})).json()
             paused = await wait_pipeline(api, refused["id"], {"paused", "succeeded"})
-            assert paused["status"] == "paused" and "is not a config volume" in paused["error"]
+            assert paused["status"] == "paused"
+            assert "is not a config volume" in paused["error"]
             await api.post(f"/api/v1/pipelines/{refused['id']}/cancel")
             for _ in range(2):  # made by the first run, written again by the second
                 ok = (await api.post("/api/v1/pipelines", json={"yaml": yaml, "node_id": h.settings.node_id,

@@ -108,7 +108,8 @@ async def test_write_config_never_writes_into_another_users_volume(
     volume = name("cfg")
     assert (await run(h, users["alice"], write(volume, {"settings.json": '{"a": 1}'})))["status"] == "succeeded"
     labels = docker_client.volumes.get(volume).attrs["Labels"]
-    assert labels["gsf.kind"] == "config" and labels["gsf.owner_id"], labels
+    assert labels["gsf.kind"] == "config", labels
+    assert labels["gsf.owner_id"], labels
     assert error_type(await run(h, users["bob"], write(volume, {"settings.json": '{"b": 2}'}))) == "StepForbidden"
     assert read(docker_client, h.settings, volume, "settings.json") == b'{"a": 1}', "bob overwrote alice's file"
     # An admin may write there; alice's own volume stays hers to write.
@@ -118,7 +119,8 @@ async def test_write_config_never_writes_into_another_users_volume(
     claim = one_step({"type": "write_config", "params": {
         "volume": volume, "files": {"x": "y"}, "caller": {"owner_id": "someone", "admin": True}}})
     refused = await run(h, users["bob"], claim)
-    assert refused.status_code == 422 and refused.json()["type"].endswith("/invalid-pipeline")
+    assert refused.status_code == 422
+    assert refused.json()["type"].endswith("/invalid-pipeline")
     assert refused.json()["errors"][0]["loc"] == "steps[0].params.caller"
 
 
@@ -142,7 +144,8 @@ async def test_pulls_come_only_from_allowed_registries(h: Harness, users: dict[s
                                                        docker_client: docker.DockerClient) -> None:
     for image in ("evil.example/probe:1", "192.0.2.1:5000/probe", h.settings.base_image):  # the last is docker.io's
         refused = await run(h, users["bob"], pull(image))
-        assert refused.status_code == 403 and refused.json()["type"].endswith("/registry-not-allowed"), refused.text
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["type"].endswith("/registry-not-allowed"), refused.text
     # A paused run cannot be resumed into another registry either.
     paused_yaml = json.dumps({"name": "pauses", "variables": {"image": "127.0.0.1:1/gsf-missing:none"},
                               "steps": [{"type": "pull_image", "name": "pull", "params": {"image": "${image}"},
@@ -153,7 +156,8 @@ async def test_pulls_come_only_from_allowed_registries(h: Harness, users: dict[s
         assert (await wait_pipeline(bob, run_id, {"paused", "failed", "succeeded"}))["status"] == "paused"
         hijack = await bob.post(f"/api/v1/pipelines/{run_id}/resume",
                                 json={"variables": {"image": "evil.example/probe:1"}})
-        assert hijack.status_code == 403 and hijack.json()["type"].endswith("/registry-not-allowed"), hijack.text
+        assert hijack.status_code == 403, hijack.text
+        assert hijack.json()["type"].endswith("/registry-not-allowed"), hijack.text
         assert (await bob.post(f"/api/v1/pipelines/{run_id}/cancel")).status_code == 200
     # The node refuses before it calls Docker at all (no client: any call would fail otherwise).
     steps = StepActivities(None, h.settings, None)  # type: ignore[arg-type]
@@ -161,7 +165,8 @@ async def test_pulls_come_only_from_allowed_registries(h: Harness, users: dict[s
         with pytest.raises(ApplicationError) as refused_on_node:
             ActivityEnvironment().run(steps.pull_image, PullImageInput(
                 image=image, caller=StepCaller(owner_id="bob")))
-        assert refused_on_node.value.type == "StepForbidden" and refused_on_node.value.non_retryable
+        assert refused_on_node.value.type == "StepForbidden"
+        assert refused_on_node.value.non_retryable
     for activity, arg in ((steps.pull_image, PullImageInput(image="127.0.0.1:1/x")),
                           (steps.prepare_network, PrepareNetworkInput(name="n")),
                           (steps.write_config, WriteConfigInput(volume="v", files={}))):
@@ -170,7 +175,8 @@ async def test_pulls_come_only_from_allowed_registries(h: Harness, users: dict[s
         assert unowned.value.type == "StepForbidden"
     # An admin is not bound by the list: the pull is tried (and fails: nothing answers there).
     tried = await run(h, users["ops"], pull("127.0.0.2:1/gsf-missing:none"))
-    assert tried["status"] == "failed" and "cannot pull" in tried["error"], tried
+    assert tried["status"] == "failed", tried
+    assert "cannot pull" in tried["error"], tried
 
 
 @pytest.mark.parametrize(("image", "registry"), [
@@ -198,9 +204,11 @@ async def test_quotas_bound_what_one_user_makes(h: Harness, users: dict[str, str
     three = json.dumps({"name": "many", "steps": [
         {"type": "write_config", "params": {"volume": name(f"m{i}"), "files": {"a": "b"}}} for i in range(3)]})
     over = await run(h, users["bob"], three)
-    assert over.status_code == 429 and over.json()["type"].endswith("/pipeline-quota-exceeded"), over.text
+    assert over.status_code == 429, over.text
+    assert over.json()["type"].endswith("/pipeline-quota-exceeded"), over.text
     big = await run(h, users["bob"], write(name("big"), {"a.txt": "x" * 65}))
-    assert big.status_code == 422 and big.json()["errors"][0]["loc"] == "steps[0].params.files", big.text
+    assert big.status_code == 422, big.text
+    assert big.json()["errors"][0]["loc"] == "steps[0].params.files", big.text
     # An admin is not counted.
     for _ in range(3):
         assert (await run(h, users["ops"], write(name("ops"), {"a.txt": "x" * 100})))["status"] == "succeeded"

@@ -1,5 +1,6 @@
 // Arena (examples/games/arena.js): dots on a field racing for a coin. Steer with the arrow keys
-// or WASD while the field has focus, or with the buttons. Frames: `arena`, `positions`, `coin`.
+// or WASD while the field has focus, or with the buttons. Frames: `arena`, `positions`, `coin`;
+// arena-sync.js sends positions, scores and the coin as synced state instead (`onState`).
 
 import { playerName } from '../players.js';
 import { h } from '../ui.js';
@@ -79,6 +80,14 @@ export function mount(stage, { send, me }) {
       } else return;
       draw();
     },
+    onState(state) {
+      players = Object.entries(state?.players ?? {}).map(([id, p]) => ({ id, ...p }));
+      field.coin = state?.coin ?? null;
+      const mine = players.find((p) => p.id === me.playerId);
+      if (mine) Object.assign(canvas.dataset, { x: mine.x, y: mine.y });
+      draw();
+    },
+    onDrop() { held.clear(); }, // keys held meanwhile would steer forever once back
     onClose() { held.clear(); },
   };
 }

@@ -1,4 +1,5 @@
-// Any other game: the frames as they come, and a form to send {"type", "data"}.
+// Any other game: the frames as they come, the synced state (modules with `stateSync`: the SDK
+// applies `$state` and `$patch`, this shows the result), and a form to send {"type", "data"}.
 
 import { h } from '../ui.js';
 
@@ -12,7 +13,10 @@ export function mount(stage, { send, showError }) {
     h('div', { class: 'field' }, h('label', { for: 'raw-type' }, 'Type'), type),
     h('div', { class: 'field' }, h('label', { for: 'raw-data' }, 'Data (JSON, optional)'), data),
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'button button-primary' }, 'Send')));
-  stage.append(h('section', { class: 'game raw', 'aria-label': 'Raw frames' }, form, frames));
+  const state = h('pre', { class: 'raw-state', tabindex: '0', 'aria-label': 'Synced state', dataset: { testid: 'synced-state' } });
+  const stateBox = h('details', { class: 'raw-state-box', hidden: true, open: true },
+    h('summary', {}, 'Synced state'), state);
+  stage.append(h('section', { class: 'game raw', 'aria-label': 'Raw frames' }, form, stateBox, frames));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     if (!type.value.trim()) { type.focus(); return; }
@@ -26,6 +30,10 @@ export function mount(stage, { send, showError }) {
     onFrame(kind, body) {
       frames.prepend(h('li', {}, h('code', {}, `${kind} ${JSON.stringify(body)}`)));
       while (frames.children.length > MAX_FRAMES) frames.lastChild.remove();
+    },
+    onState(value) {
+      stateBox.hidden = false;
+      state.textContent = JSON.stringify(value, null, 2);
     },
   };
 }

@@ -78,6 +78,10 @@ export function mount(stage, { send }) {
       else return;
       draw();
     },
+    onState(synced) { // the same room state, when a variant of the game syncs it (`stateSync`)
+      state = synced;
+      draw();
+    },
     onClose() {
       for (const cell of cells) cell.setAttribute('aria-disabled', 'true');
       again.hidden = true;

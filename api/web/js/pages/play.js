@@ -1,5 +1,7 @@
-// Play: reserve a seat through the matchmaker, connect to the room over WebSocket with the seat
-// token, and hand the frames to a small client for the game (chat, tic-tac-toe, arena, or raw).
+// Play: reserve a seat through the matchmaker (the API's /api/v1/rooms/join), connect to the room
+// with the client SDK (@gsf/client, served from /sdk/), and hand the frames and the synced state to
+// a small client for the game (chat, tic-tac-toe, arena, or raw). The SDK reconnects by itself
+// after a dropped connection (same seat, same player id); the page says so while it does.
 
 import { ApiError, api, eventStream } from '../api.js';
 import { playerName } from '../players.js';
@@ -11,6 +13,34 @@ import * as raw from '../games/raw.js';
 
 const CLIENTS = { tictactoe, chat, arena, raw };
 const OPEN_TIMEOUT_MS = 10000;
+// The built SDK (clients/js/dist, which the API serves as /sdk/). Imported on demand: a console
+// whose SDK was not built still works everywhere else, and this page says what is missing.
+const SDK_URL = new URL('../../sdk/index.js', import.meta.url).href;
+let sdk = null;
+
+function loadSdk() {
+  sdk ??= import(SDK_URL).catch((error) => { sdk = null; throw error; });
+  return sdk;
+}
+
+/** What a typed SDK error means for the player (see clients/js/src/errors.ts). */
+function sdkErrorText(error) {
+  switch (error?.name) {
+    case 'JoinRefusedError': return `The game refused you: ${error.message}`;
+    case 'ProtocolVersionError': return 'The game server speaks another protocol version than this console.';
+    case 'SeatRefusedError': return `The room refused the seat (${error.status ?? 'expired or already used'}). Join again for a new seat.`;
+    case 'ReconnectTokenError':
+    case 'ReconnectExpiredError': return 'Could not get back into the room in time: the seat is gone. Join again for a new seat.';
+    case 'ReplacedError': return 'You joined this room again elsewhere (another tab or device): this page was disconnected.';
+    case 'RoomFailedError': return 'The room\'s code failed and the room was closed.';
+    case 'RoomResetError': return 'The room was reset because a room sharing its worker failed. Join again.';
+    case 'ServerStoppingError': return 'The game server is stopping.';
+    case 'RateLimitCloseError': return 'Disconnected: too many frames, over the room\'s rate limit.';
+    case 'RoomClosedError': return `Connection closed (code ${error.code}${error.reason ? `: ${error.reason}` : ''}).`;
+    case 'ConnectError': return `Could not connect to the room: ${error.message}.`;
+    default: return error?.message ?? String(error);
+  }
+}
 
 // Seats handed over by another page (an allocation on the fleet page), by server id. Kept in
 // memory only: a seat token is good for one connection and a few seconds.
@@ -43,7 +73,8 @@ export async function render(main, { signal, params: [serverId] }) {
     return undefined;
   }
 
-  let socket = null;
+  let current = null; // the SDK's Room while joined (or reconnecting)
+  let attempt = 0; // which connect() is the live one: Leave while connecting abandons it
   let game = null;
   let held = offered.get(serverId) ?? null;
   offered.delete(serverId);
@@ -80,8 +111,11 @@ export async function render(main, { signal, params: [serverId] }) {
   eventStream(`/api/v1/rooms/stream?game=${encodeURIComponent(room.game)}`, {
     signal, label: 'Live player count',
     onEvent: (name, data) => {
-      if (data?.server_id !== room.server_id) return;
+      // One room of its server (issue #22): its own events, or its server's leaving the list.
+      const about = data?.room_id ?? data?.server_id;
+      if (about !== (room.room_id ?? room.server_id) && !(name === 'removed' && about === room.server_id)) return;
       if (name === 'removed') drawOccupancy(true);
+      else if (name === 'failed') return;
       else { room = { ...room, ...data }; drawOccupancy(false); }
     },
   });
@@ -89,11 +123,12 @@ export async function render(main, { signal, params: [serverId] }) {
   function setConnection(state, text) {
     connection.dataset.state = state;
     connection.textContent = text;
-    joinButton.hidden = state === 'open' || state === 'connecting';
-    leaveButton.hidden = !(state === 'open' || state === 'connecting');
+    const busy = state === 'open' || state === 'connecting' || state === 'reconnecting';
+    joinButton.hidden = busy;
+    leaveButton.hidden = !busy;
     joinButton.textContent = state === 'closed' ? 'Join again' : 'Join';
     // Name and client apply to the next join; locked while connected so they never disagree.
-    nameInput.disabled = clientSelect.disabled = state === 'open' || state === 'connecting';
+    nameInput.disabled = clientSelect.disabled = busy;
   }
 
   function showError(text) {
@@ -102,7 +137,9 @@ export async function render(main, { signal, params: [serverId] }) {
   }
 
   function leave() {
-    if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000, 'left');
+    attempt += 1;
+    if (current) current.leave();
+    else if (connection.dataset.state === 'connecting') setConnection('closed', 'Not connected.');
   }
   leaveButton.addEventListener('click', leave);
 
@@ -118,9 +155,10 @@ export async function render(main, { signal, params: [serverId] }) {
       return;
     }
     setConnection('connecting', 'Reserving a seat…');
+    const reserving = attempt;
     let seat;
     try {
-      const body = { server_id: room.server_id };
+      const body = room.room_id ? { room_id: room.room_id } : { server_id: room.server_id };
       if (nameInput.value.trim()) body.player_name = nameInput.value.trim();
       seat = await api('/api/v1/rooms/join', { method: 'POST', json: body, signal, idempotent: true, retries: 3 });
     } catch (error) {
@@ -130,58 +168,76 @@ export async function render(main, { signal, params: [serverId] }) {
         ? `No seat: ${problemText(error)}` : `Could not reserve a seat: ${problemText(error)}`);
       return;
     }
-    connect(seat);
+    if (reserving === attempt) connect(seat); // else Leave was pressed meanwhile
   });
 
-  function connect(seat) {
+  async function connect(seat) {
+    const mine = ++attempt;
+    const abandoned = () => signal.aborted || mine !== attempt;
+    setConnection('connecting', 'Connecting to the room…');
+    let Client;
+    try {
+      ({ Client } = await loadSdk());
+    } catch (error) {
+      setConnection('closed', 'Not connected.');
+      showError(`The client SDK (${SDK_URL}) could not be loaded: ${error?.message ?? error}. `
+        + 'It is built by scripts/bootstrap.sh (clients/js); reload the page to try again.');
+      return;
+    }
+    if (abandoned()) return;
     const url = new URL(seat.ws_url);
     if (nameInput.value.trim()) url.searchParams.set('name', nameInput.value.trim());
-    setConnection('connecting', 'Connecting to the room…');
-    const ws = new WebSocket(url);
-    socket = ws;
-    const openTimer = setTimeout(() => {
-      if (ws.readyState === WebSocket.CONNECTING) {
-        showError('The room did not answer within 10 s.');
-        ws.close();
-      }
-    }, OPEN_TIMEOUT_MS);
+    // The console reserves seats through the API; the SDK only connects them (consumeSeat).
+    const client = new Client(location.origin, { joinTimeoutMs: OPEN_TIMEOUT_MS });
+    let joined;
+    try {
+      joined = await client.consumeSeat({ ...seat, ws_url: url.href });
+    } catch (error) {
+      if (abandoned()) return;
+      setConnection('closed', 'Not connected.');
+      showError(sdkErrorText(error));
+      return;
+    }
+    if (abandoned()) { joined.leave(); return; }
+    current = joined;
+    const me = joined.welcome;
+    const who = () => playerName(joined.playerId, me.name);
+    setConnection('open', `Connected as ${who()}.`);
+    game?.destroy?.();
     const send = (type, data) => {
-      if (ws.readyState !== WebSocket.OPEN) { showError('Not connected.'); return; }
-      ws.send(JSON.stringify(data === undefined ? { type } : { type, data }));
-    };
-    ws.addEventListener('open', () => setConnection('connecting', 'Connected; joining the room…'));
-    ws.addEventListener('message', (message) => {
-      let frame;
-      try { frame = JSON.parse(message.data); } catch { return; }
-      if (frame.type === 'welcome') {
-        clearTimeout(openTimer);
-        const me = frame.data;
-        setConnection('open', `Connected as ${playerName(me.playerId, me.name)}.`);
-        game?.destroy?.();
-        const kind = clientSelect.value;
-        game = CLIENTS[kind].mount(clear(stage), { send, me, room, showError });
-        game?.onFrame?.(frame.type, frame.data); // every frame reaches the client, `welcome` too (the raw client shows it)
-      } else if (frame.type === 'error') {
-        showError(`${frame.data?.message ?? 'error'}${frame.data?.code ? ` (${frame.data.code})` : ''}`);
-        game?.onFrame?.(frame.type, frame.data);
-      } else {
-        showError(''); // the game moved on: an earlier refusal is stale
-        game?.onFrame?.(frame.type, frame.data);
+      try {
+        joined.send(type, data); // while reconnecting the SDK keeps it and sends it once back
+      } catch (error) {
+        showError(`Not sent: ${error.message}.`);
       }
+    };
+    game = CLIENTS[clientSelect.value].mount(clear(stage), { send, me, room, showError });
+    game?.onFrame?.('welcome', me); // every frame reaches the client, `welcome` too (the raw client shows it)
+    joined.onMessage('*', (data, type) => {
+      if (type === 'error') showError(`${data?.message ?? 'error'}${data?.code ? ` (${data.code})` : ''}`);
+      else showError(''); // the game moved on: an earlier refusal is stale
+      game?.onFrame?.(type, data);
     });
-    ws.addEventListener('close', (e) => {
-      clearTimeout(openTimer);
-      if (socket !== ws) return;
+    // Games with state sync: the SDK applies `$state` and `$patch`; the client draws the result.
+    joined.onStateChange((state) => game?.onState?.(state));
+    joined.onDrop((code) => {
+      setConnection('reconnecting', `Connection lost (code ${code}); reconnecting…`);
+      game?.onDrop?.();
+    });
+    joined.onReconnect(() => {
+      setConnection('open', `Reconnected as ${who()}.`);
+      game?.onReconnect?.();
+    });
+    joined.onLeave((code, error) => {
+      if (current === joined) current = null;
       game?.onClose?.();
-      const why = e.reason ? `: ${e.reason}` : '';
-      const clean = e.code === 1000 || e.code === 1001;
-      setConnection('closed', clean ? `Disconnected${why}.` : `Connection closed (code ${e.code}${why}).`);
-      if (!clean && !gameErrors.textContent) showError(`Connection lost (code ${e.code}${why}). Join again for a new seat.`);
+      setConnection('closed', error ? `Disconnected (code ${code}).` : 'Disconnected.');
+      if (error) showError(sdkErrorText(error));
     });
   }
 
   return () => {
-    if (socket) { const s = socket; socket = null; s.close(1000, 'left'); }
+    if (current) { const r = current; current = null; r.leave(); }
     game?.destroy?.();
   };
 }

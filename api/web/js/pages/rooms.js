@@ -1,12 +1,14 @@
-// Rooms: the matchmaker's room list with filters and live player counts; join a room.
+// Rooms: the matchmaker's room list (one row per room: a server hosts many, issue #22) with
+// filters, live player counts and free seats; join a room.
 
-import { api, eventStream } from '../api.js';
-import { age, clear, h, labelsText, pageHeading } from '../ui.js';
+import { eventStream } from '../api.js';
+import { RoomSet, roomHead, roomId, roomRow } from '../roomlist.js';
+import { age, clear, h, pageHeading } from '../ui.js';
 
 const SORTS = [['created', 'Oldest first'], ['-created', 'Newest first'], ['-players', 'Most players'], ['players', 'Fewest players']];
 
 export async function render(main, { signal }) {
-  const rooms = new Map();
+  const rooms = new RoomSet();
   let streamAbort = null;
 
   const game = h('input', { type: 'text', id: 'room-game', autocomplete: 'off', list: 'room-games', placeholder: 'any' });
@@ -26,10 +28,10 @@ export async function render(main, { signal }) {
   const empty = h('p', { class: 'empty', hidden: true }, 'No rooms match. Rooms appear here once their server is running.');
   const table = h('table', { class: 'table responsive', id: 'rooms-table' },
     h('caption', { class: 'visually-hidden' }, 'Rooms, updated live'),
-    h('thead', {}, h('tr', {}, ['Room', 'Game', 'Players', 'State', 'Labels', 'Open for'].map((t) => h('th', { scope: 'col' }, t)),
-      h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Join')))),
+    h('thead', {}, roomHead()),
     tbody);
-  main.append(pageHeading('Rooms'), filters, live, h('div', { class: 'table-wrap' }, table), empty);
+  const summary = h('p', { class: 'muted', dataset: { testid: 'rooms-summary' } });
+  main.append(pageHeading('Rooms'), filters, live, h('div', { class: 'table-wrap' }, table), summary, empty);
   filters.addEventListener('submit', (e) => e.preventDefault());
 
   function query({ forStream }) {
@@ -39,7 +41,6 @@ export async function render(main, { signal }) {
     if (label.value.trim()) params.set(`label.${k.trim()}`, rest.join('=').trim());
     if (!forStream) {
       params.set('sort', sort.value);
-      params.set('limit', '200');
       if (free.checked) params.set('free', 'true');
     }
     return params.toString();
@@ -54,40 +55,26 @@ export async function render(main, { signal }) {
     const dir = sort.value.startsWith('-') ? -1 : 1;
     return [...rooms.values()].filter(visible)
       .sort((a, b) => dir * ((key === 'players' ? a.players - b.players : a.created_at - b.created_at)
-        || a.server_id.localeCompare(b.server_id)));
-  }
-
-  function row(room) {
-    const full = room.free_seats <= 0;
-    const state = room.locked ? 'locked' : room.metadata?.status ?? (room.ready ? 'open' : 'starting');
-    const canJoin = !full && !room.locked && room.ready;
-    return h('tr', { dataset: { serverId: room.server_id } },
-      h('th', { scope: 'row', 'data-label': 'Room' }, room.name),
-      h('td', { 'data-label': 'Game' }, room.game),
-      h('td', { 'data-label': 'Players', class: 'num', dataset: { players: room.players } },
-        `${room.players}/${room.max_players}`, room.reserved ? ` (+${room.reserved} joining)` : ''),
-      h('td', { 'data-label': 'State' }, state),
-      h('td', { 'data-label': 'Labels' }, labelsText(room.labels) || '–'),
-      h('td', { 'data-label': 'Open for', dataset: { since: room.created_at } }, age(new Date(room.created_at * 1000))),
-      h('td', { 'data-label': 'Join' }, canJoin
-        ? h('a', { class: 'button button-small button-primary', href: `#/play/${room.server_id}`, 'aria-label': `Join ${room.name}` }, 'Join')
-        : h('span', { class: 'muted' }, full ? 'Full' : room.locked ? 'Locked' : 'Not ready')));
+        || roomId(a).localeCompare(roomId(b))));
   }
 
   function draw() {
     const list = sorted();
     // A keyboard user on a Join link keeps focus while the counts change under it.
     const focused = tbody.contains(document.activeElement) ? document.activeElement.getAttribute('aria-label') : null;
-    clear(tbody).append(...list.map(row));
+    clear(tbody).append(...list.map((room) => roomRow(room, { failure: rooms.failures.get(roomId(room)) })));
     if (focused) tbody.querySelector(`[aria-label="${CSS.escape(focused)}"]`)?.focus();
     empty.hidden = list.length > 0;
+    const servers = new Set(list.map((room) => room.server_id)).size;
+    const seats = list.reduce((sum, room) => sum + Math.max(0, room.free_seats), 0);
+    summary.textContent = list.length
+      ? `${list.length} room${list.length === 1 ? '' : 's'} on ${servers} server${servers === 1 ? '' : 's'}, ${seats} free seat${seats === 1 ? '' : 's'}.`
+      : '';
     clear(games).append(...[...new Set([...rooms.values()].map((r) => r.game))].map((g) => h('option', { value: g })));
   }
 
   async function load(streamSignal) {
-    const page = await api(`/api/v1/rooms?${query({ forStream: false })}`, { signal: streamSignal });
-    rooms.clear();
-    for (const room of page.items) rooms.set(room.server_id, room);
+    await rooms.load(query({ forStream: false }), streamSignal);
     draw();
   }
 
@@ -114,9 +101,7 @@ export async function render(main, { signal }) {
       // The matchmaker registers the listener before answering: a list read now misses nothing.
       onOpen: () => load(streamSignal).catch((e) => { if (e?.name !== 'AbortError') console.error(e); }),
       onEvent: (name, data) => {
-        if (name === 'removed') rooms.delete(data.server_id);
-        else if (data?.server_id) rooms.set(data.server_id, data);
-        draw();
+        if (rooms.apply(name, data)) draw();
       },
     });
   }

@@ -1,9 +1,10 @@
-// One server: facts, the status history as a timeline, the workflow link, live logs (follow,
-// pause, search), CPU and memory sparklines, and the way in ("Play").
+// One server: facts, the status history as a timeline, the workflow link, its rooms (live), live
+// logs (follow, pause, search), CPU and memory sparklines, and the way in ("Play").
 
 import { ApiError, api, eventStream, ndjsonStream } from '../api.js';
 import { deleteServer, stopServer } from '../actions.js';
 import { renderFindings } from '../findings.js';
+import { RoomSet, roomHead, roomId, roomRow } from '../roomlist.js';
 import {
   DONE, bytes, clear, clock, coalesce, dateTime, h, labelsText, pageHeading, problemText, sparkline, statusBadge,
 } from '../ui.js';
@@ -26,6 +27,12 @@ export async function render(main, { signal, params: [id], navigate }) {
   const timeline = h('ol', { class: 'timeline', 'aria-label': 'Status history' });
   const findings = h('div');
   const stats = h('div', { class: 'stats', 'aria-live': 'off' }, h('p', { class: 'muted' }, 'Loading stats…'));
+  const rooms = new RoomSet();
+  const roomsBody = h('tbody');
+  const roomsNote = h('p', { class: 'muted', role: 'status', dataset: { testid: 'server-rooms-note' } });
+  const roomsTable = h('table', { class: 'table responsive', id: 'server-rooms' },
+    h('caption', { class: 'visually-hidden' }, 'The rooms of this server, updated live'),
+    h('thead', {}, roomHead({ server: false, labels: false })), roomsBody);
 
   // --- logs --------------------------------------------------------------------------------------
   const entries = []; // { id, ts, stream, line, el }
@@ -48,6 +55,8 @@ export async function render(main, { signal, params: [id], navigate }) {
       h('section', { class: 'card', 'aria-labelledby': 'facts-title' }, h('h2', { id: 'facts-title' }, 'Server'), facts),
       h('section', { class: 'card', 'aria-labelledby': 'history-title' }, h('h2', { id: 'history-title' }, 'Status history'), timeline),
       h('section', { class: 'card', 'aria-labelledby': 'stats-title' }, h('h2', { id: 'stats-title' }, 'Resources'), stats)),
+    h('section', { class: 'card', 'aria-labelledby': 'rooms-title' }, h('h2', { id: 'rooms-title' }, 'Rooms'),
+      roomsNote, h('div', { class: 'table-wrap' }, roomsTable)),
     findings,
     h('section', { class: 'card', 'aria-labelledby': 'logs-title' }, h('h2', { id: 'logs-title' }, 'Logs'), logTools, logBox));
 
@@ -60,6 +69,7 @@ export async function render(main, { signal, params: [id], navigate }) {
       ...fact('Node', server.node_id),
       ...fact('Address', server.ws_url ? h('code', { class: 'break' }, server.ws_url) : null),
       ...fact('Max players', server.max_players || null),
+      ...fact('Max rooms', server.max_rooms ?? 1),
       ...fact('Labels', labelsText(server.labels) || null),
       ...fact('Plan', server.limits?.memory_mb ? `${server.limits.memory_mb} MB, ${server.limits.cpus} CPU` : null),
       ...fact('Image', server.image ? h('code', { class: 'break' }, server.image) : null),
@@ -85,17 +95,39 @@ export async function render(main, { signal, params: [id], navigate }) {
       } }, 'Delete');
       actions.append(del);
     }
-    clear(timeline).append(...(server.events ?? []).map((e) => h('li', { class: 'timeline-item', dataset: { status: e.status } },
-      h('time', { datetime: e.at }, clock(e.at)), ' ', statusBadge(e.status), e.message ? [' ', textLines(e.message)] : '')));
+    clear(timeline).append(...(server.events ?? []).map((e) => h('li', { class: 'timeline-item',
+      dataset: { status: e.status, event: e.detail?.event ?? '' } },
+      h('time', { datetime: e.at }, clock(e.at)), ' ', statusBadge(e.status), e.message ? [' ', textLines(e.message)] : '',
+      restoredRooms(e))));
     if (server.analysis?.findings?.length && !findings.firstChild) {
       findings.append(renderFindings(server.analysis, null, { title: 'Analysis findings' }));
     }
   }
   drawServer();
 
+  // --- rooms (issue #22): this server's rows of the room list, kept current by its events ------------
+  function drawRooms() {
+    const list = rooms.ofServer(id).sort((a, b) => (roomId(a) === id ? -1 : roomId(b) === id ? 1 : a.created_at - b.created_at));
+    clear(roomsBody).append(...list.map((room) => roomRow(room, { failure: rooms.failures.get(roomId(room)), server: false, labels: false })));
+    roomsTable.hidden = !list.length;
+    const players = list.reduce((sum, room) => sum + room.players, 0);
+    roomsNote.textContent = list.length
+      ? `${list.length} of at most ${server.max_rooms ?? 1} room${(server.max_rooms ?? 1) === 1 ? '' : 's'}, ${players} player${players === 1 ? '' : 's'}.`
+      : server.status === 'running' ? 'No rooms listed yet: the first appears with the server\'s first heartbeat.'
+        : 'No rooms: the server is not running.';
+  }
+  drawRooms();
+  eventStream(`/api/v1/rooms/stream?game=${encodeURIComponent(server.game)}`, {
+    signal, label: 'Live rooms',
+    onOpen: () => rooms.load(new URLSearchParams({ game: server.game }).toString(), signal).then(drawRooms)
+      .catch((e) => { if (e?.name !== 'AbortError') console.error(e); }),
+    onEvent: (name, data) => { if (rooms.apply(name, data) === id) drawRooms(); },
+  });
+
   const refresh = coalesce(async () => {
     server = await api(`/api/v1/servers/${id}`, { signal });
     drawServer();
+    drawRooms();
     if (!entries.length) redrawLogs(); // a failure brings the captured output
   });
   eventStream('/api/v1/events/servers', {
@@ -221,4 +253,31 @@ export async function render(main, { signal, params: [id], navigate }) {
   loadStats();
 
   return () => clearTimeout(statsTimer);
+}
+
+/**
+ * Durable rooms (issue #25) under their history line: the rooms a restore brought back, the rooms a
+ * drain or a migration moved (and those it could not), the rooms a new version refused.
+ */
+function restoredRooms(e) {
+  const d = e.detail ?? {};
+  const lines = [];
+  if (d.event === 'restored') {
+    for (const r of d.rooms ?? []) {
+      lines.push(`room ${r.room_id}: snapshot ${r.seq}, ${r.age_ms} ms old, from ${d.from ?? 'crash'}`
+        + (r.players?.length ? `; players ${r.players.join(', ')}` : ''));
+    }
+  } else if (d.event === 'drained' || d.event === 'migrated') {
+    const how = d.from_version ? `migrated from version ${d.from_version}` : 'moved';
+    for (const r of d.rooms ?? []) {
+      lines.push(`room ${r.room_id}: ${how} to server ${r.to} (snapshot ${r.seq})`
+        + (r.players?.length ? `; players ${r.players.join(', ')}` : ''));
+    }
+    for (const [id, why] of Object.entries(d.failed ?? {})) lines.push(`room ${id}: not moved: ${why}`);
+    for (const id of d.not_moved ?? []) lines.push(`room ${id}: not moved: no server had room for it`);
+  } else if (d.event === 'migrate_failed') {
+    for (const [id, why] of Object.entries(d.rooms ?? {})) lines.push(`room ${id}: stays on this version: ${why}`);
+  }
+  if (!lines.length) return '';
+  return h('ul', { class: 'restored-rooms' }, ...lines.map((line) => h('li', {}, line)));
 }

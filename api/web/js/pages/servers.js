@@ -3,11 +3,12 @@
 
 import { api, eventStream } from '../api.js';
 import { deleteServer, stopServer } from '../actions.js';
+import { RoomSet, serverPlayers } from '../roomlist.js';
 import { DONE, age, clear, h, pageHeading, statusBadge } from '../ui.js';
 
 export async function render(main, { signal }) {
   const servers = new Map(); // id -> ServerPublic
-  const rooms = new Map(); // server id -> room (players)
+  const rooms = new RoomSet(); // every listed room: a server's players are its rooms' (issue #22)
   const rows = new Map(); // id -> <tr>
   const live = h('p', { class: 'live', role: 'status' }, 'Connecting to live updates…');
   const tbody = h('tbody');
@@ -26,8 +27,7 @@ export async function render(main, { signal }) {
     live, h('div', { class: 'table-wrap' }, table), empty);
 
   function cells(server) {
-    const room = rooms.get(server.id);
-    const players = room ? `${room.players}/${room.max_players}` : server.max_players ? `–/${server.max_players}` : '–';
+    const players = serverPlayers(rooms.ofServer(server.id), server.max_players);
     const actions = h('div', { class: 'row-actions' });
     if (server.status === 'running') {
       actions.append(h('a', { class: 'button button-small', href: `#/play/${server.id}`,
@@ -91,9 +91,7 @@ export async function render(main, { signal }) {
   }
 
   async function loadRooms() {
-    const page = await api('/api/v1/rooms?limit=200', { signal });
-    rooms.clear();
-    for (const room of page.items) rooms.set(room.server_id, room);
+    await rooms.load('', signal);
     for (const id of servers.keys()) draw(id);
   }
 
@@ -120,9 +118,8 @@ export async function render(main, { signal }) {
     onState: (s) => { states.rooms = s; showState(); },
     onOpen: () => loadRooms().catch(ignoreAbort),
     onEvent: (name, data) => {
-      if (name === 'removed') rooms.delete(data.server_id);
-      else if (data?.server_id) rooms.set(data.server_id, data);
-      if (data?.server_id && servers.has(data.server_id)) draw(data.server_id);
+      const id = rooms.apply(name, data);
+      if (id && servers.has(id)) draw(id);
     },
   });
   const timer = setInterval(() => {

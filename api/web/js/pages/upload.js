@@ -1,9 +1,11 @@
-// Upload a game module and follow its deployment: upload progress, then the steps of the
-// deployment live (pending → analyzing → building → starting → running), and the analyzer's
-// findings on the source when it refuses the code.
+// Upload a game and follow its deployment: upload progress, then the steps of the deployment
+// live (pending → analyzing → building → starting → running), and the analyzer's findings on the
+// source. A game is one module file, a project archive (.zip, .tar.gz), or a project folder
+// (chosen or dropped), which is packed into an archive here first (js/pack.js).
 
 import { ApiError, NetworkError, api, eventStream, upload } from '../api.js';
 import { renderFindings } from '../findings.js';
+import { filesFromEntry, filesFromInput, packProject } from '../pack.js';
 import {
   DONE, STEPS, banner, bytes, clear, clock, coalesce, field, h, pageHeading, problemText, setError, statusBadge,
 } from '../ui.js';
@@ -14,18 +16,27 @@ const STEP_TEXT = {
   pending: 'Uploaded', analyzing: 'Analyzing the code', building: 'Building the image',
   starting: 'Starting the container', running: 'Running',
 };
+const MODULE_RE = /\.(c|m)?js$/i;
+const PROJECT_RE = /\.(zip|tar\.gz|tgz|ts|mts|cts)$/i;
+const TEXT_RE = /\.(c|m)?(js|ts)$|\.json$/i;
+const SHOWN_SOURCE_BYTES = 512 * 1024; // larger files show the finding's own line only
 
 export async function render(main, { signal, getConfig }) {
   let config = null;
-  let chosen = null; // { file, text }
+  let chosen = null; // { file, text } for a module; { file, project, sources } for a project
   let autoName = '';
   let deployment = null; // AbortController of the deployment being followed
 
-  const fileInput = h('input', { type: 'file', accept: '.js,.mjs,.cjs,text/javascript', class: 'file-input' });
-  const fileInfo = h('p', { class: 'file-info', 'aria-live': 'polite' }, 'No file chosen.');
+  const fileInput = h('input', { type: 'file', class: 'file-input',
+    accept: '.js,.mjs,.cjs,.ts,.zip,.tar.gz,.tgz,text/javascript,application/zip,application/gzip' });
+  const folderInput = h('input', { type: 'file', class: 'file-input', webkitdirectory: true, multiple: true });
+  const fileInfo = h('p', { class: 'file-info', 'aria-live': 'polite', dataset: { testid: 'file-info' } },
+    'No file chosen.');
   const drop = h('div', { class: 'dropzone', dataset: { testid: 'dropzone' } },
-    h('p', { class: 'dropzone-text' }, 'Drag a .js game module here, or choose one:'),
-    field('file', 'Game module (.js, .mjs or .cjs)', fileInput),
+    h('p', { class: 'dropzone-text' }, 'Drag a game here (a .js module, a project folder, or its .zip or .tar.gz), or choose one:'),
+    field('file', 'Game module or project archive (.js, .zip, .tar.gz)', fileInput),
+    field('folder', 'Project folder', folderInput,
+      'A folder with a package.json: packed here into a .tar.gz, without node_modules and .git.'),
     fileInfo);
   const nameInput = h('input', { type: 'text', required: true, maxlength: 64, autocomplete: 'off' });
   const maxInput = h('input', { type: 'number', min: 1, max: 1000, inputmode: 'numeric' });
@@ -71,11 +82,33 @@ export async function render(main, { signal, getConfig }) {
       : 'Every server gets this plan on this installation.';
   }).catch(() => {});
 
+  function followName(name) {
+    // Follow the file's name until the user types one of their own.
+    if (!nameInput.value || nameInput.value === autoName) {
+      nameInput.value = autoName = name.replace(/[^A-Za-z0-9 _.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+    }
+  }
+
+  function projectChosen(file, project, sources = new Map()) {
+    chosen = { file, project, sources };
+    check.hidden = true; // the analysis endpoint takes one module; a project is analyzed as it deploys
+    followName(project);
+    clear(findingsBox);
+  }
+
   async function choose(file) {
     setError(fileInput, null);
+    setError(folderInput, null);
+    check.hidden = false;
     if (!file) return;
-    if (!/\.(c|m)?js$/i.test(file.name)) {
-      setError(fileInput, 'Choose a JavaScript module: a .js, .mjs or .cjs file.');
+    if (PROJECT_RE.test(file.name)) {
+      const project = file.name.replace(PROJECT_RE, '');
+      fileInfo.textContent = `${file.name}, ${bytes(file.size)}: a game project`;
+      projectChosen(file, project);
+      return;
+    }
+    if (!MODULE_RE.test(file.name)) {
+      setError(fileInput, 'Choose a JavaScript module (.js, .mjs, .cjs), a project archive (.zip, .tar.gz) or a folder.');
       chosen = null;
       fileInfo.textContent = 'No file chosen.';
       return;
@@ -88,18 +121,50 @@ export async function render(main, { signal, getConfig }) {
     }
     chosen = { file, text: await file.text() };
     fileInfo.textContent = `${file.name}, ${bytes(file.size)}`;
-    // Follow the file's name until the user types one of their own.
-    if (!nameInput.value || nameInput.value === autoName) nameInput.value = autoName = file.name.replace(/\.(c|m)?js$/i, '').replace(/[^A-Za-z0-9 _.-]/g, '-').slice(0, 64);
+    followName(file.name.replace(MODULE_RE, ''));
     clear(findingsBox);
   }
 
+  /** A folder's files ([{path, file}], paths under the folder's name), packed into one archive. */
+  async function chooseFolder(files) {
+    setError(fileInput, null);
+    setError(folderInput, null);
+    chosen = null;
+    if (!files.length) {
+      setError(folderInput, 'The folder has no files to upload (node_modules and .git are left out).');
+      fileInfo.textContent = 'No file chosen.';
+      return;
+    }
+    const folder = files[0].path.split('/')[0];
+    const inside = files.filter((f) => f.path.includes('/'));
+    fileInfo.textContent = `Packing ${folder}/ (${inside.length} files)…`;
+    const archive = await packProject(folder, inside);
+    // The sources as text, to show findings on their lines (paths as the analysis names them).
+    const sources = new Map();
+    for (const { path, file } of inside) {
+      if (TEXT_RE.test(path) && file.size <= SHOWN_SOURCE_BYTES) sources.set(path.slice(folder.length + 1), await file.text());
+    }
+    const size = inside.reduce((n, f) => n + f.file.size, 0);
+    fileInfo.textContent = `${folder}/: ${inside.length} files, ${bytes(size)}, packed as ${archive.name} `
+      + `(${bytes(archive.size)}); node_modules and .git left out`;
+    projectChosen(archive, folder, sources);
+  }
+
   fileInput.addEventListener('change', () => choose(fileInput.files[0]));
+  folderInput.addEventListener('change', () => chooseFolder(filesFromInput(folderInput.files)));
   for (const type of ['dragenter', 'dragover']) {
     drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.add('dragging'); });
   }
   for (const type of ['dragleave', 'drop']) drop.addEventListener(type, () => drop.classList.remove('dragging'));
   drop.addEventListener('drop', (e) => {
     e.preventDefault();
+    // The entry must be taken during the event: the drop's items are gone once it returns.
+    const entry = e.dataTransfer?.items?.[0]?.webkitGetAsEntry?.();
+    if (entry?.isDirectory) {
+      fileInfo.textContent = `Reading ${entry.name}/…`;
+      filesFromEntry(entry).then(chooseFolder).catch((error) => setError(folderInput, `The folder could not be read: ${error}`));
+      return;
+    }
     const file = e.dataTransfer?.files?.[0];
     if (file) choose(file);
   });
@@ -108,7 +173,7 @@ export async function render(main, { signal, getConfig }) {
     let ok = true;
     const fail = (control, message) => { setError(control, message); if (ok) control.focus(); ok = false; };
     for (const c of [fileInput, nameInput, maxInput, labelsInput, selectorInput]) setError(c, null);
-    if (!chosen) fail(fileInput, 'Choose a game module to upload.');
+    if (!chosen) fail(fileInput, 'Choose a game module, a project archive or a project folder to upload.');
     if (!NAME_RE.test(nameInput.value.trim())) fail(nameInput, 'Give the server a name: 1–64 letters, digits, spaces, _ . -');
     const max = maxInput.value.trim();
     if (max && !(/^\d+$/.test(max) && +max >= 1 && +max <= 1000)) fail(maxInput, 'A whole number from 1 to 1000, or empty.');
@@ -152,8 +217,8 @@ export async function render(main, { signal, getConfig }) {
     if (labelsInput.value.trim()) data.append('labels', labelsInput.value.trim());
     if (selectorInput.value.trim()) data.append('node_selector', selectorInput.value.trim());
     if (planSelect.value) data.append('plan', planSelect.value);
-    const source = chosen.text;
-    const fileName = chosen.file.name;
+    const source = chosen.project ? chosen.sources : chosen.text;
+    const fileName = chosen.project ?? chosen.file.name;
     deployment?.abort();
     deployment = new AbortController();
     const followSignal = AbortSignal.any([signal, deployment.signal]);
@@ -227,9 +292,13 @@ export async function render(main, { signal, getConfig }) {
         clear(deployStatus).append('Status: ', statusBadge(detail.status),
           detail.error ? ` ${detail.error}` : '');
       }
-      if (detail.analysis && !analysisShown && (detail.analysis.findings?.length || detail.status === 'rejected')) {
+      const project = source instanceof Map || Boolean(detail.analysis?.entry);
+      if (detail.analysis && !analysisShown
+          && (project || detail.analysis.findings?.length || detail.status === 'rejected')) {
         analysisShown = true;
-        clear(findingsBox).append(renderFindings(detail.analysis, source, { title: `Analysis of ${fileName}` }));
+        clear(findingsBox).append(project
+          ? renderProjectAnalysis(detail.analysis, source instanceof Map ? source : new Map(), fileName)
+          : renderFindings(detail.analysis, source, { title: `Analysis of ${fileName}` }));
         if (detail.status === 'rejected') findingsBox.querySelector('h2')?.setAttribute('tabindex', '-1');
       }
       if (detail.status === 'running' && !deployLinks.querySelector('[data-play]')) {
@@ -250,4 +319,38 @@ export async function render(main, { signal, getConfig }) {
   }
 
   return () => deployment?.abort();
+}
+
+/**
+ * A project's analysis: what was analyzed (entry, files, npm packages and their verdicts), every
+ * finding as file:line:column, then each file's findings on its source (the folder's text when
+ * the folder was packed here, else the line the analyzer kept).
+ */
+function renderProjectAnalysis(report, sources, name) {
+  const findings = report.findings ?? [];
+  const blocking = findings.filter((f) => f.severity === 'block').length;
+  const packages = report.dependencies ?? [];
+  const section = h('section', { class: 'findings card', 'aria-label': `Analysis of ${name}`,
+    dataset: { testid: 'project-analysis', verdict: report.ok === false || blocking ? 'blocked' : 'passed' } },
+  h('h2', {}, `Analysis of ${name}`),
+  h('p', { class: blocking ? 'error' : '' }, blocking ? `${blocking} blocking finding${blocking === 1 ? '' : 's'}: the upload was refused.`
+    : findings.length ? `${findings.length} finding${findings.length === 1 ? '' : 's'}, none blocking.` : 'No findings.'),
+  h('p', { dataset: { testid: 'project-summary' } },
+    `Entry ${report.entry ?? '?'}; ${(report.files ?? []).length} files analyzed`,
+    packages.length ? `; npm packages: ${packages.map((d) => `${d.package} ${d.verdict}`).join(', ')}` : '; no npm packages'));
+  if (!findings.length) return section;
+  const where = (f) => `${f.file || report.entry || '?'}:${f.line}:${f.column}`;
+  section.append(h('ul', { class: 'finding-list' }, findings.map((f) => h('li', { dataset: { testid: 'finding' } },
+    h('code', {}, where(f)), ' ', h('span', { class: `severity severity-${f.severity}` }, f.severity),
+    ' ', h('code', {}, f.rule), ' ', f.message))));
+  const byFile = new Map();
+  for (const f of findings) {
+    const file = f.file || report.entry || '';
+    if (!byFile.has(file)) byFile.set(file, []);
+    byFile.get(file).push(f);
+  }
+  for (const [file, here] of byFile) {
+    section.append(renderFindings({ findings: here }, sources.get(file) ?? null, { title: file }));
+  }
+  return section;
 }

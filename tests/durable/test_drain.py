@@ -1,0 +1,66 @@
+"""A stop drains a durable match to another server (issue #25, graceful drain): two Python SDK
+players mid-game of tic-tac-toe; `POST /servers/{id}/stop` starts a server of the same game version
+(none runs), seals the room's stored snapshot for it, stops the old container and restores the room
+there under its id. Both players come back through POST /reconnect (a token re-signed for the new
+server), with the same ids and the board as it was, and finish the game. Real Docker, Temporal,
+matchmaker and agent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.durable import game
+from tests.harness import Harness
+from tests.workflows.test_gameserver import record_history
+
+pytestmark = [pytest.mark.docker, pytest.mark.temporal]
+
+
+async def test_a_stopped_server_moves_its_match(h: Harness, tmp_path: Path) -> None:
+    key = await h.user_key("drain@example.com")
+    async with h.api(key) as api:
+        server_id = await game.running_game(api, game.write_game(tmp_path, extra="  reconnectSeconds: 60,\n"),
+                                            "drain-ttt")
+        async with game.two_players(h.settings.matchmaker_url, server_id) as (x, o):
+            ids = (x.player_id, o.player_id)
+            old_url = x._base_url
+            acknowledged = await game.play_opening(x, o, 3)
+            seq = await game.wait_stored(h.sessions, server_id, 3)
+
+            began = time.monotonic()
+            stop = asyncio.create_task(api.post(f"/api/v1/servers/{server_id}/stop", timeout=180))
+            await game.events_on_timeout(api, server_id, game.both_back([x, o], timeout=120))
+            back_s = time.monotonic() - began
+            resp = await stop
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["status"] == "stopped"
+            assert x._base_url != old_url
+            assert o._base_url == x._base_url
+
+            _, state = await game.back_as_acknowledged(x, o, ids, seq, "drain", acknowledged)
+            assert state["marks"] == acknowledged["marks"]
+            final = await game.finish(x, o)  # X: 2, 5, 8
+            assert final["status"] == "won"
+            assert final["winnerId"] == x.player_id
+
+            # The old server's history says where the room went; the new server runs it under its id.
+            server = (await api.get(f"/api/v1/servers/{server_id}")).json()
+            assert server["status"] == "stopped"
+            (drained,) = [e for e in server["events"] if (e.get("detail") or {}).get("event") == "drained"]
+            (room,) = drained["detail"]["rooms"]
+            assert room["room_id"] == server_id
+            assert room["seq"] == seq
+            assert sorted(room["players"]) == sorted(ids)
+            target = room["to"]
+            assert target != server_id
+            assert (await api.get(f"/api/v1/servers/{target}")).json()["status"] == "running"
+            # The room's snapshots are the new server's now: the game's last move is stored for it.
+            assert await game.wait_stored(h.sessions, server_id, 7) > seq
+            print(f"stop -> both players back on {target}: {back_s:.2f} s")
+            await record_history(h, server_id, "durable_drain")
+            for sid in (server_id, target):
+                assert (await api.delete(f"/api/v1/servers/{sid}")).json()["status"] == "deleted"
