@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.drain import DrainActivities
 from core.capacity import Policy, node_capacity
-from core.contracts import Limits, StopServerInput
+from core.contracts import DrainPlanInput, Limits, ServerStatus, StopServerInput
 from core.db.models import Allocation, Fleet, GameServer, Node
 from core.db.session import SessionFactory, shielded
 from core.deploy import Deployer, Deployment
@@ -29,6 +29,8 @@ from core.fleets import (
     VERSION_LABEL,
     DropFleetInput,
     DropFleetResult,
+    MigrateFleetServerInput,
+    MigrateFleetServerResult,
     RecordFleetInput,
     RecordFleetResult,
     RetireFleetServersInput,
@@ -66,7 +68,7 @@ class FleetActivities:
 
     def activities(self) -> list[Any]:
         return [self.sync_fleet, self.start_fleet_server, self.retire_fleet_servers, self.stop_fleet_server,
-                self.record_fleet, self.drop_fleet, *self.drain.activities()]
+                self.migrate_fleet_server, self.record_fleet, self.drop_fleet, *self.drain.activities()]
 
     async def _registry(self, call: Any) -> Any:
         """A registry call; an unreachable matchmaker or Redis is retried by Temporal."""
@@ -204,6 +206,43 @@ class FleetActivities:
                 raise
             return StopFleetServerResult(status="ended")  # its workflow ended (failed, deleted)
         return StopFleetServerResult(status=result.status.value)
+
+    @activity.defn(name="migrate_fleet_server")
+    async def migrate_fleet_server(self, input: MigrateFleetServerInput) -> MigrateFleetServerResult:
+        """A migrating rollout (issue #25): stop the old server into the first running server of
+        `into`, its durable rooms migrating (the new version's `onMigrate` runs, the players
+        reconnect there), then delete it; when the new version refused some rooms the old server
+        runs on with them (`stays`). Its workflow records every step (`migrated`, `migrate_failed`)."""
+        async with self.sessions() as session:
+            old = await session.get(GameServer, input.server_id)
+            rows = (await session.execute(select(GameServer.id, GameServer.status).where(
+                GameServer.id.in_(input.into or [""])))).all()
+        if old is None or old.status != ServerStatus.RUNNING.value:
+            return MigrateFleetServerResult(status="gone")
+        running = {sid for sid, status in rows if status == ServerStatus.RUNNING.value}
+        into = next((sid for sid in input.into if sid in running), "")
+        if not into:
+            return MigrateFleetServerResult(status="waiting")
+        plan = await self.drain.drain_plan(DrainPlanInput(server_id=input.server_id, drain_to=into))
+        if not plan.room_ids:  # no durable room (nothing stored): its matches finish where they are
+            return MigrateFleetServerResult(status="stays", message="no durable room to move")
+        version = str((old.labels or {}).get(VERSION_LABEL) or old.source_sha256[:12])
+        activity.heartbeat(into)
+        try:
+            moved = await self.deployer.stop(input.server_id, StopServerInput(
+                drain=True, drain_to=into, from_version=version))
+            if moved.status == ServerStatus.RUNNING:
+                return MigrateFleetServerResult(status="stays", into=into,
+                                                message="the new version refused rooms, or had no room for them")
+            await self.deployer.stop(input.server_id, StopServerInput(
+                delete=True, reason=f"its rooms migrated to {into} by its fleet's rollout"))
+        except WorkflowUpdateFailedError:
+            return MigrateFleetServerResult(status="gone")  # the validator: deleted meanwhile
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return MigrateFleetServerResult(status="gone")
+        return MigrateFleetServerResult(status="moved", into=into)
 
     @activity.defn(name="record_fleet")
     async def record_fleet(self, input: RecordFleetInput) -> RecordFleetResult:

@@ -84,9 +84,9 @@ def fleets(settings: Settings, as_json: bool) -> int:
 
 def fleet_create(settings: Settings, name: str, game: str, file: Path | None, version: int | None,
                  replicas: int | None, buffer: int | None, min_size: int, max_size: int | None, labels: list[str],
-                 plan: str, on_empty: str, max_rooms: int | None = None) -> int:
+                 plan: str, on_empty: str, max_rooms: int | None = None, migrate_rooms: bool = False) -> int:
     body: dict[str, Any] = {"name": name, "game": game, "labels": _labels(labels), "plan": plan,
-                            "on_empty": on_empty}
+                            "on_empty": on_empty, "migrate_rooms": migrate_rooms}
     if max_rooms is not None:
         body["max_rooms"] = max_rooms
     if buffer is not None:
@@ -131,9 +131,9 @@ def fleet_scale(settings: Settings, fleet: str, replicas: int | None, buffer: in
 
 
 def fleet_update(settings: Settings, fleet: str, version: int | None, file: Path | None, max_surge: str | None,
-                 max_unavailable: str | None, on_empty: str | None) -> int:
+                 max_unavailable: str | None, on_empty: str | None, migrate_rooms: bool | None = None) -> int:
     body = {k: v for k, v in {"version": version, "max_surge": max_surge, "max_unavailable": max_unavailable,
-                              "on_empty": on_empty}.items() if v is not None}
+                              "on_empty": on_empty, "migrate_rooms": migrate_rooms}.items() if v is not None}
     if not body and file is None:
         raise SystemExit("gsf: give --version or --file (a rolling update), or a rollout setting")
     return _patch(settings, fleet, body, file)

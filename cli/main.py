@@ -433,12 +433,16 @@ def fleet_create(
     max_rooms: Annotated[int | None, typer.Option(
         help="rooms each server hosts (default: the game's maxRooms, else 1); the buffer counts free room slots",
     )] = None,
+    migrate_rooms: Annotated[bool | None, typer.Option(
+        "--migrate-rooms/--no-migrate-rooms",
+        help="a rollout moves the live durable rooms of allocated servers into the new version (onMigrate)",
+    )] = None,
 ) -> None:
     """Create a fleet (default: 1 replica)."""
     from cli.fleets import fleet_create as run
 
     raise typer.Exit(run(get_settings(), name, game, file, version, replicas, buffer, min_size, max_size,
-                         label or [], plan, on_empty, max_rooms))
+                         label or [], plan, on_empty, max_rooms, bool(migrate_rooms)))
 
 
 @fleet_app.command("scale")
@@ -463,11 +467,16 @@ def fleet_update(
     max_surge: Annotated[str | None, typer.Option(help="extra servers during a rollout: 1 or 25%")] = None,
     max_unavailable: Annotated[str | None, typer.Option(help="ready servers that may be missing: 0 or 25%")] = None,
     on_empty: Annotated[str | None, typer.Option(help="replace | ready")] = None,
+    migrate_rooms: Annotated[bool | None, typer.Option(
+        "--migrate-rooms/--no-migrate-rooms",
+        help="a rollout moves the live durable rooms of allocated servers into the new version (onMigrate)",
+    )] = None,
 ) -> None:
-    """Roll out another game version (allocated servers finish their matches on the old one)."""
+    """Roll out another game version (allocated servers finish their matches on the old one, or with
+    --migrate-rooms their durable rooms move into the new version)."""
     from cli.fleets import fleet_update as run
 
-    raise typer.Exit(run(get_settings(), fleet, version, file, max_surge, max_unavailable, on_empty))
+    raise typer.Exit(run(get_settings(), fleet, version, file, max_surge, max_unavailable, on_empty, migrate_rooms))
 
 
 @fleet_app.command("delete")

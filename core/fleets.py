@@ -5,7 +5,10 @@ A fleet runs one game version on N servers. Its size is either fixed (`replicas`
 servers included, as in Agones) or a buffer policy: `buffer` ready servers on top of the
 allocated ones, within [`min_size`, `max_size`]. A changed version rolls out with `max_surge`
 extra servers and at most `max_unavailable` ready servers missing (Agones' RollingUpdate);
-allocated servers keep their version until their players leave.
+allocated servers keep their version until their players leave, unless the fleet migrates its
+rooms (`migrate_rooms`, issue #25): then the durable rooms of an allocated server of an older
+version move into servers of the new one (its `onMigrate` runs), one server at a time, and the
+old server goes; rooms the new version refuses stay, and their server with them.
 """
 
 from __future__ import annotations
@@ -99,6 +102,9 @@ class FleetSpec(BaseModel):
     # Rooms per server (issue #22); 0: the version's `maxRooms`, else one. A fleet whose servers
     # host rooms counts its buffer in free room slots and allocates rooms (see `in_servers`).
     max_rooms: int = 0
+    # A rollout moves the durable rooms of allocated servers into the new version (issue #25);
+    # only for a fleet whose servers host rooms (a room moves into a server's free room slot).
+    migrate_rooms: bool = False
 
 
 def rooms_per_server(spec: FleetSpec) -> int:
@@ -139,6 +145,10 @@ class FleetServer(BaseModel):
     created_at: datetime
     max_rooms: int = 1  # as the matchmaker last saw it
     rooms: int = 0  # rooms it hosts or has reserved, its first one included
+    # A rollout that migrates rooms (`FleetSpec.migrate_rooms`): "" not tried, "moving" its durable
+    # rooms are being moved, "moved" they were (the server is gone), "stays" the new version
+    # refused some or had no room for them (the server keeps them until its players leave).
+    migration: Literal["", "moving", "moved", "stays"] = ""
 
 
 class FleetState(BaseModel):
@@ -203,6 +213,7 @@ class ConfigureFleetInput(BaseModel):
     max_surge: str | None = None
     max_unavailable: str | None = None
     on_empty: OnEmpty | None = None
+    migrate_rooms: bool | None = None
 
 
 class DeleteFleetInput(BaseModel):
@@ -278,6 +289,23 @@ class StopFleetServerResult(BaseModel):
     status: str
 
 
+class MigrateFleetServerInput(BaseModel):
+    """Move the durable rooms of `server_id` (an older version) into the first of `into` (servers of
+    the fleet's current version with free room slots, most free first) that runs."""
+
+    fleet_id: str
+    server_id: str
+    into: list[str]
+
+
+class MigrateFleetServerResult(BaseModel):
+    # "moved": its rooms moved and the server is deleted; "stays": some stayed, the server runs on
+    # with them; "waiting": none of `into` runs yet; "gone": the server stopped meanwhile.
+    status: Literal["moved", "stays", "waiting", "gone"]
+    into: str = ""
+    message: str = ""
+
+
 class RecordFleetInput(BaseModel):
     fleet_id: str
     seq: int
@@ -334,6 +362,25 @@ def _scale_down_order(servers: list[FleetServer]) -> list[FleetServer]:
     return sorted(servers, key=lambda s: (s.phase != FleetPhase.READY, -s.created_at.timestamp(), s.server_id))
 
 
+def movable(spec: FleetSpec, servers: list[FleetServer]) -> list[FleetServer]:
+    """Allocated servers of an older version whose durable rooms a migrating rollout has still to
+    move, oldest first (none unless the fleet migrates rooms and its servers host rooms)."""
+    if not spec.migrate_rooms or rooms_per_server(spec) <= 1:
+        return []
+    return sorted((s for s in servers if s.phase == FleetPhase.ALLOCATED and s.version != spec.build.version
+                   and s.migration in ("", "moving")),
+                  key=lambda s: (s.created_at.timestamp(), s.server_id))
+
+
+def migration_homes(spec: FleetSpec, servers: list[FleetServer]) -> int:
+    """Idle servers of the current version the rooms still to move need, beyond the free slots of
+    its busy ones: the planner keeps (or starts) that many on top of what the fleet wants."""
+    waiting = sum(max(1, s.rooms) for s in movable(spec, servers) if s.migration == "")
+    busy = [s for s in servers if s.phase == FleetPhase.ALLOCATED]
+    short = waiting - free_slots(spec, busy)
+    return math.ceil(short / (rooms_per_server(spec) - 1)) if short > 0 else 0
+
+
 def free_slots(spec: FleetSpec, servers: list[FleetServer]) -> int:
     """Free room slots of the fleet's servers in the pool that take new rooms (the current version's)."""
     return sum(max(0, s.max_rooms - s.rooms) for s in servers
@@ -354,14 +401,17 @@ def in_servers(spec: FleetSpec, servers: list[FleetServer]) -> FleetSpec:
 
 
 def plan_fleet(spec: FleetSpec, servers: list[FleetServer], headroom: int, deleting: bool = False,
-               force: bool = False, rooms: bool = False) -> FleetPlan:
+               force: bool = False, rooms: bool = False, keep: frozenset[str] = frozenset()) -> FleetPlan:
     """What to do next: start `start` servers of the current version, retire `retire`.
 
     Never retires an allocated server (unless a forced delete); keeps the unallocated ones at
-    `desired - allocated`; during a rollout keeps them within `max_surge` above that and
+    `desired - allocated` (plus the homes a migrating rollout's rooms need: `migration_homes`);
+    during a rollout keeps them within `max_surge` above that and
     their ready ones within `max_unavailable` below it; starts no more than `headroom` fit.
     With `rooms`, a fleet whose servers host rooms keeps `buffer` free room slots (`in_servers`).
+    A scale-down never retires a server in `keep` (the homes of a migration under way).
     """
+    homes = migration_homes(spec, servers) if rooms and not deleting else 0
     if rooms:
         spec = in_servers(spec, servers)
     live = [s for s in servers if s.phase != FleetPhase.RETIRING]
@@ -371,7 +421,7 @@ def plan_fleet(spec: FleetSpec, servers: list[FleetServer], headroom: int, delet
         going = idle + (allocated if force else [])
         return FleetPlan(0, [s.server_id for s in going], 0)
     desired = desired_size(spec, len(allocated))
-    target = max(0, desired - len(allocated))
+    target = max(0, desired - len(allocated)) + homes
     version = spec.build.version
     new = [s for s in idle if s.version == version]
     old = [s for s in idle if s.version != version]
@@ -393,7 +443,7 @@ def plan_fleet(spec: FleetSpec, servers: list[FleetServer], headroom: int, delet
     else:
         start = target - len(new)
         if start < 0:
-            retire = _scale_down_order(new)[:-start]
+            retire = [s for s in _scale_down_order(new) if s.server_id not in keep][:-start]
     wanted = max(0, start)
     start = min(wanted, max(0, headroom))
     return FleetPlan(start, [s.server_id for s in retire], desired, capacity_limited=start < wanted)

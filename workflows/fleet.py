@@ -25,12 +25,15 @@ with workflow.unsafe.imports_passed_through():
         FleetServer,
         FleetState,
         FleetView,
+        MigrateFleetServerInput,
+        MigrateFleetServerResult,
         RecordFleetInput,
         RetireFleetServersInput,
         StartFleetServerInput,
         StopFleetServerInput,
         SyncFleetInput,
         count,
+        movable,
         phase_of,
         plan_fleet,
         rollout_count,
@@ -43,6 +46,7 @@ CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximu
 STOP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
                          maximum_attempts=5)
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
+MIGRATE_PATCH = "fleet-migrate-rooms"
 
 
 @workflow.defn(name="FleetWorkflow")
@@ -53,7 +57,8 @@ class FleetWorkflow:
     releasing allocated servers whose players left), drop the lost ones, then start and retire
     servers as `core.fleets.plan_fleet` says: replacements for lost servers, the buffer on top
     of the allocated ones, a rolling update within max_surge/max_unavailable. It never stops an
-    allocated server, except on a forced delete.
+    allocated server, except on a forced delete, or to move its durable rooms into the new
+    version in a rollout that migrates rooms (`migrate_rooms`: one server at a time).
 
     Updates: `configure(ConfigureFleetInput) -> FleetView` — scale, change the policy, roll out a
              new game version; `delete(DeleteFleetInput) -> FleetView` — drain, stop, then end.
@@ -70,6 +75,11 @@ class FleetWorkflow:
         self._recorded: tuple[Any, ...] | None = None
         self.records: list[asyncio.Task[Any]] = []
         self.stops: dict[str, asyncio.Task[Any]] = {}
+        self.migrations: dict[str, asyncio.Task[MigrateFleetServerResult]] = {}
+        self.homes: dict[str, list[str]] = {}  # server moving its rooms -> the servers they may go to
+        for srv in self.s.servers.values():
+            if srv.migration == "moving":  # its activity ended with the last run (`_settle`)
+                srv.migration = ""
 
     # --- handlers -------------------------------------------------------------------------------
 
@@ -99,6 +109,8 @@ class FleetWorkflow:
             spec.max_unavailable = input.max_unavailable
         if input.on_empty is not None:
             spec.on_empty = input.on_empty
+        if input.migrate_rooms is not None:
+            spec.migrate_rooms = input.migrate_rooms
         self.s.generation += 1
         self._wake = True
         return self._view()
@@ -112,6 +124,9 @@ class FleetWorkflow:
         for value in (input.max_surge, input.max_unavailable):
             if value is not None:
                 rollout_count(value, 1, True)  # raises ValueError for a malformed one
+        if input.migrate_rooms and rooms_per_server(self.spec.model_copy(
+                update={"build": input.build or self.spec.build})) <= 1:
+            raise ValueError("migrate_rooms needs servers that host rooms (max_rooms above 1)")
         if input.build is not None and input.build.version == self.spec.build.version:
             raise ValueError(f"the fleet runs version {input.build.version} already")
         low = self.spec.min_size if input.min_size is None else input.min_size
@@ -162,6 +177,7 @@ class FleetWorkflow:
 
     async def _sync(self) -> None:
         i, s = self.input, self.s
+        self._migrations_done()
         deleting = s.lifecycle != FleetLifecycle.ACTIVE
         members = [FleetMemberInput(server_id=sid, stale=deleting or srv.version != self.spec.build.version)
                    for sid, srv in sorted(s.servers.items())]
@@ -186,7 +202,7 @@ class FleetWorkflow:
                 continue
             if phase == FleetPhase.READY and srv.phase == FleetPhase.DEPLOYING:
                 s.failures = 0  # a server came up: this version deploys
-            if srv.phase == FleetPhase.RETIRING:
+            if srv.phase == FleetPhase.RETIRING and srv.migration not in ("moving", "stays"):
                 phase = FleetPhase.RETIRING  # on its way out, whatever the store says
             srv.phase, srv.status, srv.players, srv.allocation_id = phase, obs.status or "", obs.players, \
                 obs.allocation_id
@@ -194,20 +210,69 @@ class FleetWorkflow:
         # A fleet in rooms (issue #22) plans for free room slots; the marker keeps histories
         # recorded before rooms replaying as they ran (they never get here with rooms).
         rooms = rooms_per_server(self.spec) > 1 and workflow.patched("fleet-rooms")
+        keep = frozenset(sid for into in self.homes.values() for sid in into)
         plan = plan_fleet(self.spec, list(s.servers.values()), observed.headroom, deleting=deleting,
-                          force=s.force_delete, rooms=rooms)
+                          force=s.force_delete, rooms=rooms, keep=keep)
         s.capacity_limited = plan.capacity_limited
         if plan.retire:
             await self._retire(plan.retire)
         for sid, srv in sorted(s.servers.items()):
             stop = self.stops.get(sid)
-            if srv.phase == FleetPhase.RETIRING and (stop is None or (stop.done() and stop.exception() is not None)):
+            if srv.phase == FleetPhase.RETIRING and srv.migration != "moving" \
+                    and (stop is None or (stop.done() and stop.exception() is not None)):
                 self.stops[sid] = workflow.start_activity_method(
                     FleetActivities.stop_fleet_server, StopFleetServerInput(server_id=sid),
                     task_queue=i.control_queue, start_to_close_timeout=timedelta(minutes=3),
                     retry_policy=STOP_RETRY)
         if plan.start and not deleting and self._backoff_left() <= timedelta(0):
             await self._start(plan.start)
+        if self.spec.migrate_rooms and not deleting and workflow.patched(MIGRATE_PATCH):
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """A rollout that migrates rooms: the oldest allocated server of an older version moves its
+        durable rooms into the current version's servers with free room slots (most free first),
+        one server at a time; `plan_fleet` starts servers for them when those have too few."""
+        if any(not task.done() for task in self.migrations.values()):
+            return
+        servers = list(self.s.servers.values())
+        waiting = [srv for srv in movable(self.spec, servers) if srv.migration == ""]
+        version = self.spec.build.version
+        homes = sorted((srv for srv in servers if srv.version == version and srv.max_rooms > srv.rooms
+                        and srv.phase in (FleetPhase.READY, FleetPhase.ALLOCATED)),
+                       key=lambda srv: (srv.rooms - srv.max_rooms, srv.created_at.timestamp(), srv.server_id))
+        if not waiting or not homes:
+            return
+        srv = waiting[0]
+        srv.migration = "moving"
+        self.homes[srv.server_id] = [home.server_id for home in homes[:3]]
+        self.migrations[srv.server_id] = workflow.start_activity_method(
+            FleetActivities.migrate_fleet_server,
+            MigrateFleetServerInput(fleet_id=self.input.fleet_id, server_id=srv.server_id,
+                                    into=self.homes[srv.server_id]),
+            task_queue=self.input.control_queue, start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=STOP_RETRY)
+        self.migrations[srv.server_id].add_done_callback(lambda _: self.wake())  # the next step at once
+
+    def _migrations_done(self) -> None:
+        """What the finished migrations did: moved (the server is gone), stays (it keeps the rooms
+        the new version refused), or nothing yet (tried again at a later sync)."""
+        for sid, task in list(self.migrations.items()):
+            if not task.done():
+                continue
+            del self.migrations[sid]
+            self.homes.pop(sid, None)
+            srv = self.s.servers.get(sid)
+            if srv is None:
+                continue
+            error = task.exception()
+            if error is not None:
+                workflow.logger.warning("fleet %s: moving the rooms of %s failed: %s", self.input.fleet_id, sid,
+                                        _cause(error))
+                srv.migration = ""
+                continue
+            result = task.result()
+            srv.migration = "moved" if result.status == "moved" else "stays" if result.status == "stays" else ""
 
     async def _retire(self, server_ids: list[str]) -> None:
         """Ready servers leave the pool atomically (an allocation that won the race keeps its
@@ -222,6 +287,7 @@ class FleetWorkflow:
             going |= {sid for sid in server_ids if self.s.servers[sid].phase == FleetPhase.ALLOCATED}
         for sid in going:
             self.s.servers[sid].phase = FleetPhase.RETIRING
+            self.s.servers[sid].migration = ""
 
     async def _start(self, n: int) -> None:
         i, spec = self.input, self.spec
@@ -288,10 +354,11 @@ class FleetWorkflow:
 
     async def _settle(self) -> None:
         """Let records and stops in flight finish before this run ends."""
-        pending = [*self.records, *self.stops.values()]
+        pending = [*self.records, *self.stops.values(), *self.migrations.values()]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         self.records = []
+        self._migrations_done()
 
 
 def _cause(err: BaseException) -> str:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -94,6 +95,9 @@ class FleetCreate(LimitOverrides):
     max_rooms: Annotated[int, Field(ge=MIN_ROOMS, le=MAX_ROOMS, description=(
         "rooms each server hosts; default: the version's maxRooms, else 1. Above 1 the fleet allocates rooms "
         "and `buffer` counts free room slots"))] | None = None
+    migrate_rooms: bool = Field(default=False, description=(
+        "a rolling update moves the live durable rooms of allocated servers into the new version (its "
+        "onMigrate runs, the players reconnect once); needs servers that host rooms (max_rooms above 1)"))
 
     @model_validator(mode="after")
     def _policy(self) -> FleetCreate:
@@ -126,6 +130,8 @@ class FleetUpdate(BaseModel):
     max_surge: Surge | None = None
     max_unavailable: Surge | None = None
     on_empty: OnEmpty | None = None
+    migrate_rooms: bool | None = Field(default=None, description=(
+        "a rolling update moves the live durable rooms of allocated servers into the new version"))
 
     @model_validator(mode="after")
     def _policy(self) -> FleetUpdate:
@@ -143,6 +149,7 @@ class FleetServerPublic(BaseModel):
     node_id: str | None = None
     max_rooms: int = 1
     rooms: int = 0
+    migration: str = ""  # a migrating rollout: moving, moved, or stays (rooms the new version refused)
 
 
 def build_of(version: GameVersion) -> FleetBuild:
@@ -169,6 +176,7 @@ class FleetPublic(BaseModel):
     max_unavailable: str
     on_empty: str
     max_rooms: int  # rooms each server hosts (1: the fleet counts servers; more: room slots)
+    migrate_rooms: bool  # a rollout moves the durable rooms of allocated servers into the new version
     status: str
     counts: dict[str, Any]
     capacity_limited: bool
@@ -193,6 +201,7 @@ def fleet_public(fleet: Fleet, settings: Settings, cls: type[FleetPublic] = Flee
                labels=dict(fleet.labels or {}), node_selector=dict(fleet.node_selector or {}),
                limits=dict(fleet.limits or {}), max_surge=fleet.max_surge, max_unavailable=fleet.max_unavailable,
                on_empty=fleet.on_empty, max_rooms=int((fleet.limits or {}).get("max_rooms") or 1),
+               migrate_rooms=bool((fleet.limits or {}).get("migrate_rooms")),
                status=fleet.status, counts=dict(fleet.counts or {}),
                capacity_limited=fleet.capacity_limited, workflow_id=fleet.workflow_id,
                workflow_url=workflow_ui_url(settings.temporal_ui_url, settings.temporal_namespace, fleet.workflow_id),
@@ -211,6 +220,14 @@ async def owned_fleet(session: AsyncSession, user: Owner, ref: str, active: bool
     if active and fleet.status != FleetLifecycle.ACTIVE.value:
         raise Conflict(f"fleet {fleet.name!r} is {fleet.status}")
     return fleet
+
+
+def _check_migrate(spec: FleetSpec) -> None:
+    """A migrating rollout moves rooms into free room slots: servers of one room have none."""
+    if spec.migrate_rooms and rooms_per_server(spec) <= 1:
+        raise RequestValidationError([{"type": "value_error", "loc": ("body", "migrate_rooms"), "msg": (
+            "migrate_rooms needs servers that host rooms (max_rooms above 1, or a version exporting maxRooms): "
+            "a room moves into a free room slot of a server of the new version")}])
 
 
 def _check_size(settings: Settings, *sizes: int | None) -> None:
@@ -238,11 +255,13 @@ async def create_fleet(body: FleetCreate, request: Request, response: Response, 
                      min_size=body.min_size, max_size=max_size if body.replicas is None else 0,
                      labels=dict(body.labels), node_selector=dict(body.node_selector), limits=limits, plan=plan,
                      max_surge=body.max_surge, max_unavailable=body.max_unavailable, on_empty=body.on_empty,
-                     max_rooms=body.max_rooms or 0)
+                     max_rooms=body.max_rooms or 0, migrate_rooms=body.migrate_rooms)
+    _check_migrate(spec)
     fleet = Fleet(id=fleet_id, owner_id=user.id, name=body.name, game_id=game.id, game=game.name,
                   version_id=version.id, version=version.version, replicas=spec.replicas, buffer=spec.buffer,
                   min_size=spec.min_size, max_size=spec.max_size, labels=spec.labels, node_selector=spec.node_selector,
-                  limits={**limits.model_dump(), "plan": plan, "max_rooms": rooms_per_server(spec)},
+                  limits={**limits.model_dump(), "plan": plan, "max_rooms": rooms_per_server(spec),
+                          "migrate_rooms": spec.migrate_rooms},
                   max_surge=spec.max_surge,
                   max_unavailable=spec.max_unavailable, on_empty=spec.on_empty.value,
                   status=FleetLifecycle.ACTIVE.value, workflow_id=fleet_workflow_id(fleet_id))
@@ -308,7 +327,7 @@ async def get_fleet(fleet_ref: str, user: CurrentUser, session: SessionDep, temp
         nodes = {sid: node for sid, node in placed}
         detail.servers = [FleetServerPublic(server_id=s.server_id, version=s.version, phase=s.phase.value,
                                             status=s.status, players=s.players, node_id=nodes.get(s.server_id),
-                                            max_rooms=s.max_rooms, rooms=s.rooms)
+                                            max_rooms=s.max_rooms, rooms=s.rooms, migration=s.migration)
                           for s in view.servers]
         detail.counts = view.counts.model_dump()
     else:
@@ -349,16 +368,20 @@ async def update_fleet(fleet_ref: str, body: FleetUpdate, user: CurrentUser, ses
         game = await session.get(Game, fleet.game_id)
         assert game is not None
         version = await game_version(session, game, body.version)
+    if body.migrate_rooms:
+        _check_migrate(FleetSpec(build=FleetBuild(version=fleet.version, version_id="", source_sha256=""),
+                                 migrate_rooms=True, max_rooms=int((fleet.limits or {}).get("max_rooms") or 1)))
     view = await _update(temporal, fleet, FleetWorkflow.configure, ConfigureFleetInput(
         replicas=body.replicas, buffer=body.buffer, min_size=body.min_size, max_size=body.max_size,
         build=build_of(version) if version is not None else None, max_surge=body.max_surge,
-        max_unavailable=body.max_unavailable, on_empty=body.on_empty))
+        max_unavailable=body.max_unavailable, on_empty=body.on_empty, migrate_rooms=body.migrate_rooms))
     spec = view.spec
     fleet.replicas, fleet.buffer, fleet.min_size, fleet.max_size = spec.replicas, spec.buffer, spec.min_size, \
         spec.max_size
     fleet.max_surge, fleet.max_unavailable, fleet.on_empty = spec.max_surge, spec.max_unavailable, spec.on_empty.value
     if version is not None:
         fleet.version_id, fleet.version = version.id, version.version
+    fleet.limits = {**(fleet.limits or {}), "migrate_rooms": spec.migrate_rooms}
     await session.commit()
     detail = fleet_public(fleet, settings, FleetDetail)
     assert isinstance(detail, FleetDetail)

@@ -33,6 +33,8 @@ DURABLE_EXPORTS = """
   },
 """
 
+# The players' seats kept a minute after a drop: long enough for any move of their room.
+RECONNECT = "  reconnectSeconds: 60,\n"
 # A new version's onMigrate (issue #25, rolling update): the old state kept, the version it came from added.
 MIGRATE_EXPORTS = """
   onMigrate(room, oldState, fromVersion) {
@@ -169,3 +171,25 @@ async def both_back(rooms: list[Room], timeout: float = 30) -> None:
     async with asyncio.timeout(timeout):
         while not all(r.connected and r.welcome.get("reconnected") for r in rooms):
             await asyncio.sleep(0.01)
+
+
+def counting_reconnects(rooms: list[Room]) -> list[int]:
+    counts = [0] * len(rooms)
+
+    def counter(n: int) -> Any:
+        def count() -> None:
+            counts[n] += 1
+        return count
+
+    for n, room in enumerate(rooms):
+        room.on_reconnect(counter(n))
+    return counts
+
+
+async def reconnected(counts: list[int], times: int, api: Any, server_id: str, timeout: float = 90) -> None:
+    async def counted() -> None:
+        async with asyncio.timeout(timeout):
+            while min(counts) < times:
+                await asyncio.sleep(0.01)
+
+    await events_on_timeout(api, server_id, counted())

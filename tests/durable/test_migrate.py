@@ -14,43 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gsf_client import Room
 
 from tests.durable import game
 from tests.harness import Harness
 
 pytestmark = [pytest.mark.docker, pytest.mark.temporal]
 
-RECONNECT = "  reconnectSeconds: 60,\n"
-
-
 def version(tmp_path: Path, name: str, extra: str = "") -> Path:
     """One version of the game: the same file name (the same game) in a folder of its own."""
     folder = tmp_path / name
     folder.mkdir()
-    return game.write_game(folder, extra=RECONNECT + extra)
-
-
-def counting_reconnects(rooms: list[Room]) -> list[int]:
-    counts = [0] * len(rooms)
-
-    def counter(n: int) -> Any:
-        def count() -> None:
-            counts[n] += 1
-        return count
-
-    for n, room in enumerate(rooms):
-        room.on_reconnect(counter(n))
-    return counts
-
-
-async def reconnected(counts: list[int], times: int, api: Any, server_id: str, timeout: float = 90) -> None:
-    async def counted() -> None:
-        async with asyncio.timeout(timeout):
-            while min(counts) < times:
-                await asyncio.sleep(0.01)
-
-    await game.events_on_timeout(api, server_id, counted())
+    return game.write_game(folder, extra=game.RECONNECT + extra)
 
 
 def events(server: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -67,7 +41,7 @@ async def test_a_new_version_migrates_the_match_and_one_whose_on_migrate_throws_
                               max_rooms="4"))
         async with game.two_players(h.settings.matchmaker_url, v1) as (x, o):
             ids = (x.player_id, o.player_id)
-            counts = counting_reconnects([x, o])
+            counts = game.counting_reconnects([x, o])
             acknowledged = await game.play_opening(x, o, 2)
             seq = await game.wait_stored(h.sessions, v1, 2)
 
@@ -81,7 +55,7 @@ async def test_a_new_version_migrates_the_match_and_one_whose_on_migrate_throws_
             resp = await api.post(f"/api/v1/servers/{v1}/stop", params={"drain_to": v2}, timeout=180)
             assert resp.status_code == 200, resp.text
             assert resp.json()["status"] == "stopped"
-            await reconnected(counts, 1, api, v1)
+            await game.reconnected(counts, 1, api, v1)
             back_s = time.monotonic() - began
             assert counts == [1, 1]
             restored, state = await game.back_as_acknowledged(x, o, ids, seq, "migrate", acknowledged)
@@ -105,7 +79,7 @@ async def test_a_new_version_migrates_the_match_and_one_whose_on_migrate_throws_
             assert v3, replaced.output
             assert f"stay on {v2}" in replaced.output, replaced.output
             assert f"{v1}: onMigrate failed: this version cannot read a board of v2" in replaced.output
-            await reconnected(counts, 2, api, v2)
+            await game.reconnected(counts, 2, api, v2)
             assert (x.player_id, o.player_id) == ids
             _, restored = await o.receive("restored", timeout=10)
             assert restored["from"] == "migrate-failed"

@@ -13,6 +13,8 @@ from core.fleets import (
     FleetSpec,
     ServerObservation,
     count,
+    migration_homes,
+    movable,
     phase_of,
     plan_fleet,
     rooms_per_server,
@@ -79,3 +81,34 @@ def test_a_ready_server_hosting_rooms_is_busy_while_anything_goes_on_in_it() -> 
     assert phase_of(obs(allocations=["a1"])) == FleetPhase.ALLOCATED
     assert phase_of(obs(max_rooms=1, players=1)) == FleetPhase.READY, "one room: as before rooms"
     assert phase_of(obs(state="retiring", rooms=3)) == FleetPhase.RETIRING
+
+
+def test_a_migrating_rollout_starts_homes_for_the_old_versions_rooms_and_only_then() -> None:
+    """Issue #25: a fixed-size fleet of one server, allocated with 3 rooms on version 1, rolls out
+    version 2. Without `migrate_rooms` nothing starts (the match finishes on version 1); with it,
+    one server of version 2 is started for the 3 rooms to move into, and none once they are moving
+    or have a home with free slots."""
+    v2 = spec(buffer=0, max_rooms=4).build.model_copy(update={"version": 2, "version_id": "v2"})
+    fixed = spec(buffer=0, max_rooms=4, replicas=1).model_copy(update={"build": v2})
+    old = server(0, FleetPhase.ALLOCATED, rooms=3, max_rooms=4)
+    assert plan_fleet(fixed, [old], headroom=10, rooms=True).start == 0
+    migrating = fixed.model_copy(update={"migrate_rooms": True})
+    assert movable(migrating, [old]) == [old]
+    assert migration_homes(migrating, [old]) == 1
+    assert plan_fleet(migrating, [old], headroom=10, rooms=True).start == 1
+    home = FleetServer(server_id="new", version=2, phase=FleetPhase.READY, created_at=T0, max_rooms=4, rooms=1)
+    assert migration_homes(migrating, [old, home]) == 1, "the idle home is still wanted"
+    assert (plan_fleet(migrating, [old, home], headroom=10, rooms=True).start,
+            plan_fleet(migrating, [old, home], headroom=10, rooms=True).retire) == (0, [])
+    busy_home = home.model_copy(update={"phase": FleetPhase.ALLOCATED})
+    assert migration_homes(migrating, [old, busy_home]) == 0, "a busy home's 3 free slots take the 3 rooms"
+    # Moving: the home is no longer wanted by the count, but it is kept until the move is done.
+    moving = old.model_copy(update={"migration": "moving"})
+    assert migration_homes(migrating, [moving]) == 0
+    assert movable(migrating, [moving]) == [moving]
+    assert plan_fleet(migrating, [moving, home], headroom=10, rooms=True).retire == ["new"]
+    assert plan_fleet(migrating, [moving, home], headroom=10, rooms=True, keep=frozenset({"new"})).retire == []
+    stays = old.model_copy(update={"migration": "stays"})
+    assert movable(migrating, [stays]) == [], "rooms the new version refused are not tried again"
+    one_room = migrating.model_copy(update={"max_rooms": 1})
+    assert movable(one_room, [old]) == [], "servers of one room have no slot to move a room into"

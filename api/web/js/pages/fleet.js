@@ -10,6 +10,8 @@ import {
 import { offerSeat } from './play.js';
 
 const EVERY_MS = 2000;
+// A migrating rollout (issue #25): what became of a server's durable rooms.
+const MIGRATION = { moving: '(moving its rooms)', moved: '(rooms moved)', stays: '(rooms stay on this version)' };
 const PATCH_TIMEOUT_MS = 45000; // the API waits up to 30 s for the fleet's workflow to answer
 
 function numberInput(value) {
@@ -89,7 +91,9 @@ export async function render(main, { signal, params: [id], navigate }) {
     h('h3', { id: 'roll-title' }, 'Game version'),
     field('fleet-version', 'Version', versionSelect,
       `A rolling update: at most ${fleet.max_surge} extra and ${fleet.max_unavailable} missing servers at a time; `
-      + 'allocated servers keep their version until their players leave.'),
+      + (fleet.migrate_rooms
+        ? 'the durable rooms of allocated servers move into the new version (its onMigrate runs).'
+        : 'allocated servers keep their version until their players leave.')),
     rollError,
     h('div', { class: 'actions' }, rollButton, rollStatus));
   const changes = h('section', { class: 'card', 'aria-labelledby': 'change-title' },
@@ -135,7 +139,8 @@ export async function render(main, { signal, params: [id], navigate }) {
       ...fact('ID', h('code', {}, fleet.id)),
       ...fact('Game', [h('a', { href: '#/games' }, fleet.game), ` v${fleet.version}`]),
       ...fact('Size policy', policyText(fleet)),
-      ...fact('Rollout', `max surge ${fleet.max_surge}, max unavailable ${fleet.max_unavailable}`),
+      ...fact('Rollout', `max surge ${fleet.max_surge}, max unavailable ${fleet.max_unavailable}`
+        + (fleet.migrate_rooms ? '; durable rooms migrate' : '')),
       ...fact('When emptied', fleet.on_empty === 'ready' ? 'back to ready' : 'replaced by a fresh server'),
       ...fact('Labels', labelsText(fleet.labels) || null),
       ...fact('Plan', limits.memory_mb ? `${limits.plan ?? ''} (${limits.memory_mb} MB, ${limits.cpus} CPU)`.trim() : null),
@@ -156,7 +161,7 @@ export async function render(main, { signal, params: [id], navigate }) {
     serversEmpty.hidden = servers.length > 0;
     clear(serversBody).append(...servers.map((s) => h('tr', { dataset: { serverId: s.server_id, phase: s.phase } },
       h('th', { scope: 'row', 'data-label': 'Server' }, h('a', { href: `#/servers/${s.server_id}` }, h('code', {}, s.server_id))),
-      h('td', { 'data-label': 'Phase' }, phaseBadge(s.phase)),
+      h('td', { 'data-label': 'Phase' }, phaseBadge(s.phase), s.migration ? ` ${MIGRATION[s.migration] ?? s.migration}` : ''),
       h('td', { 'data-label': 'Status' }, statusBadge(s.status)),
       h('td', { 'data-label': 'Version' }, `v${s.version}`),
       h('td', { 'data-label': 'Players', class: 'num' }, String(s.players ?? 0)),
