@@ -25,6 +25,8 @@ from core.contracts import (
     DrainPlanInput,
     DrainPlanResult,
     DrainTarget,
+    DropSnapshotsInput,
+    DropSnapshotsResult,
     SealSnapshotsInput,
     SealSnapshotsResult,
     ServerStatus,
@@ -55,7 +57,7 @@ class DrainActivities:
         self.snapshots = snapshots
 
     def activities(self) -> list[object]:
-        return [self.drain_plan, self.seal_snapshots, self.start_drain_server]
+        return [self.drain_plan, self.seal_snapshots, self.start_drain_server, self.drop_snapshots]
 
     @contextlib.asynccontextmanager
     async def _store(self) -> AsyncIterator[SnapshotStore]:
@@ -88,6 +90,15 @@ class DrainActivities:
             servers = (await session.scalars(query.order_by(GameServer.created_at.desc()).limit(MAX_TARGETS))).all()
         targets = [DrainTarget(server_id=s.id, node_id=str(s.node_id), port=int(s.port or 0)) for s in servers]
         return DrainPlanResult(room_ids=rooms, targets=targets)
+
+    @activity.defn(name="drop_snapshots")
+    async def drop_snapshots(self, input: DropSnapshotsInput) -> DropSnapshotsResult:
+        """A deleted server's stored snapshots go at once (in Redis they would wait for their TTL)."""
+        try:
+            async with self._store() as store:
+                return DropSnapshotsResult(dropped=await shielded(store.drop(input.server_id)))
+        except Unavailable as exc:
+            raise ApplicationError(exc.detail, type="Unavailable") from None
 
     @activity.defn(name="seal_snapshots")
     async def seal_snapshots(self, input: SealSnapshotsInput) -> SealSnapshotsResult:

@@ -367,6 +367,16 @@ class SealSnapshotsInput(BaseModel):
     max_wait_ms: int = 5000
 
 
+class DropSnapshotsInput(BaseModel):
+    """A deleted server's durable rooms end: forget the snapshots it still holds."""
+
+    server_id: str
+
+
+class DropSnapshotsResult(BaseModel):
+    dropped: int = 0
+
+
 class SealSnapshotsResult(BaseModel):
     rooms: dict[str, int] = Field(default_factory=dict)  # room id -> sealed seq
     settled: bool = True  # False: the rooms kept changing until `max_wait_ms`

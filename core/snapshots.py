@@ -19,8 +19,9 @@ the room a write stores, and its server's index, expire `GSF_SNAPSHOT_REDIS_TTL_
 (default 7 days); each write also pushes back the expiry of up to 64 of the server's other rooms
 whose expiry was last pushed back over half the TTL ago. So an idle room of a server that writes at
 least once every half TTL never expires, and the snapshots of a server that stores nothing for half
-the TTL or more (deleted, stopped, or every durable room of it unchanged that long) go within the
-TTL; the database store's rows go with their server instead (`ON DELETE CASCADE`). Sealing and
+the TTL or more (stopped, or every durable room of it unchanged that long) go within the TTL.
+Deleting a server drops what it still holds in either store at once (`drop`, run by its workflow);
+the database store's rows also go with their server's row (`ON DELETE CASCADE`). Sealing and
 moving keep the entries a full TTL again. One Redis instance, not a cluster: a script reaches keys it
 finds in the index.
 """
@@ -90,6 +91,11 @@ class SnapshotStore(Protocol):
 
     async def seal(self, server_id: str, into: str, version: str, room_ids: Sequence[str] = ()) -> dict[str, int]:
         """Hand the rooms to `into` (of game version `version`); room id -> seq of those handed over."""
+        ...
+
+    async def drop(self, server_id: str) -> int:
+        """Forget every room the server still holds (it was deleted): how many. Rooms it handed over
+        (sealed for another server) are the other server's and stay."""
         ...
 
     async def aclose(self) -> None: ...
@@ -192,6 +198,12 @@ class DatabaseSnapshotStore:
             await session.commit()
         return {row.room_id: int(row.seq) for row in rows}
 
+    async def drop(self, server_id: str) -> int:
+        async with self.sessions() as session:
+            result = await session.execute(delete(RoomSnapshot).where(RoomSnapshot.server_id == server_id))
+            await session.commit()
+        return max(0, int(getattr(result, "rowcount", 0) or 0))
+
     async def aclose(self) -> None:
         return None
 
@@ -253,9 +265,10 @@ end
 return {stored, deleted}
 """
 
-# ARGV[4] server, ARGV[5] what ('list', 'texts', 'move'), ARGV[6] into, ARGV[7] version ('' keeps
+# ARGV[4] server, ARGV[5] what ('list', 'texts', 'move', 'drop'), ARGV[6] into, ARGV[7] version ('' keeps
 # it), ARGV[8..] the rooms (none: every room in the server's index). Returns room, seq, stored_at
-# and, unless 'list', the snapshot text, for each of the server's rooms; 'move' hands them to `into`.
+# and, unless 'list' or 'drop', the snapshot text, for each of the server's rooms; 'move' hands them
+# to `into`, 'drop' deletes them and the server's index.
 _TAKE = _COMMON + """
 local server, what, into, version = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local index = index_of(server)
@@ -273,8 +286,10 @@ for _, room in ipairs(rooms) do
     out[#out + 1] = room
     out[#out + 1] = cur[2]
     out[#out + 1] = cur[3]
-    if what ~= 'list' then out[#out + 1] = redis.call('HGET', key, 'snapshot') end
-    if what == 'move' then
+    if what ~= 'list' and what ~= 'drop' then out[#out + 1] = redis.call('HGET', key, 'snapshot') end
+    if what == 'drop' then
+      redis.call('DEL', key)
+    elseif what == 'move' then
       redis.call('HSET', key, 'server', into)
       if version ~= '' then redis.call('HSET', key, 'version', version) end
       redis.call('PEXPIRE', key, ttl)
@@ -286,6 +301,7 @@ for _, room in ipairs(rooms) do
     redis.call('ZREM', index, room)  -- expired, ended or moved: not this server's any more
   end
 end
+if what == 'drop' then redis.call('DEL', index) end
 return out
 """
 
@@ -337,7 +353,7 @@ class RedisSnapshotStore:
     async def _take_entries(self, server_id: str, what: str, room_ids: Sequence[str] = (), into: str = "",
                             version: str = "") -> list[_Entry]:
         flat = await self._run(self._take, [*self._common(), server_id, what, into, version, *room_ids])
-        width = 3 if what == "list" else 4
+        width = 3 if what in ("list", "drop") else 4
         entries = [_Entry(room_id=flat[i], seq=int(flat[i + 1]), stored_at=float(flat[i + 2]),
                           text=flat[i + 3] if width == 4 else "") for i in range(0, len(flat), width)]
         return sorted(entries, key=lambda e: e.room_id)
@@ -357,6 +373,9 @@ class RedisSnapshotStore:
     async def seal(self, server_id: str, into: str, version: str, room_ids: Sequence[str] = ()) -> dict[str, int]:
         entries = await self._take_entries(server_id, "move", room_ids, into=into, version=version)
         return {e.room_id: e.seq for e in entries}
+
+    async def drop(self, server_id: str) -> int:
+        return len(await self._take_entries(server_id, "drop"))
 
     async def aclose(self) -> None:
         await self.redis.aclose()

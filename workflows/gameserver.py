@@ -12,6 +12,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.analysis import AnalysisActivities
+    from activities.drain import DrainActivities
     from activities.durable import DurableActivities
     from activities.placement import PlacementActivities
     from activities.records import RecordActivities
@@ -21,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         AnalyzeCodeInput,
         CrashReport,
         DeregisterServerInput,
+        DropSnapshotsInput,
         DurableRoomsReport,
         EnsureImageInput,
         GameServerInput,
@@ -70,6 +72,7 @@ MIN_PROBE_SECONDS = 5.0
 # A stop moves the server's durable rooms to another server of the same game version (graceful
 # drain, workflows/drain.py); a fleet's rollout moves them to a server of the new version (`onMigrate`).
 DRAIN_PATCH = "durable-drain"
+DROP_SNAPSHOTS_PATCH = "drop-snapshots-on-delete"
 
 CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10),
                             maximum_attempts=10)
@@ -483,8 +486,17 @@ class GameServerWorkflow(DrainMixin):
             await self._cleanup_node(self.s.node_id, remove=delete)
         if drained and self.s.status == ServerStatus.RUNNING:
             return  # rooms a rolling update could not migrate stay, and the server with them
+        if delete and self.s.durable and workflow.patched(DROP_SNAPSHOTS_PATCH):
+            await self._drop_snapshots()
         self._transition(ServerStatus.DELETED if delete else ServerStatus.STOPPED,
                          "deleted" if delete else "stopped")
+
+    async def _drop_snapshots(self) -> None:
+        """Deleted: its durable rooms end, so the snapshots it still holds go now (not at their TTL)."""
+        try:
+            await self._control(DrainActivities.drop_snapshots, DropSnapshotsInput(server_id=self.input.server_id))
+        except ActivityError as err:
+            workflow.logger.warning("snapshots of %s not dropped: %s", self.input.server_id, _cause(err))
 
     async def _cleanup_node(self, node_id: str, remove: bool = True) -> None:
         """Deregister and stop (remove) on the node; a dead node cleans up when its agent returns."""

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from temporalio.testing import ActivityEnvironment
 
 from activities.drain import DrainActivities
-from core.contracts import DrainPlanInput, SealSnapshotsInput
+from core.contracts import DrainPlanInput, DropSnapshotsInput, SealSnapshotsInput
 from core.db.models import RoomSnapshot
 from core.errors import Unavailable
 from core.settings import Settings
@@ -211,6 +211,14 @@ async def test_a_seal_hands_the_rooms_over_and_locks_the_old_server_out(h: Harne
     assert await store.rooms(old) == {}
     assert await store.rooms(new) == {f"{old}-a": 6, f"{old}-b": 2}
     assert await store.texts(new) == [entry(new, f"{old}-a", 6).text, entry(old, f"{old}-b", 2).text]
+    # Deleting a server drops what it holds (not at the TTL), never what it handed over.
+    assert (await store.write([entry(old, f"{old}-c", 1)], [])).stored == 1
+    dropped = await ActivityEnvironment().run(drain.drop_snapshots, DropSnapshotsInput(server_id=old))
+    assert dropped.dropped == 1
+    assert await store.rooms(old) == {}
+    assert await store.rooms(new) == {f"{old}-a": 6, f"{old}-b": 2}
+    if isinstance(store, RedisSnapshotStore):
+        assert not await store.redis.exists(f"{store.prefix}room:{old}-c", f"{store.prefix}server:{old}")
     assert (await store.write([], [(new, f"{old}-a"), (new, f"{old}-b")])).deleted == 2
     assert await store.newest(new) is None
 
@@ -297,3 +305,4 @@ async def test_a_killed_container_restores_the_match_from_redis(
                 assert final["status"] == "won"
                 assert final["winnerId"] == x.player_id
                 assert (await api.delete(f"/api/v1/servers/{server_id}")).json()["status"] == "deleted"
+                assert await store.rooms(server_id) == {}, "a deleted server's snapshots wait for no TTL"
