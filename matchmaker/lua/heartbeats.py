@@ -105,7 +105,13 @@ local function reconcile(id, rooms, now_s, delta)
         w[#w + 1] = meta
         redis.call("HSET", xk, unpack(w))
       end
-      if x[7] == "1" then redis.call("ZREM", P .. "pend", rid) end
+      if x[7] == "1" then
+        redis.call("ZREM", P .. "pend", rid)
+        if reserved > 0 then  -- open now: the sweep shows its seats lapsing (see SWEEP)
+          local last = redis.call("ZRANGE", reskey(rid), -1, -1, "WITHSCORES")
+          redis.call("ZADD", P .. "resv", last[2], rid)
+        end
+      end
       if sm.ready == "1" and changed then
         local kind = "updated"
         if new then kind = "added" end

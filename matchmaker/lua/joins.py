@@ -65,7 +65,11 @@ if tonumber(maxp) - tonumber(players) - r <= 0 then
 end
 redis.call("ZADD", resk, till, pid)
 redis.call("HSET", hk, "rn", r + 1)
-if pend == "1" then redis.call("ZADD", P .. "pend", till, id) end
+if pend == "1" then
+  redis.call("ZADD", P .. "pend", till, id)
+elseif xsid then
+  redis.call("ZADD", P .. "resv", till, id)
+end
 if st == "r" and tonumber(f[9] or "1") <= 1 then
   set_slot(f[7], sid, allocated_slot("j-" .. pid, now_s, till, "0"))
 end
@@ -161,7 +165,11 @@ redis.call("ZADD", resk, till, pid)
 local r = redis.call("ZCARD", resk)
 if bx then
   redis.call("HSET", xkey(bid), "rn", r)
-  if redis.call("HGET", xkey(bid), "pend") == "1" then redis.call("ZADD", P .. "pend", till, bid) end
+  if redis.call("HGET", xkey(bid), "pend") == "1" then
+    redis.call("ZADD", P .. "pend", till, bid)
+  else
+    redis.call("ZADD", P .. "resv", till, bid)
+  end
 else
   redis.call("HSET", rkey(best), "rn", r)
 end

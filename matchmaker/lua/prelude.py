@@ -14,7 +14,9 @@ local function reskey(id) return P .. "res:" .. id end
 -- Rooms other than a server's first (issue #22): `P xr:<room>` hash (`sid` its server, `pend`
 -- "1" while pending, metadata filter fields `m:<k>`), `P xrs:<server>` set of them, `P pend`
 -- sorted set of pending rooms by their last seat's expiry (the sweep drops those whose seats
--- all lapsed). Their seats are `P res:<room>` like a first room's.
+-- all lapsed), `P resv` the same of open ones with seats held (the sweep announces the lapsed
+-- seats: a heartbeat delta does not list a room that did not change). Their seats are
+-- `P res:<room>` like a first room's.
 local function xkey(id) return P .. "xr:" .. id end
 local function xskey(id) return P .. "xrs:" .. id end
 
@@ -114,6 +116,7 @@ local function drop_extra(rid, sid, reason, failure, ready, game, labels)
   redis.call("DEL", xkey(rid), reskey(rid))
   redis.call("SREM", xskey(sid), rid)
   redis.call("ZREM", P .. "pend", rid)
+  redis.call("ZREM", P .. "resv", rid)
   if ready == "1" then
     if failure then publish_failed(sid, failure, game, labels, rid) end
     publish_removed(sid, reason, game, labels, rid)

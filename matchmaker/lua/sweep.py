@@ -5,7 +5,8 @@ from __future__ import annotations
 from matchmaker.lua.prelude import PRELUDE
 
 # ARGV: P, now, batch. Reply: number of expired servers removed. Pending rooms whose seats
-# all lapsed go too.
+# all lapsed go too, and open rooms other than a server's first whose seats lapsed unused show it
+# (`updated`): heartbeats that carry only what changed do not list them.
 SWEEP = PRELUDE + r"""
 local now_s = ARGV[2]
 local now = tonumber(now_s)
@@ -34,6 +35,26 @@ for _, rid in ipairs(redis.call("ZRANGEBYSCORE", P .. "pend", "-inf", now_s, "LI
   else
     local last = redis.call("ZRANGE", reskey(rid), -1, -1, "WITHSCORES")
     redis.call("ZADD", P .. "pend", last[2], rid)
+  end
+end
+for _, rid in ipairs(redis.call("ZRANGEBYSCORE", P .. "resv", "-inf", now_s, "LIMIT", 0,
+                                tonumber(ARGV[3]))) do
+  redis.call("ZREM", P .. "resv", rid)
+  local xk = xkey(rid)
+  local x = redis.call("HMGET", xk, "sid", "pend", "rn")
+  if x[1] and x[2] ~= "1" then
+    local resk = reskey(rid)
+    redis.call("ZREMRANGEBYSCORE", resk, "-inf", now_s)
+    local r = redis.call("ZCARD", resk)
+    if tostring(r) ~= x[3] then
+      redis.call("HSET", xk, "rn", r)
+      local sm = hmap(redis.call("HGETALL", rkey(x[1])))
+      if sm.ready == "1" then publish_extra("updated", rid, r, sm, hmap(redis.call("HGETALL", xk))) end
+    end
+    if r > 0 then
+      local last = redis.call("ZRANGE", resk, -1, -1, "WITHSCORES")
+      redis.call("ZADD", P .. "resv", last[2], rid)
+    end
   end
 end
 flush()

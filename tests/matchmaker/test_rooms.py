@@ -252,6 +252,45 @@ async def test_the_relay_passes_the_runtime_rooms_through(mm: MM, tmp_path: Path
     assert (await mm.client.post("/create", json={"game": "chess"})).status_code == 200
 
 
+async def test_a_seat_that_lapses_unused_in_an_open_room_shows_without_a_full_heartbeat(mm: MM) -> None:
+    """Heartbeat deltas leave out a room that did not change, so a seat taken in an open room and
+    never used would show as reserved until the next full list (30 s). The sweep announces it when
+    it lapses: an `updated` event with the seat gone, while heartbeats carry only the first room."""
+    sid = await server(mm, "s1", max_rooms=2, seats=4)
+    rid = "rm-00000000000000dd"
+    assert (await mm.beat(sid, 0, ready=True, rooms=[entry(sid), entry(rid, 1)])).status_code == 200
+    seat = await mm.client.post("/join", json={"room_id": rid})
+    assert seat.status_code == 200, seat.text
+    assert (await rooms(mm))[rid]["reserved"] == 1
+    sub = await mm.store.subscribe()
+    try:
+        for _ in range(3):  # 13.5 s of deltas that list the first room only: the seat lives
+            mm.clock.advance(4.5)
+            await mm.beat(sid, 0, ready=True, rooms=[entry(sid)], rooms_delta=True)
+            await mm.store.sweep(mm.clock())
+        assert not [e for e in await drain(sub) if e.room_id == rid]
+        mm.clock.advance(2)  # 15.5 s: the seat (15 s) lapsed unused
+        await mm.beat(sid, 0, ready=True, rooms=[entry(sid)], rooms_delta=True)
+        await mm.store.sweep(mm.clock())
+        seen: list[RoomEvent] = []
+        async with asyncio.timeout(3):
+            while not seen:
+                seen = [e for e in await drain(sub) if e.room_id == rid]
+        assert seen[-1].room is not None
+        assert (seen[-1].type, seen[-1].room.reserved, seen[-1].room.players) == ("updated", 0, 1)
+    finally:
+        await sub.aclose()
+    assert (await rooms(mm))[rid]["reserved"] == 0
+
+
+async def drain(sub: Any) -> list[RoomEvent]:
+    """The events the subscription holds now."""
+    seen: list[RoomEvent] = []
+    while (raw := await sub.get(0.05)) is not None:
+        seen += sub.decode(raw)
+    return seen
+
+
 async def test_heartbeats_carry_only_the_rooms_that_changed(mm: MM) -> None:
     """The relay's deltas (agent_worker/heartbeat_deltas.py) against the store: unchanged rooms
     stay listed without being sent, changes, new rooms and ended ones arrive, a full list goes every

@@ -62,7 +62,9 @@ class MemoryState(Store):
         self._extras: dict[str, Extra] = {}  # room id -> a room other than its server's first
         # (expires_at, seq, server_id, generation); stale entries are skipped when popped.
         self._heap: list[tuple[float, int, str, int]] = []
-        # (last seat's expiry, seq, room id) of pending rooms; checked again when popped.
+        # (last seat's expiry, seq, room id) of rooms other than a server's first with seats held:
+        # checked again when popped (a pending one goes once its seats lapse, an open one shows
+        # its seats lapsed: heartbeats that carry only what changed do not list it).
         self._pending: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
         self._generation = itertools.count(1)
@@ -131,17 +133,22 @@ class MemoryState(Store):
         while pending and pending[0][0] <= now:
             _, _, room_id = heapq.heappop(pending)
             extra = self._extras.get(room_id)
-            if extra is None or not extra.pending:
+            if extra is None:
                 continue
-            if extra.live_reserved(now) == 0:
+            live = extra.live_reserved(now)
+            if extra.pending and live == 0:
                 self._drop_extra(extra, now, "expired")
-            else:
+                continue
+            if not extra.pending and extra.server.ready:
+                self._emit("updated", extra, now)  # a seat lapsed unused: fewer shown reserved
+            if live:
                 self._watch(extra)
         return removed
 
     def _watch(self, extra: Extra) -> None:
-        """Check a pending room again when its last seat lapses."""
-        heapq.heappush(self._pending, (max(extra.reservations.values()), next(self._seq), extra.room_id))
+        """Check a room other than the first again when its last seat lapses."""
+        if extra.reservations:
+            heapq.heappush(self._pending, (max(extra.reservations.values()), next(self._seq), extra.room_id))
 
     def _listed(self, server_id: str, now: float) -> Room:
         self._expire_due(now)
@@ -164,5 +171,7 @@ class MemoryState(Store):
 
     def _take_seat(self, room: Room | Extra, player_id: str, now: float, until: float) -> RoomPublic:
         room.reservations[player_id] = until
+        if isinstance(room, Extra) and not room.pending:
+            self._watch(room)
         self._emit("updated", room, now)
         return room.view(now)
