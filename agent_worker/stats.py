@@ -48,7 +48,7 @@ class StatsSampler:
         """CPU % since the previous sample (of one core = 100) and memory without page cache."""
         try:
             raw = self.docker.api.stats(c.id, stream=False, one_shot=True)
-        except docker.errors.APIError:
+        except (docker.errors.APIError, ValueError):  # ValueError: an empty body, the container going
             return None
         cpu = raw.get("cpu_stats") or {}
         total = int((cpu.get("cpu_usage") or {}).get("total_usage") or 0)
