@@ -25,6 +25,7 @@ from core import listen
 from core.settings import Settings
 from tests import leaks
 from tests.leaks import _module_leaves_nothing_running  # noqa: F401 - an autouse fixture of every module
+from tests.schema_template import PostgresTemplate
 from tests.timing import pytest_runtest_logreport, pytest_terminal_summary  # noqa: F401 - the time table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -157,11 +158,12 @@ class PostgresPerDataDir:
 
     def __init__(self) -> None:
         self.by_dir: dict[Path, str] = {}
+        self.template = PostgresTemplate()  # migrated once: each database starts at the newest schema
 
     def __call__(self, data_dir: Path) -> str:
         if data_dir not in self.by_dir:
             name = "gsf_test_" + uuid.uuid4().hex[:12]
-            _pg_admin(f'CREATE DATABASE "{name}"')
+            _pg_admin(f'CREATE DATABASE "{name}"' + self.template.clause(_pg_admin))
             self.by_dir[data_dir] = name
         return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.by_dir[data_dir]}"
 
@@ -190,6 +192,7 @@ def _platform_database_session() -> Iterator[None]:
     finally:
         core.settings.default_database_url = saved
         _PER_DATA_DIR.drop_since(0)
+        _PER_DATA_DIR.template.drop(_pg_admin)
 
 
 @pytest.fixture(scope="module", autouse=True)

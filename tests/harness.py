@@ -22,6 +22,7 @@ from core import listen
 from core.bootstrap import create_user_key
 from core.db.session import SessionFactory, create_schema, make_engine, make_session_factory
 from core.settings import Settings
+from tests.schema_template import seed_sqlite
 
 
 async def serve(app: FastAPI, port: int, **config: Any) -> tuple[uvicorn.Server, asyncio.Task[None]]:
@@ -116,6 +117,7 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def platform(settings: Settings, client: Client, agent: bool = True) -> AsyncIterator[Harness]:
+    seed_sqlite(settings.database_url)  # a copy of the session's migrated template, when new
     engine = make_engine(settings.database_url)
     await create_schema(engine)
     h = Harness(settings, client, make_session_factory(engine))
