@@ -49,12 +49,15 @@ REFUSE_MIGRATE_EXPORTS = """
 """
 
 
-def write_game(folder: Path, name: str = "durable_ttt", extra: str = "") -> Path:
-    """The durable tic-tac-toe in `folder`; `extra`: more exports (`reconnectSeconds: 60,`)."""
+def write_game(folder: Path, name: str = "durable_ttt", extra: str = "", durable: bool = True) -> Path:
+    """The durable tic-tac-toe in `folder`; `extra`: more exports (`reconnectSeconds: 60,`).
+    `durable=False`: the module does not export `durable`, only rooms opened with the room option
+    `{durable: true}` are."""
     source = TICTACTOE.read_text()
     marker = "module.exports = {\n"
+    exports = DURABLE_EXPORTS if durable else DURABLE_EXPORTS.replace("  durable: true,\n", "", 1)
     path = folder / f"{name}.js"
-    path.write_text(source.replace(marker, marker + DURABLE_EXPORTS + extra, 1))
+    path.write_text(source.replace(marker, marker + exports + extra, 1))
     return path
 
 
@@ -145,13 +148,18 @@ async def events_on_timeout(api: httpx.AsyncClient, server_id: str, waiting: Awa
         raise AssertionError([(e["status"], e["message"][:width]) for e in server["events"]]) from None
 
 
-async def stored_moves(sessions: async_sessionmaker[AsyncSession], room_id: str) -> tuple[int, int]:
-    """(seq, moves) of the room's stored snapshot in the platform database; (-1, -1) when none."""
+async def stored_snapshot(sessions: async_sessionmaker[AsyncSession], room_id: str) -> dict[str, Any] | None:
+    """The room's stored snapshot in the platform database, or None."""
     async with sessions() as s:
         text = await s.scalar(select(RoomSnapshot.snapshot).where(RoomSnapshot.room_id == room_id))
-    if text is None:
+    return None if text is None else dict(json.loads(text))
+
+
+async def stored_moves(sessions: async_sessionmaker[AsyncSession], room_id: str) -> tuple[int, int]:
+    """(seq, moves) of the room's stored snapshot in the platform database; (-1, -1) when none."""
+    snap = await stored_snapshot(sessions, room_id)
+    if snap is None:
         return -1, -1
-    snap = json.loads(text)
     return int(snap["seq"]), int(snap["body"]["state"]["moves"])
 
 
