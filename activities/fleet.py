@@ -42,6 +42,7 @@ from core.fleets import (
     StopFleetServerResult,
     SyncFleetInput,
     SyncFleetResult,
+    version_name,
 )
 from core.placement import ACTIVE, SCHEDULABLE
 from core.settings import Settings
@@ -226,7 +227,7 @@ class FleetActivities:
         plan = await self.drain.drain_plan(DrainPlanInput(server_id=input.server_id, drain_to=into))
         if not plan.room_ids:  # no durable room (nothing stored): its matches finish where they are
             return MigrateFleetServerResult(status="stays", message="no durable room to move")
-        version = str((old.labels or {}).get(VERSION_LABEL) or old.source_sha256[:12])
+        version = version_name(old.labels, old.source_sha256)
         activity.heartbeat(into)
         try:
             moved = await self.deployer.stop(input.server_id, StopServerInput(

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -52,6 +52,13 @@ RESERVED_LABEL_PREFIX = "gsf."
 FLEET_LABEL = "gsf.fleet"  # every fleet server's room carries its fleet and version as labels
 VERSION_LABEL = "gsf.version"
 SURGE_RE = re.compile(r"^(\d{1,4})(%?)$")
+
+
+def version_name(labels: dict[str, Any] | None, source_sha256: str) -> str:
+    """The game version a server runs, as `onMigrate` names it: its fleet version (label
+    `gsf.version`), else its `version` label, else the first 12 hex digits of its source."""
+    named = (labels or {}).get(VERSION_LABEL) or (labels or {}).get("version")
+    return str(named)[:128] if named else source_sha256[:12]
 
 
 class OnEmpty(StrEnum):

@@ -51,7 +51,7 @@ from core.errors import (
     NotFound,
     Unavailable,
 )
-from core.fleets import VERSION_LABEL
+from core.fleets import version_name
 from core.limits import below_floors
 from core.problems import problems
 from core.queues import workflow_ui_url
@@ -364,11 +364,8 @@ async def _stop(session: SessionDep, temporal: TemporalDep, server: GameServer, 
 
 
 def game_version(server: GameServer) -> str:
-    """The game version a server runs, as `onMigrate` names it: its fleet version (label
-    `gsf.version`), else its `version` label, else the first 12 hex digits of its source."""
-    labels = server.labels or {}
-    named = labels.get(VERSION_LABEL) or labels.get("version")
-    return str(named)[:128] if named else server.source_sha256[:12]
+    """The game version a server runs, as `onMigrate` names it (`core.fleets.version_name`)."""
+    return version_name(server.labels, server.source_sha256)
 
 
 def _bad_query(field: str, message: str) -> RequestValidationError:
