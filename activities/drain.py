@@ -32,11 +32,12 @@ from core.contracts import (
     ServerStatus,
     StartDrainServerInput,
 )
-from core.db.models import GameServer
+from core.db.models import GameServer, Node
 from core.db.session import SessionFactory, shielded
 from core.deploy import Deployer, Deployment
 from core.errors import Unavailable
 from core.fleets import FLEET_LABEL, VERSION_LABEL
+from core.placement import SCHEDULABLE
 from core.settings import Settings
 from core.snapshots import SnapshotStore, open_snapshot_store
 
@@ -70,7 +71,8 @@ class DrainActivities:
     @activity.defn(name="drain_plan")
     async def drain_plan(self, input: DrainPlanInput) -> DrainPlanResult:
         """The server's durable rooms (those with a stored snapshot) and the running servers of the
-        same owner and game version that could take them (or the one asked for)."""
+        same owner and game version, on nodes that take new work, that could take them (or the one
+        asked for)."""
         return await shielded(self._plan(input))
 
     async def _plan(self, input: DrainPlanInput) -> DrainPlanResult:
@@ -85,8 +87,9 @@ class DrainActivities:
                                              GameServer.node_id.is_not(None), GameServer.port.is_not(None))
             if input.drain_to:
                 query = query.where(GameServer.id == input.drain_to)
-            else:
-                query = query.where(GameServer.source_sha256 == old.source_sha256)
+            else:  # not onto a node being drained or deleted (its own, say): only where placement goes
+                query = query.where(GameServer.source_sha256 == old.source_sha256).join(
+                    Node, Node.id == GameServer.node_id).where(Node.status.in_(SCHEDULABLE))
             servers = (await session.scalars(query.order_by(GameServer.created_at.desc()).limit(MAX_TARGETS))).all()
         targets = [DrainTarget(server_id=s.id, node_id=str(s.node_id), port=int(s.port or 0)) for s in servers]
         return DrainPlanResult(room_ids=rooms, targets=targets)

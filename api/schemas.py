@@ -192,6 +192,17 @@ class NodeStatusUpdate(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
+class NodeDrain(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=500, description="shown as the node's status reason")
+
+
+class NodeDrained(BaseModel):
+    node: NodePublic
+    servers: list[str]  # being stopped: their durable rooms move to other nodes, the others end
+
+
 # --- Parameters every route shares (issue #19: one definition each, bounded) -------------------
 
 # No listing is that long, and it stays far inside every database's integers (an offset past

@@ -518,6 +518,45 @@ def nodes(settings: Settings, as_json: bool) -> int:
     return 0
 
 
+def node_drain(settings: Settings, node_id: str, reason: str, wait: float) -> int:
+    """Drain a node (its servers stop, their durable rooms move); with `wait`, a bar of the servers
+    still on it until none is left or `wait` seconds have passed."""
+    with make_client(settings) as client:
+        try:
+            drained = call(client, "POST", f"/api/v1/nodes/{node_id}/drain", json={"reason": reason})
+        except ApiError as exc:
+            err.print(f"[red]{exc}[/]")
+            return 1
+        total = len(drained["servers"])
+        err.print(f"node {node_id}: maintenance; stopping {total} server(s)", markup=False, highlight=False)
+        if not total or wait <= 0:
+            return 0
+        deadline = time.monotonic() + wait
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                      console=err, transient=False) as progress:
+            task = progress.add_task("stopping", total=total)
+            while True:
+                left = call(client, "GET", f"/api/v1/nodes/{node_id}")["servers"]
+                progress.update(task, completed=total - min(left, total), description=f"{left} server(s) left")
+                if not left:
+                    return 0
+                if time.monotonic() > deadline:
+                    err.print(f"node {node_id}: {left} server(s) still stopping after {wait:g} s")
+                    return 1
+                time.sleep(0.5)
+
+
+def node_status(settings: Settings, node_id: str, status: str, reason: str) -> int:
+    with make_client(settings) as client:
+        try:
+            node = call(client, "PUT", f"/api/v1/nodes/{node_id}/status", json={"status": status, "reason": reason})
+        except ApiError as exc:
+            err.print(f"[red]{exc}[/]")
+            return 1
+    err.print(f"node {node_id}: {node['status']}", markup=False, highlight=False)
+    return 0
+
+
 STEP_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow", "cancelled": "magenta", "skipped": "dim"}
 
 

@@ -284,6 +284,31 @@ def nodes(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
     raise typer.Exit(run(get_settings(), json_output))
 
 
+node_app = typer.Typer(help="A node: drain it for maintenance, take it back.", no_args_is_help=True)
+app.add_typer(node_app, name="node")
+
+
+@node_app.command("drain")
+def node_drain(
+    node_id: str,
+    reason: Annotated[str, typer.Option(help="why, shown as the node's status reason")] = "",
+    wait: Annotated[float, typer.Option(help="seconds to follow the servers stopping (0: answer at once)")] = 600,
+) -> None:
+    """No new servers on the node, and its servers stop: durable rooms move to other nodes (their
+    players reconnect once), other rooms end; fleets start their servers again elsewhere (admin)."""
+    from cli.client import node_drain as run
+
+    raise typer.Exit(run(get_settings(), node_id, reason, wait))
+
+
+@node_app.command("ready")
+def node_ready(node_id: str) -> None:
+    """Take a drained node back: placement may put servers on it again (admin)."""
+    from cli.client import node_status as run
+
+    raise typer.Exit(run(get_settings(), node_id, "ready", ""))
+
+
 users_app = typer.Typer(help="Users (admin): list, create, delete.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 UserRef = Annotated[str, typer.Argument(help="the user's id or email")]

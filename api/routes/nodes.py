@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import select
-from temporalio.client import WorkflowUpdateFailedError
+from sqlalchemy import func, select
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.service import RPCError
 
 from api.deps import AdminUser, SessionDep, SettingsDep, TemporalDep
@@ -19,6 +19,8 @@ from api.schemas import (
     NodeCapacity,
     NodeCreate,
     NodeCreated,
+    NodeDrain,
+    NodeDrained,
     NodePublic,
     NodesPublic,
     NodeStatusUpdate,
@@ -171,27 +173,56 @@ async def set_node_status(node_id: str, body: NodeStatusUpdate, user: AdminUser,
     return _public(node, await _counts(session), settings)
 
 
+async def _stop_servers(session: SessionDep, temporal: TemporalDep, node: Node, reason: str,
+                        wait: bool) -> list[GameServer]:
+    """Take the node out of placement and stop its active servers (a stop moves durable rooms to
+    servers on nodes that take work, else to a new one there): until each has stopped (`wait`), or
+    until each stop is accepted by its workflow (it then goes on even if this process dies)."""
+    active = list((await session.scalars(select(GameServer).where(GameServer.node_id == node.id,
+                                                                  GameServer.status.in_(ACTIVE)))).all())
+    node.status, node.status_reason = "maintenance", reason
+    node.updated_at = datetime.now(UTC)
+    await session.commit()
+
+    async def stop(server: GameServer) -> None:
+        handle = temporal.get_workflow_handle_for(GameServerWorkflow.run, server.workflow_id)
+        stop = StopServerInput(reason=f"node {node.id}: {reason}")
+        with contextlib.suppress(RPCError, WorkflowUpdateFailedError):  # ended already
+            if wait:
+                await handle.execute_update(GameServerWorkflow.stop, stop)
+            else:
+                await handle.start_update(GameServerWorkflow.stop, stop, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+
+    await asyncio.gather(*(stop(s) for s in active))
+    return active
+
+
+@router.post("/{node_id}/drain", status_code=202, response_model=NodeDrained, responses=problems(404))
+async def drain_node(node_id: str, user: AdminUser, session: SessionDep, temporal: TemporalDep,
+                     settings: SettingsDep, body: NodeDrain | None = None) -> NodeDrained:
+    """Drain a node: no new placements (`maintenance`), and every server on it stops. Durable rooms
+    move to servers of the same game version on other nodes (a new server there when none can take
+    them) and their players reconnect once; other rooms end as on any stop (close code 1001,
+    `onDispose`); a fleet starts its servers again on other nodes. Answers once every stop is under
+    way; the node's `servers` count falls to 0 as they end. `PUT .../status` `ready` takes it back."""
+    node = await _get(session, node_id)
+    servers = await _stop_servers(session, temporal, node, (body or NodeDrain()).reason or "drained", wait=False)
+    return NodeDrained(node=_public(node, await _counts(session), settings), servers=[s.id for s in servers])
+
+
 @router.delete("/{node_id}", status_code=204, responses=problems(409))
 async def delete_node(node_id: str, user: AdminUser, session: SessionDep, temporal: TemporalDep,
                       force: bool = False) -> Response:
     """Remove a node and revoke its tokens (it stays out until re-admitted); refused while it runs
-    servers, unless `force`: drain it and stop them first."""
+    servers, unless `force`: drain it first (its durable rooms move) and wait for its servers to stop."""
     node = await _get(session, node_id)
-    active = list((await session.scalars(select(GameServer).where(GameServer.node_id == node_id,
-                                                                  GameServer.status.in_(ACTIVE)))).all())
+    active = await session.scalar(select(func.count()).select_from(GameServer).where(
+        GameServer.node_id == node_id, GameServer.status.in_(ACTIVE)))
     if active and not force:
-        raise Conflict(f"node {node_id!r} runs {len(active)} server(s); drain it (status maintenance) "
-                       "and stop them, or delete with force=true")
+        raise Conflict(f"node {node_id!r} runs {active} server(s); drain it (POST .../drain) "
+                       "or delete with force=true")
     if active:
-        node.status, node.status_reason = "maintenance", "draining for deletion"
-        await session.commit()
-
-        async def stop(server: GameServer) -> None:
-            handle = temporal.get_workflow_handle_for(GameServerWorkflow.run, server.workflow_id)
-            with contextlib.suppress(RPCError, WorkflowUpdateFailedError):
-                await handle.execute_update(GameServerWorkflow.stop, StopServerInput(reason=f"node {node_id} deleted"))
-
-        await asyncio.gather(*(stop(s) for s in active))
+        await _stop_servers(session, temporal, node, "draining for deletion", wait=True)
     await session.delete(node)
     await node_credentials.revoke_all(session, node_id)
     await session.commit()

@@ -1,5 +1,6 @@
 """The drain activities (activities/drain.py) on a real database and its snapshot store: a drain's
-plan names the server's stored rooms and the running servers of its version (or the one asked for),
+plan names the server's stored rooms and the running servers of its version on nodes that take
+work (or the one asked for),
 and a seal hands rooms to an existing server only. The store's own rules, and the seal on Redis:
 tests/durable/test_snapshot_store.py; a drain end to end: tests/durable/test_drain.py."""
 
@@ -15,6 +16,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.drain import DrainActivities
 from core.contracts import DrainPlanInput, DrainTarget, SealSnapshotsInput
+from core.db.models import GameServer, Node
 from core.db.session import SessionFactory
 from core.settings import Settings
 from core.snapshots import DatabaseSnapshotStore, Snapshot
@@ -40,6 +42,14 @@ async def test_the_plan_and_the_seal_of_a_drain(sessions: SessionFactory, tempor
         {"id": "gone", "status": "stopped", "source_sha256": V1, "node_id": "n1", "port": 4004})
     await add_servers(sessions, {"id": "theirs", "status": "running", "source_sha256": V1, "node_id": "n1",
                                  "port": 4005})  # another owner's
+    async with sessions() as session:  # n1 and n3 drained (maintenance): no room goes there
+        session.add_all([Node(id="n1", status="maintenance"), Node(id="n2"), Node(id="n3", status="maintenance")])
+        twin = await session.get(GameServer, "twin")
+        assert twin is not None
+        session.add(GameServer(owner_id=twin.owner_id, name="cordoned", game="g", source_sha256=V1, max_players=2,
+                               workflow_id="gameserver-cordoned", id="cordoned", status="running", node_id="n3",
+                               port=4006))  # the newest of its version, but on a node being drained
+        await session.commit()
     store = DatabaseSnapshotStore(sessions)
     assert (await store.write([stored("old", "old-a", 5), stored("old", "old-b", 2)], [])).stored == 2
     settings = Settings(env="test", data_dir=tmp_path / "data")

@@ -161,6 +161,7 @@ EXPECT: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{V1}/nodes/{{node_id}}"): AdminOnly(None),
     ("POST", f"{V1}/nodes/{{node_id}}/token"): AdminOnly(None),
     ("PUT", f"{V1}/nodes/{{node_id}}/status"): AdminOnly(None, body={"status": "maintenance"}),
+    ("POST", f"{V1}/nodes/{{node_id}}/drain"): AdminOnly(None),
     # node agents
     ("PUT", f"{V1}/agent/heartbeat"): AgentOnly(),
     ("POST", f"{V1}/agent/logs"): AgentOnly(),
