@@ -233,6 +233,11 @@ class FleetActivities:
             moved = await self.deployer.stop(input.server_id, StopServerInput(
                 drain=True, drain_to=into, from_version=version))
             if moved.status == ServerStatus.RUNNING:
+                async with self.sessions() as session:
+                    target = await session.get(GameServer, into)
+                if target is None or target.status != ServerStatus.RUNNING.value:
+                    # It stopped since the check: nothing moved, the old server runs on; next time, another.
+                    return MigrateFleetServerResult(status="waiting", message=f"server {into} stopped meanwhile")
                 return MigrateFleetServerResult(status="stays", into=into,
                                                 message="the new version refused rooms, or had no room for them")
             await self.deployer.stop(input.server_id, StopServerInput(

@@ -47,6 +47,8 @@ CONTROL = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_inte
                       maximum_attempts=5)
 FULL = "server-full"
 MIGRATE_FULL_PATCH = "migrate-full-stays"
+# A stop into a server that is gone by then leaves the server running with its rooms (it used to end them).
+DRAIN_TO_GONE_PATCH = "drain-to-gone-stays"
 
 
 class DrainMixin:
@@ -68,7 +70,8 @@ class DrainMixin:
 
     async def _drain(self, node_id: str) -> bool:
         """Move the durable rooms; True when the old container is stopped (the stop is done but for
-        its record), False when there was nothing to move or no home for the rooms (stop as before)."""
+        its record) or the server runs on (`drain_to` gone, rooms a migration refused), False when
+        there was nothing to move or no home for the rooms (stop as before)."""
         i = self.input
         plan = await self._control(DrainActivities.drain_plan,
                                    DrainPlanInput(server_id=i.server_id, drain_to=self.s.drain_to))
@@ -77,6 +80,12 @@ class DrainMixin:
         targets: list[DrainTarget] = list(plan.targets)
         migrate = self.s.drain_version
         if not targets:
+            if self.s.drain_to and workflow.patched(DRAIN_TO_GONE_PATCH):
+                # It stopped since the caller checked it: the rooms stay, and the server with them
+                # (nothing was deregistered yet), rather than ending them.
+                self._transition(ServerStatus.RUNNING, f"not stopped: server {self.s.drain_to}, which was to "
+                                 "take its durable rooms, is not running", detail={"event": "drain_failed"})
+                return True
             if self.s.drain_to:
                 self._note(f"durable rooms not moved: server {self.s.drain_to} is not running",
                            {"event": "drain_failed"})

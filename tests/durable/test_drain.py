@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from core.contracts import ServerStatus, StopServerInput
+from core.db.models import GameServer
 from tests.durable import game
 from tests.harness import Harness
-from tests.workflows.test_gameserver import record_history
+from tests.workflows.test_gameserver import record_history, wait_status
+from workflows.gameserver import GameServerWorkflow
 
 pytestmark = [pytest.mark.docker, pytest.mark.temporal]
 
@@ -61,6 +64,21 @@ async def test_a_stopped_server_moves_its_match(h: Harness, tmp_path: Path) -> N
             # The room's snapshots are the new server's now: the game's last move is stored for it.
             assert await game.wait_stored(h.sessions, server_id, 7) > seq
             print(f"stop -> both players back on {target}: {back_s:.2f} s")
+
+            # A stop into a server that stopped after the caller checked it (a fleet's rollout can
+            # race so) leaves the rooms where they are and the server running with them.
+            async with h.sessions() as session:
+                workflow_id = (await session.get(GameServer, target)).workflow_id  # type: ignore[union-attr]
+            handle = h.client.get_workflow_handle_for(GameServerWorkflow.run, workflow_id)
+            kept = await handle.execute_update(GameServerWorkflow.stop, StopServerInput(drain=True, drain_to=server_id))
+            assert kept.status == ServerStatus.RUNNING
+            after = await wait_status(api, target, {"running"})
+            assert (after["events"][-1]["detail"] or {}).get("event") == "drain_failed", after["events"][-1]
+            assert f"server {server_id}, which was to take its durable rooms, is not running" in \
+                after["events"][-1]["message"]
+            await x.send("move", {"cell": 3})  # the room still answers: the game is over, so it says so
+            _, refused = await x.receive("error", timeout=10)
+            assert "the round is over" in str(refused)
             await record_history(h, server_id, "durable_drain")
             for sid in (server_id, target):
                 assert (await api.delete(f"/api/v1/servers/{sid}")).json()["status"] == "deleted"
