@@ -14,7 +14,7 @@ import atexit
 import contextlib
 import json
 import os
-import select
+import selectors
 import subprocess
 import tempfile
 import threading
@@ -156,17 +156,20 @@ class EsbuildService:
     def _read_line(self, proc: subprocess.Popen[bytes], deadline: float) -> bytes:
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise self._failed("the esbuild service did not answer in time")
-            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
-            if not ready:
-                continue
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                raise self._failed("the esbuild service exited")
-            self._buffer += chunk
+        # A selector, not select.select(): that refuses descriptors past 1023, which a busy process
+        # (the API, a test session) reaches.
+        with selectors.DefaultSelector() as waiting:
+            waiting.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self._failed("the esbuild service did not answer in time")
+                if not waiting.select(min(left, 1.0)):
+                    continue
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    raise self._failed("the esbuild service exited")
+                self._buffer += chunk
         reply, _, self._buffer = self._buffer.partition(b"\n")
         return reply
 

@@ -134,3 +134,27 @@ def test_the_analysis_run_makes_the_bundle_the_build_reuses(tmp_path: Path) -> N
     with builder.compilation(hostile, None) as run:
         assert not project_report(hostile, transpile=run.transpile).ok
     assert sorted(p.name for p in (tmp_path / "projects" / "builds").iterdir()) == [project.sha256]
+
+
+def test_the_service_answers_in_a_process_with_more_than_1024_open_files() -> None:
+    """A long-running API or test session holds many descriptors; the service's pipe then gets one
+    past 1023, which select.select() refuses (a fresh clone's test run failed so, in analysis)."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1200, hard), hard))
+    held: list[int] = []
+    service = EsbuildService(idle_seconds=5)
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        answer = service.request({"op": "transform", "files": {"a.ts": "let x: number = 1;\n"}})
+        assert answer["errors"] == []
+        assert service.starts == 1
+    finally:
+        service.close()
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
