@@ -15,11 +15,11 @@ bootstrap-test:
 up: bootstrap
 	.venv/bin/gsf up
 
-# The suite on the embedded SQLite and, alongside it (the second configuration), on the real
-# PostgreSQL: every test that opens a platform database, each on a fresh database of its own
-# (tests/conftest.py); scripts/test.sh runs both and fails when either does.
+# The suite on the embedded SQLite, then (the second configuration) again on the real PostgreSQL:
+# every test that opens a platform database, each on a fresh database of its own (tests/conftest.py).
 test: bootstrap-test
-	PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test.sh
+	.venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	GSF_TEST_DATABASE=postgresql .venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-postgres: bootstrap-test
 	GSF_TEST_DATABASE=postgresql .venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
