@@ -86,6 +86,16 @@ class Agent:
     # --- main ----------------------------------------------------------------------
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            # Its connections to the engine (an in-process agent stopped and started again, as
+            # the tests do, would otherwise keep them open for the life of the process).
+            self.stopping.set()
+            self.crashes.close()
+            self.docker.close()
+
+    async def _run(self) -> None:
         self.crashes.loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.containers.check_runtime)
         # Metrics (issue #7): counted by the matchmaker client's transport and the worker's interceptor.
@@ -153,6 +163,7 @@ class Agent:
                     await asyncio.gather(*tasks, return_exceptions=True)
                     with contextlib.suppress(Exception):
                         await self.logs.flush(api_http)
+                    self.crashes.close()
 
     def _our_containers(self, all: bool = False) -> list[Container]:
         return list(self.docker.containers.list(all=all, filters={

@@ -5,6 +5,7 @@ the server's workflow as a `CrashReport`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -35,19 +36,32 @@ class CrashReporter:
         self.report = report  # the report, to the server's workflow
         self.loop: asyncio.AbstractEventLoop | None = None  # the agent's, while it runs
         self.mm: httpx.AsyncClient | None = None  # the matchmaker, while the agent runs
+        self._stream: Any = None  # the Docker event stream being read (docker's CancellableStream)
 
     def watch_events(self) -> None:
         while not self.stopping.is_set():
             try:
-                stream = self.docker.events(decode=True, filters={
+                self._stream = self.docker.events(decode=True, filters={
                     "type": "container", "event": "die", "label": [f"gsf.node_id={self.node_id}"]})
-                for event in stream:
+                for event in self._stream:
                     if self.stopping.is_set():
                         break
                     self.on_die(event)
-            except (docker.errors.APIError, OSError, ValueError) as exc:
+            except Exception as exc:
+                if self.stopping.is_set():
+                    return  # `close` ended the stream under the reader
+                if not isinstance(exc, (docker.errors.APIError, OSError, ValueError)):
+                    raise
                 log.warning("docker event stream broke (%s); reconnecting", exc)
                 self.stopping.wait(1.0)
+
+    def close(self) -> None:
+        """End the event stream (once `stopping` is set): the reader, blocked until the next event,
+        returns now, and its connection to the engine is closed."""
+        stream = self._stream
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()
 
     def on_die(self, event: dict[str, Any]) -> None:
         cid = event.get("id", "")
