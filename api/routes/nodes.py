@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import AdminUser, SessionDep, SettingsDep, TemporalDep
 from api.schemas import (
@@ -30,7 +29,7 @@ from core import node_credentials
 from core.capacity import OVERRIDES, Policy, node_capacity
 from core.contracts import StopServerInput
 from core.db.models import GameServer, Node
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound, Unavailable
 from core.problems import problems
 from core.settings import Settings
 from workflows.gameserver import GameServerWorkflow
@@ -186,12 +185,18 @@ async def _stop_servers(session: SessionDep, temporal: TemporalDep, node: Node, 
 
     async def stop(server: GameServer) -> None:
         handle = temporal.get_workflow_handle_for(GameServerWorkflow.run, server.workflow_id)
-        stop = StopServerInput(reason=f"node {node.id}: {reason}")
-        with contextlib.suppress(RPCError, WorkflowUpdateFailedError):  # ended already
+        request = StopServerInput(reason=f"node {node.id}: {reason}")
+        try:
             if wait:
-                await handle.execute_update(GameServerWorkflow.stop, stop)
+                await handle.execute_update(GameServerWorkflow.stop, request)
             else:
-                await handle.start_update(GameServerWorkflow.stop, stop, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+                await handle.start_update(GameServerWorkflow.stop, request,
+                                          wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+        except WorkflowUpdateFailedError:
+            pass  # the validator refused: deleted already
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:  # else its workflow has ended
+                raise Unavailable(f"Temporal: {exc.message}") from None
 
     await asyncio.gather(*(stop(s) for s in active))
     return active
