@@ -163,7 +163,6 @@ class Agent:
                     await asyncio.gather(*tasks, return_exceptions=True)
                     with contextlib.suppress(Exception):
                         await self.logs.flush(api_http)
-                    self.crashes.close()
 
     def _our_containers(self, all: bool = False) -> list[Container]:
         return list(self.docker.containers.list(all=all, filters={
