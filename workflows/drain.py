@@ -102,8 +102,8 @@ class DrainMixin:
         sealed: SealSnapshotsResult = await self._control(DrainActivities.seal_snapshots, SealSnapshotsInput(
             server_id=i.server_id, into=targets[0].server_id, room_ids=plan.room_ids, settle_ms=DRAIN_SETTLE_MS,
             max_wait_ms=DRAIN_MAX_WAIT_MS), seconds=DRAIN_MAX_WAIT_MS / 1000 + 60)
-        # Rooms all durable (moved): killed, so that their players see a drop and reconnect; else
-        # the others end as on any stop (close code 1001, onDispose).
+        # The drain signal (SIGUSR2): the durable rooms' sockets are cut (no onDispose), so that their
+        # players see a drop and reconnect; the other rooms end as on any stop (close code 1001, onDispose).
         await self._on_node(node_id, STOP, StopContainerInput(server_id=i.server_id, remove=False, drain=True))
         moved, left, failed = await self._restore_on(targets, list(sealed.rooms), migrate)
         if left and migrate and workflow.patched(MIGRATE_FULL_PATCH):

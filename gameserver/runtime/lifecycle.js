@@ -1,6 +1,9 @@
 'use strict';
 // The server's life: load the game where its rooms will run, create the first room, become ready;
-// and on SIGTERM/SIGINT, dispose the rooms and close every connection before the deadline.
+// and on SIGTERM/SIGINT, dispose the rooms and close every connection before the deadline. SIGUSR2
+// is the platform's drain (a server stopped while its durable rooms move to another): those rooms
+// are left as they are (no onDispose, their sockets cut without a close frame, so their players
+// reconnect where the rooms go next); the others end as on SIGTERM.
 
 const path = require('node:path');
 const { WebSocket } = require('ws');
@@ -27,15 +30,19 @@ function delay(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function shutdown(signal) {
+/** Stop the server: `moving` (SIGUSR2), its durable rooms go on elsewhere and are left untouched. */
+async function shutdown(signal, { moving = false } = {}) {
   if (rt.shuttingDown) return;
   rt.shuttingDown = true;
   let seatedCount = 0;
+  const kept = new Set();
   for (const rec of rt.liveRooms) {
     seatedCount += players.seated(rec);
     for (const drop of rec.dropped.values()) clearTimeout(drop.timer);
+    if (moving && rec.durable) kept.add(rec);
   }
-  rt.logEvent('shutdown', { signal, players: `${seatedCount}/${rt.maxPlayers * Math.max(1, rt.liveRooms.size)}` });
+  rt.logEvent('shutdown', { signal, players: `${seatedCount}/${rt.maxPlayers * Math.max(1, rt.liveRooms.size)}`,
+    ...(moving ? { moving: kept.size } : {}) });
   // Whatever a hook does, the process is gone before the platform's stop timeout.
   setTimeout(() => {
     rt.stderrWrite('gsf runtime: shutdown deadline passed, exiting\n');
@@ -44,10 +51,17 @@ async function shutdown(signal) {
   connections.stopKeepalive();
   rt.pool?.stop();
   rt.server.close();
-  await Promise.race([router.disposeAll(), delay(1000)]);
+  await Promise.race([router.disposeAll(new Set([...kept].map((rec) => rec.seq))), delay(1000)]);
   const closing = [];
   const conns = [];
-  for (const rec of rt.liveRooms) conns.push(...rec.conns.values());
+  for (const rec of rt.liveRooms) {
+    if (!kept.has(rec)) {
+      conns.push(...rec.conns.values());
+      continue;
+    }
+    // A drop, as if the process had been killed: the client reconnects, and finds the room moved.
+    for (const conn of rec.conns.values()) conn.ws.terminate();
+  }
   for (const conn of conns) {
     const ws = conn.ws;
     if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {

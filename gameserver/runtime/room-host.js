@@ -5,7 +5,7 @@
 //
 //   main -> host  create {seq, id, options, first} · join {seq, pid, name, cid, welcome} · frame {seq, pid, text}
 //                 leave {seq, pid, silent} · drop {seq, pid, reason} · reconnect {seq, pid, cid, welcome}
-//                 dispose {seq} · query {seq, qid} · shutdown {}
+//                 dispose {seq} · query {seq, qid} · shutdown {keep: [seq]}
 //                 restore {seq, id, options, first, body, info}   (a durable room from its snapshot;
 //                 info {ageMs, seq, from, takenAt, fromVersion}: from 'migrate' runs onMigrate first)
 //   host -> main  created {seq, ok, error} · joined {seq, pid, cid, ok, error, frames, reconnected}
@@ -184,7 +184,7 @@ class RoomHost {
       case 'dispose': this.dispose(msg.seq); break;
       case 'restore': this.restore(msg); break;
       case 'query': this.query(msg); break;
-      case 'shutdown': this.shutdown(); break;
+      case 'shutdown': this.shutdown(msg.keep); break;
       default: break;
     }
   }
@@ -392,14 +392,16 @@ class RoomHost {
     this.emit({ t: 'state', qid, ...state });
   }
 
-  async shutdown() {
+  /** Dispose every room but those of `keep` (seqs: durable rooms moving elsewhere), then say so. */
+  async shutdown(keep = []) {
     this.shuttingDown = true;
     rtClearInterval(this.syncTimer);
     rtClearInterval(this.snapTimer);
+    const kept = new Set(keep);
     const disposing = [];
     for (const entry of this.rooms.values()) {
       rtClearTimeout(entry.tickTimer);
-      if (entry.created) disposing.push(entry.core.dispose());
+      if (entry.created && !kept.has(entry.seq)) disposing.push(entry.core.dispose());
     }
     await Promise.race([Promise.all(disposing),
       new Promise((resolve) => { rtSetTimeout(resolve, DISPOSE_TIMEOUT_MS).unref(); })]);

@@ -370,6 +370,7 @@ rt.wss.on('wsClientError', (err, socket) => {
 
 process.on('SIGTERM', () => { lifecycle.shutdown('SIGTERM'); });
 process.on('SIGINT', () => { lifecycle.shutdown('SIGINT'); });
+process.on('SIGUSR2', () => { lifecycle.shutdown('SIGUSR2', { moving: true }); });
 // Timers and promises the game starts itself can fail outside any hook; the room stays up.
 // A game failing in a loop (a timer rejecting every millisecond) is rate-limited like hooks are.
 process.on('uncaughtException', (err) => {

@@ -181,8 +181,21 @@ async def both_back(rooms: list[Room], timeout: float = 30) -> None:
             await asyncio.sleep(0.01)
 
 
-def counting_reconnects(rooms: list[Room]) -> list[int]:
-    counts = [0] * len(rooms)
+class Reconnects(list[int]):
+    """Reconnections counted per room, the rooms beside them (for a failure's message)."""
+
+    def __init__(self, rooms: list[Room]) -> None:
+        super().__init__([0] * len(rooms))
+        self.rooms = rooms
+
+    def why_not(self) -> list[tuple[bool, int | None, str, int | None]]:
+        """Each room: connected, its close code, the error it ended with and that error's status."""
+        return [(r.connected, r.close_code, repr(r.close_error), getattr(r.close_error, "status", None))
+                for r in self.rooms]
+
+
+def counting_reconnects(rooms: list[Room]) -> Reconnects:
+    counts = Reconnects(rooms)
 
     def counter(n: int) -> Any:
         def count() -> None:
@@ -194,10 +207,13 @@ def counting_reconnects(rooms: list[Room]) -> list[int]:
     return counts
 
 
-async def reconnected(counts: list[int], times: int, api: Any, server_id: str, timeout: float = 90) -> None:
+async def reconnected(counts: Reconnects, times: int, api: Any, server_id: str, timeout: float = 90) -> None:
     async def counted() -> None:
         async with asyncio.timeout(timeout):
             while min(counts) < times:
                 await asyncio.sleep(0.01)
 
-    await events_on_timeout(api, server_id, counted())
+    try:
+        await events_on_timeout(api, server_id, counted())
+    except AssertionError as err:
+        raise AssertionError(f"rooms {counts.why_not()}; server events {err}") from None

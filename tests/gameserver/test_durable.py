@@ -5,6 +5,7 @@ hold, the size limit, per-room opt-in, and nothing extra for rooms that are not 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import httpx
 from gameserver_testkit import GAMES, Runtime, StartRuntime, recv_type, send
 from test_reconnect import reconnect_url, rejoin
-from test_rooms import enter, refused, wait_for
+from test_rooms import close_code, enter, refused, wait_for
 
 DURABLE_EXTRA = """
   durable: true,
@@ -216,6 +217,33 @@ async def test_a_room_option_makes_one_room_durable_and_restore_recreates_it(
     cursor = snapshots(b)["cursor"]
     await ws.close()
     await wait_for(lambda: any(e["room_id"] == "rm-durable" for e in snapshots(b, cursor)["ended"]))
+
+
+async def test_the_drain_signal_leaves_durable_rooms_to_move_and_ends_the_others(
+        start_runtime: StartRuntime, tmp_path: Path) -> None:
+    """SIGUSR2 (a stop whose durable rooms move to another server): the durable room's player sees a
+    drop (no close frame: the SDK reconnects) and its onDispose does not run; the other room ends as on
+    SIGTERM (1001, onDispose). Unlike a SIGKILL, a plain room on the same server ends properly."""
+    game = tmp_path / "rooms.js"
+    on_dispose = "onDispose(room) { console.log(`disposed ${room.id}`); },\n  "
+    game.write_text(ROOMS_GAME.replace("onRestore(room, info)", on_dispose + "onRestore(room, info)"))
+    rt = start_runtime(game, GSF_MAX_ROOMS="4", GSF_ROOM_WORKERS="1")
+    durable_ws, _ = await enter(rt, "d1", "rm-durable", {"durable": True})
+    plain_ws, _ = await enter(rt, "q1", "rm-plain", {})
+    await send(durable_ws, "inc")
+    await recv_type(durable_ws, "n")
+    await latest_snapshot(rt, "rm-durable", lambda s: s["body"]["state"]["n"] == 1)  # durable for the runtime now
+    started = time.monotonic()
+    rt.proc.send_signal(signal.SIGUSR2)
+    assert await close_code(durable_ws) is None  # cut: no close frame
+    assert await close_code(plain_ws) == 1001
+    assert rt.wait_exit(timeout=3) == 0
+    assert time.monotonic() - started < 2.5
+    out = rt.stdout()
+    assert "shutdown signal=SIGUSR2" in out
+    assert "moving=1" in out
+    assert "disposed rm-plain" in out
+    assert "disposed rm-durable" not in out
 
 
 async def test_restore_is_for_the_agent_only_and_checks_its_input(start_runtime: StartRuntime,
