@@ -51,7 +51,7 @@ async function shutdown(signal, { moving = false } = {}) {
   connections.stopKeepalive();
   rt.pool?.stop();
   rt.server.close();
-  await Promise.race([router.disposeAll(new Set([...kept].map((rec) => rec.seq))), delay(1000)]);
+  await Promise.race([router.disposeAll([...kept].map((rec) => rec.seq)), delay(1000)]);
   const closing = [];
   const conns = [];
   for (const rec of rt.liveRooms) {

@@ -198,9 +198,8 @@ function onHostMessage(msg, link) {
   }
 }
 
-/** Every host runs onDispose for its rooms (at most a second); resolves when all answered. */
-/** Every host disposes its rooms (onDispose), but those whose seq is in `keep`; resolves when all did. */
-function disposeAll(keep = new Set()) {
+/** Every host runs onDispose for its rooms but those whose seq is in `keep`; resolves when all answered. */
+function disposeAll(keep = []) {
   const links = rt.pool ? rt.pool.links.filter((link) => link.alive) : [rt.threadLink].filter(Boolean);
   if (!links.length) return Promise.resolve();
   const waiting = new Set(links);
@@ -213,7 +212,7 @@ function disposeAll(keep = new Set()) {
       }
     };
     shutdownWaiters.add(done);
-    for (const link of links) link.post({ t: 'shutdown', keep: [...keep] });
+    for (const link of links) link.post({ t: 'shutdown', keep });
   });
 }
 
@@ -263,10 +262,12 @@ function restoreRoom(snap, from, fromVersion = null) {
         rt.logEvent('restore_failed', { room: rec.id, reason: msg.error, from_version: fromVersion ?? undefined });
         // A room its new version refused stays on the old one: its stored snapshot is not forgotten.
         if (fromVersion !== null) rec.durable = false;
-        if (!rec.first) endRoom(rec, 'failed', `restore failed: ${msg.error}`);
-        // Nor is it gone: a player who comes here meanwhile is told the room is not on this server
-        // (404: the SDK asks the matchmaker where it is), not that it has ended (410: it gives up).
-        if (fromVersion !== null && !rec.first && rt.rooms.get(id) === rec) rt.rooms.delete(id);
+        if (!rec.first) {
+          endRoom(rec, 'failed', `restore failed: ${msg.error}`);
+          // Nor is it gone: a player who comes here meanwhile is told the room is not on this server
+          // (404: the SDK asks the matchmaker where it is), not that it has ended (410: it gives up).
+          if (fromVersion !== null) rt.rooms.delete(id);
+        }
         resolve({ room_id: id, ok: false, reason: msg.error });
         return;
       }
